@@ -1,0 +1,80 @@
+"""Error codes and close codes of protocol v1.
+
+Every failure a peer can see is one of :class:`ErrorCode`. Inside the server, code that wants to
+answer a request with an error raises :class:`ProtocolError`; the connection layer turns it into an
+``error`` frame. The exception hierarchy is flat on purpose::
+
+    ProtocolError            an error the peer is told about (code, message, retryable, retry_after_ms)
+    └── DecodeError          bytes that are not a valid protocol message (always ``bad_request``)
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum, StrEnum
+
+
+class ErrorCode(StrEnum):
+    """The ``code`` field of an ``error`` message."""
+
+    BAD_REQUEST = "bad_request"
+    UNKNOWN_TYPE = "unknown_type"
+    UNKNOWN_NPC = "unknown_npc"
+    UNAUTHORIZED = "unauthorized"
+    UNSUPPORTED_PROTOCOL = "unsupported_protocol"
+    RATE_LIMITED = "rate_limited"
+    BUDGET_EXCEEDED = "budget_exceeded"
+    TOO_MANY_IN_FLIGHT = "too_many_in_flight"
+    UPSTREAM_ERROR = "upstream_error"
+    UPSTREAM_TIMEOUT = "upstream_timeout"
+    FILTERED = "filtered"
+    INTERNAL = "internal"
+
+
+#: Codes after which retrying the same request later may succeed.
+RETRYABLE_CODES = frozenset(
+    {
+        ErrorCode.RATE_LIMITED,
+        ErrorCode.TOO_MANY_IN_FLIGHT,
+        ErrorCode.UPSTREAM_ERROR,
+        ErrorCode.UPSTREAM_TIMEOUT,
+        ErrorCode.INTERNAL,
+    }
+)
+
+
+class CloseCode(IntEnum):
+    """WebSocket close codes the server uses."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    POLICY_VIOLATION = 1008
+    MESSAGE_TOO_BIG = 1009
+    UNAUTHORIZED = 4001
+    UNSUPPORTED_PROTOCOL = 4002
+
+
+class ProtocolError(Exception):
+    """An error the peer is told about with an ``error`` frame."""
+
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        *,
+        request_id: str | int | None = None,
+        retryable: bool | None = None,
+        retry_after_ms: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+        self.retryable = code in RETRYABLE_CODES if retryable is None else retryable
+        self.retry_after_ms = retry_after_ms
+
+
+class DecodeError(ProtocolError):
+    """Bytes that do not hold a valid protocol message."""
+
+    def __init__(self, message: str, *, request_id: str | int | None = None) -> None:
+        super().__init__(ErrorCode.BAD_REQUEST, message, request_id=request_id, retryable=False)

@@ -1,0 +1,362 @@
+"""Pydantic models for every message of protocol v1.
+
+Client messages are validated strictly (a wrong type is a ``bad_request``, never a silent coercion).
+Every model keeps unknown fields (``extra="allow"``): plugins may add fields to any message and
+peers ignore fields they do not know.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+
+PROTOCOL_VERSION = 1
+SUPPORTED_VERSIONS = (1,)
+
+RequestId = StrictStr | StrictInt
+Number = StrictFloat | StrictInt
+Urgency = Literal["realtime", "normal", "deep"]
+Finish = Literal["stop", "length", "cancelled", "filtered", "error"]
+Difficulty = Literal["easy", "medium", "hard"]
+
+
+class Message(BaseModel):
+    """Base of all messages: strict fields, unknown fields kept."""
+
+    model_config = ConfigDict(extra="allow", strict=True, populate_by_name=True)
+
+
+class ActionSpec(Message):
+    """An action the game lets an NPC take (exposed to the model as a tool)."""
+
+    name: StrictStr = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    description: StrictStr = ""
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+class Persona(Message):
+    """Who an NPC is. Unknown fields are kept and available to plugins."""
+
+    name: StrictStr = Field(min_length=1, max_length=200)
+    description: StrictStr | None = None
+    personality: StrictStr | None = None
+    speech_style: StrictStr | None = None
+    knowledge: list[StrictStr] = Field(default_factory=list)
+    examples: list[StrictStr] = Field(default_factory=list)
+    model: StrictStr | None = None
+    temperature: Number | None = Field(default=None, ge=0, le=2)
+    max_tokens: StrictInt | None = Field(default=None, ge=1, le=32768)
+    actions: list[ActionSpec] = Field(default_factory=list)
+
+
+# ---------------------------------------------------------------- client -> server
+
+
+class Hello(Message):
+    """First message of every connection."""
+
+    type: Literal["hello"] = "hello"
+    protocol: StrictInt
+    client: StrictStr = ""
+    token: StrictStr | None = None
+
+
+class NpcDefine(Message):
+    """Define or replace an NPC for this connection (``persona`` or a Character Card V2 ``card``)."""
+
+    type: Literal["npc.define"] = "npc.define"
+    id: RequestId | None = None
+    npc: StrictStr = Field(min_length=1, max_length=128)
+    persona: Persona | None = None
+    card: dict[str, Any] | None = None
+
+
+class Say(Message):
+    """The player says something to an NPC; the reply streams back under the same id."""
+
+    type: Literal["say"] = "say"
+    id: RequestId
+    npc: StrictStr = Field(min_length=1, max_length=128)
+    player: StrictStr = Field(min_length=1, max_length=128)
+    text: StrictStr
+    context: dict[str, Any] | None = None
+    urgency: Urgency = "normal"
+    max_tokens: StrictInt | None = Field(default=None, ge=1, le=32768)
+    temperature: Number | None = Field(default=None, ge=0, le=2)
+    stream: StrictBool = True
+
+
+class Cancel(Message):
+    """Stop the reply with this id at once."""
+
+    type: Literal["cancel"] = "cancel"
+    id: RequestId
+
+
+class MemoryAdd(Message):
+    """Push a fact the NPC should remember (about one player, or about the world)."""
+
+    type: Literal["memory.add"] = "memory.add"
+    id: RequestId | None = None
+    npc: StrictStr = Field(min_length=1, max_length=128)
+    player: StrictStr | None = None
+    text: StrictStr = Field(min_length=1)
+    importance: StrictInt = Field(default=5, ge=1, le=10)
+
+
+class MemoryForget(Message):
+    """Erase a player's data, for one NPC or (without ``npc``) everywhere."""
+
+    type: Literal["memory.forget"] = "memory.forget"
+    id: RequestId | None = None
+    npc: StrictStr | None = None
+    player: StrictStr = Field(min_length=1, max_length=128)
+
+
+class MemoryQuery(Message):
+    """Ask what the NPC would recall for this player (debugging)."""
+
+    type: Literal["memory.query"] = "memory.query"
+    id: RequestId
+    npc: StrictStr = Field(min_length=1, max_length=128)
+    player: StrictStr = Field(min_length=1, max_length=128)
+    text: StrictStr | None = None
+    limit: StrictInt = Field(default=10, ge=1, le=100)
+
+
+class QuestGenerate(Message):
+    """Generate a quest."""
+
+    type: Literal["quest.generate"] = "quest.generate"
+    id: RequestId
+    theme: StrictStr = Field(min_length=1)
+    difficulty: Difficulty = "medium"
+    npc: StrictStr | None = None
+    context: dict[str, Any] | None = None
+
+
+class BarkRequest(Message):
+    """One NPC in a ``barks.generate`` batch."""
+
+    npc: StrictStr = Field(min_length=1, max_length=128)
+    context: dict[str, Any] | None = None
+
+
+class BarksGenerate(Message):
+    """Generate short ambient lines for many NPCs at once."""
+
+    type: Literal["barks.generate"] = "barks.generate"
+    id: RequestId
+    npcs: list[BarkRequest] = Field(min_length=1, max_length=200)
+    context: dict[str, Any] | None = None
+
+
+class Ping(Message):
+    """Application-level liveness check."""
+
+    type: Literal["ping"] = "ping"
+    id: RequestId | None = None
+
+
+class Extension(Message):
+    """A message whose type starts with ``x.``; routed to plugins."""
+
+    type: StrictStr
+    id: RequestId | None = None
+
+
+# ---------------------------------------------------------------- server -> client
+
+
+class Limits(Message):
+    """Limits announced in ``welcome``."""
+
+    max_message_bytes: StrictInt
+    max_in_flight: StrictInt
+
+
+class Welcome(Message):
+    """Answer to ``hello``."""
+
+    type: Literal["welcome"] = "welcome"
+    protocol: StrictInt = PROTOCOL_VERSION
+    session: StrictStr
+    server: StrictStr
+    models: list[StrictStr]
+    features: list[StrictStr]
+    limits: Limits
+
+
+class Ok(Message):
+    """Success answer to ``npc.define``, ``memory.add`` and ``memory.forget``."""
+
+    type: Literal["ok"] = "ok"
+    id: RequestId | None = None
+    removed: StrictInt | None = None
+
+
+class ReplyStart(Message):
+    """A reply begins."""
+
+    type: Literal["reply.start"] = "reply.start"
+    id: RequestId
+    npc: StrictStr
+    model: StrictStr
+
+
+class ReplyDelta(Message):
+    """A piece of reply text, in order (``seq`` counts from 0)."""
+
+    type: Literal["reply.delta"] = "reply.delta"
+    id: RequestId
+    seq: StrictInt
+    text: StrictStr
+
+
+class Usage(Message):
+    """Tokens the upstream reported for a turn."""
+
+    input_tokens: StrictInt = 0
+    output_tokens: StrictInt = 0
+
+
+class Timing(Message):
+    """Milliseconds spent queued, until the first token, and in total."""
+
+    queue_ms: Number = 0
+    ttft_ms: Number = 0
+    total_ms: Number = 0
+
+
+class ReplyEnd(Message):
+    """A reply is complete (or was cancelled, filtered or failed after deltas were sent)."""
+
+    type: Literal["reply.end"] = "reply.end"
+    id: RequestId
+    npc: StrictStr
+    text: StrictStr
+    finish: Finish
+    model: StrictStr
+    usage: Usage
+    cost_usd: Number
+    timing: Timing
+    rewritten: StrictBool | None = None
+    actions: list[dict[str, Any]] | None = None
+    emotes: list[StrictStr] | None = None
+
+
+class Emote(Message):
+    """A stage direction (``*smiles*``) taken out of the spoken text, sent as it is found."""
+
+    type: Literal["emote"] = "emote"
+    id: RequestId
+    npc: StrictStr
+    emote: StrictStr
+
+
+class Action(Message):
+    """An NPC decided to act; ``args`` were validated against the declared schema."""
+
+    type: Literal["action"] = "action"
+    id: RequestId
+    npc: StrictStr
+    name: StrictStr
+    args: dict[str, Any]
+
+
+class MemoryItem(Message):
+    """One recalled memory."""
+
+    text: StrictStr
+    kind: StrictStr
+    importance: StrictInt
+    at: Number
+    score: Number | None = None
+
+
+class Memory(Message):
+    """Answer to ``memory.query``."""
+
+    type: Literal["memory"] = "memory"
+    id: RequestId
+    items: list[MemoryItem]
+
+
+class Quest(Message):
+    """Answer to ``quest.generate``."""
+
+    type: Literal["quest"] = "quest"
+    id: RequestId
+    quest: dict[str, Any]
+
+
+class BarkResult(Message):
+    """One NPC's bark, or its error."""
+
+    npc: StrictStr
+    text: StrictStr | None = None
+    error: dict[str, Any] | None = None
+
+
+class Barks(Message):
+    """Answer to ``barks.generate``: one result per requested NPC, in request order."""
+
+    type: Literal["barks"] = "barks"
+    id: RequestId
+    results: list[BarkResult]
+
+
+class Pong(Message):
+    """Answer to ``ping``."""
+
+    type: Literal["pong"] = "pong"
+    id: RequestId | None = None
+
+
+class Error(Message):
+    """Something went wrong; ``id`` names the request when there was one."""
+
+    type: Literal["error"] = "error"
+    id: RequestId | None = None
+    code: StrictStr
+    message: StrictStr
+    retryable: StrictBool = False
+    retry_after_ms: StrictInt | None = None
+
+
+CLIENT_MESSAGES: dict[str, type[Message]] = {
+    m.model_fields["type"].default: m
+    for m in (
+        Hello,
+        NpcDefine,
+        Say,
+        Cancel,
+        MemoryAdd,
+        MemoryForget,
+        MemoryQuery,
+        QuestGenerate,
+        BarksGenerate,
+        Ping,
+    )
+}
+
+SERVER_MESSAGES: dict[str, type[Message]] = {
+    m.model_fields["type"].default: m
+    for m in (
+        Welcome,
+        Ok,
+        ReplyStart,
+        ReplyDelta,
+        ReplyEnd,
+        Emote,
+        Action,
+        Memory,
+        Quest,
+        Barks,
+        Pong,
+        Error,
+    )
+}
+
+ClientMessage = Annotated[Message, "any message in CLIENT_MESSAGES or an Extension"]
