@@ -3,7 +3,16 @@
 This package imports neither asyncio nor websockets, so any transport (or a test) can use it.
 """
 
-from .codec import canonical, decode_client, decode_map, decode_server, encode, pack, unpack
+from .codec import (
+    canonical,
+    decode_client,
+    decode_map,
+    decode_server,
+    encode,
+    encode_reply_delta,
+    pack,
+    unpack,
+)
 from .errors import CloseCode, DecodeError, ErrorCode, ProtocolError
 from .messages import (
     CLIENT_MESSAGES,
@@ -32,6 +41,7 @@ __all__ = [
     "decode_map",
     "decode_server",
     "encode",
+    "encode_reply_delta",
     "pack",
     "unpack",
 ]

@@ -4,7 +4,7 @@ Every failure a peer can see is one of :class:`ErrorCode`. Inside the server, co
 answer a request with an error raises :class:`ProtocolError`; the connection layer turns it into an
 ``error`` frame. The exception hierarchy is flat on purpose::
 
-    ProtocolError            an error the peer is told about (code, message, retryable, retry_after_ms)
+    ProtocolError            an error the peer is told about (code, message, retryable, retry_after)
     └── DecodeError          bytes that are not a valid protocol message (always ``bad_request``)
 """
 

@@ -63,7 +63,7 @@ class Hello(Message):
 
 
 class NpcDefine(Message):
-    """Define or replace an NPC for this connection (``persona`` or a Character Card V2 ``card``)."""
+    """Define or replace an NPC on this connection (``persona`` or a Character Card V2)."""
 
     type: Literal["npc.define"] = "npc.define"
     id: RequestId | None = None

@@ -1,0 +1,156 @@
+"""``npcbridge serve`` and ``npcbridge chat``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from typing import Any
+
+from . import __version__
+from .config import ConfigError, load_config
+from .plugins import PluginLoadError
+
+
+def _serve_parser(sub: Any) -> None:
+    p = sub.add_parser("serve", help="run the server")
+    p.add_argument("--host", help="address to bind (default 127.0.0.1; env NPCBRIDGE_HOST)")
+    p.add_argument("--port", type=int, help="port (default 8765; env NPCBRIDGE_PORT)")
+    p.add_argument("--config", help="TOML config file (env NPCBRIDGE_CONFIG)")
+    p.add_argument("--store", help="SQLite path or redis:// URL (env NPCBRIDGE_STORE)")
+    p.add_argument("--base-url", help="OpenAI-compatible upstream URL (env NPCBRIDGE_BASE_URL)")
+    p.add_argument(
+        "--plugin", action="append", default=[], metavar="MODULE:ATTR", help="load a plugin"
+    )
+    p.add_argument("--offline", action="store_true", help="canned replies, never call upstream")
+    p.add_argument("--log-level", help="DEBUG, INFO, WARNING ...")
+
+
+def _chat_parser(sub: Any) -> None:
+    p = sub.add_parser("chat", help="talk to an NPC from the terminal")
+    p.add_argument("--npc", required=True, help="NPC name (defined in the server's config, or new)")
+    p.add_argument("--url", default="ws://127.0.0.1:8765/")
+    p.add_argument("--token", help="client token (env NPCBRIDGE_TOKEN)")
+    p.add_argument("--player", default="player")
+    p.add_argument("--persona", help="describe the NPC to define it for this chat")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``npcbridge`` console script."""
+    parser = argparse.ArgumentParser(prog="npcbridge", description="LLM dialogue for game NPCs")
+    parser.add_argument("--version", action="version", version=f"npcbridge {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _serve_parser(sub)
+    _chat_parser(sub)
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    return _chat(args)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    overrides = {
+        "server.host": args.host,
+        "server.port": args.port,
+        "store.url": args.store,
+        "upstream.base_url": args.base_url,
+        "upstream.offline": True if args.offline else None,
+        "log_level": args.log_level,
+    }
+    try:
+        config = load_config(args.config, overrides=overrides)
+    except ConfigError as exc:
+        print(f"npcbridge: bad config: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=config.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return asyncio.run(_run_server(config, args.plugin))
+    except (PluginLoadError, StartupError) as exc:
+        print(f"npcbridge: cannot start: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+
+
+class StartupError(Exception):
+    """The server could not start (port taken, store unreachable, plugin failure)."""
+
+
+async def _run_server(config: Any, plugins: list[str]) -> int:
+    from .app import App
+    from .server import serve
+
+    app = App(config, plugins)
+    try:
+        server = await serve(app)
+    except OSError as exc:
+        await app.close()
+        raise StartupError(
+            f"cannot listen on {config.server.host}:{config.server.port}: {exc.strerror}"
+        ) from None
+    except Exception as exc:
+        await app.close()
+        raise StartupError(str(exc)) from None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.close()
+    return 0
+
+
+def _chat(args: argparse.Namespace) -> int:
+    import os
+
+    token = args.token or os.environ.get("NPCBRIDGE_TOKEN")
+    try:
+        return asyncio.run(_chat_loop(args.url, args.npc, args.player, token, args.persona))
+    except KeyboardInterrupt:
+        return 0
+
+
+async def _chat_loop(
+    url: str, npc: str, player: str, token: str | None, persona: str | None
+) -> int:
+    from .client import Client, NpcBridgeError
+
+    try:
+        client = await Client.connect(url, token=token, client=f"npcbridge-chat/{__version__}")
+    except (OSError, NpcBridgeError) as exc:
+        print(f"npcbridge chat: cannot connect to {url}: {exc}", file=sys.stderr)
+        return 1
+    async with client:
+        models = ", ".join(client.welcome["models"])
+        print(f"connected to {client.welcome['server']} (models: {models})")
+        if persona:
+            await client.define_npc(npc, {"name": npc, "description": persona})
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                line = await loop.run_in_executor(None, input, "you> ")
+            except EOFError:
+                return 0
+            if not line.strip():
+                continue
+            print(f"{npc}> ", end="", flush=True)
+            try:
+                reply = await client.say(npc, player, line)
+                async for delta in reply:
+                    print(delta, end="", flush=True)
+                print()
+                for emote in reply.emotes:
+                    print(f"  *{emote}*")
+            except NpcBridgeError as exc:
+                print(f"\n[error {exc.code}] {exc.message}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,127 @@
+"""The model catalog: which upstream models exist, what they cost and how fast they are.
+
+The catalog lives in config (``[[models]]`` in the TOML file) so studios can follow Groq's model
+list without a release; the defaults below are Groq's current models plus the seed's names as
+aliases (several of the seed's models are retired upstream).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Tier = Literal["small", "large", "largest", "offline"]
+
+
+class ModelEntry(BaseModel):
+    """One upstream model."""
+
+    id: str = Field(min_length=1)
+    aliases: list[str] = Field(default_factory=list)
+    provider: str = "openai"
+    context_window: int = Field(default=8192, ge=256)
+    input_usd_per_m: float = Field(default=0.0, ge=0)
+    output_usd_per_m: float = Field(default=0.0, ge=0)
+    tokens_per_s: float = Field(default=100.0, gt=0)
+    tier: Tier = "small"
+    tools: bool = False
+    json_schema: bool = False
+    fallbacks: list[str] = Field(default_factory=list)
+
+    def cost_usd(self, input_tokens: int, output_tokens: int) -> float:
+        """Price of a request with these token counts."""
+        return (
+            input_tokens * self.input_usd_per_m + output_tokens * self.output_usd_per_m
+        ) / 1_000_000
+
+
+def default_models() -> list[ModelEntry]:
+    """Groq's models as of 2026 and the seed's names mapped onto them (see docs/models.md)."""
+    return [
+        ModelEntry(
+            id="llama-3.1-8b-instant",
+            aliases=["gpt-3.5-turbo", "gpt-4o-mini", "8b"],
+            context_window=131072,
+            input_usd_per_m=0.05,
+            output_usd_per_m=0.08,
+            tokens_per_s=750,
+            tier="small",
+            tools=True,
+            fallbacks=["llama-3.3-70b-versatile"],
+        ),
+        ModelEntry(
+            id="llama-3.3-70b-versatile",
+            aliases=["gpt-4", "gpt-4o", "llama-3.1-70b-versatile", "70b"],
+            context_window=131072,
+            input_usd_per_m=0.59,
+            output_usd_per_m=0.79,
+            tokens_per_s=280,
+            tier="large",
+            tools=True,
+            fallbacks=["llama-3.1-8b-instant"],
+        ),
+        ModelEntry(
+            id="openai/gpt-oss-120b",
+            aliases=["llama-3.1-405b-reason", "405b"],
+            context_window=131072,
+            input_usd_per_m=0.15,
+            output_usd_per_m=0.60,
+            tokens_per_s=500,
+            tier="largest",
+            tools=True,
+            json_schema=True,
+            fallbacks=["llama-3.3-70b-versatile"],
+        ),
+        ModelEntry(
+            id="openai/gpt-oss-20b",
+            aliases=[],
+            context_window=131072,
+            input_usd_per_m=0.075,
+            output_usd_per_m=0.30,
+            tokens_per_s=1000,
+            tier="small",
+            tools=True,
+            json_schema=True,
+            fallbacks=["llama-3.1-8b-instant"],
+        ),
+    ]
+
+
+OFFLINE_MODEL = ModelEntry(
+    id="offline", provider="offline", context_window=8192, tokens_per_s=60, tier="offline"
+)
+
+
+class UnknownModel(KeyError):
+    """A model name that is neither an id nor an alias in the catalog."""
+
+
+class Catalog:
+    """Lookup of model entries by id or alias."""
+
+    def __init__(self, entries: list[ModelEntry]) -> None:
+        self.entries = list(entries)
+        self._by_name: dict[str, ModelEntry] = {}
+        for entry in self.entries:
+            for name in (entry.id, *entry.aliases):
+                self._by_name.setdefault(name, entry)
+
+    def resolve(self, name: str) -> ModelEntry:
+        """Return the entry for an id or alias; raise :class:`UnknownModel` otherwise."""
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise UnknownModel(name) from None
+
+    def get(self, name: str) -> ModelEntry | None:
+        """Return the entry for an id or alias, or None."""
+        return self._by_name.get(name)
+
+    def by_tier(self, tier: Tier) -> list[ModelEntry]:
+        """All entries of one tier, in catalog order."""
+        return [e for e in self.entries if e.tier == tier]
+
+    def ids(self) -> list[str]:
+        """Model ids in catalog order."""
+        return [e.id for e in self.entries]

@@ -1,0 +1,293 @@
+"""One NPC turn, start to end. The only place that calls the turn hooks, in this order:
+
+persona → recall → select model → before-request → provider stream (per-delta transforms,
+``reply.delta`` frames) → flush → post-process → ``reply.end`` → after-turn.
+
+Failure rules (protocol v1): a turn that fails before any delta was sent answers ``error`` only;
+after deltas it answers ``reply.end`` with finish "error" and the partial text, then ``error``.
+A cancelled turn answers ``reply.end`` with finish "cancelled" and the text so far.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from . import actions
+from .models import ModelEntry
+from .plugins import (
+    call_all,
+    call_chain,
+    call_first,
+    call_impl,
+    hook_impls,
+    implementations,
+    sync_chain,
+)
+from .protocol.errors import ErrorCode, ProtocolError
+from .providers.base import ProviderRequest, StreamDone, TextDelta, ToolCallDelta, UpstreamError
+from .turn import Turn, TurnResult, Usage
+
+if TYPE_CHECKING:
+    from .app import App
+
+log = logging.getLogger("npcbridge.turn")
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)
+
+
+class Pipeline:
+    """Runs turns for one :class:`App`."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    async def prepare(self, turn: Turn) -> tuple[ModelEntry, ProviderRequest]:
+        """Build the upstream request: persona, recall, model, before-request hooks."""
+        pm = self.app.plugins
+        parts: list[str] = []
+        for part in await call_all(pm, "npcbridge_persona", turn=turn):
+            parts.extend([part] if isinstance(part, str) else part)
+        turn.system_parts = parts
+        recalled: list[dict[str, Any]] = []
+        for messages in await call_all(pm, "npcbridge_recall", turn=turn):
+            recalled.extend(messages)
+        name = await call_first(pm, "npcbridge_select_model", turn=turn, catalog=self.app.catalog)
+        turn.model = self.app.model_entry(name or self.app.default_model)
+        if turn.persona.actions and not turn.tools:
+            turn.tools = actions.tools_for(turn.persona.actions)
+        turn.messages = [
+            {"role": "system", "content": "\n\n".join(turn.system_parts)},
+            *recalled,
+            {"role": "user", "content": turn.text},
+        ]
+        await call_all(pm, "npcbridge_before_request", turn=turn)
+        # before-request hooks may edit turn.text; keep the last user message in step with it
+        if turn.messages and turn.messages[-1].get("role") == "user":
+            turn.messages[-1] = {**turn.messages[-1], "content": turn.text}
+        request = ProviderRequest(
+            model=turn.model.id,
+            messages=turn.messages,
+            max_tokens=turn.max_tokens,
+            temperature=turn.temperature,
+            tools=turn.tools or None,
+            params=dict(turn.params),
+            persona_name=turn.persona.name,
+        )
+        return turn.model, request
+
+    async def run(self, turn: Turn) -> TurnResult | None:
+        """Run one turn, emitting its frames through ``turn.emit``; never raises for the turn's
+        own failures (they become frames). Returns the result, or None when the turn was refused
+        before reaching the upstream."""
+        try:
+            model, request = await self.prepare(turn)
+        except ProtocolError as exc:
+            exc.request_id = turn.request_id
+            turn.emit(error_frame(exc))
+            return None
+        except asyncio.CancelledError:
+            _uncancel()
+            model_id = turn.model.id if turn.model else self.app.default_model
+            result = self._result(turn, model_id, "", "cancelled", None, 0.0, None, "", None)
+            turn.emit(self.end_frame(turn, result))
+            return None
+        turn.emit(
+            {"type": "reply.start", "id": turn.request_id, "npc": turn.npc, "model": model.id}
+        )
+        return await self.stream(turn, model, request)
+
+    async def stream(self, turn: Turn, model: ModelEntry, request: ProviderRequest) -> TurnResult:
+        """Stream from the gateway, send deltas, finish the turn."""
+        pm = self.app.plugins
+        transforms = implementations(pm, "npcbridge_transform_delta")
+        streamed: list[str] = []
+        raw: list[str] = []
+        tool_calls = actions.ToolCallCollector()
+        usage: Usage | None = None
+        finish = "stop"
+        error: ProtocolError | None = None
+        queue_ms = _ms(time.perf_counter() - turn.started_at)
+        first_token_at: float | None = None
+        model_id = model.id
+
+        def send(text: str) -> None:
+            if text:
+                streamed.append(text)
+                if turn.stream:
+                    turn.emit({"type": "reply.delta", "id": turn.request_id, "text": text})
+
+        try:
+            async for event in self.app.gateway.stream(turn, model, request):
+                if isinstance(event, TextDelta):
+                    if first_token_at is None:
+                        first_token_at = time.perf_counter()
+                    raw.append(event.text)
+                    send(sync_chain(transforms, "text", event.text, turn=turn))
+                elif isinstance(event, ToolCallDelta):
+                    if first_token_at is None:
+                        first_token_at = time.perf_counter()
+                    tool_calls.add(event)
+                elif isinstance(event, StreamDone):
+                    finish = "length" if event.finish == "length" else "stop"
+                    usage = event.usage
+                    model_id = turn.state.get("served_model", model_id)
+        except asyncio.CancelledError:
+            _uncancel()
+            finish = "cancelled"
+        except UpstreamError as exc:
+            finish, error = "error", self.app.upstream_error(exc, turn.request_id)
+        except ProtocolError as exc:
+            exc.request_id = turn.request_id
+            finish, error = "error", exc
+        except Exception:
+            log.exception("turn %s for npc %s failed", turn.request_id, turn.npc)
+            finish = "error"
+            error = ProtocolError(ErrorCode.INTERNAL, "internal error", request_id=turn.request_id)
+
+        send(self.flush(turn))
+        if finish != "error" and tool_calls.calls:
+            actions.dispatch(turn, tool_calls)
+
+        streamed_text = "".join(streamed)
+        if error is not None and not streamed and not turn.actions:
+            # failed before anything reached the player: an error frame alone
+            turn.emit(error_frame(error))
+            return self._result(
+                turn, model_id, "", "error", usage, queue_ms, first_token_at, streamed_text, error
+            )
+
+        text = await call_chain(
+            pm, "npcbridge_post_process", "text", streamed_text, turn=turn, finish=finish
+        )
+        result = self._result(
+            turn, model_id, text, finish, usage, queue_ms, first_token_at, streamed_text, error
+        )
+        turn.emit(self.end_frame(turn, result))
+        if error is not None:
+            turn.emit(error_frame(error))
+        return result
+
+    def flush(self, turn: Turn) -> str:
+        """Collect text the delta transforms held back; text one transform releases still passes
+        through the transforms after it."""
+        pm = self.app.plugins
+        flushers = {impl.plugin: impl for impl in hook_impls(pm, "npcbridge_flush_delta")}
+        pending = ""
+        for impl in hook_impls(pm, "npcbridge_transform_delta"):
+            if pending:
+                out = call_impl(impl, turn=turn, text=pending)
+                pending = pending if out is None else out
+            flusher = flushers.pop(impl.plugin, None)
+            if flusher is not None:
+                pending += call_impl(flusher, turn=turn) or ""
+        for flusher in flushers.values():
+            pending += call_impl(flusher, turn=turn) or ""
+        return pending
+
+    def _result(
+        self,
+        turn: Turn,
+        model_id: str,
+        text: str,
+        finish: str,
+        usage: Usage | None,
+        queue_ms: float,
+        first_token_at: float | None,
+        streamed_text: str,
+        error: ProtocolError | None,
+    ) -> TurnResult:
+        now = time.perf_counter()
+        usage = usage or Usage()
+        entry = self.app.model_entry(model_id)
+        return TurnResult(
+            text=text,
+            finish=finish,
+            model=model_id,
+            usage=usage,
+            cost_usd=entry.cost_usd(usage.input_tokens, usage.output_tokens),
+            queue_ms=queue_ms,
+            ttft_ms=_ms(first_token_at - turn.started_at) if first_token_at else 0.0,
+            total_ms=_ms(now - turn.started_at),
+            streamed_text=streamed_text,
+            error_code=str(error.code) if error else None,
+        )
+
+    @staticmethod
+    def end_frame(turn: Turn, result: TurnResult) -> dict[str, Any]:
+        """The ``reply.end`` frame for a finished turn."""
+        frame: dict[str, Any] = {
+            "type": "reply.end",
+            "id": turn.request_id,
+            "npc": turn.npc,
+            "text": result.text,
+            "finish": result.finish,
+            "model": result.model,
+            "usage": {
+                "input_tokens": result.usage.input_tokens,
+                "output_tokens": result.usage.output_tokens,
+            },
+            "cost_usd": float(result.cost_usd),
+            "timing": {
+                "queue_ms": float(result.queue_ms),
+                "ttft_ms": float(result.ttft_ms),
+                "total_ms": float(result.total_ms),
+            },
+        }
+        if result.text != result.streamed_text:
+            frame["rewritten"] = True
+        if turn.emotes:
+            frame["emotes"] = list(turn.emotes)
+        if turn.actions:
+            frame["actions"] = list(turn.actions)
+        if turn.state.get("rejected_actions"):
+            frame["rejected_actions"] = list(turn.state["rejected_actions"])
+        if result.cached:
+            frame["cached"] = True
+        return frame
+
+    async def finish(self, turn: Turn, result: TurnResult) -> None:
+        """Run the after-turn hooks and log the turn (errors in plugins are logged, not raised)."""
+        try:
+            await call_all(self.app.plugins, "npcbridge_after_turn", turn=turn, result=result)
+        except Exception:
+            log.exception("after-turn hook failed for npc %s", turn.npc)
+        log.info(
+            "turn npc=%s player=%s model=%s finish=%s ttft_ms=%.1f total_ms=%.1f "
+            "tokens_in=%d tokens_out=%d cost_usd=%.6f",
+            turn.npc,
+            turn.player,
+            result.model,
+            result.finish,
+            result.ttft_ms,
+            result.total_ms,
+            result.usage.input_tokens,
+            result.usage.output_tokens,
+            result.cost_usd,
+        )
+
+
+def _uncancel() -> None:
+    """The turn handles its own cancellation; later awaits in this task must run normally."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
+
+
+def error_frame(exc: ProtocolError) -> dict[str, Any]:
+    """The ``error`` frame for a protocol error."""
+    frame: dict[str, Any] = {
+        "type": "error",
+        "code": str(exc.code),
+        "message": exc.message,
+        "retryable": bool(exc.retryable),
+    }
+    if exc.request_id is not None:
+        frame["id"] = exc.request_id
+    if exc.retry_after_ms is not None:
+        frame["retry_after_ms"] = int(exc.retry_after_ms)
+    return frame

@@ -1,0 +1,19 @@
+"""Upstream LLM backends: an OpenAI-compatible one (Groq by default) and an offline one."""
+
+from .base import (
+    Provider,
+    ProviderRequest,
+    StreamDone,
+    TextDelta,
+    ToolCallDelta,
+    UpstreamError,
+)
+
+__all__ = [
+    "Provider",
+    "ProviderRequest",
+    "StreamDone",
+    "TextDelta",
+    "ToolCallDelta",
+    "UpstreamError",
+]

@@ -1,0 +1,163 @@
+"""Any OpenAI-compatible upstream through the official ``openai`` SDK (Groq by default)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import openai
+
+from ..turn import Usage
+from .base import ProviderRequest, StreamDone, StreamEvent, TextDelta, ToolCallDelta, UpstreamError
+
+#: Parameters Groq answers with 400; dropped for every upstream (none of ours needs them).
+UNSUPPORTED_PARAMS = ("logprobs", "logit_bias", "top_logprobs", "n")
+
+
+def sanitize_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Move ``name`` into the content (Groq rejects ``messages[].name``)."""
+    clean = []
+    for message in messages:
+        if "name" in message:
+            message = dict(message)
+            name = message.pop("name")
+            if isinstance(message.get("content"), str) and name:
+                message["content"] = f"{name}: {message['content']}"
+        clean.append(message)
+    return clean
+
+
+def sanitize_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Drop parameters Groq rejects; ``n`` survives only as 1."""
+    clean = {k: v for k, v in params.items() if k not in UNSUPPORTED_PARAMS}
+    return clean
+
+
+_DURATION = re.compile(
+    r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+(?:\.\d+)?)ms)?$"
+)
+
+
+def parse_duration_s(text: str | None) -> float | None:
+    """Parse Groq's durations ("2m59.56s", "1s", "6m0s", "120ms") or plain seconds ("1.5")."""
+    if not text:
+        return None
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    match = _DURATION.match(text)
+    if not match or not any(match.groups()):
+        return None
+    h, m, s, ms = (float(g) if g else 0.0 for g in match.groups())
+    return h * 3600 + m * 60 + s + ms / 1000
+
+
+class OpenAICompatProvider:
+    """Streams chat completions from an OpenAI-compatible server."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str,
+        timeout_s: float = 30.0,
+        connect_timeout_s: float = 5.0,
+        include_usage: bool = True,
+        name: str = "openai",
+    ) -> None:
+        self.name = name
+        self.include_usage = include_usage
+        # Retries belong to the gateway layer, which knows the turn's latency budget.
+        self.client = openai.AsyncOpenAI(
+            base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=0
+        )
+
+    async def aclose(self) -> None:
+        """Close the SDK's connection pool."""
+        await self.client.close()
+
+    def _arguments(self, request: ProviderRequest) -> dict[str, Any]:
+        kwargs: dict[str, Any] = sanitize_params(dict(request.params))
+        kwargs.update(model=request.model, messages=sanitize_messages(request.messages))
+        if request.max_tokens is not None:
+            kwargs["max_tokens"] = request.max_tokens
+        if request.temperature is not None:
+            kwargs["temperature"] = request.temperature
+        if request.tools:
+            kwargs["tools"] = request.tools
+        if request.response_format:
+            kwargs["response_format"] = request.response_format
+        if self.include_usage:
+            kwargs["stream_options"] = {"include_usage": True}
+        return kwargs
+
+    async def stream(self, request: ProviderRequest) -> AsyncIterator[StreamEvent]:
+        """Stream one completion; see :class:`npcbridge.providers.base.Provider`."""
+        kwargs = self._arguments(request)
+        try:
+            raw = await self.client.chat.completions.with_raw_response.create(stream=True, **kwargs)
+        except openai.APIStatusError as exc:
+            headers = {k.lower(): v for k, v in exc.response.headers.items()}
+            raise UpstreamError(
+                f"upstream answered HTTP {exc.status_code}",
+                status=exc.status_code,
+                retry_after_s=parse_duration_s(headers.get("retry-after")),
+                headers=headers,
+            ) from None
+        except openai.APITimeoutError:
+            raise UpstreamError("upstream timed out", timeout=True) from None
+        except openai.APIConnectionError:
+            raise UpstreamError("could not reach the upstream") from None
+        headers = {k.lower(): v for k, v in raw.headers.items()}
+        chunks = raw.parse()
+        finish = "stop"
+        usage: Usage | None = None
+        try:
+            async for chunk in chunks:
+                usage = _usage_of(chunk) or usage
+                for choice in chunk.choices:
+                    delta = choice.delta
+                    if delta is not None:
+                        if delta.content:
+                            yield TextDelta(delta.content)
+                        for call in delta.tool_calls or ():
+                            fn = call.function
+                            yield ToolCallDelta(
+                                index=call.index,
+                                id=call.id,
+                                name=fn.name if fn else None,
+                                arguments=(fn.arguments or "") if fn else "",
+                            )
+                    if choice.finish_reason:
+                        finish = choice.finish_reason
+                error = (getattr(chunk, "model_extra", None) or {}).get("x_groq", {}) or {}
+                if isinstance(error, dict) and error.get("error"):
+                    raise UpstreamError(f"upstream stopped the stream: {error['error']}")
+        except UpstreamError:
+            raise
+        except openai.APITimeoutError:
+            raise UpstreamError("upstream timed out mid-stream", timeout=True) from None
+        except openai.APIError as exc:
+            raise UpstreamError(f"upstream stream failed: {type(exc).__name__}") from None
+        except Exception as exc:  # the HTTP layer's own errors (connection reset, bad chunk)
+            if isinstance(exc, TimeoutError):
+                raise UpstreamError("upstream timed out mid-stream", timeout=True) from None
+            raise UpstreamError(f"upstream stream broke: {type(exc).__name__}") from None
+        finally:
+            await chunks.close()
+        yield StreamDone(finish=finish, usage=usage, headers=headers)
+
+
+def _usage_of(chunk: Any) -> Usage | None:
+    """Usage from ``x_groq.usage`` or the OpenAI-style ``usage`` of the final chunk."""
+    raw = getattr(chunk, "usage", None)
+    if raw is not None:
+        return Usage(raw.prompt_tokens or 0, raw.completion_tokens or 0)
+    extra = (getattr(chunk, "model_extra", None) or {}).get("x_groq") or {}
+    groq = extra.get("usage") if isinstance(extra, dict) else None
+    if isinstance(groq, dict):
+        return Usage(int(groq.get("prompt_tokens", 0)), int(groq.get("completion_tokens", 0)))
+    return None

@@ -1,0 +1,88 @@
+"""Start and stop the WebSocket server for an :class:`App`."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import serve as ws_serve
+
+from .http import make_process_request
+from .session import Session
+
+if TYPE_CHECKING:
+    from websockets.asyncio.server import Server as WsServer
+
+    from ..app import App
+
+log = logging.getLogger("npcbridge.server")
+
+
+class Server:
+    """A running server: ``host``/``port`` as bound, ``url`` to connect to."""
+
+    def __init__(self, app: App, ws_server: WsServer) -> None:
+        self.app = app
+        self.ws_server = ws_server
+        sock = next(iter(ws_server.sockets))
+        self.host, self.port = sock.getsockname()[:2]
+
+    @property
+    def url(self) -> str:
+        """``ws://host:port/``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"ws://{host}:{self.port}/"
+
+    async def close(self) -> None:
+        """Stop accepting, close connections (their turns are cancelled), close the app."""
+        self.ws_server.close()
+        await self.ws_server.wait_closed()
+        await self.app.close()
+
+    async def __aenter__(self) -> Server:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+async def serve(app: App, host: str | None = None, port: int | None = None) -> Server:
+    """Start the app and listen; ``host``/``port`` default to the app's config."""
+    cfg = app.config.server
+    await app.start()
+    sessions: set[Session] = set()
+
+    async def handler(ws: ServerConnection) -> None:
+        session = Session(app, ws)
+        sessions.add(session)
+        try:
+            await session.run()
+        finally:
+            sessions.discard(session)
+
+    origins = None
+    if cfg.allowed_origins is not None:
+        # non-browser clients send no Origin header and are always allowed
+        origins = [None, *cfg.allowed_origins]
+    ws_server = await ws_serve(
+        handler,
+        host if host is not None else cfg.host,
+        port if port is not None else cfg.port,
+        max_size=cfg.max_message_bytes,
+        ping_interval=cfg.ping_interval_s,
+        ping_timeout=cfg.ping_timeout_s,
+        compression=None,
+        origins=origins,
+        process_request=make_process_request(app, lambda: len(sessions)),
+        server_header=app.server_name,
+    )
+    server = Server(app, ws_server)
+    app.sessions = sessions
+    log.info(
+        "npcbridge listening on %s (models: %s%s)",
+        server.url,
+        ", ".join(app.catalog.ids()),
+        "; OFFLINE replies" if app.offline else "",
+    )
+    return server

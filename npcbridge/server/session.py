@@ -1,0 +1,317 @@
+"""One client connection: handshake, routing of requests, in-flight turns.
+
+Protocol rules enforced here (see docs/protocol.md): ``hello`` first; token check; version check;
+text frames and undecodable messages answer ``bad_request`` and more than ``max_bad_messages`` in
+a row close with 1008; ``say`` beyond ``max_in_flight`` answers ``too_many_in_flight``; a closed
+connection cancels its turns (and so their upstream requests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import secrets
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from websockets.asyncio.connection import Connection
+from websockets.exceptions import ConnectionClosed
+
+from ..pipeline import error_frame
+from ..plugins import call_first
+from ..protocol import (
+    PROTOCOL_VERSION,
+    CloseCode,
+    DecodeError,
+    ErrorCode,
+    ProtocolError,
+    check_version,
+    decode_map,
+)
+from ..protocol.codec import validate
+from ..protocol.messages import (
+    CLIENT_MESSAGES,
+    Cancel,
+    Hello,
+    Message,
+    NpcDefine,
+    Persona,
+    Ping,
+    Say,
+)
+from ..turn import Turn
+from .outbox import Outbox
+
+if TYPE_CHECKING:
+    from ..app import App
+
+log = logging.getLogger("npcbridge.server")
+
+HELLO_TIMEOUT_S = 10.0
+RECENT_IDS = 256
+
+Handler = Callable[["Session", Message], Awaitable[None]]
+
+
+class Session:
+    """State of one connection."""
+
+    def __init__(self, app: App, ws: Connection) -> None:
+        self.app = app
+        self.ws = ws
+        self.config = app.config.server
+        self.id = secrets.token_hex(8)
+        self.client = ""
+        self.npcs: dict[str, Persona] = {}
+        self.turns: dict[str | int, asyncio.Task[None]] = {}
+        self.recent: OrderedDict[str | int, None] = OrderedDict()
+        self.bad_in_a_row = 0
+        self.outbox = Outbox(ws, self.config.send_timeout_s)
+
+    def send(self, frame: dict[str, Any]) -> None:
+        """Queue a frame for this client."""
+        self.outbox.emit(frame)
+
+    def send_error(self, exc: ProtocolError) -> None:
+        """Queue an ``error`` frame."""
+        self.outbox.emit(error_frame(exc))
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def run(self) -> None:
+        """Serve the connection until it closes."""
+        peer = self.ws.remote_address
+        try:
+            if not await self._handshake():
+                return
+            log.info("connection session=%s peer=%s client=%r open", self.id, peer, self.client)
+            async for data in self.ws:
+                await self._receive(data)
+        except ConnectionClosed:
+            pass
+        finally:
+            await self._shutdown()
+            log.info(
+                "connection session=%s peer=%s closed code=%s",
+                self.id,
+                peer,
+                self.ws.close_code,
+            )
+
+    async def _shutdown(self) -> None:
+        for task in list(self.turns.values()):
+            task.cancel()
+        if self.turns:
+            await asyncio.wait(list(self.turns.values()), timeout=5)
+        await self.outbox.close()
+
+    async def _close(self, code: CloseCode, reason: str) -> None:
+        await self.outbox.drain()
+        await self.ws.close(code, reason)
+
+    async def _handshake(self) -> bool:
+        try:
+            data = await asyncio.wait_for(self.ws.recv(), HELLO_TIMEOUT_S)
+        except TimeoutError:
+            await self._reject(
+                ProtocolError(ErrorCode.BAD_REQUEST, "no hello in time"), CloseCode.POLICY_VIOLATION
+            )
+            return False
+        try:
+            if isinstance(data, str):
+                raise DecodeError("messages must be binary msgpack frames, not text")
+            raw = decode_map(data)
+            if raw["type"] != "hello":
+                raise DecodeError("the first message must be 'hello'", request_id=raw.get("id"))
+            hello = validate(raw, CLIENT_MESSAGES)
+            assert isinstance(hello, Hello)
+        except ProtocolError as exc:
+            await self._reject(exc, CloseCode.POLICY_VIOLATION)
+            return False
+        expected = self.config.token.get_secret_value() if self.config.token else None
+        if expected is not None and not (
+            hello.token is not None and hmac.compare_digest(hello.token.encode(), expected.encode())
+        ):
+            await self._reject(
+                ProtocolError(ErrorCode.UNAUTHORIZED, "missing or wrong token", retryable=False),
+                CloseCode.UNAUTHORIZED,
+            )
+            return False
+        try:
+            check_version(hello.protocol)
+        except ProtocolError as exc:
+            await self._reject(exc, CloseCode.UNSUPPORTED_PROTOCOL)
+            return False
+        self.client = hello.client
+        self.send(
+            {
+                "type": "welcome",
+                "protocol": PROTOCOL_VERSION,
+                "session": self.id,
+                "server": self.app.server_name,
+                "models": self.app.catalog.ids(),
+                "features": list(self.app.features),
+                "limits": {
+                    "max_message_bytes": self.config.max_message_bytes,
+                    "max_in_flight": self.config.max_in_flight,
+                },
+            }
+        )
+        return True
+
+    async def _reject(self, exc: ProtocolError, code: CloseCode) -> None:
+        self.send_error(exc)
+        await self._close(code, exc.message[:100])
+
+    # ---------------------------------------------------------------- routing
+
+    async def _receive(self, data: bytes | str) -> None:
+        try:
+            if isinstance(data, str):
+                raise DecodeError("messages must be binary msgpack frames, not text")
+            raw = decode_map(data)
+            message = validate(raw, CLIENT_MESSAGES)
+            await self._dispatch(message, raw)
+        except DecodeError as exc:
+            self.send_error(exc)
+            self.bad_in_a_row += 1
+            if self.bad_in_a_row > self.config.max_bad_messages:
+                await self._close(CloseCode.POLICY_VIOLATION, "too many bad messages")
+            return
+        except ProtocolError as exc:
+            self.send_error(exc)
+        self.bad_in_a_row = 0
+
+    async def _dispatch(self, message: Message, raw: dict[str, Any]) -> None:
+        if isinstance(message, Say):
+            self._start_say(message)
+        elif isinstance(message, Cancel):
+            self._cancel(message)
+        elif isinstance(message, NpcDefine):
+            self._define(message)
+        elif isinstance(message, Ping):
+            self.send({"type": "pong", **({"id": message.id} if message.id is not None else {})})
+        elif isinstance(message, Hello):
+            raise DecodeError("hello was already received")
+        elif message.type.startswith("x."):
+            await self._extension(raw)
+        else:
+            handler = self.app.handlers.get(message.type)
+            if handler is None:
+                raise ProtocolError(
+                    ErrorCode.UNKNOWN_TYPE,
+                    f"{message.type!r} is not enabled on this server",
+                    request_id=getattr(message, "id", None),
+                )
+            await handler(self, message)
+
+    def _define(self, message: NpcDefine) -> None:
+        from ..actions import check_schema
+        from ..builtin.persona import persona_from_card
+
+        if message.persona is not None:
+            persona = message.persona
+        elif message.card is not None:
+            try:
+                persona = persona_from_card(message.card)
+            except ValueError as exc:
+                raise DecodeError(f"npc.define: {exc}", request_id=message.id) from None
+        else:
+            raise DecodeError("npc.define needs 'persona' or 'card'", request_id=message.id)
+        for spec in persona.actions:
+            problem = check_schema(spec)
+            if problem:
+                raise DecodeError(f"npc.define: {problem}", request_id=message.id)
+        self.npcs[message.npc] = persona
+        self.send({"type": "ok", **({"id": message.id} if message.id is not None else {})})
+
+    def _start_say(self, message: Say) -> None:
+        if message.id in self.turns:
+            raise DecodeError(
+                f"a request with id {message.id!r} is already in flight", request_id=message.id
+            )
+        if len(message.text) > self.config.max_text_chars:
+            raise DecodeError(
+                f"say: field 'text': longer than {self.config.max_text_chars} characters",
+                request_id=message.id,
+            )
+        if len(self.turns) >= self.config.max_in_flight:
+            raise ProtocolError(
+                ErrorCode.TOO_MANY_IN_FLIGHT,
+                f"at most {self.config.max_in_flight} requests may be in flight",
+                request_id=message.id,
+            )
+        try:
+            persona = self.app.persona(message.npc, self.npcs)
+        except ProtocolError as exc:
+            exc.request_id = message.id
+            raise
+        turn = Turn.from_say(message, persona, self.id, self.send)
+        turn.app = self.app
+        self.turns[message.id] = asyncio.create_task(self._run_turn(turn))
+
+    async def _run_turn(self, turn: Turn) -> None:
+        try:
+            result = await self.app.pipeline.run(turn)
+        finally:
+            self.turns.pop(turn.request_id, None)
+            self.recent[turn.request_id] = None
+            if len(self.recent) > RECENT_IDS:
+                self.recent.popitem(last=False)
+        if result is not None:
+            await self.app.pipeline.finish(turn, result)
+
+    def track(self, request_id: str | int, coro: Awaitable[None]) -> None:
+        """Run a request handler as a cancellable in-flight task (used by feature handlers)."""
+        if request_id in self.turns:
+            raise DecodeError(
+                f"a request with id {request_id!r} is already in flight", request_id=request_id
+            )
+        if len(self.turns) >= self.config.max_in_flight:
+            raise ProtocolError(
+                ErrorCode.TOO_MANY_IN_FLIGHT,
+                f"at most {self.config.max_in_flight} requests may be in flight",
+                request_id=request_id,
+            )
+
+        async def run() -> None:
+            try:
+                await coro
+            except ProtocolError as exc:
+                exc.request_id = request_id
+                self.send_error(exc)
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                log.exception("request %r failed", request_id)
+                self.send_error(
+                    ProtocolError(ErrorCode.INTERNAL, "internal error", request_id=request_id)
+                )
+            finally:
+                self.turns.pop(request_id, None)
+
+        self.turns[request_id] = asyncio.create_task(run())
+
+    def _cancel(self, message: Cancel) -> None:
+        task = self.turns.get(message.id)
+        if task is not None:
+            task.cancel()
+        elif message.id not in self.recent:
+            raise DecodeError(f"no request with id {message.id!r}", request_id=message.id)
+        # a cancel that crosses the reply's end on the wire is not an error: nothing to do
+
+    async def _extension(self, raw: dict[str, Any]) -> None:
+        answer = await call_first(
+            self.app.plugins, "npcbridge_extension", message=raw, session=self
+        )
+        request_id = raw.get("id")
+        if answer is None:
+            raise ProtocolError(
+                ErrorCode.UNKNOWN_TYPE, f"no plugin handles {raw['type']!r}", request_id=request_id
+            )
+        for frame in answer if isinstance(answer, list) else [answer]:
+            if request_id is not None:
+                frame.setdefault("id", request_id)
+            self.send(frame)

@@ -1,0 +1,102 @@
+"""One NPC turn: what the pipeline and the hooks read and write."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .protocol.messages import Persona, Say
+
+if TYPE_CHECKING:
+    from .models import ModelEntry
+
+
+@dataclass
+class Usage:
+    """Token counts the upstream reported."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+@dataclass
+class Turn:
+    """Everything about one ``say`` while it runs. Hooks may edit the mutable fields in place.
+
+    ``emit`` queues a server message for the client at once (used for ``emote`` and ``action``
+    frames); it never blocks.
+    """
+
+    request_id: str | int
+    npc: str
+    persona: Persona
+    player: str
+    text: str
+    session_id: str
+    context: dict[str, Any] = field(default_factory=dict)
+    urgency: str = "normal"
+    max_tokens: int | None = None
+    temperature: float | None = None
+    stream: bool = True
+    #: system prompt parts, messages sent upstream, extra upstream parameters
+    system_parts: list[str] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    model: ModelEntry | None = None
+    emotes: list[str] = field(default_factory=list)
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    #: per-turn scratch space for plugins, keyed by plugin name
+    state: dict[str, Any] = field(default_factory=dict)
+    started_at: float = field(default_factory=time.perf_counter)
+    emit: Callable[[dict[str, Any]], None] = field(default=lambda frame: None, repr=False)
+    #: the kind of work: "say", "bark", "quest", "summary", "scene"
+    kind: str = "say"
+    cacheable: bool = False
+    #: the server application (config, catalog, store); None in bare unit tests
+    app: Any = field(default=None, repr=False)
+
+    @classmethod
+    def from_say(
+        cls,
+        message: Say,
+        persona: Persona,
+        session_id: str,
+        emit: Callable[[dict[str, Any]], None],
+    ) -> Turn:
+        """Build a turn from a validated ``say`` message."""
+        return cls(
+            request_id=message.id,
+            npc=message.npc,
+            persona=persona,
+            player=message.player,
+            text=message.text,
+            session_id=session_id,
+            context=dict(message.context or {}),
+            urgency=message.urgency,
+            max_tokens=message.max_tokens or persona.max_tokens,
+            temperature=message.temperature
+            if message.temperature is not None
+            else persona.temperature,
+            stream=message.stream,
+            emit=emit,
+        )
+
+
+@dataclass
+class TurnResult:
+    """How a turn ended; given to ``npcbridge_after_turn``."""
+
+    text: str
+    finish: str
+    model: str
+    usage: Usage
+    cost_usd: float
+    queue_ms: float
+    ttft_ms: float
+    total_ms: float
+    streamed_text: str = ""
+    error_code: str | None = None
+    cached: bool = False
