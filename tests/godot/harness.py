@@ -1,0 +1,311 @@
+"""Run a packed Godot 4.6 project in headless Chromium and collect what it prints.
+
+One :class:`GodotHarness` serves, on a free loopback port, the engine files, ``page.html`` and the
+project's PCK with the COOP/COEP headers the engine needs, starts Chromium headless with a
+DevTools port, and records every line the engine prints (the page forwards ``onPrint``,
+``onPrintError`` and ``onExit`` to ``POST /log`` in order). The GDScript side talks back to the
+harness over plain HTTP on the same origin:
+
+- ``POST /control/restart?down_ms=N`` is forwarded to the test stack's control URL (restarts the
+  npcbridge WebSocket server);
+- ``POST /screenshot`` captures the page with the DevTools protocol (``Page.captureScreenshot``)
+  before it answers, so a scene can wait for its picture to be taken before it quits.
+
+Test scripts print ``NPCB_RESULT {json}`` per test and quit with an exit code.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+HERE = Path(__file__).resolve().parent
+PAGE = HERE / "page.html"
+RESULT_PREFIX = "NPCB_RESULT "
+_ERROR_RE = re.compile(r"^\s*(USER )?(SCRIPT )?ERROR\b|^\s*Parse Error|^\s*Aborted")
+_DEVTOOLS_RE = re.compile(r"DevTools listening on (ws://\S+)")
+
+#: Lines on the error stream that the engine prints on every start in this setup and that do not
+#: indicate a problem with the project under test.
+HARMLESS_ERRORS: tuple[str, ...] = ()
+
+_MIME = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "application/javascript",
+    ".wasm": "application/wasm",
+    ".pck": "application/octet-stream",
+}
+
+
+def find_chromium() -> str | None:
+    """Path of a Chromium binary (``$CHROMIUM`` first), or None."""
+    env = os.environ.get("CHROMIUM")
+    if env:
+        return env if Path(env).exists() else shutil.which(env)
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+@dataclass
+class RunResult:
+    """Everything one engine run produced."""
+
+    lines: list[tuple[str, str]] = field(default_factory=list)
+    exit_code: int | None = None
+    timed_out: bool = False
+    screenshot: bytes | None = None
+    browser_log: str = ""
+    seconds: float = 0.0
+
+    @property
+    def results(self) -> list[dict[str, Any]]:
+        """The ``NPCB_RESULT`` records, in the order printed."""
+        out = []
+        for kind, text in self.lines:
+            if kind == "out" and text.startswith(RESULT_PREFIX):
+                out.append(json.loads(text[len(RESULT_PREFIX) :]))
+        return out
+
+    @property
+    def printed(self) -> list[str]:
+        """Every ``print()`` line."""
+        return [text for kind, text in self.lines if kind == "out"]
+
+    def script_errors(self) -> list[str]:
+        """Lines that signal a failure: SCRIPT ERROR, push_error (ERROR:), engine errors, JS errors.
+
+        Warnings (``WARNING:``, e.g. from push_warning) are not failures; see :meth:`warnings`.
+        """
+        bad = []
+        for kind, text in self.lines:
+            if kind == "js-error":
+                bad.append(text)
+            elif kind == "err" and _ERROR_RE.match(text):
+                if not any(h in text for h in HARMLESS_ERRORS):
+                    bad.append(text)
+        return bad
+
+    def warnings(self) -> list[str]:
+        """``WARNING:`` lines on the error stream."""
+        return [t for k, t in self.lines if k == "err" and t.lstrip().startswith("WARNING")]
+
+    def transcript(self, limit: int = 200) -> str:
+        """The last ``limit`` lines, for assertion messages."""
+        return "\n".join(f"[{k}] {t}" for k, t in self.lines[-limit:])
+
+
+class _State:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.lines: dict[int, tuple[str, str]] = {}
+        self.exit_code: int | None = None
+        self.exited = threading.Event()
+        self.screenshot: bytes | None = None
+        self.files: dict[str, Path | bytes] = {}
+        self.control_url: str | None = None
+        self.devtools_url: str | None = None
+
+
+def _handler(state: _State) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+        def _send(self, code: int, body: bytes, ctype: str = "text/plain") -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+            self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+            self.send_header("Cross-Origin-Resource-Policy", "same-origin")
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            path = urlsplit(self.path).path.lstrip("/")
+            item = state.files.get(path)
+            if item is None:
+                self._send(404, b"not found")
+                return
+            body = item.read_bytes() if isinstance(item, Path) else item
+            self._send(200, body, _MIME.get(Path(path).suffix, "application/octet-stream"))
+
+        def do_POST(self) -> None:
+            parts = urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            if parts.path == "/log":
+                record = json.loads(body)
+                with state.lock:
+                    state.lines[int(record["seq"])] = (record["kind"], record["text"])
+                    if record["kind"] == "exit":
+                        state.exit_code = int(record["text"])
+                        state.exited.set()
+                self._send(200, b"ok")
+            elif parts.path == "/control/restart":
+                if not state.control_url:
+                    self._send(503, b"no control url")
+                    return
+                url = state.control_url.rstrip("/") + "/restart"
+                if parts.query:
+                    url += "?" + parts.query
+                try:
+                    with urllib.request.urlopen(
+                        urllib.request.Request(url, data=b"", method="POST"), timeout=30
+                    ) as resp:
+                        self._send(resp.status, resp.read())
+                except Exception as exc:  # noqa: BLE001 - report to the engine side
+                    self._send(502, str(exc).encode())
+            elif parts.path == "/screenshot":
+                try:
+                    state.screenshot = _capture(state.devtools_url)
+                    self._send(200, b"ok")
+                except Exception as exc:  # noqa: BLE001
+                    self._send(500, str(exc).encode())
+            else:
+                self._send(404, b"not found")
+
+    return Handler
+
+
+def _capture(devtools_url: str | None) -> bytes:
+    """Take a PNG of the test page through the Chrome DevTools protocol."""
+    from websockets.sync.client import connect
+
+    if not devtools_url:
+        raise RuntimeError("no DevTools URL")
+    host = urlsplit(devtools_url).netloc
+    with urllib.request.urlopen(f"http://{host}/json/list", timeout=10) as resp:
+        targets = json.loads(resp.read())
+    page = next(t for t in targets if t.get("type") == "page" and "page.html" in t.get("url", ""))
+    with connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=10) as ws:
+        ws.send(json.dumps({"id": 1, "method": "Page.captureScreenshot", "params": {"format": "png"}}))
+        while True:
+            reply = json.loads(ws.recv(timeout=30))
+            if reply.get("id") == 1:
+                if "error" in reply:
+                    raise RuntimeError(str(reply["error"]))
+                return base64.b64decode(reply["result"]["data"])
+
+
+class GodotHarness:
+    """Serves an engine build and runs packed projects in headless Chromium."""
+
+    def __init__(self, engine_dir: Path, chromium: str, control_url: str | None = None) -> None:
+        self.engine_dir = engine_dir
+        self.chromium = chromium
+        self.control_url = control_url
+
+    def run(
+        self,
+        pck: bytes,
+        args: list[str] | None = None,
+        *,
+        timeout: float = 180.0,
+        window: tuple[int, int] = (1280, 720),
+    ) -> RunResult:
+        """Run one project until it quits (or ``timeout`` seconds pass); return what it printed."""
+        state = _State()
+        state.control_url = self.control_url
+        state.files = {name.name: name for name in self.engine_dir.iterdir() if name.is_file()}
+        state.files["page.html"] = PAGE
+        state.files["run.pck"] = pck
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        port = server.server_address[1]
+        base = f"http://127.0.0.1:{port}"
+        all_args = [f"--harness={base}", *(args or [])]
+        url = f"{base}/page.html?" + urlencode({"pack": "run.pck", "args": json.dumps(all_args)})
+        result = RunResult()
+        started = time.monotonic()
+        with tempfile.TemporaryDirectory(prefix="npcb-chromium-") as profile:
+            cmd = [
+                self.chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-background-timer-throttling",
+                "--disable-renderer-backgrounding",
+                "--disable-backgrounding-occluded-windows",
+                "--enable-unsafe-swiftshader",
+                "--hide-scrollbars",
+                f"--window-size={window[0]},{window[1]}",
+                f"--user-data-dir={profile}",
+                "--enable-logging=stderr",
+                "--v=0",
+                "--remote-debugging-port=0",
+                url,
+            ]
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+            log: list[str] = []
+
+            def read_stderr() -> None:
+                assert proc.stderr is not None
+                for raw in proc.stderr:
+                    line = raw.decode("utf-8", "replace").rstrip()
+                    log.append(line)
+                    match = _DEVTOOLS_RE.search(line)
+                    if match:
+                        state.devtools_url = match.group(1)
+
+            reader = threading.Thread(target=read_stderr, daemon=True)
+            reader.start()
+            try:
+                deadline = started + timeout
+                while not state.exited.is_set():
+                    if proc.poll() is not None:
+                        break
+                    if time.monotonic() > deadline:
+                        result.timed_out = True
+                        break
+                    state.exited.wait(0.2)
+                time.sleep(0.2)  # let the last log posts land
+            finally:
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                    try:
+                        proc.wait(10)
+                    except subprocess.TimeoutExpired:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                        proc.wait(10)
+                reader.join(5)
+                server.shutdown()
+                server.server_close()
+        with state.lock:
+            result.lines = [state.lines[k] for k in sorted(state.lines)]
+        result.exit_code = state.exit_code
+        result.screenshot = state.screenshot
+        result.browser_log = "\n".join(log[-80:])
+        result.seconds = time.monotonic() - started
+        return result

@@ -1,0 +1,186 @@
+extends NPCBTestCase
+## The GDScript msgpack codec against the shared golden vectors in tests/vectors/.
+
+# gdlint: disable=max-returns
+
+const MsgPack := preload("res://addons/npcbridge/msgpack.gd")
+const VECTORS := "res://vectors/"
+
+
+func _json(file: String) -> Variant:
+	return JSON.parse_string(FileAccess.get_file_as_string(VECTORS + file))
+
+
+func test_every_message_vector_decodes_and_reencodes_byte_exactly() -> void:
+	var index: Dictionary = _json("index.json")
+	var kinds: Array = index["messages"]
+	check(kinds.size() >= 20, "index lists the message kinds")
+	for kind: String in kinds:
+		var raw := FileAccess.get_file_as_bytes(VECTORS + kind + ".msgpack")
+		var decoded := MsgPack.decode(raw)
+		if not check(decoded.is_ok(), "%s decodes: %s" % [kind, decoded.error]):
+			continue
+		check(decoded.value is Dictionary, "%s is a map" % kind)
+		check_eq(decoded.value.get("type"), kind, "%s type" % kind)
+		check(_loose_equal(decoded.value, _json(kind + ".json")), "%s equals its .json twin" % kind)
+		var encoded := MsgPack.encode(decoded.value)
+		check(encoded.is_ok(), "%s re-encodes: %s" % [kind, encoded.error])
+		check_eq(
+			(encoded.value as PackedByteArray).hex_encode(), raw.hex_encode(), "%s bytes" % kind
+		)
+
+
+func test_codec_cases() -> void:
+	var cases: Array = _json("codec.json")["cases"]
+	check(cases.size() >= 40, "codec.json has its cases")
+	for case: Dictionary in cases:
+		var name: String = case["name"]
+		var decoded := MsgPack.decode(String(case["hex"]).hex_decode())
+		if not check(decoded.is_ok(), "%s decodes: %s" % [name, decoded.error]):
+			continue
+		check(
+			_tagged_equal(decoded.value, case["value"]), "%s value: got %s" % [name, decoded.value]
+		)
+		var encoded := MsgPack.encode(decoded.value)
+		if check(encoded.is_ok(), "%s encodes: %s" % [name, encoded.error]):
+			check_eq(
+				(encoded.value as PackedByteArray).hex_encode(),
+				case["canonical_hex"],
+				"%s canonical bytes" % name
+			)
+
+
+func test_invalid_inputs_give_error_values() -> void:
+	var cases: Array = _json("invalid.json")["cases"]
+	check(cases.size() >= 10, "invalid.json has its cases")
+	for case: Dictionary in cases:
+		var decoded := MsgPack.decode(String(case["hex"]).hex_decode())
+		check(not decoded.is_ok(), "%s is rejected" % case["name"])
+		check(decoded.value == null, "%s gives no value" % case["name"])
+
+
+func test_encoder_errors_and_canonical_forms() -> void:
+	var node := Node2D.new()
+	var bad := MsgPack.encode({"type": "x", "node": node})
+	node.free()
+	check(not bad.is_ok(), "an Object cannot be encoded")
+	check(bad.error.contains("Object"), "the error names the type: " + bad.error)
+	check(not MsgPack.encode(Vector2(1, 2)).is_ok(), "a Vector2 cannot be encoded")
+	# Keys sort by UTF-8 bytes: "Z" (5a) < "a" (61) < "é" (c3 a9) < "標" (e6 a8 99).
+	var sorted := MsgPack.encode({"標": 1, "é": 2, "a": 3, "Z": 4})
+	check_eq(
+		(sorted.value as PackedByteArray).hex_encode(),
+		"84a15a04a16103a2c3a902a3e6a89901",
+		"keys sorted by UTF-8 bytes"
+	)
+	check_eq(MsgPack.encode(1.0).value.hex_encode(), "cb3ff0000000000000", "floats are float64")
+	check_eq(MsgPack.encode(&"hi").value.hex_encode(), "a26869", "StringName encodes as str")
+	check_eq(MsgPack.encode(PackedStringArray(["a"])).value.hex_encode(), "91a161", "packed array")
+	var deep: Variant = []
+	for i in 100:
+		deep = [deep]
+	check(not MsgPack.encode(deep).is_ok(), "too deep to encode")
+	var deep_bytes := PackedByteArray()
+	for i in 100:
+		deep_bytes.append(0x91)
+	deep_bytes.append(0xC0)
+	check(not MsgPack.decode(deep_bytes).is_ok(), "too deep to decode")
+	check(not MsgPack.decode(PackedByteArray([0xD4, 0x01, 0x02])).is_ok(), "ext is rejected")
+
+
+func test_random_round_trips() -> void:
+	var rng := RandomNumberGenerator.new()
+	rng.seed = 42
+	for i in 200:
+		var value: Variant = _random_value(rng, 0)
+		var encoded := MsgPack.encode(value)
+		var decoded := MsgPack.decode(encoded.value)
+		if not check(decoded.is_ok(), "round trip %d decodes" % i):
+			return
+		check(same(decoded.value, value), "round trip %d: %s" % [i, value])
+
+
+func _random_value(rng: RandomNumberGenerator, depth: int) -> Variant:
+	var pick := rng.randi_range(0, 8 if depth < 3 else 6)
+	match pick:
+		0:
+			return null
+		1:
+			return rng.randf() < 0.5
+		2:
+			var shift := rng.randi_range(0, 62)
+			var n := rng.randi() << shift >> rng.randi_range(0, 62)
+			return -n if rng.randf() < 0.5 else n
+		3:
+			return rng.randf_range(-1e6, 1e6)
+		4:
+			var text := ""
+			for k in rng.randi_range(0, 40):
+				text += String.chr([rng.randi_range(32, 126), 0xE9, 0x6A19, 0x1F600].pick_random())
+			return text
+		5:
+			var raw := PackedByteArray()
+			for k in rng.randi_range(0, 300):
+				raw.append(rng.randi_range(0, 255))
+			return raw
+		6:
+			return rng.randi_range(-40, 300)
+		7:
+			var items: Array = []
+			for k in rng.randi_range(0, 20):
+				items.append(_random_value(rng, depth + 1))
+			return items
+	var map := {}
+	for k in rng.randi_range(0, 20):
+		map["k%d_%d" % [k, rng.randi()]] = _random_value(rng, depth + 1)
+	return map
+
+
+## Compares a decoded value with plain JSON, where every number is a float.
+func _loose_equal(value: Variant, json: Variant) -> bool:
+	if value is int or value is float:
+		return (json is float or json is int) and float(value) == float(json)
+	if value is Dictionary and json is Dictionary:
+		if value.size() != json.size():
+			return false
+		for key: Variant in value:
+			if not json.has(key) or not _loose_equal(value[key], json[key]):
+				return false
+		return true
+	if value is Array and json is Array:
+		if value.size() != json.size():
+			return false
+		for i in value.size():
+			if not _loose_equal(value[i], json[i]):
+				return false
+		return true
+	return same(value, json)
+
+
+## Compares a decoded value with tagged JSON: plain numbers are ints, {"$float": x} floats,
+## {"$int": "digits"} big ints, {"$bin": "hex"} bytes.
+func _tagged_equal(value: Variant, tagged: Variant) -> bool:
+	if tagged is Dictionary and tagged.size() == 1:
+		if tagged.has("$float"):
+			return value is float and value == float(tagged["$float"])
+		if tagged.has("$int"):
+			return (value is int or value is MsgPack.UInt64) and str(value) == tagged["$int"]
+		if tagged.has("$bin"):
+			return value is PackedByteArray and value.hex_encode() == tagged["$bin"]
+	if tagged is float:
+		return value is int and value == int(tagged)
+	if tagged is Dictionary and value is Dictionary:
+		if value.size() != tagged.size():
+			return false
+		for key: Variant in tagged:
+			if not value.has(key) or not _tagged_equal(value[key], tagged[key]):
+				return false
+		return true
+	if tagged is Array and value is Array:
+		if value.size() != tagged.size():
+			return false
+		for i in value.size():
+			if not _tagged_equal(value[i], tagged[i]):
+				return false
+		return true
+	return same(value, tagged)

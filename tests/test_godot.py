@@ -1,0 +1,248 @@
+"""The Godot 4 addon, tested inside a real Godot 4.6 engine (the official web build) in headless
+Chromium, against a real npcbridge server with the fake upstream behind it.
+
+How it works (details in ``tests/godot/harness.py`` and ``bindings/godot/README.md``):
+``tests/godot/engine.py`` fetches the pinned engine files into ``.cache/godot-web`` (once, with
+``npm pack``); ``tests/godot/packs.py`` packs the GDScript test project (``tests/godot/project``),
+the addon (``bindings/godot/addons/npcbridge``) and the golden vectors into a PCK; the harness
+serves it, runs Chromium and collects one ``NPCB_RESULT`` line per GDScript test. Every GDScript
+test becomes one pytest test here.
+
+Locally the suite skips when Chromium or the engine cannot be had; under CI (``CI`` set) it fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+GODOT_DIR = ROOT / "tests" / "godot"
+sys.path.insert(0, str(GODOT_DIR))
+
+import engine  # noqa: E402
+import packs  # noqa: E402
+from harness import GodotHarness, RunResult, find_chromium  # noqa: E402
+from pck import build_pck, class_cache, read_pck  # noqa: E402
+
+pytestmark = pytest.mark.godot
+
+IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+SCREENSHOT = ROOT / "docs" / "images" / "godot-demo.png"
+ADDON = ROOT / "bindings" / "godot" / "addons" / "npcbridge"
+DEMO = ROOT / "examples" / "godot-demo"
+
+
+def _unavailable(reason: str) -> None:
+    """Skip locally, fail under CI: CI must really run the engine."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI must run the Godot suite; see bindings/godot/README.md)")
+    pytest.skip(reason)
+
+
+def _gdscript_tests() -> list[str]:
+    """``file::test`` for every test_* method in the GDScript test project (collection time)."""
+    out = []
+    for path in sorted((GODOT_DIR / "project" / "tests").glob("test_*.gd")):
+        for name in re.findall(r"^func (test_\w+)\(", path.read_text("utf-8"), re.MULTILINE):
+            out.append(f"{path.name}::{name}")
+    return out
+
+
+@pytest.fixture(scope="session")
+def harness_parts() -> tuple[Path, str]:
+    chromium = find_chromium()
+    if chromium is None:
+        _unavailable("chromium is not installed (apt-get install chromium)")
+    try:
+        engine_dir = engine.ensure_engine(fetch=True)
+    except engine.EngineUnavailable as exc:
+        _unavailable(f"Godot 4.6 web engine unavailable: {exc}")
+    assert chromium is not None
+    return engine_dir, chromium
+
+
+class Stack:
+    """``python -m npcbridge.testing.stack``: fake upstream + real npcbridge server."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "npcbridge.testing.stack"],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.stderr: list[str] = []
+        threading.Thread(target=self._drain, daemon=True).start()
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait(10)
+            raise RuntimeError("test stack did not start:\n" + "\n".join(self.stderr[-40:]))
+        info: dict[str, Any] = json.loads(line)
+        self.ws_url: str = info["ws_url"]
+        self.upstream_url: str = info["upstream_url"]
+        self.control_url: str = info["control_url"]
+
+    def _drain(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.stderr.append(line.rstrip())
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.terminate()
+                self.proc.wait(10)
+
+
+def _stack_available() -> str | None:
+    """None when the test stack can be imported, else the reason it cannot."""
+    try:
+        import npcbridge.testing.stack  # noqa: F401
+    except ImportError as exc:
+        return f"npcbridge.testing.stack is not available: {exc}"
+    return None
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    reason = _stack_available()
+    if reason:
+        _unavailable(reason)
+    s = Stack()
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture(scope="module")
+def gdscript_run(harness_parts: tuple[Path, str]) -> Iterator[RunResult]:
+    """One engine run of the whole GDScript test project (with a server when one can start;
+    the tests that need one report "skipped" otherwise)."""
+    engine_dir, chromium = harness_parts
+    s = Stack() if _stack_available() is None else None
+    try:
+        harness = GodotHarness(engine_dir, chromium, control_url=s.control_url if s else None)
+        args = [f"--ws={s.ws_url}"] if s else []
+        result = harness.run(packs.test_pack(), args, timeout=300)
+        print(f"GDScript suite: {result.seconds:.1f} s in the engine")
+        yield result
+    finally:
+        if s:
+            s.close()
+
+
+# --- pure Python: the packer ---------------------------------------------------------------
+
+
+def test_pck_round_trip_and_layout() -> None:
+    files = {"project.godot": b"config_version=5\n", "a/b.gd": b"extends Node\n" * 7, "e": b""}
+    blob = build_pck(files)
+    assert blob[:4] == b"GDPC"
+    assert int.from_bytes(blob[4:8], "little") == 3  # pack format version
+    assert int.from_bytes(blob[24:32], "little") == 0x70  # file base after the 112-byte header
+    assert read_pck(blob) == files
+
+
+def test_class_cache_lists_class_names() -> None:
+    cache = class_cache(packs.addon_files()).decode()
+    for name in ("NPCBridgeMsgPack",):
+        assert f'"class": &"{name}"' in cache
+
+
+# --- the engine ----------------------------------------------------------------------------
+
+
+def test_harness_reports_failures_errors_and_timeouts(harness_parts: tuple[Path, str]) -> None:
+    """The harness must notice a failing check, push_error, a parse error and a hung test."""
+    engine_dir, chromium = harness_parts
+    project = packs.collect(GODOT_DIR / "project")
+    project = {k: v for k, v in project.items() if not k.startswith("tests/")}
+    project["project.godot"] = project["project.godot"].replace(
+        b'NPCBridge="*res://addons/npcbridge/npc_bridge.gd"', b""
+    )
+    project["tests/test_bad.gd"] = (
+        b"extends NPCBTestCase\n\n\nfunc test_fails() -> void:\n\tcheck(false, 'deliberate')\n\n\n"
+        b"func test_pushes_error() -> void:\n\tpush_error('pushed on purpose')\n\n\n"
+        b"func test_hangs() -> void:\n\tset_meta('timeout_s', 1.0)\n\tawait wait_seconds(60)\n"
+    )
+    project["tests/test_parse_error.gd"] = b"extends NPCBTestCase\nfunc test_x( -> void:\n"
+    project[".godot/global_script_class_cache.cfg"] = class_cache(project)
+    result = GodotHarness(engine_dir, chromium).run(build_pck(project), timeout=120)
+    by_name = {r["test"]: r for r in result.results}
+    assert result.exit_code == 1, result.transcript()
+    assert by_name["test_fails"]["failures"] == ["deliberate"]
+    assert any("timed out" in f for f in by_name["test_hangs"]["failures"])
+    assert by_name["<load>"]["file"] == "test_parse_error.gd"
+    errors = "\n".join(result.script_errors())
+    assert "pushed on purpose" in errors
+    assert "Parse Error" in errors or "SCRIPT ERROR" in errors, result.transcript()
+
+
+@pytest.mark.parametrize("name", _gdscript_tests())
+def test_gdscript(gdscript_run: RunResult, name: str) -> None:
+    """One GDScript test method, run inside the engine."""
+    file, test = name.split("::")
+    records = [r for r in gdscript_run.results if r["file"] == file and r["test"] == test]
+    assert records, f"{name} did not report (exit {gdscript_run.exit_code}, timed out "
+    f"{gdscript_run.timed_out}):\n{gdscript_run.transcript()}"
+    record = records[0]
+    if record.get("skipped"):
+        _unavailable(f"{name}: {record['skipped']}")
+    assert record["ok"], f"{name} failed: {record['failures']}\n{gdscript_run.transcript(80)}"
+
+
+def test_gdscript_run_is_clean(gdscript_run: RunResult) -> None:
+    """The run ended by itself with exit code 0 and printed no script errors."""
+    assert not gdscript_run.timed_out, gdscript_run.transcript()
+    assert gdscript_run.script_errors() == [], gdscript_run.transcript()
+    assert gdscript_run.exit_code == 0, gdscript_run.transcript()
+    reported = {f"{r['file']}::{r['test']}" for r in gdscript_run.results}
+    assert set(_gdscript_tests()) <= reported
+
+
+# --- style ---------------------------------------------------------------------------------
+
+
+def _gdtool(name: str) -> str:
+    path = Path(sys.executable).with_name(name)
+    found = str(path) if path.exists() else shutil.which(name)
+    if not found:
+        _unavailable(f"{name} (gdtoolkit) is not installed")
+    assert found is not None
+    return found
+
+
+GD_SOURCES = [ADDON, GODOT_DIR / "project"]
+
+
+def test_gdlint() -> None:
+    targets = [str(p) for p in GD_SOURCES if p.exists()]
+    proc = subprocess.run([_gdtool("gdlint"), *targets], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_gdformat_check() -> None:
+    targets = [str(p) for p in GD_SOURCES if p.exists()]
+    proc = subprocess.run(
+        [_gdtool("gdformat"), "--check", *targets], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
