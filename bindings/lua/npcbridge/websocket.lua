@@ -1,0 +1,363 @@
+--- Non-blocking WebSocket client (RFC 6455) over LuaSocket; `wss://` through LuaSec when installed.
+---
+--- The game calls `ws:update()` from its loop; every socket is in non-blocking mode
+--- (`settimeout(0)`), so one call returns after at most `max_read` bytes or `max_update_time`
+--- seconds of work, whichever comes first. The protocol itself lives in `wsproto` (no I/O).
+--- The only blocking step is the DNS lookup of a host name in `connect()`; use an IP address
+--- (e.g. 127.0.0.1) to avoid it.
+---
+---   local ws = websocket.new("ws://127.0.0.1:8765/")
+---   ws:connect()
+---   -- every frame:
+---   for _, ev in ipairs(ws:update()) do
+---     if ev.type == "open" then ws:send("hi")
+---     elseif ev.type == "message" then print(ev.data)
+---     elseif ev.type == "close" then print("closed", ev.code, ev.reason, ev.error) end
+---   end
+---@class npcbridge.websocket
+local M = { _VERSION = "0.1.0" }
+
+local base = (...):match("^(.-)[^%.]+$") or ""
+local wsproto = require(base .. "wsproto")
+local socket = require("socket")
+
+local sub, find = string.sub, string.find
+
+--- Parse a ws:// or wss:// URL. Returns {scheme, host, port, path, secure} or nil, err.
+---@param url string
+---@return table|nil parts
+---@return string|nil err
+function M.parse_url(url)
+  local scheme, rest = url:match("^(wss?)://(.*)$")
+  if not scheme then return nil, "url must start with ws:// or wss://" end
+  local hostport, path = rest:match("^([^/?#]*)(.*)$")
+  if path == "" then path = "/" end
+  if sub(path, 1, 1) == "?" then path = "/" .. path end
+  path = path:gsub("#.*$", "")
+  local host, port
+  if sub(hostport, 1, 1) == "[" then
+    host, port = hostport:match("^%[([^%]]+)%]:?(%d*)$")
+  else
+    host, port = hostport:match("^([^:]+):?(%d*)$")
+  end
+  if not host or host == "" then return nil, "url has no host" end
+  local secure = scheme == "wss"
+  port = tonumber(port) or (secure and 443 or 80)
+  return { scheme = scheme, host = host, port = port, path = path, secure = secure }
+end
+
+---@class npcbridge.websocket.Options
+---@field max_message number|nil largest incoming message in bytes (default 16 MiB); bigger: close 1009
+---@field fragment_size number|nil send messages in frames of at most this many bytes
+---@field headers table<string,string>|nil extra HTTP headers for the handshake
+---@field connect_timeout number|nil seconds for TCP + TLS + handshake (default 10)
+---@field close_timeout number|nil seconds to wait for the server during the close handshake (default 3)
+---@field max_read number|nil bytes read per update at most (default 1 MiB)
+---@field max_update_time number|nil seconds one update may spend reading (default 0.005)
+---@field ssl_params table|nil LuaSec context parameters for wss:// (default: TLS client, verify
+---                            against /etc/ssl/certs when that exists)
+
+---@class npcbridge.websocket.Client
+---@field state "idle"|"connecting"|"tls"|"handshake"|"open"|"closing"|"closed"
+---@field url string
+local Client = {}
+Client.__index = Client
+M.Client = Client
+
+---@param url string
+---@param opts npcbridge.websocket.Options|nil
+---@return npcbridge.websocket.Client
+function M.new(url, opts)
+  opts = opts or {}
+  local self = setmetatable({}, Client)
+  self.url = url
+  self.opts = opts
+  self.state = "idle"
+  self.events = {}
+  return self
+end
+
+function Client:_event(ev)
+  self.events[#self.events + 1] = ev
+end
+
+--- Start connecting. Returns true (the connection opens during later `update()` calls, which
+--- report an "open" or a "close" event), or nil and an error message.
+---@return boolean|nil ok
+---@return string|nil err
+function Client:connect()
+  if self.state ~= "idle" and self.state ~= "closed" then return nil, "already " .. self.state end
+  local parts, err = M.parse_url(self.url)
+  if not parts then return nil, err end
+  self.parts = parts
+  self.proto = wsproto.new({ max_message = self.opts.max_message, fragment_size = self.opts.fragment_size })
+  self.wbuf, self.wpos = "", 1
+  self.rhead = ""
+  self.close_info = nil
+  self.deadline = socket.gettime() + (self.opts.connect_timeout or 10)
+  if parts.secure then
+    local ok, ssl = pcall(require, "ssl")
+    if not ok then return nil, "wss:// needs LuaSec (module 'ssl'), which is not installed" end
+    self.ssl = ssl
+  end
+  local tcp
+  if find(parts.host, ":", 1, true) and socket.tcp6 then tcp = socket.tcp6() else tcp = socket.tcp() end
+  if not tcp then return nil, "cannot create a TCP socket" end
+  tcp:settimeout(0)
+  if tcp.setoption then pcall(tcp.setoption, tcp, "tcp-nodelay", true) end
+  local ok, cerr = tcp:connect(parts.host, parts.port)
+  self.sock = tcp
+  if ok then
+    self:_connected()
+  elseif cerr == "timeout" or cerr == "Operation already in progress" then
+    self.state = "connecting"
+  else
+    tcp:close()
+    self.sock = nil
+    self.state = "closed"
+    return nil, "connect: " .. tostring(cerr)
+  end
+  return true
+end
+
+function Client:_connected()
+  if self.parts.secure then
+    local params = self.opts.ssl_params
+    if not params then
+      params = { mode = "client", protocol = "any", options = { "all", "no_sslv2", "no_sslv3" } }
+      local f = io.open("/etc/ssl/certs/ca-certificates.crt", "rb")
+      if f then
+        f:close()
+        params.verify = "peer"
+        params.cafile = "/etc/ssl/certs/ca-certificates.crt"
+      else
+        params.verify = "none"
+      end
+    end
+    local conn, err = self.ssl.wrap(self.sock, params)
+    if not conn then return self:_abort("tls: " .. tostring(err)) end
+    if conn.sni then conn:sni(self.parts.host) end
+    conn:settimeout(0)
+    self.sock = conn
+    self.state = "tls"
+    return self:_tls_step()
+  end
+  self:_start_handshake()
+end
+
+function Client:_tls_step()
+  local ok, err = self.sock:dohandshake()
+  if ok then return self:_start_handshake() end
+  if err ~= "wantread" and err ~= "wantwrite" and err ~= "timeout" then
+    return self:_abort("tls handshake: " .. tostring(err))
+  end
+end
+
+function Client:_start_handshake()
+  local p = self.parts
+  local default_port = p.secure and 443 or 80
+  local host = find(p.host, ":", 1, true) and ("[" .. p.host .. "]") or p.host
+  if p.port ~= default_port then host = host .. ":" .. p.port end
+  self.key = wsproto.new_key()
+  self.wbuf = wsproto.handshake_request(host, p.path, self.key, self.opts.headers)
+  self.wpos = 1
+  self.state = "handshake"
+end
+
+-- The connection is over; report it once.
+function Client:_finish(info)
+  if self.sock then pcall(self.sock.close, self.sock) end
+  self.sock = nil
+  if self.state == "closed" then return end
+  self.state = "closed"
+  local ci = self.close_info or {}
+  self:_event({
+    type = "close",
+    code = info.code or ci.code or 1006,
+    reason = info.reason or ci.reason or "",
+    clean = info.clean or false,
+    error = info.error or ci.error,
+  })
+end
+
+function Client:_abort(err)
+  self:_finish({ error = err, code = 1006 })
+end
+
+-- write as much of the buffer as the socket takes now; nil, err when the socket failed
+function Client:_flush()
+  if self.proto and (self.state == "open" or self.state == "closing") then
+    local more = self.proto:data_to_send()
+    if #more > 0 then
+      if self.wpos > 1 then self.wbuf, self.wpos = sub(self.wbuf, self.wpos), 1 end
+      self.wbuf = self.wbuf .. more
+    end
+  end
+  if self.wpos > #self.wbuf then return true end
+  local last, err, partial = self.sock:send(self.wbuf, self.wpos)
+  last = last or partial
+  if last and last >= self.wpos then self.wpos = last + 1 end
+  if self.wpos > #self.wbuf then self.wbuf, self.wpos = "", 1 end
+  if err and err ~= "timeout" and err ~= "wantwrite" and err ~= "wantread" then return nil, err end
+  return true
+end
+
+-- read what is available, up to the per-update budget; returns data, closed_err
+function Client:_read()
+  local parts, total = {}, 0
+  local budget = self.opts.max_read or 1048576
+  local t_end = socket.gettime() + (self.opts.max_update_time or 0.005)
+  while total < budget do
+    local data, err, partial = self.sock:receive(8192)
+    data = data or partial
+    if data and #data > 0 then
+      parts[#parts + 1] = data
+      total = total + #data
+    end
+    if err then
+      if err == "timeout" or err == "wantread" or err == "wantwrite" then break end
+      return table.concat(parts), err
+    end
+    if socket.gettime() > t_end then break end
+  end
+  return table.concat(parts)
+end
+
+function Client:_handle_events(events)
+  for _, ev in ipairs(events) do
+    if ev.type == "message" then
+      self:_event(ev)
+    elseif ev.type == "ping" or ev.type == "pong" then
+      self:_event(ev)
+    elseif ev.type == "close" then
+      self.close_info = { code = ev.code or 1005, reason = ev.reason }
+      self.state = "closing"
+      self.close_deadline = socket.gettime() + (self.opts.close_timeout or 3)
+    elseif ev.type == "fail" then
+      self.close_info = { code = ev.code, reason = ev.message, error = "protocol error: " .. ev.message }
+      self.state = "closing"
+      self.close_deadline = socket.gettime() + (self.opts.close_timeout or 3)
+    end
+  end
+end
+
+--- Do the pending work without blocking and return the events since the last call:
+---   {type="open", headers=table}
+---   {type="message", kind="binary"|"text", data=string}
+---   {type="ping", data=string} / {type="pong", data=string}
+---   {type="close", code=integer, reason=string, clean=boolean, error=string|nil}  (once; the end)
+---@return table[] events
+function Client:update()
+  local st = self.state
+  local now = socket.gettime()
+  if st == "connecting" then
+    local _, writable = socket.select(nil, { self.sock }, 0)
+    if writable and #writable > 0 then
+      local ok, err = self.sock:connect(self.parts.host, self.parts.port)
+      if ok or err == "already connected" then
+        self:_connected()
+      else
+        self:_abort("connect: " .. tostring(err))
+      end
+    elseif now > self.deadline then
+      self:_abort("connect: timed out")
+    end
+  elseif st == "tls" then
+    if now > self.deadline then self:_abort("tls handshake: timed out") else self:_tls_step() end
+  end
+  if self.state == "handshake" then
+    local ok, err = self:_flush()
+    if not ok then
+      self:_abort("handshake: " .. tostring(err))
+    else
+      local data, rerr = self:_read()
+      self.rhead = self.rhead .. data
+      local e = find(self.rhead, "\r\n\r\n", 1, true)
+      if e then
+        local head, rest = sub(self.rhead, 1, e + 3), sub(self.rhead, e + 4)
+        self.rhead = nil
+        local headers, herr = wsproto.check_handshake_response(head, self.key)
+        if not headers then
+          self:_abort(herr)
+        else
+          self.state = "open"
+          self:_event({ type = "open", headers = headers })
+          if #rest > 0 then self:_handle_events(self.proto:receive_data(rest)) end
+        end
+      elseif #self.rhead > 16384 then
+        self:_abort("handshake: response head too large")
+      elseif rerr then
+        self:_abort("handshake: connection " .. tostring(rerr))
+      elseif now > self.deadline then
+        self:_abort("handshake: timed out")
+      end
+    end
+  end
+  if self.state == "open" or self.state == "closing" then
+    local ok, err = self:_flush()
+    if not ok then
+      self:_finish({ error = "send: " .. tostring(err) })
+    else
+      local data, rerr = self:_read()
+      if #data > 0 then self:_handle_events(self.proto:receive_data(data)) end
+      if self.state ~= "closed" then
+        ok, err = self:_flush()
+        if rerr then
+          -- the server closed TCP: clean when both close frames were exchanged (7.1.4)
+          local p = self.proto
+          local clean = p.close_sent and p.close_received
+          local info = { clean = clean }
+          if not clean and not (self.close_info and self.close_info.error) then
+            info.error = "connection " .. tostring(rerr)
+            info.code = 1006
+          end
+          self:_finish(info)
+        elseif not ok then
+          self:_finish({ error = "send: " .. tostring(err) })
+        elseif self.state == "closing" and socket.gettime() > (self.close_deadline or now) then
+          -- the server did not end TCP in time (7.1.1 lets the client close it then)
+          local p = self.proto
+          self:_finish({ clean = p.close_sent and p.close_received })
+        end
+      end
+    end
+  end
+  local events = self.events
+  self.events = {}
+  return events
+end
+
+--- Queue a message (sent during `update()`). `kind` is "binary" (default) or "text".
+---@param data string
+---@param kind "binary"|"text"|nil
+---@return boolean|nil ok
+---@return string|nil err
+function Client:send(data, kind)
+  if self.state ~= "open" then return nil, "websocket is not open (" .. self.state .. ")" end
+  local ok, err = self.proto:send_message(data, kind)
+  if ok then self:_flush() end
+  return ok, err
+end
+
+---@param payload string|nil
+function Client:ping(payload)
+  if self.state ~= "open" then return nil, "websocket is not open (" .. self.state .. ")" end
+  return self.proto:send_ping(payload)
+end
+
+--- Start the closing handshake; a "close" event follows from `update()`.
+---@param code integer|nil default 1000
+---@param reason string|nil
+function Client:close(code, reason)
+  if self.state == "open" then
+    self.proto:send_close(code or 1000, reason)
+    self.close_info = { code = code or 1000, reason = reason or "" }
+    self.state = "closing"
+    self.close_deadline = socket.gettime() + (self.opts.close_timeout or 3)
+    self:_flush()
+  elseif self.state ~= "closed" and self.state ~= "idle" and self.state ~= "closing" then
+    self:_finish({ code = code or 1000, reason = reason or "", clean = false, error = "closed before open" })
+  end
+end
+
+return M
