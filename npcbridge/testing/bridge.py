@@ -1,0 +1,64 @@
+"""Start a real npcbridge server inside the current event loop, wired to a fake upstream.
+
+Used by the test suites (also the plugins' own suites) and the benchmarks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..app import App
+from ..client import Client
+from ..config import Config
+from ..server import Server, serve
+from .fake_upstream import FakeUpstream
+from .stack import stack_config
+
+
+@dataclass
+class Bridge:
+    """A running npcbridge server wired to a fake upstream."""
+
+    app: App
+    server: Server
+    fake: FakeUpstream
+
+    @property
+    def url(self) -> str:
+        """The server's WebSocket URL."""
+        return self.server.url
+
+    async def client(self, **options: Any) -> Client:
+        """A connected client."""
+        return await Client.connect(self.url, **options)
+
+    async def close(self) -> None:
+        """Stop the server."""
+        await self.server.close()
+
+
+async def start_bridge(
+    fake: FakeUpstream,
+    tmp_path: Path,
+    *,
+    plugins: tuple[str, ...] = (),
+    entry_points: bool = False,
+    **overrides: Any,
+) -> Bridge:
+    """Start a server against ``fake``. ``overrides`` use ``section__field=value`` keys."""
+    config = stack_config(fake.base_url, str(tmp_path / "bridge.db"))
+    data = config.model_dump()
+    for dotted, value in overrides.items():
+        section, _, key = dotted.partition("__")
+        if key:
+            data[section][key] = value
+        else:
+            data[section] = value
+    if data["server"]["token"] is not None and not isinstance(data["server"]["token"], str):
+        data["server"]["token"] = config.server.token.get_secret_value()  # type: ignore[union-attr]
+    data["upstream"]["api_key"] = "test-key"
+    app = App(Config.model_validate(data), plugins, entry_points=entry_points)
+    server = await serve(app, port=0)
+    return Bridge(app, server, fake)

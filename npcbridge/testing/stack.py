@@ -1,0 +1,156 @@
+"""A complete test stack in one process: the fake upstream and a real npcbridge server.
+
+For test suites written in other languages (Lua, GDScript) and for trying clients by hand::
+
+    python -m npcbridge.testing.stack [--token T] [--ttft-ms 0] [--tokens-per-s 0]
+
+prints one JSON line ``{"ws_url", "upstream_url", "control_url", "token"}`` and runs until stdin
+closes, SIGTERM or SIGINT. Control endpoints (HTTP on ``control_url``):
+
+``POST /restart?down_ms=500``  stop the WebSocket server (clients see the close), wait, start a
+                               new one on the same port (for reconnect tests).
+``GET /upstream``              the fake upstream's counters (requests, disconnects, ...).
+
+The server defines two NPCs in config, ``blacksmith`` and ``mage`` (the seed's characters).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from ..app import App
+from ..config import Config, load_config
+from ..server import Server, serve
+from .fake_upstream import FakeUpstream
+
+DEMO_NPCS: dict[str, dict[str, Any]] = {
+    "blacksmith": {
+        "name": "Brom",
+        "description": "The village blacksmith, rough but kind.",
+        "personality": "gruff, honest, secretly soft-hearted",
+        "speech_style": "short sentences, calls everyone 'lad'",
+    },
+    "mage": {
+        "name": "Aelindra",
+        "description": "A haughty elf mage who considers humans children.",
+        "personality": "proud, precise, impatient",
+        "speech_style": "formal and condescending",
+    },
+}
+
+
+def stack_config(
+    upstream_url: str, store_url: str, token: str | None = None, **server: Any
+) -> Config:
+    """The configuration the stack's server runs with."""
+    overrides: dict[str, Any] = {
+        "upstream.base_url": upstream_url,
+        "upstream.api_key": "test-key",
+        "store.url": store_url,
+        "server.token": token,
+        "upstream.first_token_timeout_s": 5.0,
+    }
+    overrides.update({f"server.{k}": v for k, v in server.items()})
+    config = load_config(None, env={}, overrides=overrides)
+    from ..protocol.messages import Persona
+
+    config.npcs.update({k: Persona.model_validate(v) for k, v in DEMO_NPCS.items()})
+    return config
+
+
+class Stack:
+    """Fake upstream + server + control endpoints."""
+
+    def __init__(self, token: str | None, ttft_ms: float, tokens_per_s: float) -> None:
+        self.token = token
+        self.fake = FakeUpstream(ttft_ms=ttft_ms, tokens_per_s=tokens_per_s)
+        self.tmp = tempfile.TemporaryDirectory(prefix="npcbridge-stack-")
+        self.server: Server | None = None
+        self.port = 0
+        self.control: web.AppRunner | None = None
+        self.control_port = 0
+
+    async def _start_server(self) -> None:
+        config = stack_config(self.fake.base_url, str(Path(self.tmp.name) / "stack.db"), self.token)
+        self.server = await serve(App(config, entry_points=False), port=self.port)
+        self.port = self.server.port
+
+    async def start(self) -> None:
+        """Start everything."""
+        await self.fake.start()
+        await self._start_server()
+        control = web.Application()
+        control.router.add_post("/restart", self._restart)
+        control.router.add_get("/upstream", self._upstream)
+        self.control = web.AppRunner(control, access_log=None)
+        await self.control.setup()
+        site = web.TCPSite(self.control, "127.0.0.1", 0)
+        await site.start()
+        self.control_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def _restart(self, request: web.Request) -> web.Response:
+        down_ms = float(request.query.get("down_ms", "500"))
+        if self.server is not None:
+            await self.server.close()
+        await asyncio.sleep(down_ms / 1000)
+        await self._start_server()
+        return web.json_response({"ok": True, "port": self.port})
+
+    async def _upstream(self, request: web.Request) -> web.Response:
+        return web.json_response(self.fake.stats())
+
+    def describe(self) -> dict[str, Any]:
+        """The URLs a test needs."""
+        return {
+            "ws_url": f"ws://127.0.0.1:{self.port}/",
+            "upstream_url": self.fake.base_url,
+            "control_url": f"http://127.0.0.1:{self.control_port}",
+            "token": self.token,
+        }
+
+    async def stop(self) -> None:
+        """Stop everything."""
+        if self.server is not None:
+            await self.server.close()
+        if self.control is not None:
+            await self.control.cleanup()
+        await self.fake.stop()
+        self.tmp.cleanup()
+
+
+async def _main(args: argparse.Namespace) -> None:
+    stack = Stack(args.token, args.ttft_ms, args.tokens_per_s)
+    await stack.start()
+    print(json.dumps(stack.describe()), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    if not sys.stdin.isatty():
+        loop.add_reader(sys.stdin.fileno(), lambda: stop.set() if not sys.stdin.read(1) else None)
+    await stop.wait()
+    await stack.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--token", default=None)
+    parser.add_argument("--ttft-ms", type=float, default=0.0)
+    parser.add_argument("--tokens-per-s", type=float, default=200.0)
+    asyncio.run(_main(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()
