@@ -1,0 +1,54 @@
+"""Documentation that cannot drift: every hook has a section, every message an example."""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from npcbridge import hookspecs
+
+ROOT = Path(__file__).resolve().parent.parent
+HOOKS = sorted(
+    name
+    for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
+    if name.startswith("npcbridge_")
+)
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_is_documented_with_an_example(hook: str) -> None:
+    doc = (ROOT / "docs" / "plugins.md").read_text()
+    match = re.search(rf"^## {hook}\n(.*?)(?=^## |\Z)", doc, re.M | re.S)
+    assert match, f"docs/plugins.md has no '## {hook}' section"
+    section = match.group(1)
+    assert "```python" in section and f"def {hook}(" in section, f"{hook}: no example"
+    assert getattr(hookspecs, hook).__doc__, f"{hook}: no docstring"
+
+
+def test_no_documented_hook_is_missing_from_hookspecs() -> None:
+    doc = (ROOT / "docs" / "plugins.md").read_text()
+    assert set(re.findall(r"^## (npcbridge_\w+)$", doc, re.M)) == set(HOOKS)
+
+
+def _renderer():
+    spec = importlib.util.spec_from_file_location(
+        "render_protocol_doc", ROOT / "tests" / "vectors" / "render_protocol_doc.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_protocol_doc_shows_every_vector() -> None:
+    render = _renderer()
+    found = render.examples((ROOT / "docs" / "protocol.md").read_text())
+    kinds = json.loads((ROOT / "tests" / "vectors" / "index.json").read_text())["messages"]
+    assert set(found) == set(kinds)
+    for kind in kinds:
+        assert json.loads(found[kind]) == json.loads(render.twin_json(kind)), kind
