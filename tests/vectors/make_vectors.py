@@ -6,7 +6,7 @@ so a protocol change means: edit the examples here, run ``python tests/vectors/m
 update ``docs/protocol.md`` and the three clients, commit together.
 
 Files:
-- ``<type>.msgpack`` / ``<type>.json``: one canonical message per message kind and its readable twin.
+- ``<type>.msgpack`` / ``<type>.json``: one canonical message per kind and its readable twin.
 - ``index.json``: the list of message kinds (so clients need no directory listing).
 - ``codec.json``: msgpack type-coverage cases; each has ``hex`` (input), ``canonical_hex`` (what a
   canonical encoder writes for the decoded value) and ``value`` in tagged JSON
@@ -103,12 +103,24 @@ MESSAGES: list[dict[str, Any]] = [
         "importance": 8,
     },
     {"type": "memory.forget", "id": 3, "npc": "blacksmith", "player": "p1"},
-    {"type": "memory.query", "id": 4, "npc": "blacksmith", "player": "p1", "text": "sword", "limit": 5},
+    {
+        "type": "memory.query",
+        "id": 4,
+        "npc": "blacksmith",
+        "player": "p1",
+        "text": "sword",
+        "limit": 5,
+    },
     {
         "type": "memory",
         "id": 4,
         "items": [
-            {"text": "the player stole the sword", "kind": "fact", "importance": 8, "at": 1764000000.5},
+            {
+                "text": "the player stole the sword",
+                "kind": "fact",
+                "importance": 8,
+                "at": 1764000000.5,
+            },
         ],
     },
     {
@@ -231,7 +243,8 @@ def codec_cases() -> list[dict[str, Any]]:
         _case("empty map", b"\x80", {}),
         _case(
             "map16",
-            b"\xde\x00\x10" + b"".join(bytes([0xA2, 0x6B, 0x61 + i]) + bytes([i]) for i in range(16)),
+            b"\xde\x00\x10"
+            + b"".join(bytes([0xA2, 0x6B, 0x61 + i]) + bytes([i]) for i in range(16)),
             {"k" + chr(0x61 + i): i for i in range(16)},
         ),
         _case("non-canonical map32", b"\xdf\x00\x00\x00\x01\xa1k\xc3", {"k": True}),
