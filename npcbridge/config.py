@@ -27,6 +27,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from .gateway_settings import (
+    BreakerSettings,
+    BudgetSettings,
+    CacheSettings,
+    GatewaySettings,
+    MetricsSettings,
+    RateLimitSettings,
+    RetrySettings,
+)
 from .models import ModelEntry, default_models
 from .protocol.messages import Persona
 
@@ -102,6 +111,14 @@ class Config(_Section):
     upstream: UpstreamConfig = Field(default_factory=UpstreamConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     models: list[ModelEntry] = Field(default_factory=default_models)
+    # the gateway's sections (issue 3; see docs/gateway.md)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    ratelimit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    breaker: BreakerSettings = Field(default_factory=BreakerSettings)
+    budget: BudgetSettings = Field(default_factory=BudgetSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     npcs: dict[str, Persona] = Field(default_factory=dict)
     plugins: list[str] = Field(default_factory=list)
     disable_plugins: list[str] = Field(default_factory=list)
