@@ -1,0 +1,170 @@
+"""``npcbridge serve`` and ``npcbridge chat`` as real processes, configured by environment."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from npcbridge.client import Client
+from npcbridge.testing.fake_upstream import FakeUpstream
+
+
+async def start_serve(
+    env: dict[str, str], *args: str
+) -> tuple[asyncio.subprocess.Process, str, str]:
+    """Start ``npcbridge serve`` on a free port; return the process, its URL and its log so far."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "npcbridge.cli",
+        "serve",
+        "--port",
+        "0",
+        *args,
+        env=env,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    head = ""
+    while True:
+        line = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode()
+        assert line, f"server exited before listening: {head}"
+        head += line
+        match = re.search(r"listening on (ws://\S+)", line)
+        if match:
+            return proc, match.group(1), head
+
+
+async def stop(proc: asyncio.subprocess.Process) -> str:
+    proc.send_signal(signal.SIGTERM)
+    assert proc.stderr is not None
+    rest = (await asyncio.wait_for(proc.stderr.read(), 30)).decode()
+    assert await proc.wait() == 0
+    return rest
+
+
+def base_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NPCBRIDGE_", "GROQ_"))}
+    env["NPCBRIDGE_STORE"] = str(tmp_path / "cli.db")
+    return env
+
+
+async def test_serve_uses_env_and_logs_connections_and_turns(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    config = tmp_path / "npcbridge.toml"
+    config.write_text('[npcs.smith]\nname = "Brom"\ndescription = "A blacksmith."\n')
+    env = base_env(tmp_path) | {
+        "GROQ_API_KEY": "gsk_test_key",
+        "NPCBRIDGE_BASE_URL": fake_upstream.base_url,
+        "NPCBRIDGE_TOKEN": "tok",
+        "NPCBRIDGE_CONFIG": str(config),
+    }
+    proc, url, _ = await start_serve(env)
+    try:
+        async with await Client.connect(url, token="tok") as client:
+            assert "offline" not in client.welcome["features"]
+            text = await (await client.say("smith", "p1", "[[reply:Aye.]]")).text()
+            assert text == "Aye."
+        assert fake_upstream.requests[0].headers["authorization"] == "Bearer gsk_test_key"
+    finally:
+        log = await stop(proc)
+    assert re.search(r"connection session=\w+ peer=.* open", log)
+    turn = re.search(r"turn npc=smith .*model=(\S+) .*ttft_ms=\S+ .*tokens_out=1 cost_usd=\S+", log)
+    assert turn and turn.group(1) == "llama-3.1-8b-instant"
+    assert "gsk_test_key" not in log
+
+
+async def test_serve_without_key_is_offline_and_says_so(tmp_path: Path) -> None:
+    proc, url, head = await start_serve(base_env(tmp_path))
+    try:
+        async with await Client.connect(url) as client:
+            assert "offline" in client.welcome["features"]
+            await client.define_npc("elf", {"name": "Aelindra"})
+            reply = await client.say("elf", "p1", "Who are you?")
+            assert "Aelindra" in await reply.text()
+    finally:
+        log = await stop(proc)
+    assert "OFFLINE MODE" in head + log
+
+
+async def test_chat_streams_a_reply(fake_upstream: FakeUpstream, tmp_path: Path) -> None:
+    env = base_env(tmp_path) | {"GROQ_API_KEY": "k", "NPCBRIDGE_BASE_URL": fake_upstream.base_url}
+    proc, url, _ = await start_serve(env)
+    try:
+        chat = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "npcbridge.cli",
+            "chat",
+            "--npc",
+            "innkeeper",
+            "--url",
+            url,
+            "--persona",
+            "A cheerful innkeeper.",
+            env=env,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await asyncio.wait_for(
+            chat.communicate(b"[[reply:Welcome, *smiles* friend!]]\n"), 30
+        )
+        assert chat.returncode == 0
+        text = out.decode()
+        assert "innkeeper> Welcome, friend!" in text and "*smiles*" in text
+    finally:
+        await stop(proc)
+
+
+def test_cli_bad_config_names_the_field(tmp_path: Path) -> None:
+    env = {**os.environ, "NPCBRIDGE_PORT": "not-a-port"}
+    env.pop("GROQ_API_KEY", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "npcbridge.cli", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "server.port" in lines[0]
+
+
+def test_cli_refuses_public_bind_without_token(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NPCBRIDGE_")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "npcbridge.cli", "serve", "--host", "0.0.0.0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "server.token" in proc.stderr
+
+
+def test_cli_bad_plugin(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "npcbridge.cli",
+            "serve",
+            "--port",
+            "0",
+            "--plugin",
+            "nope_mod:x",
+            "--store",
+            str(tmp_path / "s.db"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "nope_mod" in proc.stderr
