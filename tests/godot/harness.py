@@ -197,7 +197,9 @@ def _capture(devtools_url: str | None) -> bytes:
         targets = json.loads(resp.read())
     page = next(t for t in targets if t.get("type") == "page" and "page.html" in t.get("url", ""))
     with connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=10) as ws:
-        ws.send(json.dumps({"id": 1, "method": "Page.captureScreenshot", "params": {"format": "png"}}))
+        ws.send(
+            json.dumps({"id": 1, "method": "Page.captureScreenshot", "params": {"format": "png"}})
+        )
         while True:
             reply = json.loads(ws.recv(timeout=30))
             if reply.get("id") == 1:
