@@ -21,9 +21,16 @@ def _response(status: HTTPStatus, body: bytes, content_type: str) -> Response:
 
 
 def make_process_request(
-    app: App, connections: Callable[[], int]
+    app: App,
+    connections: Callable[[], int],
+    connections_from: Callable[[str], int] | None = None,
 ) -> Callable[[ServerConnection, Request], Response | None]:
-    """Answer HTTP paths before the WebSocket upgrade; None lets the upgrade proceed."""
+    """Answer HTTP paths before the WebSocket upgrade; None lets the upgrade proceed.
+
+    An upgrade from an address that already holds ``server.max_connections_per_ip`` connections
+    is refused with HTTP 429 (``connections_from(ip)`` counts them).
+    """
+    cap = app.config.server.max_connections_per_ip
 
     def process_request(connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
@@ -41,6 +48,16 @@ def make_process_request(
             return _response(HTTPStatus(status), body_bytes, content_type)
         if "upgrade" not in request.headers.get("Connection", "").lower():
             return _response(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
+        if connections_from is not None:
+            address = connection.remote_address
+            if address and connections_from(str(address[0])) >= cap:
+                response = _response(
+                    HTTPStatus.TOO_MANY_REQUESTS,
+                    b"too many connections from this address\n",
+                    "text/plain",
+                )
+                response.headers["Retry-After"] = "1"
+                return response
         return None
 
     return process_request

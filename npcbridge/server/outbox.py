@@ -2,9 +2,15 @@
 
 One writer task sends in order. Deltas of the same reply that queue up behind a slow socket are
 coalesced into one ``reply.delta`` (``seq`` is assigned when a frame is actually sent, so it
-stays contiguous), which keeps the queue bounded by the number of replies in flight rather than
-by the number of tokens. A send that does not complete within ``send_timeout_s`` closes the
-connection: a client that stops reading cannot grow server memory.
+stays contiguous), which keeps the number of queued frames bounded by the replies in flight
+rather than by the number of tokens. Two limits protect the server from a client that stops
+reading:
+
+* ``send_timeout_s``: a send that does not complete in time closes the connection (1008);
+* ``max_queue_bytes``: when the bytes waiting in the queue (encoded frames plus the text of
+  coalesced deltas) exceed it, the connection is closed (1008) and the queue dropped at once.
+
+Either way the memory one connection can hold is bounded.
 """
 
 from __future__ import annotations
@@ -21,6 +27,9 @@ from ..protocol import CloseCode, encode, encode_reply_delta
 
 log = logging.getLogger("npcbridge.server")
 
+#: default bound on bytes queued for one connection (``server.send_queue_bytes``)
+DEFAULT_QUEUE_BYTES = 1024 * 1024
+
 
 class _PendingDelta:
     __slots__ = ("request_id", "parts")
@@ -30,55 +39,109 @@ class _PendingDelta:
         self.parts = [text]
 
 
+class _Frame:
+    """An encoded frame; ``ends`` is the request id whose ``reply.end`` this is."""
+
+    __slots__ = ("data", "ends")
+
+    def __init__(self, data: bytes, ends: str | int | None) -> None:
+        self.data = data
+        self.ends = ends
+
+
 class Outbox:
     """Ordered, coalescing, bounded sending for one connection."""
 
-    def __init__(self, ws: Connection, send_timeout_s: float) -> None:
+    def __init__(
+        self,
+        ws: Connection,
+        send_timeout_s: float,
+        max_queue_bytes: int = DEFAULT_QUEUE_BYTES,
+    ) -> None:
         self.ws = ws
         self.send_timeout_s = send_timeout_s
-        self._queue: deque[_PendingDelta | dict[str, Any] | bytes] = deque()
+        self.max_queue_bytes = max_queue_bytes
+        self._queue: deque[_PendingDelta | _Frame] = deque()
         self._open: dict[str | int, _PendingDelta] = {}
         self._seq: dict[str | int, int] = {}
         self._wakeup = asyncio.Event()
         self._closed = False
-        self._task = asyncio.create_task(self._write(), name="npcbridge-outbox")
+        self._task: asyncio.Task[None] | None = None
+        #: deltas merged into an earlier queued delta (not sent as frames of their own)
         self.coalesced = 0
+        #: bytes currently waiting (approximate for delta text: counted in characters)
+        self.queued_bytes = 0
+        #: why the outbox stopped sending ("slow", "closed") or None while it works
+        self.stopped: str | None = None
         self._busy = False
+        self._closer: asyncio.Task[None] | None = None
+
+    def _start(self) -> None:
+        # the writer task is created on first use: an idle connection holds no extra task
+        self._task = asyncio.create_task(self._write(), name="npcbridge-outbox")
 
     def emit(self, frame: dict[str, Any] | bytes) -> None:
         """Queue a frame (a message dict, or bytes already encoded). Never blocks."""
         if self._closed:
             return
+        if self._task is None:
+            self._start()
         if isinstance(frame, dict):
             request_id = frame.get("id")
             if frame["type"] == "reply.delta" and request_id is not None:
+                text = frame["text"]
                 pending = self._open.get(request_id)
                 if pending is not None:
-                    pending.parts.append(frame["text"])
+                    pending.parts.append(text)
                     self.coalesced += 1
-                    return
-                pending = self._open[request_id] = _PendingDelta(request_id, frame["text"])
-                self._queue.append(pending)
-                self._wakeup.set()
+                else:
+                    pending = self._open[request_id] = _PendingDelta(request_id, text)
+                    self._queue.append(pending)
+                    self._wakeup.set()
+                self._account(len(text) + 24)
                 return
             if request_id is not None:
                 # later deltas for this id must not jump ahead of this frame
                 self._open.pop(request_id, None)
-        self._queue.append(frame)
+            item = _Frame(encode(frame), request_id if frame["type"] == "reply.end" else None)
+        else:
+            item = _Frame(frame, None)
+        self._queue.append(item)
         self._wakeup.set()
+        self._account(len(item.data))
 
-    def _encode(self, item: _PendingDelta | dict[str, Any] | bytes) -> bytes:
-        if isinstance(item, bytes):
-            return item
-        if isinstance(item, _PendingDelta):
-            if self._open.get(item.request_id) is item:
-                del self._open[item.request_id]
-            seq = self._seq.get(item.request_id, 0)
-            self._seq[item.request_id] = seq + 1
-            return encode_reply_delta(item.request_id, seq, "".join(item.parts))
-        if item["type"] == "reply.end":
-            self._seq.pop(item["id"], None)
-        return encode(item)
+    def _account(self, size: int) -> None:
+        self.queued_bytes += size
+        if self.queued_bytes > self.max_queue_bytes and not self._closed:
+            log.warning(
+                "closing %s: more than %d bytes queued for a client that is not reading",
+                self.ws.remote_address,
+                self.max_queue_bytes,
+            )
+            self._stop("slow")
+            self._closer = asyncio.get_running_loop().create_task(self._close_slow_client())
+
+    def _stop(self, why: str) -> None:
+        self._closed = True
+        self.stopped = why
+        self._queue.clear()
+        self._open.clear()
+        self._seq.clear()
+        self.queued_bytes = 0
+
+    def _encode(self, item: _PendingDelta | _Frame) -> bytes:
+        if isinstance(item, _Frame):
+            self.queued_bytes -= len(item.data)
+            if item.ends is not None:
+                self._seq.pop(item.ends, None)
+            return item.data
+        if self._open.get(item.request_id) is item:
+            del self._open[item.request_id]
+        seq = self._seq.get(item.request_id, 0)
+        self._seq[item.request_id] = seq + 1
+        text = item.parts[0] if len(item.parts) == 1 else "".join(item.parts)
+        self.queued_bytes -= len(text) + 24 * len(item.parts)
+        return encode_reply_delta(item.request_id, seq, text)
 
     async def _write(self) -> None:
         try:
@@ -92,12 +155,10 @@ class Outbox:
                     self._busy = False
         except TimeoutError:
             log.warning("closing %s: client stopped reading", self.ws.remote_address)
-            self._closed = True
-            self._queue.clear()
+            self._stop("slow")
             await self._close_slow_client()
         except ConnectionClosed:
-            self._closed = True
-            self._queue.clear()
+            self._stop("closed")
 
     async def _close_slow_client(self) -> None:
         try:
@@ -105,19 +166,25 @@ class Outbox:
                 self.ws.close(CloseCode.POLICY_VIOLATION, "client too slow"), 2.0
             )
         except (TimeoutError, ConnectionClosed):
+            pass
+        finally:
+            # a client that does not read will not read the close frame either
             self.ws.transport.abort()
 
     async def drain(self, within_s: float = 2.0) -> None:
         """Wait until everything queued so far was sent (or the connection is gone)."""
-        deadline = asyncio.get_running_loop().time() + within_s
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within_s
         while (self._queue or self._busy or self._wakeup.is_set()) and not self._closed:
-            if asyncio.get_running_loop().time() > deadline:
+            if loop.time() > deadline:
                 return
             await asyncio.sleep(0.005)
 
     async def close(self) -> None:
         """Stop the writer."""
         self._closed = True
+        if self._task is None:
+            return
         self._task.cancel()
         try:
             await self._task

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from typing import TYPE_CHECKING
 
 from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as ws_serve
 
+from ..protocol import CloseCode, ErrorCode, ProtocolError
 from .http import make_process_request
 from .session import Session
 
@@ -47,19 +49,56 @@ class Server:
         await self.close()
 
 
+def peer_ip(ws: ServerConnection) -> str:
+    """The peer's IP address (the key of the per-IP connection cap)."""
+    address = ws.remote_address
+    return str(address[0]) if address else ""
+
+
+async def refuse_over_ip_cap(ws: ServerConnection, cap: int) -> None:
+    """Answer ``error`` ``rate_limited`` and close 1008: too many connections from one IP."""
+    from ..pipeline import error_frame
+    from ..protocol import encode
+
+    exc = ProtocolError(
+        ErrorCode.RATE_LIMITED,
+        f"more than {cap} connections from one address",
+        retryable=True,
+        retry_after_ms=1000,
+    )
+    try:
+        await ws.send(encode(error_frame(exc)))
+        await ws.close(CloseCode.POLICY_VIOLATION, "too many connections from this address")
+    except Exception:  # the peer may already be gone
+        pass
+
+
 async def serve(app: App, host: str | None = None, port: int | None = None) -> Server:
     """Start the app and listen; ``host``/``port`` default to the app's config."""
     cfg = app.config.server
     await app.start()
     sessions: set[Session] = set()
+    per_ip: Counter[str] = Counter()
 
     async def handler(ws: ServerConnection) -> None:
-        session = Session(app, ws)
-        sessions.add(session)
+        ip = peer_ip(ws)
+        per_ip[ip] += 1
         try:
-            await session.run()
+            if per_ip[ip] > cfg.max_connections_per_ip:
+                # process_request refuses most of these with HTTP 429 before the upgrade; this
+                # catches handshakes that raced past it
+                await refuse_over_ip_cap(ws, cfg.max_connections_per_ip)
+                return
+            session = Session(app, ws)
+            sessions.add(session)
+            try:
+                await session.run()
+            finally:
+                sessions.discard(session)
         finally:
-            sessions.discard(session)
+            per_ip[ip] -= 1
+            if per_ip[ip] <= 0:
+                del per_ip[ip]
 
     origins = None
     if cfg.allowed_origins is not None:
@@ -74,7 +113,9 @@ async def serve(app: App, host: str | None = None, port: int | None = None) -> S
         ping_timeout=cfg.ping_timeout_s,
         compression=None,
         origins=origins,
-        process_request=make_process_request(app, lambda: len(sessions)),
+        process_request=make_process_request(
+            app, lambda: len(sessions), lambda ip: per_ip.get(ip, 0)
+        ),
         server_header=app.server_name,
     )
     server = Server(app, ws_server)

@@ -2,8 +2,11 @@
 
 Protocol rules enforced here (see docs/protocol.md): ``hello`` first; token check; version check;
 text frames and undecodable messages answer ``bad_request`` and more than ``max_bad_messages`` in
-a row close with 1008; ``say`` beyond ``max_in_flight`` answers ``too_many_in_flight``; a closed
-connection cancels its turns (and so their upstream requests).
+a row close with 1008; ``say`` beyond ``max_in_flight`` answers ``too_many_in_flight``; more
+than ``max_messages_per_s`` messages per player (a token bucket per ``player`` named in the
+message, and one for the connection's messages that name none; burst = one second's worth)
+answer ``rate_limited`` with ``retry_after_ms``; a closed connection cancels its turns (and so
+their upstream requests).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from ..protocol import (
     check_version,
     decode_map,
 )
-from ..protocol.codec import validate
+from ..protocol.codec import request_id_of, validate
 from ..protocol.messages import (
     CLIENT_MESSAGES,
     Cancel,
@@ -51,8 +54,31 @@ log = logging.getLogger("npcbridge.server")
 
 HELLO_TIMEOUT_S = 10.0
 RECENT_IDS = 256
+#: players one connection may keep rate-limit state for (oldest forgotten first)
+MAX_RATE_BUCKETS = 1024
 
 Handler = Callable[["Session", Message], Awaitable[None]]
+
+
+class TokenBucket:
+    """``rate`` messages per second with a burst of ``burst``; time from the event loop."""
+
+    __slots__ = ("rate", "burst", "tokens", "at")
+
+    def __init__(self, rate: float, burst: float, now: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = burst
+        self.at = now
+
+    def take(self, now: float) -> float:
+        """Take one token; return 0.0 when allowed, else the seconds until one is available."""
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return 0.0
+        return (1.0 - self.tokens) / self.rate
 
 
 class Session:
@@ -68,7 +94,8 @@ class Session:
         self.turns: dict[str | int, asyncio.Task[None]] = {}
         self.recent: OrderedDict[str | int, None] = OrderedDict()
         self.bad_in_a_row = 0
-        self.outbox = Outbox(ws, self.config.send_timeout_s)
+        self.buckets: OrderedDict[str | None, TokenBucket] = OrderedDict()
+        self.outbox = Outbox(ws, self.config.send_timeout_s, self.config.send_queue_bytes)
 
     def send(self, frame: dict[str, Any]) -> None:
         """Queue a frame for this client."""
@@ -172,6 +199,7 @@ class Session:
             if isinstance(data, str):
                 raise DecodeError("messages must be binary msgpack frames, not text")
             raw = decode_map(data)
+            self._rate_limit(raw)
             message = validate(raw, CLIENT_MESSAGES)
             await self._dispatch(message, raw)
         except DecodeError as exc:
@@ -183,6 +211,30 @@ class Session:
         except ProtocolError as exc:
             self.send_error(exc)
         self.bad_in_a_row = 0
+
+    def _rate_limit(self, raw: dict[str, Any]) -> None:
+        """Raise ``rate_limited`` when the message's player (or the connection) is over its rate."""
+        player = raw.get("player")
+        key = player if isinstance(player, str) else None
+        now = asyncio.get_running_loop().time()
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            rate = self.config.max_messages_per_s
+            bucket = self.buckets[key] = TokenBucket(rate, max(1.0, rate), now)
+            if len(self.buckets) > MAX_RATE_BUCKETS:
+                self.buckets.popitem(last=False)
+        else:
+            self.buckets.move_to_end(key)
+        wait_s = bucket.take(now)
+        if wait_s:
+            raise ProtocolError(
+                ErrorCode.RATE_LIMITED,
+                f"more than {self.config.max_messages_per_s:g} messages per second"
+                + (" for this player" if key is not None else ""),
+                request_id=request_id_of(raw),
+                retryable=True,
+                retry_after_ms=max(1, int(wait_s * 1000 + 0.999)),
+            )
 
     async def _dispatch(self, message: Message, raw: dict[str, Any]) -> None:
         if isinstance(message, Say):
