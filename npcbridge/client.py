@@ -138,7 +138,8 @@ class Client:
         if token is not None:
             hello["token"] = token
         await ws.send(encode(hello))
-        frame = unpack(await ws.recv())
+        first = await ws.recv()
+        frame = unpack(first) if isinstance(first, bytes) else {"type": "text"}
         if frame.get("type") != "welcome":
             await ws.close()
             raise NpcBridgeError.from_frame(frame)
@@ -174,7 +175,8 @@ class Client:
         try:
             async for data in self.ws:
                 frame = unpack(data) if isinstance(data, bytes) else {"type": "text", "text": data}
-                target = self._pending.get(frame.get("id")) if "id" in frame else None
+                rid = frame.get("id")
+                target = self._pending.get(rid) if isinstance(rid, (str, int)) else None
                 if isinstance(target, Reply):
                     target.queue.put_nowait(frame)
                 elif target is not None:

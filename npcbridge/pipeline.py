@@ -106,7 +106,6 @@ class Pipeline:
         pm = self.app.plugins
         transforms = implementations(pm, "npcbridge_transform_delta")
         streamed: list[str] = []
-        raw: list[str] = []
         tool_calls = actions.ToolCallCollector()
         usage: Usage | None = None
         finish = "stop"
@@ -126,7 +125,6 @@ class Pipeline:
                 if isinstance(event, TextDelta):
                     if first_token_at is None:
                         first_token_at = time.perf_counter()
-                    raw.append(event.text)
                     send(sync_chain(transforms, "text", event.text, turn=turn))
                 elif isinstance(event, ToolCallDelta):
                     if first_token_at is None:

@@ -63,7 +63,8 @@ def persona_from_card(card: dict[str, Any]) -> Persona:
     Fields map onto the persona; everything else of the card is kept under ``card`` so plugins
     still see it (unknown card fields are never dropped).
     """
-    data = card.get("data") if isinstance(card.get("data"), dict) else card
+    inner = card.get("data")
+    data: dict[str, Any] = inner if isinstance(inner, dict) else card
     name = data.get("name")
     if not isinstance(name, str) or not name:
         raise ValueError("card: field 'data.name' is required")

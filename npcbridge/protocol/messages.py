@@ -7,7 +7,7 @@ peers ignore fields they do not know.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
@@ -25,6 +25,9 @@ class Message(BaseModel):
     """Base of all messages: strict fields, unknown fields kept."""
 
     model_config = ConfigDict(extra="allow", strict=True, populate_by_name=True)
+
+    if TYPE_CHECKING:
+        type: str  # every message kind declares its own literal ``type``
 
 
 class ActionSpec(Message):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as ws_serve
@@ -100,7 +100,7 @@ async def serve(app: App, host: str | None = None, port: int | None = None) -> S
             if per_ip[ip] <= 0:
                 del per_ip[ip]
 
-    origins = None
+    origins: list[Any] | None = None
     if cfg.allowed_origins is not None:
         # non-browser clients send no Origin header and are always allowed
         origins = [None, *cfg.allowed_origins]
