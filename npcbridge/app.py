@@ -20,6 +20,7 @@ from .plugins import call_all, make_plugin_manager
 from .protocol.errors import ErrorCode, ProtocolError
 from .protocol.messages import Persona
 from .providers.base import Provider, UpstreamError
+from .stores import Store, open_store
 
 log = logging.getLogger("npcbridge")
 
@@ -45,7 +46,7 @@ class App:
         self.pipeline = Pipeline(self)
         self.gateway = Gateway(self)
         self.features: list[str] = ["stream", "cancel", "emotes", "actions"]
-        self.store: Any = None
+        self.store: Store | None = None
         self.started = False
         #: request handlers for message types beyond the core (memory.*, quest.generate, ...)
         self.handlers: dict[str, Any] = {}
@@ -59,7 +60,7 @@ class App:
         return SERVER_NAME
 
     async def start(self) -> None:
-        """Register providers and run the startup hooks."""
+        """Register providers, open the store (``config.store.url``), run the startup hooks."""
         self.plugins.hook.npcbridge_register_providers(register=self._register_provider, app=self)
         if self.offline:
             self.features.append("offline")
@@ -67,12 +68,16 @@ class App:
                 "OFFLINE MODE: no GROQ_API_KEY is set, NPCs answer with canned in-character "
                 "replies from the 'offline' provider, not from an LLM"
             )
+        self.store = await open_store(self.config.store.url)
+        if "memory" not in self.features:
+            self.features.append("memory")
         await call_all(self.plugins, "npcbridge_startup", app=self)
         self.started = True
 
     async def close(self) -> None:
-        """Run the shutdown hooks and close providers."""
+        """Run the shutdown hooks, close providers and the store."""
         if not self.started:
+            await self._close_store()
             return
         self.started = False
         try:
@@ -80,6 +85,12 @@ class App:
         finally:
             for provider in self.providers.values():
                 await provider.aclose()
+            await self._close_store()
+
+    async def _close_store(self) -> None:
+        store, self.store = self.store, None
+        if store is not None:
+            await store.close()
 
     def _register_provider(self, name: str, provider: Provider) -> None:
         self.providers[name] = provider

@@ -1,0 +1,140 @@
+"""The store interface: what npcbridge keeps between turns, and across server processes.
+
+A store holds four kinds of data:
+
+* **Counters** -- generic atomic float counters with an optional time-to-live, for budgets and
+  shared rate-limit state (the gateway uses them). ``add_counter(key, amount, ttl_s)`` adds
+  atomically and returns the new total; the TTL is set when the counter is created (or has
+  expired) and later adds do not extend it, so ``ttl_s`` gives fixed windows
+  (``"rl:groq:" + str(int(now // 60))`` with ``ttl_s=60`` counts one minute). An expired counter
+  reads 0. ``get_counter`` of an unknown key is 0. Keys are opaque strings; pick a prefix per
+  feature (``budget:``, ``rl:``).
+* **Turns** -- every ``say`` exchange once it is over, with its status (``complete``,
+  ``cancelled``, ``error``, ``filtered``); only complete turns make the conversation window.
+* **Memories** -- long-term items per (npc, player): ``fact`` (from ``memory.add``) and
+  ``summary`` (older turns summarised), with importance 1..10 and the time they were last
+  recalled. ``player == ""`` holds facts about the world that every player's recall sees.
+* **Summary watermarks** -- per (npc, player), the id of the newest turn already summarised.
+
+``shared`` is True when several server processes see the same data (Redis), False for an
+embedded SQLite file. Every method is a coroutine and never blocks the event loop.
+
+Backends: :mod:`npcbridge.stores.sqlite` (a file path, ``sqlite:///path`` or ``:memory:``) and
+:mod:`npcbridge.stores.redis` (``redis://``, ``rediss://``, ``unix://``), chosen by
+:func:`npcbridge.stores.open_store`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+#: statuses a stored turn can have; only "complete" turns are replayed in the window
+TURN_STATUSES = ("complete", "cancelled", "error", "filtered")
+#: kinds of long-term memory
+MEMORY_KINDS = ("fact", "summary")
+
+
+class StoreError(Exception):
+    """A store could not be opened or used; the message is one line that names the store."""
+
+
+@dataclass
+class TurnRecord:
+    """One finished exchange between a player and an NPC."""
+
+    npc: str
+    player: str
+    user_text: str
+    reply_text: str
+    status: str
+    at: float
+    finish: str = ""
+    model: str = ""
+    session_id: str = ""
+    request_id: str = ""
+    #: assigned by the store (increasing over the whole store)
+    id: int = 0
+
+
+@dataclass
+class MemoryRecord:
+    """One long-term memory."""
+
+    npc: str
+    player: str
+    kind: str
+    text: str
+    importance: int
+    at: float
+    #: when it was last recalled into a prompt (creation time until then)
+    last_access: float = 0.0
+    id: int = 0
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Store(Protocol):
+    """What every store backend implements."""
+
+    #: True when several server processes share this store's data
+    shared: bool
+    #: a printable name (the URL without password)
+    name: str
+
+    async def close(self) -> None:
+        """Flush and release the connection; safe to call twice."""
+
+    # ---------------------------------------------------------------- counters
+
+    async def add_counter(self, key: str, amount: float, ttl_s: float | None = None) -> float:
+        """Atomically add ``amount`` to counter ``key`` and return the new total.
+
+        When the counter does not exist (or expired) it starts at 0 and, if ``ttl_s`` is given,
+        expires ``ttl_s`` seconds later; adds to a live counter keep its expiry.
+        """
+        ...
+
+    async def get_counter(self, key: str) -> float:
+        """The counter's value; 0.0 when it does not exist or expired."""
+        ...
+
+    # ---------------------------------------------------------------- turns
+
+    async def append_turn(self, turn: TurnRecord) -> int:
+        """Store a finished turn durably (committed when this returns); return its id."""
+        ...
+
+    async def recent_turns(self, npc: str, player: str, limit: int) -> list[TurnRecord]:
+        """The newest ``limit`` turns of (npc, player) of any status, oldest first."""
+        ...
+
+    async def get_watermark(self, npc: str, player: str) -> int:
+        """The id of the newest turn of (npc, player) already summarised (0 if none)."""
+        ...
+
+    async def set_watermark(self, npc: str, player: str, turn_id: int) -> None:
+        """Record that turns up to ``turn_id`` are summarised (never moves backwards)."""
+        ...
+
+    # ---------------------------------------------------------------- memories
+
+    async def add_memory(self, memory: MemoryRecord) -> int:
+        """Store a long-term memory; return its id."""
+        ...
+
+    async def memories(self, npc: str, player: str) -> list[MemoryRecord]:
+        """All long-term memories of ``npc`` about ``player`` plus its world facts
+        (``player == ""``), oldest first."""
+        ...
+
+    async def touch_memories(self, npc: str, player: str, ids: list[int], at: float) -> None:
+        """Mark memories as recalled at ``at`` (recency counts from the last recall)."""
+        ...
+
+    # ---------------------------------------------------------------- erasure
+
+    async def forget(self, player: str, npc: str | None = None) -> int:
+        """Erase a player's turns, memories and watermarks, for one NPC or (``npc=None``)
+        every NPC; return how many turns and memories were removed. World facts stay."""
+        ...

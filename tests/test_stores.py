@@ -1,0 +1,199 @@
+"""The store backends: SQLite and a real Redis run the same suite."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from npcbridge.stores import MemoryRecord, Store, StoreError, TurnRecord, open_store
+from npcbridge.stores.redis import redact
+from npcbridge.stores.sqlite import SCHEMA_VERSION, sqlite_path
+from npcbridge.testing.redis_server import redis_session_url, redis_url  # noqa: F401
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """Each backend in turn."""
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_url")
+    else:
+        url = str(tmp_path / "store.db")
+    s = await open_store(url)
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+def turn(npc: str, player: str, text: str, status: str = "complete") -> TurnRecord:
+    return TurnRecord(
+        npc=npc, player=player, user_text=text, reply_text=f"re: {text}", status=status,
+        at=time.time(),
+    )  # fmt: skip
+
+
+async def test_counters_add_and_read(store: Store) -> None:
+    assert await store.get_counter("budget:x") == 0.0
+    assert await store.add_counter("budget:x", 1.5) == 1.5
+    assert await store.add_counter("budget:x", 0.25) == 1.75
+    assert await store.get_counter("budget:x") == 1.75
+    assert await store.add_counter("budget:x", -1.75) == 0.0
+
+
+async def test_counters_are_atomic_under_concurrency(store: Store) -> None:
+    totals = await asyncio.gather(*(store.add_counter("rl:k", 1) for _ in range(200)))
+    assert sorted(totals) == [float(i) for i in range(1, 201)]
+    assert await store.get_counter("rl:k") == 200.0
+
+
+async def test_counter_ttl_is_a_fixed_window(store: Store) -> None:
+    assert await store.add_counter("rl:w", 1, ttl_s=0.3) == 1
+    await asyncio.sleep(0.15)
+    assert await store.add_counter("rl:w", 1, ttl_s=0.3) == 2  # does not extend the window
+    await asyncio.sleep(0.25)
+    assert await store.get_counter("rl:w") == 0.0
+    assert await store.add_counter("rl:w", 5, ttl_s=10) == 5  # a new window starts at 0
+
+
+async def test_shared_flag(store: Store) -> None:
+    assert store.shared is ("redis" in type(store).__name__.lower())
+
+
+async def test_turns_round_trip_in_order(store: Store) -> None:
+    ids = [await store.append_turn(turn("smith", "p1", f"t{i}")) for i in range(5)]
+    assert ids == sorted(ids) and len(set(ids)) == 5
+    await store.append_turn(turn("smith", "p2", "other player"))
+    await store.append_turn(turn("smith", "p1", "cut", status="cancelled"))
+    got = await store.recent_turns("smith", "p1", 3)
+    assert [t.user_text for t in got] == ["t3", "t4", "cut"]
+    assert got[-1].status == "cancelled" and got[0].reply_text == "re: t3"
+    assert got[0].id == ids[3]
+    assert await store.recent_turns("smith", "nobody", 10) == []
+
+
+async def test_watermark_only_moves_forward(store: Store) -> None:
+    assert await store.get_watermark("smith", "p1") == 0
+    await store.set_watermark("smith", "p1", 7)
+    await store.set_watermark("smith", "p1", 3)
+    assert await store.get_watermark("smith", "p1") == 7
+
+
+async def test_memories_include_world_facts_and_touch(store: Store) -> None:
+    now = time.time()
+    a = await store.add_memory(MemoryRecord("smith", "p1", "fact", "p1 owes 5 gold", 7, now))
+    w = await store.add_memory(MemoryRecord("smith", "", "fact", "the mine is closed", 4, now))
+    await store.add_memory(MemoryRecord("smith", "p2", "fact", "p2 is a thief", 9, now))
+    await store.add_memory(MemoryRecord("elf", "p1", "summary", "talked of magic", 5, now))
+    got = await store.memories("smith", "p1")
+    assert [(m.id, m.text, m.importance) for m in got] == [
+        (a, "p1 owes 5 gold", 7),
+        (w, "the mine is closed", 4),
+    ]
+    assert all(m.last_access == pytest.approx(now) for m in got)
+    await store.touch_memories("smith", "p1", [a, w], now + 60)
+    got = await store.memories("smith", "p1")
+    assert [m.last_access for m in got] == [pytest.approx(now + 60)] * 2
+    assert [m.last_access for m in await store.memories("smith", "p2")][0] == pytest.approx(
+        now + 60
+    )  # the world fact was touched for everyone; p2's own fact was not
+    p2_own = [m for m in await store.memories("smith", "p2") if m.player == "p2"][0]
+    assert p2_own.last_access == pytest.approx(now)
+
+
+async def test_forget_one_npc_or_everywhere(store: Store) -> None:
+    now = time.time()
+    for npc in ("smith", "elf"):
+        await store.append_turn(turn(npc, "p1", "hello"))
+        await store.append_turn(turn(npc, "p1", "again"))
+        await store.add_memory(MemoryRecord(npc, "p1", "fact", "likes apples", 5, now))
+        await store.set_watermark(npc, "p1", 1)
+    await store.append_turn(turn("smith", "p2", "hi"))
+    await store.add_memory(MemoryRecord("smith", "", "fact", "world", 5, now))
+    assert await store.forget("p1", npc="smith") == 3
+    assert await store.recent_turns("smith", "p1", 10) == []
+    assert await store.get_watermark("smith", "p1") == 0
+    assert len(await store.recent_turns("elf", "p1", 10)) == 2
+    assert await store.forget("p1") == 3
+    assert await store.recent_turns("elf", "p1", 10) == []
+    assert [m.text for m in await store.memories("smith", "p1")] == ["world"]
+    assert len(await store.recent_turns("smith", "p2", 10)) == 1
+    assert await store.forget("p1") == 0
+
+
+async def test_names_with_separators_do_not_collide(store: Store) -> None:
+    await store.append_turn(turn("a:b", "c", "one"))
+    await store.append_turn(turn("a", "b:c", "two"))
+    assert [t.user_text for t in await store.recent_turns("a:b", "c", 5)] == ["one"]
+    assert [t.user_text for t in await store.recent_turns("a", "b:c", 5)] == ["two"]
+
+
+# ------------------------------------------------------------------ SQLite specifics
+
+
+async def test_sqlite_is_wal_and_versioned(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "v.db"
+    s = await open_store(str(path))
+    await s.close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("SELECT version FROM schema_version").fetchone()[0] == SCHEMA_VERSION
+    db.execute("UPDATE schema_version SET version = 99")
+    db.commit()
+    db.close()
+    with pytest.raises(StoreError, match="schema version 99 is newer"):
+        await open_store(str(path))
+
+
+async def test_sqlite_survives_reopen(tmp_path: Path) -> None:
+    path = str(tmp_path / "r.db")
+    s = await open_store(path)
+    await s.append_turn(turn("smith", "p1", "remember me"))
+    await s.add_counter("budget:day", 2.5)
+    await s.close()
+    s = await open_store(f"sqlite:///{path}")
+    try:
+        assert [t.user_text for t in await s.recent_turns("smith", "p1", 5)] == ["remember me"]
+        assert await s.get_counter("budget:day") == 2.5
+    finally:
+        await s.close()
+
+
+def test_sqlite_urls() -> None:
+    assert sqlite_path("npc.db") == ("npc.db", {})
+    assert sqlite_path("sqlite:///npc.db") == ("npc.db", {})
+    assert sqlite_path("sqlite:////var/npc.db?synchronous=FULL") == (
+        "/var/npc.db",
+        {"synchronous": "full"},
+    )
+    assert sqlite_path("sqlite:///:memory:") == (":memory:", {})
+
+
+async def test_open_errors_are_one_line(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="directory .* does not exist"):
+        await open_store(str(tmp_path / "missing" / "x.db"))
+    bad = tmp_path / "junk.db"
+    bad.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="cannot open SQLite database"):
+        await open_store(str(bad))
+    with pytest.raises(StoreError, match="unsupported scheme 'postgres'"):
+        await open_store("postgres://x")
+    with pytest.raises(StoreError, match="cannot connect to Redis") as info:
+        await open_store(f"redis://:hunter2@127.0.0.1:{_closed_port()}/0")
+    assert "hunter2" not in str(info.value) and "\n" not in str(info.value)
+
+
+def _closed_port() -> int:
+    from npcbridge.testing.redis_server import free_port
+
+    return free_port()
+
+
+def test_redact() -> None:
+    assert redact("redis://user:pw@h:1/0") == "redis://user:***@h:1/0"
+    assert redact("redis://h:1/0") == "redis://h:1/0"
