@@ -43,3 +43,12 @@ class PickModel:
         if message["type"] == "x.echo":
             return {"type": "x.echo", "value": message.get("value")}
         return None
+
+
+class GroqUnfriendly:
+    """Adds parameters and message names that Groq answers with 400."""
+
+    @npcbridge.hookimpl
+    def npcbridge_before_request(self, turn: Turn) -> None:
+        turn.params.update(logprobs=True, top_logprobs=2, logit_bias={"1": 1}, n=2, top_p=0.5)
+        turn.messages.insert(1, {"role": "user", "name": "Tom", "content": "I was here before."})

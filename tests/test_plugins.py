@@ -46,3 +46,20 @@ async def test_plugins_from_specs_change_the_turn(
 def test_bad_plugin_spec_is_a_clear_error() -> None:
     with pytest.raises(PluginLoadError, match="no_such_module"):
         make_plugin_manager(None, extra=["no_such_module:thing"], entry_points=False)
+
+
+async def test_parameters_groq_rejects_are_dropped(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    b = await start_bridge(fake_upstream, tmp_path, plugins=("sample_plugins:GroqUnfriendly",))
+    try:
+        async with await b.client() as client:
+            reply = await client.say("blacksmith", "p1", "[[reply:Aye.]]")
+            assert await reply.text() == "Aye."  # the strict fake would answer 400 otherwise
+        body = fake_upstream.requests[0].body
+        assert not {"logprobs", "top_logprobs", "logit_bias", "n"} & set(body)
+        assert body["top_p"] == 0.5
+        assert body["messages"][1] == {"role": "user", "content": "Tom: I was here before."}
+        assert body["stream_options"] == {"include_usage": True}
+    finally:
+        await b.close()
