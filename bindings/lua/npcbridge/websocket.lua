@@ -345,6 +345,13 @@ function Client:ping(payload)
   return self.proto:send_ping(payload)
 end
 
+--- Drop the TCP connection now, without a closing handshake (a "close" event follows).
+---@param reason string|nil
+function Client:abort(reason)
+  if self.state == "idle" or self.state == "closed" then return end
+  self:_finish({ error = reason or "aborted", clean = false })
+end
+
 --- Start the closing handshake; a "close" event follows from `update()`.
 ---@param code integer|nil default 1000
 ---@param reason string|nil
