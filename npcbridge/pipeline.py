@@ -36,6 +36,21 @@ if TYPE_CHECKING:
 log = logging.getLogger("npcbridge.turn")
 
 
+class StopReply(Exception):  # noqa: N818 - a signal, not an error
+    """Raise from ``npcbridge_transform_delta`` to end the reply at once.
+
+    The upstream request is closed, the piece being transformed is dropped (text sent before
+    stays), held-back text is flushed, and the turn finishes with ``finish`` ("stop" when the
+    NPC has said enough, "filtered" when moderation stopped it). No action is dispatched from a
+    filtered reply.
+    """
+
+    def __init__(self, finish: str = "stop", reason: str = "") -> None:
+        super().__init__(reason or finish)
+        self.finish = finish
+        self.reason = reason
+
+
 def _ms(seconds: float) -> float:
     return round(seconds * 1000, 1)
 
@@ -120,8 +135,9 @@ class Pipeline:
                 if turn.stream:
                     turn.emit({"type": "reply.delta", "id": turn.request_id, "text": text})
 
+        events = self.app.gateway.stream(turn, model, request)
         try:
-            async for event in self.app.gateway.stream(turn, model, request):
+            async for event in events:
                 if isinstance(event, TextDelta):
                     if first_token_at is None:
                         first_token_at = time.perf_counter()
@@ -134,6 +150,11 @@ class Pipeline:
                     finish = "length" if event.finish == "length" else "stop"
                     usage = event.usage
                     model_id = turn.state.get("served_model", model_id)
+        except StopReply as stop:
+            finish = stop.finish
+            aclose = getattr(events, "aclose", None)
+            if aclose is not None:
+                await aclose()
         except asyncio.CancelledError:
             _uncancel()
             finish = "cancelled"
@@ -148,7 +169,7 @@ class Pipeline:
             error = ProtocolError(ErrorCode.INTERNAL, "internal error", request_id=turn.request_id)
 
         send(self.flush(turn))
-        if finish != "error" and tool_calls.calls:
+        if finish not in ("error", "filtered") and tool_calls.calls:
             actions.dispatch(turn, tool_calls)
 
         streamed_text = "".join(streamed)
