@@ -1,22 +1,60 @@
-"""The gateway between the pipeline and the providers.
+"""The gateway between the pipeline and the providers: the orchestrator of one turn's upstream
+work. It is the one place where upstream failures are classified into protocol errors.
 
-It turns "stream this turn on that model" into provider calls, and is the one place where
-upstream failures are classified into protocol errors.
+For each turn, in order:
+
+1. **cache** (:mod:`npcbridge.cache`): a repeatable request whose reply is cached is streamed
+   from the cache; nothing goes upstream and the turn costs nothing;
+2. **budget admission** (:mod:`npcbridge.budget`): the estimated cost must fit every budget,
+   else ``budget_exceeded``;
+3. **the model chain**: the selected model, then its fallbacks (the persona's ``fallbacks`` or
+   the catalog entry's); a model whose circuit breaker (:mod:`npcbridge.breaker`) is open is
+   skipped;
+4. per model, **rate limiting** (:mod:`npcbridge.ratelimit`): wait in the fair queue for
+   capacity, unless the wait would pass the turn's latency budget (then the next model, or
+   ``rate_limited`` with ``retry_after_ms``);
+5. per attempt, the **stream**, whose first event must come within the first-token timeout;
+   retryable failures (:mod:`npcbridge.retry`) before the first delta are retried with
+   full-jitter back-off (at least the ``retry-after``), bounded by ``retry.max_attempts`` per
+   model and ``retry.max_total_ms`` per turn, then the next model is tried. Once a delta went
+   out, a failure is final: the pipeline ends the turn with finish "error" and the partial text;
+6. **accounting**: headers correct the rate limits, real usage settles the token buckets and is
+   charged to the budgets, complete replies fill the cache, and metrics are recorded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import random
+import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
+from .breaker import Breakers, CircuitBreaker
+from .budget import Budgets, Counters, MemoryCounters, Scope, counters_of
+from .cache import CachedReply, ResponseCache, cache_key
+from .metrics import Metrics
 from .models import ModelEntry
 from .protocol.errors import ErrorCode, ProtocolError
-from .providers.base import ProviderRequest, StreamEvent, TextDelta, ToolCallDelta, UpstreamError
+from .providers.base import (
+    ProviderRequest,
+    StreamDone,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    UpstreamError,
+)
+from .ratelimit import ModelLimiter, RateLimiter, RateLimitWait, SharedWindows
+from .retry import Verdict, backoff_s, classify, counts_against_health, retry_after_s
+from .turn import Usage
 
 if TYPE_CHECKING:
     from .app import App
     from .turn import Turn
+
+log = logging.getLogger("npcbridge.gateway")
 
 
 def upstream_protocol_error(exc: UpstreamError, request_id: str | int | None) -> ProtocolError:
@@ -43,35 +81,408 @@ def upstream_protocol_error(exc: UpstreamError, request_id: str | int | None) ->
     )
 
 
+def persona_option(turn: Turn, name: str, default: Any = None) -> Any:
+    """A gateway field of the turn's persona (personas keep unknown fields), or ``default``."""
+    extra = turn.persona.model_extra or {}
+    value = extra.get(name)
+    return default if value is None else value
+
+
+def estimate_prompt_tokens(request: ProviderRequest) -> int:
+    """A cheap prompt-size estimate: 4 characters per token plus one per message."""
+    chars = sum(len(str(m.get("content") or "")) for m in request.messages)
+    return chars // 4 + len(request.messages)
+
+
+class _Committed(Exception):
+    """Internal: an attempt failed after its first delta was passed on."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class Gateway:
-    """Streams a turn from the provider that serves its model."""
+    """Streams a turn from the provider that serves its model, carefully (see module doc)."""
 
     def __init__(self, app: App) -> None:
         self.app = app
+        config = app.config
+        self.limiter = RateLimiter(config.ratelimit)
+        self.breakers = Breakers(config.breaker)
+        self.cache = ResponseCache(config.cache)
+        self.metrics = Metrics()
+        self.metrics.track_queue(self.limiter.queue_length)
+        self.memory_counters = MemoryCounters()
+        self.budgets = Budgets(config.budget, self.counters)
+        self.rng = random.Random()
+
+    # ------------------------------------------------------------------ policy helpers
+
+    def counters(self) -> Counters:
+        """The store's atomic counters when it has them, else this process's own."""
+        return counters_of(self.app.store) or self.memory_counters
+
+    def shared_store(self) -> Any:
+        """The store when several processes share it (for shared rate-limit windows)."""
+        store = self.app.store
+        if store is not None and getattr(store, "shared", False) and counters_of(store):
+            return store
+        return None
+
+    def latency_budget_s(self, turn: Turn) -> float:
+        """How long the turn may wait for capacity or back-off (persona ``latency_budget_ms``
+        over ``gateway.latency_budget_ms[urgency]``)."""
+        ms = persona_option(turn, "latency_budget_ms")
+        if ms is None:
+            ms = self.app.config.gateway.budget_ms(turn.urgency)
+        return float(ms) / 1000
+
+    def chain(self, turn: Turn, model: ModelEntry) -> list[ModelEntry]:
+        """The selected model and its fallbacks, without repeats."""
+        names = persona_option(turn, "fallbacks")
+        if names is None:
+            names = model.fallbacks
+        chain = [model]
+        for name in names:
+            entry = self.app.model_entry(str(name))
+            if entry.id not in {e.id for e in chain}:
+                chain.append(entry)
+        return chain
+
+    def budget_scopes(self, turn: Turn) -> list[Scope]:
+        """The budgets this turn counts against (the persona may set its NPC's own)."""
+        scopes = self.budgets.scopes(turn.player, turn.session_id)
+        npc_limit = persona_option(turn, "budget_usd_per_day")
+        if npc_limit is not None:
+            scopes.append(self.budgets.npc_scope(turn.npc, float(npc_limit)))
+        return scopes
+
+    def cacheable(self, turn: Turn, request: ProviderRequest) -> bool:
+        """Whether the reply may come from, and go into, the response cache."""
+        if not self.app.config.cache.enabled:
+            return False
+        return (
+            request.temperature == 0
+            or turn.cacheable
+            or bool(persona_option(turn, "cacheable", False))
+        )
+
+    def estimate_tokens(self, request: ProviderRequest) -> tuple[int, int]:
+        """(prompt, output) token estimates for admission and rate limiting."""
+        output = request.max_tokens or self.app.config.gateway.expected_output_tokens
+        return estimate_prompt_tokens(request), output
+
+    # ------------------------------------------------------------------ the turn
 
     async def stream(
         self, turn: Turn, model: ModelEntry, request: ProviderRequest
     ) -> AsyncIterator[StreamEvent]:
-        """Yield the provider's events; the first one must arrive within the first-token timeout."""
+        """Yield the events of the turn's reply; raise :class:`UpstreamError` or
+        :class:`ProtocolError` when it cannot be served."""
+        key = cache_key(request) if self.cacheable(turn, request) else None
+        if key is not None:
+            hit = self.cache.get(key)
+            if hit is not None:
+                self.metrics.cache_hits.inc()
+                turn.state["cached"] = True
+                turn.state["served_model"] = hit.model or model.id
+                turn.state["queue_ms"] = _ms(time.perf_counter() - turn.started_at)
+                for text in hit.deltas:
+                    yield TextDelta(text)
+                yield StreamDone(finish=hit.finish, usage=Usage(0, 0))
+                return
+            self.metrics.cache_misses.inc()
+
+        scopes = self.budget_scopes(turn)
+        prompt_tokens, output_tokens = self.estimate_tokens(request)
+        try:
+            await self.budgets.admit(
+                scopes, model.cost_usd(prompt_tokens, output_tokens), turn.request_id
+            )
+        except ProtocolError:
+            self.metrics.budget_refusals.inc()
+            raise
+
+        async for event in self._serve(turn, model, request, scopes, key):
+            yield event
+
+    async def _serve(
+        self,
+        turn: Turn,
+        model: ModelEntry,
+        request: ProviderRequest,
+        scopes: list[Scope],
+        key: str | None,
+    ) -> AsyncIterator[StreamEvent]:
+        retry = self.app.config.retry
+        now = time.perf_counter()
+        wait_deadline = turn.started_at + self.latency_budget_s(turn)
+        total_deadline = now + retry.max_total_ms / 1000
+        prompt_tokens, output_tokens = self.estimate_tokens(request)
+        tokens = prompt_tokens + output_tokens
+        client = turn.player or f"npc:{turn.npc}"
+        last: BaseException | None = None
+        chain = self.chain(turn, model)
+        for index, candidate in enumerate(chain):
+            if index > 0:
+                self.metrics.fallbacks.labels(chain[index - 1].id, candidate.id).inc()
+                log.info("turn %s falls back to %s", turn.request_id, candidate.id)
+            breaker = self.breakers.get(candidate.id)
+            limiter = self.limiter.for_model(candidate.provider, candidate.id)
+            attempt = 0
+            while True:
+                if self.app.config.breaker.enabled and not breaker.acquire():
+                    last = _BreakerOpen(candidate.id, breaker.retry_after_s())
+                    break
+                try:
+                    await self._admit_rate(turn, candidate, limiter, client, tokens, wait_deadline)
+                except RateLimitWait as exc:
+                    breaker.release()
+                    last = exc
+                    break
+                turn.state["queue_ms"] = _ms(time.perf_counter() - turn.started_at)
+                served = replace(request, model=candidate.id)
+                try:
+                    async for event in self._attempt(
+                        turn, candidate, served, breaker, limiter, tokens, scopes, key
+                    ):
+                        yield event
+                    return
+                except _Committed as exc:
+                    raise exc.error from None
+                except UpstreamError as exc:
+                    last = exc
+                    verdict = classify(exc)
+                    if verdict is Verdict.FAIL:
+                        raise
+                    if verdict is Verdict.FALLBACK:
+                        break
+                    attempt += 1
+                    delay = self._retry_delay(exc, attempt, limiter)
+                    if delay is None or attempt >= retry.max_attempts:
+                        break
+                    sleep, expected = delay
+                    now = time.perf_counter()
+                    if expected > 0 and now + expected > min(
+                        total_deadline, max(wait_deadline, now)
+                    ):
+                        break
+                    self.metrics.retries.labels(candidate.id, _reason(exc)).inc()
+                    log.info(
+                        "turn %s: %s on %s, retry %d after %.3fs",
+                        turn.request_id,
+                        exc,
+                        candidate.id,
+                        attempt,
+                        expected,
+                    )
+                    await asyncio.sleep(sleep)
+            if time.perf_counter() > total_deadline:
+                break
+        raise self._final_error(last, turn)
+
+    def _retry_delay(
+        self, exc: UpstreamError, attempt: int, limiter: ModelLimiter
+    ) -> tuple[float, float] | None:
+        """(seconds to sleep, seconds until the next attempt can go) before retrying on the same
+        model, or None to move on to the next model.
+
+        A 429's ``retry-after`` blocks the model's limiter (every turn waits, not only this
+        one) and the rate-limit queue enforces it; other waits are slept here. Either way the
+        wait is at least the full-jitter back-off and at least the ``retry-after``.
+        """
+        retry = self.app.config.retry
+        after = retry_after_s(exc)
+        if after is not None and after * 1000 > retry.max_retry_after_ms:
+            return None
+        jitter = backoff_s(retry, attempt - 1, self.rng)
+        expected = max(jitter, after or 0.0)
+        if exc.status == 429 and after is not None and self.app.config.ratelimit.enabled:
+            limiter.block(after)
+            return jitter, expected
+        return expected, expected
+
+    async def _admit_rate(
+        self,
+        turn: Turn,
+        model: ModelEntry,
+        limiter: ModelLimiter,
+        client: str,
+        tokens: int,
+        wait_deadline: float,
+    ) -> None:
+        """Wait for rate-limit capacity (local buckets, then the shared windows)."""
+        if not self.app.config.ratelimit.enabled:
+            return
+        deadline = time.monotonic() + (wait_deadline - time.perf_counter())
+        try:
+            waited = await limiter.acquire(client, tokens, deadline)
+            store = self.shared_store()
+            if store is not None:
+                limits = self.app.config.ratelimit.limits_for(model.id)
+                try:
+                    waited += await SharedWindows(store, limits, limiter.name).reserve(
+                        tokens, deadline
+                    )
+                except BaseException:
+                    limiter.give_back(limiter.amounts(tokens))
+                    raise
+        except RateLimitWait:
+            self.metrics.ratelimited.labels(model.id).inc()
+            raise
+        self.metrics.ratelimit_wait.labels(model.id).observe(waited)
+
+    async def _attempt(
+        self,
+        turn: Turn,
+        model: ModelEntry,
+        request: ProviderRequest,
+        breaker: CircuitBreaker,
+        limiter: ModelLimiter,
+        tokens: int,
+        scopes: list[Scope],
+        key: str | None,
+    ) -> AsyncIterator[StreamEvent]:
+        """One upstream request. Raises :class:`UpstreamError` when it failed before its first
+        delta went out, :class:`_Committed` when it failed after."""
         provider = self.app.provider_for(model)
         first_timeout = self.app.config.upstream.first_token_timeout_s
+        sent = time.perf_counter()
         events = provider.stream(request).__aiter__()
+        committed = False
+        outcome = "cancelled"
+        deltas: list[str] = []
+        tool_calls = False
+        usage: Usage | None = None
         try:
-            first = True
             while True:
                 try:
-                    if first:
-                        event = await asyncio.wait_for(events.__anext__(), first_timeout)
-                    else:
+                    if committed:
                         event = await events.__anext__()
+                    else:
+                        event = await asyncio.wait_for(events.__anext__(), first_timeout)
                 except StopAsyncIteration:
-                    return
+                    event = StreamDone(finish="stop")  # a provider that sends no end event
                 except TimeoutError:
                     raise UpstreamError("no first token in time", timeout=True) from None
-                if first and isinstance(event, (TextDelta, ToolCallDelta)):
-                    first = False
+                if isinstance(event, (TextDelta, ToolCallDelta)):
+                    if not committed:
+                        committed = True
+                        self.metrics.ttft.labels(model.id).observe(time.perf_counter() - sent)
+                    if isinstance(event, TextDelta):
+                        deltas.append(event.text)
+                    else:
+                        tool_calls = True
+                elif isinstance(event, StreamDone):
+                    usage = event.usage
+                    outcome = "ok"
+                    self._after_success(model, event, breaker, limiter, tokens)
+                    turn.state["served_model"] = model.id
+                    if key is not None and not tool_calls and event.finish in ("stop", "length"):
+                        self.cache.put(key, CachedReply(tuple(deltas), event.finish, model.id))
+                    yield event
+                    return
                 yield event
+        except UpstreamError as exc:
+            outcome = _reason(exc)
+            if self.app.config.ratelimit.use_headers and exc.headers:
+                limiter.observe(exc.headers)
+            if counts_against_health(exc):
+                breaker.failure()
+                self.metrics.breaker_open.labels(model.id).set(1 if breaker.state == "open" else 0)
+            else:
+                breaker.release()
+            if committed:
+                raise _Committed(exc) from None
+            limiter.settle(tokens, 0)  # nothing was generated
+            raise
+        except BaseException:
+            breaker.release()
+            raise
         finally:
             aclose = getattr(events, "aclose", None)
             if aclose is not None:
                 await aclose()
+            elapsed = time.perf_counter() - sent
+            self.metrics.upstream_requests.labels(model.id, outcome).inc()
+            self.metrics.upstream_latency.labels(model.id).observe(elapsed)
+            await self._charge(turn, model, request, scopes, usage, deltas, committed)
+
+    def _after_success(
+        self,
+        model: ModelEntry,
+        done: StreamDone,
+        breaker: CircuitBreaker,
+        limiter: ModelLimiter,
+        tokens: int,
+    ) -> None:
+        breaker.success()
+        self.metrics.breaker_open.labels(model.id).set(0)
+        if self.app.config.ratelimit.use_headers and done.headers:
+            limiter.observe(done.headers)
+        if done.usage is not None:
+            limiter.settle(tokens, done.usage.input_tokens + done.usage.output_tokens)
+
+    async def _charge(
+        self,
+        turn: Turn,
+        model: ModelEntry,
+        request: ProviderRequest,
+        scopes: list[Scope],
+        usage: Usage | None,
+        deltas: list[str],
+        committed: bool,
+    ) -> None:
+        """Count the attempt's cost: the real usage, or an estimate for a stream that stopped
+        after it began (the upstream bills what it generated)."""
+        if usage is None:
+            if not committed:
+                return
+            usage = Usage(estimate_prompt_tokens(request), len(deltas))
+        cost = model.cost_usd(usage.input_tokens, usage.output_tokens)
+        self.metrics.tokens.labels(model.id, "input").inc(usage.input_tokens)
+        self.metrics.tokens.labels(model.id, "output").inc(usage.output_tokens)
+        self.metrics.cost.labels(model.id).inc(cost)
+        try:
+            await self.budgets.charge(scopes, cost)
+        except Exception:
+            log.exception("could not record the cost of turn %s", turn.request_id)
+
+    def _final_error(self, last: BaseException | None, turn: Turn) -> Exception:
+        """The error that ends a turn no model could serve."""
+        if isinstance(last, RateLimitWait):
+            return ProtocolError(
+                ErrorCode.RATE_LIMITED,
+                "the upstream rate limit leaves no room within this turn's latency budget",
+                request_id=turn.request_id,
+                retryable=True,
+                retry_after_ms=max(1, int(last.wait_s * 1000)),
+            )
+        if isinstance(last, _BreakerOpen):
+            return UpstreamError(
+                "every model for this turn is failing; retry later",
+                status=503,
+                retry_after_s=max(0.001, last.retry_after),
+            )
+        if isinstance(last, UpstreamError):
+            return last
+        return UpstreamError("no model could serve this turn", status=503)
+
+
+class _BreakerOpen(Exception):
+    def __init__(self, model: str, retry_after: float) -> None:
+        super().__init__(f"circuit breaker of {model} is open")
+        self.retry_after = retry_after
+
+
+def _reason(exc: UpstreamError) -> str:
+    if exc.timeout:
+        return "timeout"
+    if exc.status is None:
+        return "connection"
+    return str(exc.status)
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)

@@ -13,6 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from .models import Tier
 
 
+DEFAULT_TIERS: dict[str, Tier] = {"realtime": "small", "normal": "small", "deep": "largest"}
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -21,9 +24,7 @@ class GatewaySettings(_Section):
     """Model choice and the time a turn may spend before its first upstream attempt."""
 
     #: tier of model per ``say.urgency`` (the seed's rule: realtime → small, deep → largest)
-    tiers: dict[str, Tier] = Field(
-        default_factory=lambda: {"realtime": "small", "normal": "small", "deep": "largest"}
-    )
+    tiers: dict[str, Tier] = Field(default_factory=lambda: dict(DEFAULT_TIERS))
     #: tier for realtime/normal turns of an NPC whose persona says ``quality = true``
     quality_tier: Tier = "large"
     #: how long a turn may wait (rate-limit queue + retry back-off) before giving up, per urgency

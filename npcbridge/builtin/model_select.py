@@ -1,17 +1,92 @@
-"""Model choice from the persona or the configured default."""
+"""The default model choice: the seed's rule, refined by budget and model health.
+
+1. A persona that names a ``model`` gets it (the gateway still falls back when it fails).
+2. Otherwise the tier comes from ``say.urgency`` through ``gateway.tiers`` (realtime → small,
+   normal → small, deep → largest); a persona with ``quality = true`` (realtime but quality
+   matters) gets ``gateway.quality_tier`` (large) instead of small; a persona ``tier`` wins.
+3. When less than ``gateway.low_budget_fraction`` of a budget that applies is left, the tier
+   steps down once (largest → large → small).
+4. Within the tier, the first catalog model whose circuit breaker lets requests through; if
+   none does, the nearest tier with a healthy model; else the configured default model.
+
+Registered ``trylast``: any plugin's ``npcbridge_select_model`` answering first overrides it.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..hookspecs import hookimpl
-from ..models import Catalog
+from ..models import Catalog, Tier
 from ..turn import Turn
+
+#: tiers from the cheapest and fastest to the largest
+TIER_ORDER: tuple[Tier, ...] = ("small", "large", "largest")
+
+
+def step_down(tier: Tier) -> Tier:
+    """The next cheaper tier (small stays small)."""
+    if tier not in TIER_ORDER:
+        return tier
+    return TIER_ORDER[max(0, TIER_ORDER.index(tier) - 1)]
+
+
+def wanted_tier(turn: Turn, settings: Any) -> Tier:
+    """The tier the seed's rule gives this turn (before budget and health)."""
+    extra = turn.persona.model_extra or {}
+    if extra.get("tier") in TIER_ORDER:
+        return extra["tier"]  # type: ignore[no-any-return]
+    tier: Tier = settings.tiers.get(turn.urgency, settings.tiers.get("normal", "small"))
+    if extra.get("quality") and tier == "small":
+        tier = settings.quality_tier
+    return tier
+
+
+def healthy_in_tier(
+    catalog: Catalog, tier: Tier, available: Any, preferred: str | None = None
+) -> str | None:
+    """The first model of ``tier`` that ``available(model_id)`` accepts; ``preferred`` (the
+    configured default model) comes first when it is of that tier."""
+    entries = catalog.by_tier(tier)
+    first = catalog.get(preferred) if preferred else None
+    if first is not None and first in entries:
+        entries = [first, *(e for e in entries if e is not first)]
+    for entry in entries:
+        if available(entry.id):
+            return entry.id
+    return None
+
+
+def pick(catalog: Catalog, tier: Tier, available: Any, preferred: str | None = None) -> str | None:
+    """A healthy model of ``tier``, else of the nearest tier (cheaper first), else None."""
+    if tier not in TIER_ORDER:
+        return healthy_in_tier(catalog, tier, available, preferred)
+    i = TIER_ORDER.index(tier)
+    order = [i] + [j for d in (1, 2) for j in (i - d, i + d) if 0 <= j < len(TIER_ORDER)]
+    for j in order:
+        found = healthy_in_tier(catalog, TIER_ORDER[j], available, preferred)
+        if found is not None:
+            return found
+    return None
 
 
 @hookimpl(trylast=True)
-def npcbridge_select_model(turn: Turn, catalog: Catalog) -> str | None:
-    """The persona's model if it names one, else the configured default model."""
+async def npcbridge_select_model(turn: Turn, catalog: Catalog) -> str | None:
+    """The persona's model, else the seed's rule by urgency, budget and model health."""
     if turn.persona.model:
         return turn.persona.model
-    if turn.app is not None:
-        return str(turn.app.default_model)
-    return None
+    app = turn.app
+    if app is None:
+        return None
+    if app.offline:
+        return str(app.default_model)
+    settings = app.config.gateway
+    tier = wanted_tier(turn, settings)
+    gateway = app.gateway
+    scopes = gateway.budget_scopes(turn)
+    if any(s.limit_usd is not None for s in scopes):
+        if await gateway.budgets.remaining_fraction(scopes) < settings.low_budget_fraction:
+            tier = step_down(tier)
+    turn.state["tier"] = tier
+    default = str(app.default_model)
+    return pick(catalog, tier, gateway.breakers.available, default) or default

@@ -1,0 +1,109 @@
+"""Prometheus metrics of one server, in a registry of its own (no global registry).
+
+``GET /metrics`` (path configurable) answers :meth:`Metrics.render` in Prometheus' text format.
+Every series is prefixed ``npcbridge_``; see docs/gateway.md for the list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+
+LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0, 30.0)
+WAIT_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    """The counters, gauges and histograms of one server."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.turns = Counter(
+            "npcbridge_turns",
+            "Turns that reached the gateway, by how they finished",
+            ["finish", "model"],
+            registry=r,
+        )
+        self.errors = Counter(
+            "npcbridge_errors", "Turns that failed, by protocol error code", ["code"], registry=r
+        )
+        self.upstream_requests = Counter(
+            "npcbridge_upstream_requests",
+            "Requests sent upstream, by outcome",
+            ["model", "outcome"],
+            registry=r,
+        )
+        self.upstream_latency = Histogram(
+            "npcbridge_upstream_latency_seconds",
+            "Upstream stream duration, request to end",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "npcbridge_upstream_ttft_seconds",
+            "Upstream time to first token",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.tokens = Counter(
+            "npcbridge_tokens", "Tokens the upstream reported", ["model", "direction"], registry=r
+        )
+        self.cost = Counter(
+            "npcbridge_cost_usd", "Spending in US dollars from real usage", ["model"], registry=r
+        )
+        self.retries = Counter(
+            "npcbridge_retries",
+            "Upstream attempts retried, by reason",
+            ["model", "reason"],
+            registry=r,
+        )
+        self.fallbacks = Counter(
+            "npcbridge_fallbacks",
+            "Turns moved to a fallback model",
+            ["from_model", "to_model"],
+            registry=r,
+        )
+        self.ratelimit_wait = Histogram(
+            "npcbridge_ratelimit_wait_seconds",
+            "Time turns waited for rate-limit capacity",
+            ["model"],
+            buckets=WAIT_BUCKETS,
+            registry=r,
+        )
+        self.ratelimited = Counter(
+            "npcbridge_ratelimit_refusals",
+            "Requests refused because the wait was too long",
+            ["model"],
+            registry=r,
+        )
+        self.queue_length = Gauge(
+            "npcbridge_ratelimit_queue_length",
+            "Requests waiting in the rate-limit queues",
+            registry=r,
+        )
+        self.cache_hits = Counter("npcbridge_cache_hits", "Response cache hits", registry=r)
+        self.cache_misses = Counter(
+            "npcbridge_cache_misses", "Response cache misses (cacheable turns)", registry=r
+        )
+        self.breaker_open = Gauge(
+            "npcbridge_breaker_open",
+            "1 when the model's circuit breaker is open",
+            ["model"],
+            registry=r,
+        )
+        self.budget_refusals = Counter(
+            "npcbridge_budget_refusals", "Turns refused by a budget", registry=r
+        )
+
+    def track_queue(self, length: Callable[[], int]) -> None:
+        """Read the queue length from ``length`` at every scrape."""
+        self.queue_length.set_function(length)
+
+    def render(self) -> tuple[int, str, bytes]:
+        """The ``/metrics`` answer: status, content type, body."""
+        return 200, CONTENT_TYPE_PLAIN_0_0_4, generate_latest(self.registry)
