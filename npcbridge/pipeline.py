@@ -168,6 +168,8 @@ class Pipeline:
             finish = "error"
             error = ProtocolError(ErrorCode.INTERNAL, "internal error", request_id=turn.request_id)
 
+        # the gateway reports the time spent waiting (rate-limit queue, retry back-off)
+        queue_ms = float(turn.state.get("queue_ms", queue_ms))
         send(self.flush(turn))
         if finish not in ("error", "filtered") and tool_calls.calls:
             actions.dispatch(turn, tool_calls)
@@ -234,6 +236,7 @@ class Pipeline:
             total_ms=_ms(now - turn.started_at),
             streamed_text=streamed_text,
             error_code=str(error.code) if error else None,
+            cached=bool(turn.state.get("cached", False)),
         )
 
     @staticmethod

@@ -29,8 +29,9 @@ ENTRY_POINT_GROUP = "npcbridge"
 BUILTIN_PLUGINS = (
     "npcbridge.builtin.providers",
     "npcbridge.builtin.persona",
-    "npcbridge.builtin.window",
+    "npcbridge.builtin.memory",
     "npcbridge.builtin.model_select",
+    "npcbridge.builtin.metrics",
     "npcbridge.builtin.emotes",
     "npcbridge.builtin.postprocess",
 )
