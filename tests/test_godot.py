@@ -231,7 +231,7 @@ def _gdtool(name: str) -> str:
     return found
 
 
-GD_SOURCES = [ADDON, GODOT_DIR / "project"]
+GD_SOURCES = [ADDON, GODOT_DIR / "project", DEMO / "main.gd"]
 
 
 def test_gdlint() -> None:
@@ -246,3 +246,51 @@ def test_gdformat_check() -> None:
         [_gdtool("gdformat"), "--check", *targets], capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# --- the demo ------------------------------------------------------------------------------
+
+
+def test_demo_addon_copy_matches_bindings() -> None:
+    """examples/godot-demo carries a copy of the addon; it must not drift from bindings/."""
+    sys.path.insert(0, str(ROOT / "bindings" / "godot"))
+    import sync_demo_addon
+
+    assert sync_demo_addon.differences() == [], (
+        "examples/godot-demo/addons/npcbridge differs from bindings/godot/addons/npcbridge; "
+        "run: python bindings/godot/sync_demo_addon.py"
+    )
+
+
+DEMO_LINE = (
+    "Good evening, Brom! Can you fix my sword? [[tps:40]] [[reply:*wipes his hands on his apron* "
+    "Aye, lad. Leave it on the anvil and come back at dawn. I'll have it sharp enough to shave "
+    "with. And mind the edge next time, steel isn't cheap.]]"
+)
+DEMO_REPLY = (
+    "Aye, lad. Leave it on the anvil and come back at dawn. I'll have it sharp enough to shave "
+    "with. And mind the edge next time, steel isn't cheap."
+)
+
+
+def test_demo_scene_scripted_with_screenshot(harness_parts: tuple[Path, str], stack: Stack) -> None:
+    """The demo scene, driven by one scripted line: the full reply shows in the dialogue box,
+    and a screenshot of it goes to docs/images/godot-demo.png (shown in bindings/godot/README)."""
+    engine_dir, chromium = harness_parts
+    harness = GodotHarness(engine_dir, chromium, control_url=stack.control_url)
+    args = [f"--ws={stack.ws_url}", "--demo-npc=blacksmith", f"--demo-say={DEMO_LINE}"]
+    result = harness.run(packs.demo_pack(), args, timeout=120)
+    assert result.exit_code == 0, result.transcript()
+    assert result.script_errors() == [], result.transcript()
+    lines = [t for t in result.printed if t.startswith("DEMO_REPLY ")]
+    assert lines, result.transcript()
+    record = json.loads(lines[0].removeprefix("DEMO_REPLY "))
+    assert record["ok"], record
+    assert record["npc"] == "blacksmith"
+    assert record["text"].strip() == DEMO_REPLY
+    assert DEMO_REPLY in record["shown"]
+    assert "wipes his hands on his apron" in record["shown"]  # the emote, shown in italics
+    assert "[[" not in record["shown"]
+    assert result.screenshot is not None and result.screenshot[:8] == b"\x89PNG\r\n\x1a\n"
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    SCREENSHOT.write_bytes(result.screenshot)

@@ -121,6 +121,7 @@ class _State:
         self.files: dict[str, Path | bytes] = {}
         self.control_url: str | None = None
         self.devtools_url: str | None = None
+        self.window: dict[str, int] = {"width": 1280, "height": 720}
 
 
 def _handler(state: _State) -> type[BaseHTTPRequestHandler]:
@@ -176,7 +177,7 @@ def _handler(state: _State) -> type[BaseHTTPRequestHandler]:
                     self._send(502, str(exc).encode())
             elif parts.path == "/screenshot":
                 try:
-                    state.screenshot = _capture(state.devtools_url)
+                    state.screenshot = _capture(state.devtools_url, state.window)
                     self._send(200, b"ok")
                 except Exception as exc:  # noqa: BLE001
                     self._send(500, str(exc).encode())
@@ -186,7 +187,7 @@ def _handler(state: _State) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def _capture(devtools_url: str | None) -> bytes:
+def _capture(devtools_url: str | None, size: dict[str, int]) -> bytes:
     """Take a PNG of the test page through the Chrome DevTools protocol."""
     from websockets.sync.client import connect
 
@@ -197,15 +198,23 @@ def _capture(devtools_url: str | None) -> bytes:
         targets = json.loads(resp.read())
     page = next(t for t in targets if t.get("type") == "page" and "page.html" in t.get("url", ""))
     with connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=10) as ws:
-        ws.send(
-            json.dumps({"id": 1, "method": "Page.captureScreenshot", "params": {"format": "png"}})
-        )
-        while True:
-            reply = json.loads(ws.recv(timeout=30))
-            if reply.get("id") == 1:
-                if "error" in reply:
-                    raise RuntimeError(str(reply["error"]))
-                return base64.b64decode(reply["result"]["data"])
+
+        def call(call_id: int, method: str, params: dict[str, Any]) -> dict[str, Any]:
+            ws.send(json.dumps({"id": call_id, "method": method, "params": params}))
+            while True:
+                reply = json.loads(ws.recv(timeout=30))
+                if reply.get("id") == call_id:
+                    if "error" in reply:
+                        raise RuntimeError(f"{method}: {reply['error']}")
+                    return dict(reply.get("result", {}))
+
+        # Headless Chromium's viewport is smaller than --window-size; make it exactly the size
+        # asked for and give the engine a moment to follow the resize before the capture.
+        metrics = {**size, "deviceScaleFactor": 1, "mobile": False}
+        call(1, "Emulation.setDeviceMetricsOverride", metrics)
+        time.sleep(0.8)
+        shot = call(2, "Page.captureScreenshot", {"format": "png"})
+        return base64.b64decode(shot["data"])
 
 
 class GodotHarness:
@@ -227,6 +236,7 @@ class GodotHarness:
         """Run one project until it quits (or ``timeout`` seconds pass); return what it printed."""
         state = _State()
         state.control_url = self.control_url
+        state.window = {"width": window[0], "height": window[1]}
         state.files = {name.name: name for name in self.engine_dir.iterdir() if name.is_file()}
         state.files["page.html"] = PAGE
         state.files["run.pck"] = pck

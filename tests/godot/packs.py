@@ -1,7 +1,8 @@
 """The PCKs the Godot suite runs: the GDScript test project and the demo.
 
-Both take the addon from ``bindings/godot/addons/npcbridge`` (the one source of truth); the
-test project also gets the golden vectors from ``tests/vectors`` under ``res://vectors/``.
+The test project takes the addon from ``bindings/godot/addons/npcbridge`` (the one source of
+truth) and the golden vectors from ``tests/vectors`` (under ``res://vectors/``). The demo is
+packed as it is, with its synced copy of the addon.
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ def test_pack() -> bytes:
 
 
 def demo_pack() -> bytes:
-    """The demo project, with the addon taken from bindings/ (the demo's copy must match it)."""
-    files = collect(DEMO)
-    files.update(addon_files())
-    return _finish(files)
+    """The demo project as it is in the repository, with its own copy of the addon (which
+    ``bindings/godot/sync_demo_addon.py`` keeps identical to bindings/, checked by a test)."""
+    return _finish(collect(DEMO))

@@ -169,10 +169,18 @@ func test_action_and_emote_signals() -> void:
 		return
 	var speaker := _speaker("gd_shop_smith", _smith_persona())
 	var actions: Array = []
+	var emotes: Array[String] = []
 	speaker.action_requested.connect(
 		func(action: String, args: Dictionary) -> void: actions.append([action, args])
 	)
+	speaker.emote_received.connect(func(emote: String) -> void: emotes.append(emote))
 	var reply := await speaker.say("[[tool:open_shop:{}]] show me your wares").wait()
 	check(reply.is_ok(), "reply ok: %s %s" % [reply.error_code, reply.error_message])
 	check_eq(actions, [["open_shop", {}]], "action_requested")
 	check_eq(reply.actions, [{"name": "open_shop", "args": {}}], "reply.actions")
+	var line := "[[reply:*wipes his hands on his apron* Aye, lad.]]"
+	var emoted := await speaker.say(line).wait()
+	check(emoted.is_ok(), "emote reply ok: " + emoted.error_code)
+	check_eq(emotes, ["wipes his hands on his apron"], "emote_received")
+	check_eq(Array(emoted.emotes), ["wipes his hands on his apron"], "reply.emotes")
+	check_eq(emoted.text.strip_edges(), "Aye, lad.", "the emote left the spoken text")

@@ -1,0 +1,56 @@
+class_name NPCPersona
+extends Resource
+## Who an NPC is: the persona the npcbridge server speaks with. Create one in the inspector
+## (New Resource > NPCPersona, saved as a [code].tres[/code]) and give it to an [NPCSpeaker].
+## Empty fields are left out of the [code]npc.define[/code] message, so the server's defaults
+## apply.
+
+## The NPC's name, as players know it (e.g. "Brom").
+@export var name: String = ""
+## Who the NPC is, in a sentence or two.
+@export_multiline var description: String = ""
+## Character traits (e.g. "gruff, honest, protective of the village").
+@export_multiline var personality: String = ""
+## How the NPC talks (e.g. "short sentences, calls everyone 'lad'").
+@export_multiline var speech_style: String = ""
+## Facts the NPC knows, one per entry.
+@export var knowledge: PackedStringArray = PackedStringArray()
+## Example lines in the NPC's voice.
+@export var examples: PackedStringArray = PackedStringArray()
+## Model to use (empty: the server chooses).
+@export var model: String = ""
+## Sampling temperature (negative: the server's default).
+@export_range(-1.0, 2.0, 0.05) var temperature: float = -1.0
+## Longest reply in tokens (0: the server's default).
+@export_range(0, 4096, 1) var max_tokens: int = 0
+## Actions (tool calls) the NPC may take, each
+## [code]{"name": String, "description": String, "parameters": JSON schema Dictionary}[/code].
+## When the NPC decides to act, [signal NPCSpeaker.action_requested] fires.
+@export var actions: Array[Dictionary] = []
+## Extra persona fields passed through unchanged (the server may know more than the above).
+@export var extra: Dictionary = {}
+
+
+## The persona as the protocol's [code]persona[/code] map (empty fields left out).
+func to_dict() -> Dictionary:
+	var out := extra.duplicate(true)
+	out["name"] = name
+	for pair: Array in [
+		["description", description],
+		["personality", personality],
+		["speech_style", speech_style],
+		["model", model],
+	]:
+		if not String(pair[1]).is_empty():
+			out[pair[0]] = pair[1]
+	if not knowledge.is_empty():
+		out["knowledge"] = Array(knowledge)
+	if not examples.is_empty():
+		out["examples"] = Array(examples)
+	if temperature >= 0.0:
+		out["temperature"] = temperature
+	if max_tokens > 0:
+		out["max_tokens"] = max_tokens
+	if not actions.is_empty():
+		out["actions"] = actions.duplicate(true)
+	return out

@@ -1,0 +1,143 @@
+extends Control
+## The npcbridge demo: pick Brom the blacksmith or Aelindra the elf mage, type a line, and watch
+## the reply stream into the dialogue box.
+##
+## Run scripted (the test harness does this): [code]-- --ws=URL --demo-npc=blacksmith
+## --demo-say=TEXT[/code] connects to URL, says TEXT, waits for the full reply, prints it as
+## [code]DEMO_REPLY {json}[/code] and quits. With [code]--harness=URL[/code] it first asks the
+## harness to take a screenshot.
+
+## Stage directions for the test server's fake model ([[reply:...]] etc.), hidden when shown.
+const DIRECTIVE_PATTERN := "\\s*\\[\\[.*?\\]\\]"
+
+var _speaker: NPCSpeaker = null
+var _reply: NPCReply = null
+var _directives := RegEx.create_from_string(DIRECTIVE_PATTERN)
+
+@onready var _status: Label = %Status
+@onready var _speaker_name: Label = %SpeakerName
+@onready var _line: RichTextLabel = %Line
+@onready var _input: LineEdit = %PlayerInput
+@onready var _say_button: Button = %SayButton
+@onready var _brom: NPCSpeaker = %BromSpeaker
+@onready var _mage: NPCSpeaker = %MageSpeaker
+
+
+func _ready() -> void:
+	NPCBridge.state_changed.connect(_on_state_changed)
+	_on_state_changed(NPCBridge.state)
+	%TalkToBrom.pressed.connect(_select.bind(_brom))
+	%TalkToMage.pressed.connect(_select.bind(_mage))
+	_say_button.pressed.connect(_submit)
+	_input.text_submitted.connect(func(_text: String) -> void: _submit())
+	for speaker: NPCSpeaker in [_brom, _mage]:
+		speaker.reply_delta_received.connect(_on_delta)
+		speaker.emote_received.connect(_on_emote)
+		speaker.action_requested.connect(_on_action)
+		speaker.reply_finished.connect(_on_finished)
+		speaker.reply_failed.connect(_on_failed)
+	_select(_brom)
+	var options := _parse_args(OS.get_cmdline_user_args())
+	if options.has("ws"):
+		NPCBridge.connect_to_server(options["ws"])
+	if options.has("demo-say"):
+		_run_scripted(options)
+
+
+func _select(speaker: NPCSpeaker) -> void:
+	_speaker = speaker
+	_speaker_name.text = speaker.persona.name
+	_input.placeholder_text = "Say something to %s..." % speaker.persona.name
+	_input.grab_focus()
+
+
+func _submit() -> void:
+	var text := _input.text.strip_edges()
+	if text.is_empty() or _speaker == null:
+		return
+	_input.clear()
+	if _reply != null and not _reply.done:
+		_reply.cancel()
+	_speaker_name.text = _speaker.persona.name
+	_line.clear()
+	_line.push_color(Color(0.62, 0.78, 1.0))
+	_line.add_text("You: " + _directives.sub(text, "", true).strip_edges())
+	_line.pop()
+	_line.add_text("\n\n%s: " % _speaker.persona.name)
+	_reply = _speaker.say(text)
+
+
+func _on_delta(piece: String) -> void:
+	_line.add_text(piece)
+
+
+func _on_emote(emote: String) -> void:
+	_line.push_italics()
+	_line.push_color(Color(0.85, 0.75, 0.5))
+	_line.add_text("*%s* " % emote)
+	_line.pop()
+	_line.pop()
+
+
+func _on_action(action: String, _args: Dictionary) -> void:
+	_status.text = "%s wants to: %s" % [_speaker.persona.name, action]
+
+
+func _on_finished(_text: String, info: Dictionary) -> void:
+	var timing: Dictionary = info.get("timing", {})
+	_status.text = (
+		"Reply done (%s) — first words after %d ms"
+		% [info.get("finish", "?"), int(timing.get("ttft_ms", 0))]
+	)
+
+
+func _on_failed(code: String, message: String) -> void:
+	_line.push_color(Color(1.0, 0.45, 0.4))
+	_line.add_text("\n[%s] %s" % [code, message])
+	_line.pop()
+
+
+func _on_state_changed(state: NPCBridgeConnection.State) -> void:
+	var names := {
+		NPCBridgeConnection.State.DISCONNECTED: "not connected",
+		NPCBridgeConnection.State.CONNECTING: "connecting to %s..." % NPCBridge.url,
+		NPCBridgeConnection.State.HANDSHAKING: "saying hello...",
+		NPCBridgeConnection.State.OPEN: "connected to %s" % NPCBridge.url,
+		NPCBridgeConnection.State.WAITING_TO_RECONNECT: "server unreachable, retrying...",
+	}
+	_status.text = "npcbridge: " + str(names.get(state, "?"))
+	_say_button.disabled = state != NPCBridgeConnection.State.OPEN
+
+
+func _parse_args(args: PackedStringArray) -> Dictionary:
+	var out := {}
+	for arg in args:
+		if arg.begins_with("--") and "=" in arg:
+			var split := arg.find("=")
+			out[arg.substr(2, split - 2)] = arg.substr(split + 1)
+	return out
+
+
+func _run_scripted(options: Dictionary) -> void:
+	var deadline := Time.get_ticks_msec() + 20000
+	while not NPCBridge.is_open() and Time.get_ticks_msec() < deadline:
+		await get_tree().process_frame
+	_select(_mage if options.get("demo-npc", "") == "mage" else _brom)
+	_input.text = options["demo-say"]
+	_submit()
+	var reply := await _reply.wait()
+	var record := {
+		"ok": reply.is_ok(),
+		"npc": reply.npc,
+		"text": reply.text,
+		"shown": _line.get_parsed_text(),
+		"error": reply.error_code,
+	}
+	print("DEMO_REPLY " + JSON.stringify(record))
+	await get_tree().create_timer(0.5).timeout
+	if options.has("harness"):
+		var http := HTTPRequest.new()
+		add_child(http)
+		http.request(String(options["harness"]) + "/screenshot", [], HTTPClient.METHOD_POST, "")
+		await http.request_completed
+	get_tree().quit(0 if reply.is_ok() else 1)
