@@ -74,6 +74,21 @@ def npcbridge_recall(turn: Turn) -> list[dict[str, str]] | None | Awaitable[Any]
 
 
 @hookspec
+def npcbridge_memory_relevance(
+    query: str, texts: list[str], app: App
+) -> list[float] | None | Awaitable[list[float] | None]:
+    """Return how relevant each of ``texts`` (long-term memories) is to ``query`` (the
+    player's line, or the ``memory.query`` text): one float per text, any scale (for example
+    cosine similarity of sentence embeddings), or None to let the next plugin decide.
+
+    The first non-None answer in call order wins; without one the builtin memory uses lexical
+    overlap. Recall min-max normalises the scores and adds recency and importance
+    (Generative-Agents ranking, see ``docs/memory.md``). Runs before the request goes upstream:
+    keep it fast and run heavy work off the event loop (``asyncio.to_thread``).
+    """
+
+
+@hookspec
 def npcbridge_select_model(turn: Turn, catalog: Catalog) -> str | None | Awaitable[str | None]:
     """Return the model id (or alias) for this turn, or None to let the next plugin decide.
 

@@ -1,0 +1,188 @@
+"""NPC memory kept in the store: the conversation window and long-term memories.
+
+The builtin memory plugin (it replaced the in-process window). Per turn:
+
+1. ``npcbridge_recall`` reads the newest turns of (npc, player) and its long-term memories,
+   ranks the memories for the player's line and returns the top ones (within
+   ``memory_tokens``) as one system message, followed by the complete turns as chat messages;
+2. ``npcbridge_before_request`` (the model is chosen by then) drops the oldest exchanges until
+   the window fits the model's context budget;
+3. ``npcbridge_post_process`` (called last) stores the turn -- complete, cancelled or failed --
+   before ``reply.end`` is sent, so every ``reply.end`` a client saw is durable;
+4. ``npcbridge_after_turn`` stores turns that failed before any text, marks the recalled
+   memories as recalled and schedules a background summary of turns past the window.
+
+Without a store (an App that was never started) every hook does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..hookspecs import hookimpl
+from ..memory.handlers import MemoryHandlers
+from ..memory.recall import memory_message, ranked, within_budget
+from ..memory.settings import MemorySettings, load_settings
+from ..memory.summarize import Summarizer
+from ..memory.tokens import fit_window, message_tokens, turn_messages
+from ..stores.base import TurnRecord
+from ..turn import Turn, TurnResult
+
+if TYPE_CHECKING:
+    from ..app import App
+
+log = logging.getLogger("npcbridge.memory")
+
+STATE_KEY = "npcbridge.memory"
+FINISH_STATUS = {"stop": "complete", "length": "complete", "cancelled": "cancelled"}
+
+
+def status_of(finish: str) -> str:
+    """The stored status of a turn that ended with ``finish``."""
+    return FINISH_STATUS.get(finish, "filtered" if finish == "filtered" else "error")
+
+
+@dataclass
+class TurnMemory:
+    """What the plugin keeps in ``turn.state`` while a turn runs."""
+
+    turns: list[TurnRecord] = field(default_factory=list)
+    #: window turns and the message dicts inserted for them (matched by identity when trimming)
+    window: list[tuple[TurnRecord, list[dict[str, str]]]] = field(default_factory=list)
+    recalled_ids: list[int] = field(default_factory=list)
+    stored: TurnRecord | None = None
+
+
+class Plugin:
+    """The builtin memory plugin (one per server)."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.settings = MemorySettings()
+        self.summarizer = Summarizer(app, self.settings)
+
+    # ---------------------------------------------------------------- lifecycle
+
+    @hookimpl
+    def npcbridge_startup(self, app: App) -> None:
+        """Read ``[extra.memory]`` and serve the ``memory.*`` messages."""
+        self.settings = load_settings(app.config.extra)
+        self.summarizer = Summarizer(app, self.settings)
+        MemoryHandlers(self.settings, self.summarizer).register(app.handlers)
+
+    @hookimpl
+    async def npcbridge_shutdown(self, app: App) -> None:
+        """Wait for summaries still being written (the store closes after this)."""
+        await self.summarizer.close()
+
+    # ---------------------------------------------------------------- one turn
+
+    @hookimpl
+    async def npcbridge_recall(self, turn: Turn) -> list[dict[str, Any]]:
+        """Top long-term memories (one system message), then the recent complete exchanges."""
+        store = self.app.store
+        if store is None or turn.kind != "say":
+            return []
+        s = self.settings
+        state = turn.state[STATE_KEY] = TurnMemory()
+        state.turns = await store.recent_turns(
+            turn.npc, turn.player, s.window_max_turns + 2 * s.summary_batch
+        )
+        complete = [t for t in state.turns if t.status == "complete"][-s.window_max_turns :]
+        out: list[dict[str, Any]] = []
+        memories = await store.memories(turn.npc, turn.player)
+        if memories and s.recall_limit and s.memory_tokens:
+            scored = await ranked(self.app, s, memories, turn.text, time.time())
+            chosen = within_budget(scored, s.recall_limit, s.memory_tokens)
+            if chosen:
+                state.recalled_ids = [c.memory.id for c in chosen]
+                out.append(memory_message(turn.persona.name, turn.player, chosen))
+        for record in complete:
+            messages = turn_messages(record)
+            state.window.append((record, messages))
+            out.extend(messages)
+        return out
+
+    @hookimpl
+    def npcbridge_before_request(self, turn: Turn) -> None:
+        """Trim the window to the chosen model's budget (oldest exchanges go first)."""
+        state: TurnMemory | None = turn.state.get(STATE_KEY)
+        if state is None or not state.window or turn.model is None:
+            return
+        budget = self.window_budget(turn, state)
+        kept = fit_window([record for record, _ in state.window], budget)
+        kept_ids = {record.id for record in kept}
+        dropped = {
+            id(message)
+            for record, messages in state.window
+            if record.id not in kept_ids
+            for message in messages
+        }
+        if dropped:
+            turn.messages = [m for m in turn.messages if id(m) not in dropped]
+            state.window = [(r, m) for r, m in state.window if r.id in kept_ids]
+
+    def window_budget(self, turn: Turn, state: TurnMemory) -> int:
+        """Tokens the window may use: a share of the model's context, less everything else
+        in the prompt and the room kept for the reply."""
+        assert turn.model is not None
+        s = self.settings
+        window_ids = {id(m) for _, messages in state.window for m in messages}
+        other = sum(message_tokens(m) for m in turn.messages if id(m) not in window_ids)
+        reserve = turn.max_tokens or s.reply_reserve_tokens
+        context = turn.model.context_window
+        budget = min(context - other - reserve, int(context * s.window_share))
+        if s.window_max_tokens is not None:
+            budget = min(budget, s.window_max_tokens)
+        return max(0, budget)
+
+    @hookimpl(trylast=True)
+    async def npcbridge_post_process(self, turn: Turn, text: str, finish: str) -> None:
+        """Store the finished turn before ``reply.end`` goes out (called after every other
+        post-processor, so ``text`` is final)."""
+        if turn.kind != "say" or self.app.store is None:
+            return
+        state = turn.state.setdefault(STATE_KEY, TurnMemory())
+        model = turn.state.get("served_model") or (turn.model.id if turn.model else "")
+        try:
+            state.stored = await self._store(turn, text, finish, model)
+        except Exception:  # the reply still ends; after-turn tries once more
+            log.exception("storing the turn of npc=%s player=%s failed", turn.npc, turn.player)
+
+    @hookimpl
+    async def npcbridge_after_turn(self, turn: Turn, result: TurnResult) -> None:
+        """Store turns not stored yet, mark recalled memories, schedule a summary."""
+        store = self.app.store
+        if turn.kind != "say" or store is None:
+            return
+        state = turn.state.setdefault(STATE_KEY, TurnMemory())
+        if state.stored is None:
+            state.stored = await self._store(turn, result.text, result.finish, result.model)
+        if state.recalled_ids:
+            await store.touch_memories(turn.npc, turn.player, state.recalled_ids, time.time())
+        if state.stored.status != "complete":
+            return
+        window_ids = {record.id for record, _ in state.window} | {state.stored.id}
+        watermark = await store.get_watermark(turn.npc, turn.player)
+        todo = self.summarizer.candidates([*state.turns, state.stored], window_ids, watermark)
+        self.summarizer.schedule(turn.npc, turn.persona, turn.player, todo)
+
+    async def _store(self, turn: Turn, text: str, finish: str, model: str) -> TurnRecord:
+        assert self.app.store is not None
+        record = TurnRecord(
+            npc=turn.npc,
+            player=turn.player,
+            user_text=turn.text,
+            reply_text=text,
+            status=status_of(finish),
+            finish=finish,
+            model=model,
+            session_id=turn.session_id,
+            request_id=str(turn.request_id),
+            at=time.time(),
+        )
+        await self.app.store.append_turn(record)
+        return record

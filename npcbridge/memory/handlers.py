@@ -1,0 +1,98 @@
+"""The ``memory.*`` client messages (protocol v1, "Memory").
+
+* ``memory.add`` {npc, player?, text, importance?} -> ``ok``: a fact; without ``player`` it is
+  about the world and every player's recall of that NPC sees it.
+* ``memory.forget`` {npc?, player} -> ``ok`` {removed}: the player's window, summaries and facts,
+  for one NPC or everywhere; running summaries of that player are cancelled.
+* ``memory.query`` {npc, player, text?, limit?} -> ``memory`` {items}: the long-term memories
+  the NPC would recall for ``text``, best first, each with ``score``. Querying does not count
+  as recalling (recency is left unchanged).
+
+Handlers run inline in the connection's receive loop, so a ``memory.add`` is stored before the
+next message of that connection (a ``say`` right after it already recalls the fact).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..protocol.errors import ErrorCode, ProtocolError
+from ..protocol.messages import MemoryAdd, MemoryForget, MemoryQuery
+from ..stores.base import MemoryRecord, Store
+from .recall import ranked
+from .settings import MemorySettings
+
+if TYPE_CHECKING:
+    from .summarize import Summarizer
+
+
+def _ok(request_id: Any, **fields: Any) -> dict[str, Any]:
+    frame: dict[str, Any] = {"type": "ok", **fields}
+    if request_id is not None:
+        frame["id"] = request_id
+    return frame
+
+
+class MemoryHandlers:
+    """Serves the three message types for one app."""
+
+    def __init__(self, settings: MemorySettings, summarizer: Summarizer) -> None:
+        self.settings = settings
+        self.summarizer = summarizer
+
+    def register(self, handlers: dict[str, Any]) -> None:
+        """Install into ``app.handlers``."""
+        handlers["memory.add"] = self.add
+        handlers["memory.forget"] = self.forget
+        handlers["memory.query"] = self.query
+
+    @staticmethod
+    def _store(session: Any, request_id: Any) -> Store:
+        store = session.app.store
+        if store is None:
+            raise ProtocolError(
+                ErrorCode.INTERNAL, "no store is open on this server", request_id=request_id
+            )
+        return store  # type: ignore[no-any-return]
+
+    async def add(self, session: Any, message: MemoryAdd) -> None:
+        """``memory.add``: store a fact."""
+        store = self._store(session, message.id)
+        now = time.time()
+        await store.add_memory(
+            MemoryRecord(
+                npc=message.npc,
+                player=message.player or "",
+                kind="fact",
+                text=message.text,
+                importance=message.importance,
+                at=now,
+                last_access=now,
+            )
+        )
+        session.send(_ok(message.id))
+
+    async def forget(self, session: Any, message: MemoryForget) -> None:
+        """``memory.forget``: erase a player's data (one NPC or all)."""
+        store = self._store(session, message.id)
+        self.summarizer.cancel_for(message.player, message.npc)
+        removed = await store.forget(message.player, message.npc)
+        session.send(_ok(message.id, removed=removed))
+
+    async def query(self, session: Any, message: MemoryQuery) -> None:
+        """``memory.query``: the memories the NPC would recall, best first."""
+        store = self._store(session, message.id)
+        memories = await store.memories(message.npc, message.player)
+        scored = await ranked(session.app, self.settings, memories, message.text or "", time.time())
+        items = [
+            {
+                "text": s.memory.text,
+                "kind": s.memory.kind,
+                "importance": s.memory.importance,
+                "at": float(s.memory.at),
+                "score": round(float(s.score), 6),
+            }
+            for s in scored[: message.limit]
+        ]
+        session.send({"type": "memory", "id": message.id, "items": items})
