@@ -294,3 +294,37 @@ def test_demo_scene_scripted_with_screenshot(harness_parts: tuple[Path, str], st
     assert result.screenshot is not None and result.screenshot[:8] == b"\x89PNG\r\n\x1a\n"
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     SCREENSHOT.write_bytes(result.screenshot)
+
+
+def _undocumented(path: Path) -> list[str]:
+    """Public signals, enums, constants, variables, functions and inner classes of a script that
+    have no ``##`` doc comment on the line(s) above them."""
+    lines = path.read_text("utf-8").splitlines()
+    out = []
+    func_indent: int | None = None
+    for n, line in enumerate(lines):
+        if not line.strip() or line.strip().startswith("#"):
+            continue
+        indent = len(line) - len(line.lstrip("\t"))
+        if func_indent is not None and (indent > func_indent or line.lstrip().startswith(")")):
+            continue  # inside a function body (or the end of a wrapped signature)
+        func_indent = None
+        code = re.sub(r"^(@\w+(\([^)]*\))?\s+)+", "", line.strip()).removeprefix("static ")
+        match = re.match(r"(func|signal|var|const|enum|class)\s+(\w+)", code)
+        if not match:
+            continue
+        if match.group(1) == "func":
+            func_indent = indent
+        if match.group(2).startswith("_"):
+            continue
+        prev = n - 1
+        while prev >= 0 and lines[prev].strip().startswith("@"):
+            prev -= 1
+        if prev < 0 or not lines[prev].strip().startswith("##"):
+            out.append(f"{path.name}:{n + 1}: {match.group(2)}")
+    return out
+
+
+def test_addon_public_members_have_doc_comments() -> None:
+    missing = [m for p in sorted(ADDON.glob("*.gd")) for m in _undocumented(p)]
+    assert missing == []

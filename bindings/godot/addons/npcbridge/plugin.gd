@@ -3,8 +3,11 @@ extends EditorPlugin
 ## Editor side of the addon: enabling it registers the [code]NPCBridge[/code] autoload and the
 ## npcbridge project settings; disabling it removes the autoload again.
 
+## Name of the autoload the plugin registers.
 const AUTOLOAD_NAME := "NPCBridge"
+## Script of that autoload.
 const AUTOLOAD_PATH := "res://addons/npcbridge/npc_bridge.gd"
+## The project settings the plugin registers (preloaded: the class cache may not be ready yet).
 const Settings := preload("res://addons/npcbridge/settings.gd")
 
 
