@@ -470,3 +470,40 @@ def test_cli_prints_base_url_and_stops_on_sigterm() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+async def test_stream_error_event(fake_upstream: FakeUpstream) -> None:
+    client = client_for(fake_upstream)
+    fake_upstream.script(Reply(text="half a reply", stream_error="tool call validation failed"))
+    stream = await client.chat.completions.create(model=MODEL, messages=user("x"), stream=True)
+    got = ""
+    with pytest.raises(openai.APIError) as info:
+        async for chunk in stream:
+            got += chunk.choices[0].delta.content or ""
+    assert got == "half a reply"
+    assert info.value.body["code"] == "tool_use_failed"
+    assert fake_upstream.requests[0].outcome == "stream_error"
+    stream = await client.chat.completions.create(
+        model=MODEL, messages=user("[[stream_error:boom]]"), stream=True
+    )
+    with pytest.raises(openai.APIError, match="boom"):
+        async for _ in stream:
+            pass
+    await client.close()
+
+
+async def test_stop_with_stalled_request_is_prompt_and_not_a_disconnect() -> None:
+    fake = FakeUpstream()
+    await fake.start()
+    client = client_for(fake, timeout=10)
+    task = asyncio.create_task(
+        client.chat.completions.create(model=MODEL, messages=user("[[stall]]"), stream=True)
+    )
+    await fake.wait_requests(1)
+    started = time.monotonic()
+    await fake.stop()
+    assert time.monotonic() - started < 3
+    with pytest.raises(openai.APIConnectionError):
+        await task
+    assert fake.disconnects == 0
+    await client.close()

@@ -100,6 +100,10 @@ Directives (anywhere in the text of the last user message)
                           short spoken text (``"As you wish."``, or the ``[[reply:…]]`` text).
                           Several ``[[tool:…]]`` directives give parallel tool calls.
 ``[[json:{...}]]``        Content is that JSON value (re-serialised with ``json.dumps``).
+``[[stream_error]]``      After the content, send Groq's in-stream error event
+                          ``data: {"error": {"message": "tool call validation failed", "type":
+                          "invalid_request_error", "code": "tool_use_failed", ...}}`` and end the
+                          stream (no ``[DONE]``); ``[[stream_error:MESSAGE]]`` sets the message.
 ``[[ttft:MS]]``           Time to first token for this reply, in milliseconds.
 ``[[tps:N]]``             Tokens per second for this reply.
 
@@ -124,7 +128,7 @@ Recording
 ``fake.completed``       replies sent in full (streams that reached ``[DONE]``).
 ``fake.disconnects``     requests whose client went away before the end (stream or stall).
 ``fake.active_streams``  streaming responses currently in progress.
-``fake.errors``          error-status responses sent.
+``fake.errors``          error-status responses and in-stream errors sent.
 ``await fake.wait_disconnect(timeout, count=1)`` / ``wait_requests`` / ``wait_completed`` /
 ``wait_active_streams`` / ``wait_for(predicate, timeout)``.
 """
@@ -238,7 +242,10 @@ class Reply:
     ``cut_after_chunks``: abort the TCP connection after N content/tool chunks.
     ``stall_s``: wait before sending anything. ``usage``: override ``prompt_tokens`` /
     ``completion_tokens`` / ``total_tokens``. ``finish``: override ``finish_reason``.
-    ``ttft_ms`` / ``tokens_per_s``: per-reply pacing overrides.
+    ``ttft_ms`` / ``tokens_per_s``: per-reply pacing overrides. ``stream_error``: a message (or
+    a whole error object) sent Groq-style as ``data: {"error": {...}}`` after the content chunks
+    (or after ``cut_after_chunks`` of them), after which the stream ends without a final chunk
+    or ``[DONE]`` (the SDK raises ``APIError``); a non-streaming request gets a 500 instead.
     """
 
     text: str | None = None
@@ -254,6 +261,7 @@ class Reply:
     finish: str | None = None
     ttft_ms: float | None = None
     tokens_per_s: float | None = None
+    stream_error: str | Mapping[str, Any] | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Reply:
@@ -277,7 +285,8 @@ class RequestRecord:
     monotonic: float
     #: Usage reported for this request (``None`` if none was sent, e.g. errors or cut streams).
     usage: dict[str, Any] | None = None
-    #: ``"pending"``, ``"completed"``, ``"error"``, ``"cut"`` or ``"disconnected"``.
+    #: ``"pending"``, ``"completed"``, ``"error"``, ``"stream_error"``, ``"cut"`` or
+    #: ``"disconnected"``.
     outcome: str = "pending"
 
     @property
@@ -388,6 +397,7 @@ _KNOWN_DIRECTIVES = {
     "json",
     "ttft",
     "tps",
+    "stream_error",
 }
 
 
@@ -514,6 +524,8 @@ def _reply_from_directives(directives: list[tuple[str, Any]], fake: FakeUpstream
                 tools.append(ToolCall(name=tool_name, arguments=args))
             elif name == "json":
                 reply.json = arg
+            elif name == "stream_error":
+                reply.stream_error = "" if arg is None else str(arg)
             elif name == "ttft":
                 reply.ttft_ms = float(arg)
             elif name == "tps":
@@ -525,6 +537,19 @@ def _reply_from_directives(directives: list[tuple[str, Any]], fake: FakeUpstream
         if reply.text is None and reply.json is None:
             reply.text = "As you wish."
     return reply
+
+
+def _stream_error_object(error: str | Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if error is None:
+        return None
+    if isinstance(error, Mapping):
+        return dict(error)
+    return {
+        "message": error or "tool call validation failed",
+        "type": "invalid_request_error",
+        "code": "tool_use_failed",
+        "status_code": 400,
+    }
 
 
 def _format_duration(seconds: float) -> str:
@@ -556,6 +581,7 @@ class _Plan:
     tokens_per_s: float
     prompt_tokens: int
     usage_override: Mapping[str, int] | None
+    stream_error: dict[str, Any] | None
 
 
 class _Cut(Exception):
@@ -883,6 +909,7 @@ class FakeUpstream:
             tokens_per_s=max(0.0, tps),
             prompt_tokens=count_prompt_tokens(body.get("messages") or []),
             usage_override=reply.usage,
+            stream_error=_stream_error_object(reply.stream_error),
         )
 
     def _usage(self, plan: _Plan, completion_tokens: int, completion_time: float) -> dict[str, Any]:
@@ -992,6 +1019,9 @@ class FakeUpstream:
             await asyncio.sleep(plan.ttft_s + gen_time)
         if plan.cut_after is not None:
             self._cut(request)
+        if plan.stream_error is not None:
+            record.outcome = "error"
+            return self._error(500, str(plan.stream_error.get("message", "")), model=plan.model)
         message: dict[str, Any] = {"role": "assistant", "content": content}
         if pieces:
             message["tool_calls"] = [
@@ -1126,6 +1156,14 @@ class FakeUpstream:
         started = time.monotonic()
         limit = len(chunks) if plan.cut_after is None else min(plan.cut_after, len(chunks))
         await self._write_paced(response, chunks, limit, plan.tokens_per_s)
+        if plan.stream_error is not None:
+            await response.write(
+                b"data: " + json.dumps({"error": plan.stream_error}).encode() + b"\n\n"
+            )
+            await response.write_eof()
+            record.outcome = "stream_error"
+            self.errors += 1
+            return response
         if plan.cut_after is not None:
             self._cut(request)
         completion_time = time.monotonic() - started
