@@ -39,9 +39,12 @@ def user(text: str) -> list[dict[str, Any]]:
     return [{"role": "user", "content": text}]
 
 
-async def collect(fake: FakeUpstream, text: str, **kwargs: Any) -> dict[str, Any]:
+async def collect(
+    fake: FakeUpstream, text: str, client: AsyncOpenAI | None = None, **kwargs: Any
+) -> dict[str, Any]:
     """Stream one completion and gather what the SDK parsed."""
-    client = client_for(fake)
+    own_client = client is None
+    client = client or client_for(fake)
     stream = await client.chat.completions.create(
         model=kwargs.pop("model", MODEL), messages=user(text), stream=True, **kwargs
     )
@@ -61,7 +64,8 @@ async def collect(fake: FakeUpstream, text: str, **kwargs: Any) -> dict[str, Any
                     slot["args"] += tc.function.arguments
             if choice.finish_reason:
                 out["finish"] = choice.finish_reason
-    await client.close()
+    if own_client:
+        await client.close()
     return out
 
 
@@ -428,7 +432,9 @@ async def test_control_endpoints(fake_upstream: FakeUpstream) -> None:
 
 async def test_concurrent_streams(fake_upstream: FakeUpstream) -> None:
     fake_upstream.tokens_per_s = 500
-    results = await asyncio.gather(*(collect(fake_upstream, f"n{i}") for i in range(50)))
+    client = client_for(fake_upstream)
+    results = await asyncio.gather(*(collect(fake_upstream, f"n{i}", client) for i in range(50)))
+    await client.close()
     assert [r["content"] for r in results] == [f"Well met. You said: n{i}." for i in range(50)]
     assert fake_upstream.completed == 50 and fake_upstream.active_streams == 0
 
