@@ -19,6 +19,19 @@ Command line (benchmarks, non-Python suites)::
 prints one JSON line ``{"base_url": "http://127.0.0.1:PORT/v1", "port": PORT, ...}`` to stdout
 and serves until SIGTERM/SIGINT. Run ``--help`` for every flag.
 
+Knobs (constructor keyword arguments, also mutable attributes; changes apply to new requests)
+---------------------------------------------------------------------------------------------
+``host`` (``"127.0.0.1"``), ``port`` (0 = any free port; the bound port after ``start()``),
+``ttft_ms`` (0), ``tokens_per_s`` (0 = unpaced), ``chars_per_token`` (``None`` = word tokens),
+``reply_fn`` (``body -> str | Reply``; default :func:`default_reply`), ``rate_limit_headers``
+(default :data:`DEFAULT_RATE_LIMIT_HEADERS`; ``{}`` for none), ``models`` (listed by
+``/v1/models``), ``known_models_only`` (404 for other models; False), ``strict_groq`` (Groq's
+400s, below; True), ``api_key`` (require ``Authorization: Bearer KEY``; ``None`` = accept any),
+``slow_tokens_per_s`` (pace of ``[[slow]]``; 10), ``stall_directive_s`` (length of
+``[[stall]]``; 60), ``write_interval_ms`` (minimum gap between writes of a paced stream; 10),
+``record_requests`` (keep :class:`RequestRecord` objects; True, the CLI default is off),
+``system_fingerprint``.
+
 Endpoints
 ---------
 ``POST /v1/chat/completions`` and ``POST /openai/v1/chat/completions``
@@ -131,6 +144,10 @@ Recording
 ``fake.errors``          error-status responses and in-stream errors sent.
 ``await fake.wait_disconnect(timeout, count=1)`` / ``wait_requests`` / ``wait_completed`` /
 ``wait_active_streams`` / ``wait_for(predicate, timeout)``.
+
+A disconnect is only seen while the reply is still in progress: for cancellation tests make the
+reply outlast the cancel (``[[slow]]``, ``[[stall]]``, ``tokens_per_s``); an unpaced short reply
+is usually complete (and counted in ``completed``) before the client can close.
 """
 
 from __future__ import annotations
