@@ -38,6 +38,9 @@ from pck import build_pck, class_cache, read_pck  # noqa: E402
 pytestmark = pytest.mark.godot
 
 IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+#: The GDScript suite's server requires this token (so the tests cover hello with a token and
+#: the unauthorized path).
+GD_TOKEN = "gd-test-token"
 SCREENSHOT = ROOT / "docs" / "images" / "godot-demo.png"
 ADDON = ROOT / "bindings" / "godot" / "addons" / "npcbridge"
 DEMO = ROOT / "examples" / "godot-demo"
@@ -75,9 +78,15 @@ def harness_parts() -> tuple[Path, str]:
 class Stack:
     """``python -m npcbridge.testing.stack``: fake upstream + real npcbridge server."""
 
-    def __init__(self) -> None:
+    def __init__(self, token: str | None = None) -> None:
+        self.token = token
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "npcbridge.testing.stack"],
+            [
+                sys.executable,
+                "-m",
+                "npcbridge.testing.stack",
+                *(["--token", token] if token else []),
+            ],
             cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -138,10 +147,10 @@ def gdscript_run(harness_parts: tuple[Path, str]) -> Iterator[RunResult]:
     """One engine run of the whole GDScript test project (with a server when one can start;
     the tests that need one report "skipped" otherwise)."""
     engine_dir, chromium = harness_parts
-    s = Stack() if _stack_available() is None else None
+    s = Stack(token=GD_TOKEN) if _stack_available() is None else None
     try:
         harness = GodotHarness(engine_dir, chromium, control_url=s.control_url if s else None)
-        args = [f"--ws={s.ws_url}"] if s else []
+        args = [f"--ws={s.ws_url}", f"--token={GD_TOKEN}"] if s else []
         result = harness.run(packs.test_pack(), args, timeout=300)
         print(f"GDScript suite: {result.seconds:.1f} s in the engine")
         yield result
@@ -176,9 +185,7 @@ def test_harness_reports_failures_errors_and_timeouts(harness_parts: tuple[Path,
     engine_dir, chromium = harness_parts
     project = packs.collect(GODOT_DIR / "project")
     project = {k: v for k, v in project.items() if not k.startswith("tests/")}
-    project["project.godot"] = project["project.godot"].replace(
-        b'NPCBridge="*res://addons/npcbridge/npc_bridge.gd"', b""
-    )
+    project.update(packs.addon_files())
     project["tests/test_bad.gd"] = (
         b"extends NPCBTestCase\n\n\nfunc test_fails() -> void:\n\tcheck(false, 'deliberate')\n\n\n"
         b"func test_pushes_error() -> void:\n\tpush_error('pushed on purpose')\n\n\n"

@@ -19,6 +19,18 @@ func require_server() -> bool:
 	return true
 
 
+## A new [NPCBridgeConnection] (child of this test) for the test server: URL and token from the
+## options, quick reconnects. Not connected yet.
+func new_connection() -> NPCBridgeConnection:
+	var bridge := NPCBridgeConnection.new()
+	bridge.url = options.get("ws", "")
+	bridge.token = options.get("token", "")
+	bridge.reconnect_min_s = 0.2
+	bridge.reconnect_max_s = 1.0
+	add_child(bridge)
+	return bridge
+
+
 ## Records a failure unless [param condition] holds; returns [param condition].
 func check(condition: bool, what: String) -> bool:
 	if not condition:

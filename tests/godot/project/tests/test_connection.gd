@@ -1,16 +1,9 @@
 extends NPCBTestCase
 ## NPCBridgeConnection against a real npcbridge server (the test stack).
 
-var _events: Array[String] = []
-
 
 func _connection() -> NPCBridgeConnection:
-	var bridge := NPCBridgeConnection.new()
-	bridge.url = options["ws"]
-	bridge.reconnect_min_s = 0.2
-	bridge.reconnect_max_s = 1.0
-	add_child(bridge)
-	return bridge
+	return new_connection()
 
 
 func _open(bridge: NPCBridgeConnection) -> bool:
@@ -67,6 +60,49 @@ func test_server_error_unknown_npc_as_value_and_signal() -> void:
 	check(not request.error_message.is_empty(), "error message")
 	check_eq(errors, [["unknown_npc", request.id]], "error_received with the request id")
 	check(bridge.is_open(), "the connection stays open")
+
+
+func test_wrong_token_is_fatal_and_not_retried() -> void:
+	if not require_server():
+		return
+	if options.get("token", "") == "":
+		skipped = "the test server has no token"
+		return
+	var bridge := _connection()
+	bridge.token = "not-the-token"
+	var errors: Array[String] = []
+	var drops: Array[int] = []
+	var retries: Array[int] = []
+	bridge.error_received.connect(
+		func(code: String, _m: String, _id: Variant) -> void: errors.append(code)
+	)
+	bridge.disconnected.connect(func(code: int, _r: String) -> void: drops.append(code))
+	bridge.reconnecting.connect(func(attempt: int, _d: float) -> void: retries.append(attempt))
+	bridge.connect_to_server()
+	var queued := bridge.request("ping")
+	check(await wait_until(func() -> bool: return not drops.is_empty(), 10.0), "closed")
+	await wait_seconds(1.0)
+	check_eq(errors, ["unauthorized"], "error_received unauthorized")
+	check_eq(drops, [4001], "closed with 4001")
+	check_eq(retries, [], "no reconnect after unauthorized")
+	check_eq(bridge.state, NPCBridgeConnection.State.DISCONNECTED, "disconnected")
+	check(queued.done and not queued.is_ok(), "the queued request failed: " + queued.error_code)
+
+
+func test_request_timeout() -> void:
+	if not require_server():
+		return
+	var bridge := _connection()
+	bridge.request_timeout_s = 1.0
+	check(await _open(bridge), "connected")
+	var started := Time.get_ticks_msec()
+	var stalled := await bridge.say("blacksmith", "[[stall:4]] hello?").wait()
+	check_eq(stalled.error_code, NPCBridgeRequest.TIMEOUT, "timed out")
+	check(Time.get_ticks_msec() - started < 3000, "after about a second")
+	check(bridge.is_open(), "the connection stays open")
+	check_eq(bridge.pending_count(), 0, "nothing pending")
+	var ping := await bridge.request("ping").wait()
+	check(ping.is_ok(), "later requests work")
 
 
 func test_request_on_closed_connection_fails_as_value() -> void:

@@ -7,9 +7,7 @@ var _bridge: NPCBridgeConnection = null
 
 
 func _open() -> bool:
-	_bridge = NPCBridgeConnection.new()
-	_bridge.url = options["ws"]
-	add_child(_bridge)
+	_bridge = new_connection()
 	_bridge.connect_to_server()
 	return await wait_until(_bridge.is_open, 15.0)
 
