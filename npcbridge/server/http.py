@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from http import HTTPStatus
@@ -40,6 +41,7 @@ def make_process_request(
                 "server": app.server_name,
                 "offline": app.offline,
                 "connections": connections(),
+                "tasks": len(asyncio.all_tasks()),
             }
             return _response(HTTPStatus.OK, json.dumps(body).encode() + b"\n", "application/json")
         route = app.http_routes.get(path)
