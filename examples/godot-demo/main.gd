@@ -83,11 +83,10 @@ func _on_action(action: String, _args: Dictionary) -> void:
 	_status.text = "%s wants to: %s" % [_speaker.persona.name, action]
 
 
-func _on_finished(_text: String, info: Dictionary) -> void:
-	var timing: Dictionary = info.get("timing", {})
+func _on_finished(text: String, info: Dictionary) -> void:
+	var words := text.split(" ", false).size()
 	_status.text = (
-		"Reply done (%s) — first words after %d ms"
-		% [info.get("finish", "?"), int(timing.get("ttft_ms", 0))]
+		"%s finished (%s): %d words" % [_speaker.persona.name, info.get("finish", "?"), words]
 	)
 
 
@@ -134,6 +133,7 @@ func _run_scripted(options: Dictionary) -> void:
 		"error": reply.error_code,
 	}
 	print("DEMO_REPLY " + JSON.stringify(record))
+	_input.release_focus()  # no blinking caret: the screenshot stays the same from run to run
 	await get_tree().create_timer(0.5).timeout
 	if options.has("harness"):
 		var http := HTTPRequest.new()
