@@ -1,8 +1,8 @@
 """Cost accounting and budgets: per player per day, per session, and per day for the server.
 
-Spending is counted in integer nano-dollars (1e-9 USD) in the store's atomic counters
-(``add_counter`` / ``get_counter``), so totals survive a restart and are shared when the store
-is (Redis). Keys::
+Spending is counted in whole nano-dollars (1e-9 USD, exact in a float counter) in the store's
+atomic counters (``add_counter`` / ``get_counter`` of :mod:`npcbridge.stores`), so totals
+survive a restart (SQLite) and are shared between processes (Redis). Keys::
 
     budget:player:<player>:<YYYY-MM-DD>    a player's spending on one UTC day
     budget:session:<session>               one connection's spending
@@ -32,12 +32,12 @@ DAY_S = 86400
 class Counters(Protocol):
     """Atomic counters, as the stores provide them."""
 
-    async def add_counter(self, key: str, amount: int, ttl_s: float | None = None) -> int:
+    async def add_counter(self, key: str, amount: float, ttl_s: float | None = None) -> float:
         """Add ``amount`` to ``key`` (created at 0) and return the new value."""
         ...
 
-    async def get_counter(self, key: str) -> int:
-        """The value of ``key`` (0 when absent)."""
+    async def get_counter(self, key: str) -> float:
+        """The value of ``key`` (0 when absent or expired)."""
         ...
 
 
@@ -48,26 +48,26 @@ class MemoryCounters:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self.values: dict[str, tuple[int, float | None]] = {}
+        self.values: dict[str, tuple[float, float | None]] = {}
 
-    def _live(self, key: str) -> int:
-        value, expires = self.values.get(key, (0, None))
+    def _live(self, key: str) -> float:
+        value, expires = self.values.get(key, (0.0, None))
         if expires is not None and self.clock() >= expires:
             self.values.pop(key, None)
-            return 0
+            return 0.0
         return value
 
-    async def add_counter(self, key: str, amount: int, ttl_s: float | None = None) -> int:
+    async def add_counter(self, key: str, amount: float, ttl_s: float | None = None) -> float:
         """Add ``amount`` to ``key``; the first add sets the expiry."""
         value = self._live(key)
-        expires = self.values.get(key, (0, None))[1]
+        expires = self.values.get(key, (0.0, None))[1]
         if key not in self.values and ttl_s is not None:
             expires = self.clock() + ttl_s
-        value += int(amount)
+        value += amount
         self.values[key] = (value, expires)
         return value
 
-    async def get_counter(self, key: str) -> int:
+    async def get_counter(self, key: str) -> float:
         """The value of ``key`` (0 when absent or expired)."""
         return self._live(key)
 

@@ -386,6 +386,8 @@ class Gateway:
                 yield event
         except UpstreamError as exc:
             outcome = _reason(exc)
+            if not committed:
+                limiter.settle(tokens, 0)  # nothing was generated
             if self.app.config.ratelimit.use_headers and exc.headers:
                 limiter.observe(exc.headers)
             if counts_against_health(exc):
@@ -395,7 +397,6 @@ class Gateway:
                 breaker.release()
             if committed:
                 raise _Committed(exc) from None
-            limiter.settle(tokens, 0)  # nothing was generated
             raise
         except BaseException:
             breaker.release()
@@ -419,10 +420,10 @@ class Gateway:
     ) -> None:
         breaker.success()
         self.metrics.breaker_open.labels(model.id).set(0)
-        if self.app.config.ratelimit.use_headers and done.headers:
-            limiter.observe(done.headers)
         if done.usage is not None:
             limiter.settle(tokens, done.usage.input_tokens + done.usage.output_tokens)
+        if self.app.config.ratelimit.use_headers and done.headers:
+            limiter.observe(done.headers)  # after settling: the upstream's word is the last
 
     async def _charge(
         self,

@@ -61,7 +61,8 @@ class RateLimitWait(Exception):
 
 
 class Bucket:
-    """A token bucket: ``limit`` per ``period_s``, holding at most ``capacity``."""
+    """A token bucket: ``limit`` per ``period_s``, holding at most ``capacity`` (``burst``, when
+    given and smaller than the limit; only the per-minute request bucket takes one)."""
 
     def __init__(
         self,
@@ -73,7 +74,7 @@ class Bucket:
     ) -> None:
         self.period_s = period_s
         self.unit = unit
-        self.burst = burst if unit == "requests" else None
+        self.burst = burst
         self.clock = clock
         self.limit = float(limit)
         self.capacity = self._capacity()
@@ -153,7 +154,8 @@ class ModelLimiter:
         for bucket, attr, period, unit in LIMIT_KINDS:
             value = getattr(limits, attr)
             if value is not None:
-                self.buckets[bucket] = Bucket(value, period, unit, limits.burst, clock)
+                burst = limits.burst if bucket == "rpm" else None
+                self.buckets[bucket] = Bucket(value, period, unit, burst, clock)
         self.blocked_until = 0.0
         self.queues: OrderedDict[str, deque[_Waiter]] = OrderedDict()
         self._pump: asyncio.Task[None] | None = None
@@ -221,9 +223,7 @@ class ModelLimiter:
                 if limit is None:
                     continue
                 period = MINUTE if bucket_name.endswith("m") else DAY
-                bucket = self.buckets[bucket_name] = Bucket(
-                    limit, period, unit, self.burst, self.clock
-                )
+                bucket = self.buckets[bucket_name] = Bucket(limit, period, unit, None, self.clock)
             bucket.correct(limit, remaining, reset_s)
         self._wake.set()
 
