@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
+from pathlib import Path
 
 import pytest
 
 from npcbridge.breaker import BreakerState, CircuitBreaker
 from npcbridge.budget import Budgets, MemoryCounters, to_nano
 from npcbridge.cache import CachedReply, ResponseCache, cache_key
+from npcbridge.config import load_config
 from npcbridge.gateway_settings import (
     BudgetSettings,
     CacheSettings,
@@ -274,3 +277,21 @@ async def test_budgets_admit_and_charge() -> None:
     assert await counters.get_counter(scopes[1].key) == to_nano(0.006)
     other = budgets.scopes("p2", "s1")
     await budgets.admit(other, 0.009, "r3")  # another player's budget is untouched
+
+
+# ------------------------------------------------------------------ documentation
+
+
+def test_docs_example_config_loads(tmp_path: Path) -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "gateway.md").read_text()
+    block = re.search(r"```toml\n(.*?)```", doc, re.S)
+    assert block is not None
+    path = tmp_path / "npcbridge.toml"
+    path.write_text(block.group(1))
+    config = load_config(path, env={})
+    assert config.ratelimit.limits_for("llama-3.3-70b-versatile").tpm == 12000
+    assert config.ratelimit.limits_for("llama-3.1-8b-instant").tpm == 6000
+    assert config.budget.per_player_usd_per_day == 0.05
+    assert config.gateway.budget_ms("realtime") == 1500
+    crier = config.npcs["town_crier"].model_extra or {}
+    assert crier["cacheable"] is True and crier["fallbacks"] == ["openai/gpt-oss-20b"]
