@@ -18,8 +18,9 @@ extends Node
 
 ## Emitted after the handshake, with the server's [code]welcome[/code] message.
 signal connected(welcome: Dictionary)
-## Emitted when an open (or opening) connection closes; [param code] is the WebSocket close code
-## (-1 when the connection was not closed cleanly).
+## Emitted when a connection that was open (or saying hello) closes; [param code] is the
+## WebSocket close code (-1 when the connection was not closed cleanly). A connect attempt that
+## fails before the WebSocket opens emits [signal reconnecting] only.
 signal disconnected(code: int, reason: String)
 ## Emitted when a reconnect is scheduled [param delay_s] seconds from now.
 signal reconnecting(attempt: int, delay_s: float)
@@ -63,6 +64,9 @@ const FATAL_ERROR_CODES: Array[String] = ["unauthorized", "unsupported_protocol"
 ## A request with no message from the server for this many seconds fails with
 ## [constant NPCBridgeRequest.TIMEOUT] (0: never).
 @export var request_timeout_s: float = 60.0
+## Seconds to wait for the WebSocket to open and the server's [code]welcome[/code] before the
+## attempt counts as failed.
+@export var handshake_timeout_s: float = 15.0
 ## Largest message accepted from the server, in bytes.
 @export var max_message_bytes: int = 1 << 20
 
@@ -82,6 +86,7 @@ var _outbox: Array[NPCBridgeRequest] = []  # made before the handshake, sent aft
 var _definitions: Dictionary = {}  # npc id -> persona map, re-sent after a reconnect
 var _attempt: int = 0
 var _reconnect_at_msec: int = 0
+var _attempt_started_msec: int = 0
 var _wanted: bool = false
 var _rng: RandomNumberGenerator = RandomNumberGenerator.new()
 
@@ -194,26 +199,34 @@ func pending_count() -> int:
 func poll() -> void:
 	if _socket != null:
 		_socket.poll()
-		var ready_state := _socket.get_ready_state()
-		if ready_state == WebSocketPeer.STATE_OPEN:
-			if state == State.CONNECTING:
-				_send_hello()
-			while _socket != null and _socket.get_available_packet_count() > 0:
-				var packet := _socket.get_packet()
-				if _socket.was_string_packet():
-					error_received.emit("bad_message", "the server sent a text frame", null)
-					continue
-				_receive(packet)
-		elif ready_state == WebSocketPeer.STATE_CLOSED:
+		if _socket.get_ready_state() == WebSocketPeer.STATE_OPEN and state == State.CONNECTING:
+			_send_hello()
+		# Read what arrived even when the socket closed in the same poll: a server's last words
+		# (e.g. `error` unauthorized before close 4001) come right before its close.
+		while _socket != null and _socket.get_available_packet_count() > 0:
+			var packet := _socket.get_packet()
+			if _socket.was_string_packet():
+				error_received.emit("bad_message", "the server sent a text frame", null)
+				continue
+			_receive(packet)
+		if _socket != null and _socket.get_ready_state() == WebSocketPeer.STATE_CLOSED:
 			_drop(_socket.get_close_code(), _socket.get_close_reason(), true)
-	if state == State.WAITING_TO_RECONNECT and Time.get_ticks_msec() >= _reconnect_at_msec:
+	var now := Time.get_ticks_msec()
+	if state == State.CONNECTING or state == State.HANDSHAKING:
+		if now - _attempt_started_msec > int(handshake_timeout_s * 1000.0):
+			_socket.close()
+			_drop(-1, "handshake timed out", true)
+	if state == State.WAITING_TO_RECONNECT and now >= _reconnect_at_msec:
 		_open()
 	_check_timeouts()
 
 
 func _open() -> Error:
 	if _socket != null:
+		# A new connection (e.g. to another URL): what was sent on the old one gets no answer.
 		_socket.close()
+		_fail_pending("the connection was replaced")
+	_attempt_started_msec = Time.get_ticks_msec()
 	_socket = WebSocketPeer.new()
 	_socket.inbound_buffer_size = max_message_bytes
 	_socket.outbound_buffer_size = max_message_bytes
@@ -325,13 +338,10 @@ func _send_request(handle: NPCBridgeRequest) -> void:
 func _drop(code: int, reason: String, may_reconnect: bool) -> void:
 	var was := state
 	_socket = null
-	var lost := _pending.values()
-	_pending.clear()
-	for handle: NPCBridgeRequest in lost:
-		handle.fail(NPCBridgeRequest.CONNECTION_LOST, "the connection closed (%d)" % code, true)
+	_fail_pending("the connection closed (%d)" % code)
 	if code in FATAL_CLOSE_CODES:
 		_wanted = false
-	if was != State.DISCONNECTED and was != State.WAITING_TO_RECONNECT:
+	if was == State.OPEN or was == State.HANDSHAKING:
 		disconnected.emit(code, reason)
 	if may_reconnect and _wanted and auto_reconnect:
 		_schedule_reconnect()
@@ -341,6 +351,13 @@ func _drop(code: int, reason: String, may_reconnect: bool) -> void:
 			for queued in _outbox:
 				queued.fail(NPCBridgeRequest.NOT_SENT, "not connected")
 			_outbox.clear()
+
+
+func _fail_pending(why: String) -> void:
+	var lost := _pending.values()
+	_pending.clear()
+	for handle: NPCBridgeRequest in lost:
+		handle.fail(NPCBridgeRequest.CONNECTION_LOST, why, true)
 
 
 func _schedule_reconnect() -> void:
