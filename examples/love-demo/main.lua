@@ -1,0 +1,259 @@
+-- npcbridge LÖVE demo: two NPCs, the player types, the reply appears as it streams.
+--
+--   love examples/love-demo                 (server at NPCBRIDGE_URL, default ws://127.0.0.1:8765/)
+--   NPCBRIDGE_DEMO_SCRIPTED=1 love examples/love-demo   (headless: one line each, exit 0 on success)
+--
+-- Keys: type to write, Enter to say it, Tab to face the other NPC, Escape to cancel a reply / quit.
+
+-- Find the client library: a copy of bindings/lua/npcbridge/ next to main.lua (how a game ships
+-- it), or the one in this repository.
+if not pcall(require, "npcbridge") then
+  local src = love.filesystem.getSource()
+  package.path = src .. "/../../bindings/lua/?.lua;" .. src .. "/../../bindings/lua/?/init.lua;" .. package.path
+end
+local npcbridge = require("npcbridge")
+
+local URL = os.getenv("NPCBRIDGE_URL") or os.getenv("NPCBRIDGE_WS_URL") or "ws://127.0.0.1:8765/"
+local TOKEN = os.getenv("NPCBRIDGE_TOKEN")
+local PLAYER = "player1"
+
+-- The seed's two NPCs.
+local NPCS = {
+  {
+    id = "blacksmith",
+    persona = {
+      name = "Brom",
+      description = "The village blacksmith, rough but kind.",
+      personality = "gruff, honest, secretly soft-hearted, protective of the village",
+      speech_style = "short sentences, calls everyone 'lad'",
+      knowledge = { "The mine closed last winter.", "Steel costs 12 gold." },
+    },
+    color = { 0.95, 0.65, 0.35 },
+  },
+  {
+    id = "mage",
+    persona = {
+      name = "Aelindra",
+      description = "A haughty elf mage who considers humans children.",
+      personality = "proud, precise, impatient",
+      speech_style = "formal and condescending",
+    },
+    color = { 0.6, 0.75, 1.0 },
+  },
+}
+
+local client
+local current = 1 -- which NPC the player faces
+local input = ""
+local log = {} -- {who, text, color}
+local active = {} -- request id -> log entry being streamed
+local status = "connecting"
+
+local function add_line(who, text, color)
+  log[#log + 1] = { who = who, text = text, color = color or { 1, 1, 1 } }
+  while #log > 200 do table.remove(log, 1) end
+  return log[#log]
+end
+
+local function say(npc_index, text, on_finished)
+  local npc = NPCS[npc_index]
+  add_line("You", text, { 0.8, 0.8, 0.8 })
+  local entry = add_line(npc.persona.name, "", npc.color)
+  local id
+  id = client:say(npc.id, PLAYER, text, {
+    context = { location = npc.id == "blacksmith" and "forge" or "tower", hour = 21 },
+    on_delta = function(delta) entry.text = entry.text .. delta end,
+    on_emote = function(e) add_line("", "*" .. tostring(e.emote) .. "*", npc.color) end,
+    on_action = function(a) add_line("", "[" .. npc.persona.name .. " does " .. tostring(a.name) .. "]", npc.color) end,
+    on_done = function(reply)
+      active[id] = nil
+      entry.text = reply.text
+      if on_finished then on_finished(true, reply) end
+    end,
+    on_error = function(err)
+      active[id] = nil
+      entry.text = (err.partial or entry.text) .. "  <" .. err.code .. ": " .. err.message .. ">"
+      if on_finished then on_finished(false, err) end
+    end,
+  })
+  if id then active[id] = entry end
+  return id
+end
+
+-- Scripted mode: each NPC answers one line; exit 0 when both replies streamed in full.
+local scripted = {
+  timeout = tonumber(os.getenv("NPCBRIDGE_DEMO_TIMEOUT") or "30"),
+  started = nil,
+  pending = 0,
+  failed = false,
+}
+
+local function finish(code, message)
+  print(message)
+  io.stdout:flush()
+  love.event.quit(code)
+end
+
+local function run_script()
+  local lines = {
+    { 1, os.getenv("NPCBRIDGE_DEMO_LINE") or "Can you fix my sword before nightfall?" },
+    { 2, "Teach me a spell, please." },
+  }
+  scripted.pending = #lines
+  for _, l in ipairs(lines) do
+    local npc = NPCS[l[1]]
+    local deltas = {}
+    local id, err = client:say(npc.id, PLAYER, l[2], {
+      on_delta = function(d) deltas[#deltas + 1] = d end,
+      on_done = function(reply)
+        local streamed = table.concat(deltas)
+        local whole = reply.text ~= "" and #deltas > 0
+          and (streamed == reply.text or (reply.rewritten and streamed:find(reply.text, 1, true) == 1))
+        if not whole then scripted.failed = true end
+        print(string.format("%s (%d deltas, finish=%s): %s", npc.persona.name, #deltas, tostring(reply.finish), reply.text))
+        scripted.pending = scripted.pending - 1
+      end,
+      on_error = function(e)
+        print(npc.persona.name .. " failed: " .. tostring(e))
+        scripted.failed = true
+        scripted.pending = scripted.pending - 1
+      end,
+    })
+    if not id then finish(1, "say failed: " .. tostring(err)) end
+  end
+end
+
+function love.load()
+  client = npcbridge.new({
+    url = URL,
+    token = TOKEN,
+    on_connect = function(welcome)
+      status = "connected to " .. tostring(welcome.server) .. " (session " .. tostring(welcome.session) .. ")"
+      if DEMO_SCRIPTED and not scripted.started then
+        scripted.started = true
+        run_script()
+      end
+    end,
+    on_disconnect = function(err) status = "reconnecting: " .. err.message end,
+    on_error = function(err)
+      add_line("!", tostring(err), { 1, 0.3, 0.3 })
+      if DEMO_SCRIPTED and not err.retryable then finish(1, "error: " .. tostring(err)) end
+    end,
+  })
+  for _, npc in ipairs(NPCS) do client:define_npc(npc.id, npc.persona) end
+  client:connect()
+  scripted.deadline = love.timer.getTime() + scripted.timeout
+  if love.keyboard and love.keyboard.setKeyRepeat then love.keyboard.setKeyRepeat(true) end
+end
+
+-- NPCBRIDGE_DEMO_AUTOPLAY=<seconds>: with a window, type a line to each NPC, then quit (a smoke test
+-- of the interactive mode and its drawing).
+local autoplay = tonumber(os.getenv("NPCBRIDGE_DEMO_AUTOPLAY") or "")
+local autoplay_step = 0
+
+function love.update(dt)
+  client:update()
+  if autoplay and not DEMO_SCRIPTED then
+    local t = love.timer.getTime() - (scripted.deadline - scripted.timeout)
+    if autoplay_step == 0 and status:find("^connected") then
+      love.textinput("Hello, smith!")
+      love.keypressed("return")
+      love.keypressed("tab")
+      love.textinput("Hello, mage!")
+      love.keypressed("backspace")
+      love.keypressed("return")
+      autoplay_step = 1
+    elseif autoplay_step == 1 and t > autoplay - 0.5 and os.getenv("NPCBRIDGE_DEMO_SCREENSHOT") then
+      autoplay_step = 2
+      love.graphics.captureScreenshot(function(image)
+        local f = io.open(os.getenv("NPCBRIDGE_DEMO_SCREENSHOT"), "wb")
+        if f then
+          f:write(image:encode("png"):getString())
+          f:close()
+        end
+      end)
+    elseif t > autoplay then
+      print("autoplay done; status: " .. status)
+      for _, l in ipairs(log) do print(l.who .. ": " .. l.text) end
+      love.event.quit(0)
+    end
+  end
+  if DEMO_SCRIPTED then
+    if scripted.started and scripted.pending == 0 then
+      if scripted.failed then finish(1, "FAILED") else finish(0, "OK") end
+    elseif love.timer.getTime() > scripted.deadline then
+      finish(2, "TIMEOUT after " .. scripted.timeout .. " s (status: " .. status .. ")")
+    end
+  end
+end
+
+function love.quit()
+  if client then client:close(0.2) end
+end
+
+-- Interactive parts (not used headless) ----------------------------------------------------------
+
+function love.textinput(t)
+  input = input .. t
+end
+
+function love.keypressed(key)
+  if key == "return" or key == "kpenter" then
+    if input:match("%S") then say(current, input) end
+    input = ""
+  elseif key == "backspace" then
+    -- drop the last UTF-8 character
+    input = input:gsub("[%z\1-\127\194-\244][\128-\191]*$", "")
+  elseif key == "tab" then
+    current = current % #NPCS + 1
+  elseif key == "escape" then
+    local any = false
+    for id in pairs(active) do
+      client:cancel(id)
+      any = true
+    end
+    if not any then love.event.quit(0) end
+  end
+end
+
+local function wrap_print(text, x, y, width)
+  local font = love.graphics.getFont()
+  local _, lines = font:getWrap(text, width)
+  love.graphics.printf(text, x, y, width)
+  return #lines * font:getHeight()
+end
+
+function love.draw()
+  local W, H = love.graphics.getDimensions()
+  love.graphics.clear(0.08, 0.08, 0.1)
+  love.graphics.setColor(0.6, 0.6, 0.6)
+  love.graphics.print(status, 10, 8)
+  -- NPC tabs
+  for i, npc in ipairs(NPCS) do
+    local x = 10 + (i - 1) * 220
+    love.graphics.setColor(npc.color[1], npc.color[2], npc.color[3], i == current and 1 or 0.35)
+    love.graphics.rectangle(i == current and "fill" or "line", x, 30, 210, 28, 4)
+    love.graphics.setColor(i == current and { 0, 0, 0 } or npc.color)
+    love.graphics.print(npc.persona.name .. " (" .. npc.id .. ")", x + 10, 37)
+  end
+  -- dialogue log, newest at the bottom
+  local y = H - 70
+  for i = #log, 1, -1 do
+    local l = log[i]
+    local text = (l.who ~= "" and (l.who .. ": ") or "") .. l.text
+    local font = love.graphics.getFont()
+    local _, lines = font:getWrap(text, W - 20)
+    y = y - #lines * font:getHeight() - 4
+    if y < 66 then break end
+    love.graphics.setColor(l.color)
+    wrap_print(text, 10, y, W - 20)
+  end
+  -- input line
+  love.graphics.setColor(0.2, 0.2, 0.25)
+  love.graphics.rectangle("fill", 10, H - 50, W - 20, 36, 4)
+  love.graphics.setColor(1, 1, 1)
+  local cursor = (love.timer.getTime() % 1 < 0.5) and "_" or ""
+  love.graphics.print("> " .. input .. cursor, 20, H - 40)
+  love.graphics.setColor(0.5, 0.5, 0.5)
+  love.graphics.print("Enter: say   Tab: other NPC   Esc: stop reply / quit", W - 330, 8)
+end
