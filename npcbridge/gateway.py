@@ -32,7 +32,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from .breaker import Breakers, CircuitBreaker
+from .breaker import Breakers, BreakerState, CircuitBreaker
 from .budget import Budgets, Counters, MemoryCounters, Scope, counters_of
 from .cache import CachedReply, ResponseCache, cache_key
 from .metrics import Metrics
@@ -116,6 +116,7 @@ class Gateway:
         self.memory_counters = MemoryCounters()
         self.budgets = Budgets(config.budget, self.counters)
         self.rng = random.Random()
+        self._exported: set[str] = set()
 
     # ------------------------------------------------------------------ policy helpers
 
@@ -228,7 +229,7 @@ class Gateway:
             if index > 0:
                 self.metrics.fallbacks.labels(chain[index - 1].id, candidate.id).inc()
                 log.info("turn %s falls back to %s", turn.request_id, candidate.id)
-            breaker = self.breakers.get(candidate.id)
+            breaker = self._breaker(candidate.id)
             limiter = self.limiter.for_model(candidate.provider, candidate.id)
             attempt = 0
             while True:
@@ -281,6 +282,16 @@ class Gateway:
             if time.perf_counter() > total_deadline:
                 break
         raise self._final_error(last, turn)
+
+    def _breaker(self, model_id: str) -> CircuitBreaker:
+        """The model's breaker; its state is exported as ``npcbridge_breaker_open``."""
+        breaker = self.breakers.get(model_id)
+        if model_id not in self._exported:
+            self._exported.add(model_id)
+            self.metrics.breaker_open.labels(model_id).set_function(
+                lambda: 1.0 if breaker.state is BreakerState.OPEN else 0.0
+            )
+        return breaker
 
     def _retry_delay(
         self, exc: UpstreamError, attempt: int, limiter: ModelLimiter
@@ -392,7 +403,6 @@ class Gateway:
                 limiter.observe(exc.headers)
             if counts_against_health(exc):
                 breaker.failure()
-                self.metrics.breaker_open.labels(model.id).set(1 if breaker.state == "open" else 0)
             else:
                 breaker.release()
             if committed:
@@ -419,7 +429,6 @@ class Gateway:
         tokens: int,
     ) -> None:
         breaker.success()
-        self.metrics.breaker_open.labels(model.id).set(0)
         if done.usage is not None:
             limiter.settle(tokens, done.usage.input_tokens + done.usage.output_tokens)
         if self.app.config.ratelimit.use_headers and done.headers:
