@@ -305,14 +305,14 @@ class Gateway:
         """
         retry = self.app.config.retry
         after = retry_after_s(exc)
+        blocked = exc.status == 429 and after is not None and self.app.config.ratelimit.enabled
+        if blocked and after is not None:
+            limiter.block(after)  # even when this turn moves on: spare the model for everyone
         if after is not None and after * 1000 > retry.max_retry_after_ms:
             return None
         jitter = backoff_s(retry, attempt - 1, self.rng)
         expected = max(jitter, after or 0.0)
-        if exc.status == 429 and after is not None and self.app.config.ratelimit.enabled:
-            limiter.block(after)
-            return jitter, expected
-        return expected, expected
+        return (jitter if blocked else expected), expected
 
     async def _admit_rate(
         self,

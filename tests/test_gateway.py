@@ -614,3 +614,42 @@ async def test_shared_store_counts_rate_limits_across_processes(
     finally:
         await a.close()
         await b.close()
+
+
+async def test_cancel_while_queued_for_rate_limit(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    b = await bridge_with(fake_upstream, tmp_path, ratelimit__rpm=60, ratelimit__burst=1)
+    try:
+        async with await b.client() as client:
+            await client.define_npc("smith", ALONE)
+            await (await client.say("smith", "p1", "one")).text()
+            queued = await client.say("smith", "p1", "two")  # must wait ~1 s for capacity
+            await asyncio.sleep(0.1)
+            assert b.app.gateway.limiter.queue_length() == 1
+            await queued.cancel()
+            await queued.text()
+            assert queued.end["finish"] == "cancelled"
+            assert b.app.gateway.limiter.queue_length() == 0
+        assert len(fake_upstream.requests) == 1
+    finally:
+        await b.close()
+
+
+async def test_cancel_during_retry_backoff(fake_upstream: FakeUpstream, tmp_path: Path) -> None:
+    b = await bridge_with(fake_upstream, tmp_path)
+    try:
+        fake_upstream.script(Reply(status=503, retry_after=1.0))
+        async with await b.client() as client:
+            await client.define_npc("smith", ALONE)
+            reply = await client.say("smith", "p1", "hi")
+            await fake_upstream.wait_requests(1)
+            await asyncio.sleep(0.05)
+            started = time.perf_counter()
+            await reply.cancel()
+            await reply.text()
+            assert time.perf_counter() - started < 0.5  # did not sit out the back-off
+            assert reply.end["finish"] == "cancelled"
+        assert len(fake_upstream.requests) == 1
+    finally:
+        await b.close()
