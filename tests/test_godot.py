@@ -13,6 +13,7 @@ Locally the suite skips when Chromium or the engine cannot be had; under CI (``C
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -28,12 +29,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 GODOT_DIR = ROOT / "tests" / "godot"
-sys.path.insert(0, str(GODOT_DIR))
+if str(ROOT / "tests") not in sys.path:
+    sys.path.insert(0, str(ROOT / "tests"))
 
-import engine  # noqa: E402
-import packs  # noqa: E402
-from harness import GodotHarness, RunResult, find_chromium  # noqa: E402
-from pck import build_pck, class_cache, read_pck  # noqa: E402
+from godot import engine, packs  # noqa: E402
+from godot.harness import GodotHarness, RunResult, find_chromium  # noqa: E402
+from godot.pck import build_pck, class_cache, read_pck  # noqa: E402
 
 pytestmark = pytest.mark.godot
 
@@ -260,9 +261,12 @@ def test_gdformat_check() -> None:
 
 def test_demo_addon_copy_matches_bindings() -> None:
     """examples/godot-demo carries a copy of the addon; it must not drift from bindings/."""
-    sys.path.insert(0, str(ROOT / "bindings" / "godot"))
-    import sync_demo_addon
-
+    spec = importlib.util.spec_from_file_location(
+        "npcbridge_godot_sync_demo_addon", ROOT / "bindings" / "godot" / "sync_demo_addon.py"
+    )
+    assert spec is not None and spec.loader is not None
+    sync_demo_addon = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sync_demo_addon)
     assert sync_demo_addon.differences() == [], (
         "examples/godot-demo/addons/npcbridge differs from bindings/godot/addons/npcbridge; "
         "run: python bindings/godot/sync_demo_addon.py"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pck import build_pck, class_cache, collect
+from .pck import build_pck, class_cache, collect
 
 ROOT = Path(__file__).resolve().parents[2]
 ADDON = ROOT / "bindings" / "godot" / "addons" / "npcbridge"
