@@ -204,17 +204,25 @@ describe("npcbridge server integration", function()
     assert.are.equal("pong", pong.type)
     assert.are.equal(id, pong.id)
     assert.are.equal("unknown_type", err.code)
-    -- quest.generate answers `quest`, or `unknown_type` when the server has the feature off
+    -- quest.generate answers `quest` (the fake upstream is told what to answer)
     local quest, qerr
-    c:request("quest.generate", { theme = "a haunted mine", difficulty = "easy", npc = "blacksmith" },
+    local theme = 'a haunted mine [[json:{"title": "The Deep Forge", "description": "Something '
+      .. 'hammers in the closed mine at night.", "objectives": ["Enter the mine", "Find the forge"], '
+      .. '"rewards": ["25 gold"]}]]'
+    c:request("quest.generate", { theme = theme, difficulty = "easy", npc = "blacksmith" },
       { on_reply = function(m) quest = m end, on_error = function(e) qerr = e end })
     assert.is_true(L.pump({ c }, function() return quest or qerr end, 10))
-    if quest then
-      assert.are.equal("quest", quest.type)
-      assert.are.equal("table", type(quest.quest))
-    else
-      assert.are.equal("unknown_type", qerr.code)
-    end
+    assert.is_nil(qerr)
+    assert.are.equal("quest", quest.type)
+    assert.are.equal("The Deep Forge", quest.quest.title)
+    assert.are.same({ "Enter the mine", "Find the forge" }, quest.quest.objectives)
+    -- barks.generate answers `barks` with one result per NPC
+    local barks
+    c:request("barks.generate", { npcs = { { npc = "blacksmith" }, { npc = "mage" } } },
+      { on_reply = function(m) barks = m end, on_error = function(e) barks = e end })
+    assert.is_true(L.pump({ c }, function() return barks end, 10))
+    assert.are.equal("barks", barks.type)
+    assert.are.equal(2, #barks.results)
     c:close()
   end)
 

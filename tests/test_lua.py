@@ -1,0 +1,223 @@
+"""The Lua client (bindings/lua) under real interpreters: lua5.1, lua5.4 and LuaJIT, plus LÖVE.
+
+Each interpreter runs the busted specs in ``bindings/lua/spec/`` unchanged: the pure ones
+(msgpack golden vectors, invalid bytes, SHA-1/base64, frames) and the live ones, against
+
+* the test stack (``python -m npcbridge.testing.stack``: a real npcbridge server with the fake
+  upstream behind it; its URLs reach the specs as ``NPCBRIDGE_WS_URL`` / ``NPCBRIDGE_CONTROL_URL``),
+* a small Python ``websockets`` echo server (``NPCBRIDGE_ECHO_URL``) for the transport specs.
+
+The LÖVE demo (``examples/love-demo``) runs headless in its scripted mode against the same stack.
+
+A missing interpreter, busted or love skips locally and FAILS under CI (``CI=true``).
+Needs: apt ``lua5.1 lua5.4 luajit lua-socket lua-busted love`` (``lua-sec`` for wss://).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import selectors
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LUA_DIR = ROOT / "bindings" / "lua"
+DEMO_DIR = ROOT / "examples" / "love-demo"
+INTERPRETERS = ["lua5.1", "lua5.4", "luajit"]
+
+pytestmark = pytest.mark.lua
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("true", "1", "yes")
+
+
+def need(program: str) -> str:
+    """Path of ``program``; skip when it is missing, fail instead under CI."""
+    path = shutil.which(program)
+    if path is None:
+        message = f"{program} is not installed"
+        if in_ci():
+            pytest.fail(f"{message} (CI=true: the Lua suite must run)")
+        pytest.skip(message)
+    return path
+
+
+def start_stack(*args: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    """Start the test stack; return the process and its JSON line."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "npcbridge.testing.stack", *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    assert proc.stdout is not None
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    if not sel.select(timeout=60):
+        proc.kill()
+        raise RuntimeError("the test stack printed nothing in 60 s")
+    line = proc.stdout.readline()
+    if not line:
+        err = proc.stderr.read() if proc.stderr else ""
+        raise RuntimeError(f"the test stack exited: {err[-2000:]}")
+    return proc, json.loads(line)
+
+
+def stop_stack(proc: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(Exception):
+        assert proc.stdin is not None
+        proc.stdin.close()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[dict[str, Any]]:
+    """The npcbridge test stack (server + fake upstream) for this module."""
+    proc, info = start_stack()
+    try:
+        yield info
+    finally:
+        stop_stack(proc)
+
+
+class EchoServer:
+    """A Python ``websockets`` echo server in a background thread, on a free loopback port."""
+
+    def __init__(self) -> None:
+        self.url = ""
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        from websockets.asyncio.server import serve
+        from websockets.exceptions import ConnectionClosed
+
+        async def echo(ws: Any) -> None:
+            with contextlib.suppress(ConnectionClosed):
+                async for message in ws:
+                    await ws.send(message)
+
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        async with serve(echo, "127.0.0.1", 0, max_size=2**24, compression=None) as server:
+            port = next(iter(server.sockets)).getsockname()[1]
+            self.url = f"ws://127.0.0.1:{port}/"
+            self._ready.set()
+            await self._stop.wait()
+
+    def __enter__(self) -> EchoServer:
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("echo server did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def echo_server() -> Iterator[EchoServer]:
+    with EchoServer() as server:
+        yield server
+
+
+def run(cmd: list[str], env: dict[str, str], cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        out = (exc.stdout or b"").decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        pytest.fail(f"{' '.join(cmd)} timed out after {timeout} s\n{out[-4000:]}")
+
+
+@pytest.mark.parametrize("interpreter", INTERPRETERS)
+def test_busted_specs(interpreter: str, stack: dict[str, Any], echo_server: EchoServer) -> None:
+    """All busted specs pass on this interpreter (pure + live server + echo server)."""
+    need(interpreter)
+    busted = need("busted")
+    env = dict(os.environ)
+    env.update(
+        NPCBRIDGE_WS_URL=stack["ws_url"],
+        NPCBRIDGE_CONTROL_URL=stack["control_url"],
+        NPCBRIDGE_UPSTREAM_URL=stack["upstream_url"],
+        NPCBRIDGE_ECHO_URL=echo_server.url,
+        NPCBRIDGE_VECTORS=str(ROOT / "tests" / "vectors"),
+    )
+    started = time.monotonic()
+    result = run([busted, f"--lua={interpreter}", "-o", "TAP"], env, LUA_DIR, timeout=600)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"busted on {interpreter} failed:\n{output[-8000:]}"
+    # the run really happened on this interpreter and ran the live specs
+    assert "not ok" not in result.stdout
+    assert "# SKIP" not in result.stdout, f"specs were skipped:\n{output[-4000:]}"
+    assert "reconnects after a server restart" in result.stdout
+    assert time.monotonic() - started < 600
+
+
+def test_love_demo_scripted(stack: dict[str, Any]) -> None:
+    """The LÖVE demo, headless and scripted: sends a line to each NPC, gets the streamed replies, exits 0."""
+    love = need("love")
+    env = dict(os.environ)
+    env.update(
+        NPCBRIDGE_WS_URL=stack["ws_url"],
+        NPCBRIDGE_DEMO_SCRIPTED="1",
+        NPCBRIDGE_DEMO_TIMEOUT="30",
+        NPCBRIDGE_DEMO_LINE="Fix my sword? [[reply:Aye lad, leave it on the anvil.]]",
+    )
+    env.setdefault("XDG_RUNTIME_DIR", "/tmp")
+    result = run([love, str(DEMO_DIR), "--scripted"], env, ROOT, timeout=90)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"love exited {result.returncode}:\n{output[-4000:]}"
+    assert "Brom" in result.stdout and "Aye lad, leave it on the anvil." in result.stdout
+    assert "Aelindra" in result.stdout
+    assert result.stdout.strip().endswith("OK")
+
+
+def test_love_demo_fails_without_server() -> None:
+    """Scripted mode exits nonzero when no reply can come (here: nothing listens)."""
+    love = need("love")
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ)
+    env.update(
+        NPCBRIDGE_WS_URL=f"ws://127.0.0.1:{port}/",
+        NPCBRIDGE_DEMO_SCRIPTED="1",
+        NPCBRIDGE_DEMO_TIMEOUT="2",
+    )
+    env.setdefault("XDG_RUNTIME_DIR", "/tmp")
+    result = run([love, str(DEMO_DIR)], env, ROOT, timeout=60)
+    assert result.returncode != 0
+    assert "TIMEOUT" in result.stdout
