@@ -150,7 +150,9 @@ def echo_server() -> Iterator[EchoServer]:
         yield server
 
 
-def run(cmd: list[str], env: dict[str, str], cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+def run(
+    cmd: list[str], env: dict[str, str], cwd: Path, timeout: float
+) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(
             cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
@@ -185,7 +187,7 @@ def test_busted_specs(interpreter: str, stack: dict[str, Any], echo_server: Echo
 
 
 def test_love_demo_scripted(stack: dict[str, Any]) -> None:
-    """The LÖVE demo, headless and scripted: sends a line to each NPC, gets the streamed replies, exits 0."""
+    """The LÖVE demo, headless and scripted: a line to each NPC, streamed replies, exit 0."""
     love = need("love")
     env = dict(os.environ)
     env.update(
