@@ -34,6 +34,7 @@ BUILTIN_PLUGINS = (
     "npcbridge.builtin.metrics",
     "npcbridge.builtin.emotes",
     "npcbridge.builtin.postprocess",
+    "npcbridge.builtin.gameplay",
 )
 
 

@@ -137,6 +137,8 @@ class QuestGenerate(Message):
     difficulty: Difficulty = "medium"
     npc: StrictStr | None = None
     context: dict[str, Any] | None = None
+    #: game fields the quest must also have: {name: JSON schema}
+    fields: dict[str, dict[str, Any]] | None = None
 
 
 class BarkRequest(Message):
@@ -153,6 +155,70 @@ class BarksGenerate(Message):
     id: RequestId
     npcs: list[BarkRequest] = Field(min_length=1, max_length=200)
     context: dict[str, Any] | None = None
+
+
+SceneName = Annotated[StrictStr, Field(min_length=1, max_length=64)]
+NpcId = Annotated[StrictStr, Field(min_length=1, max_length=128)]
+
+
+class SceneStart(Message):
+    """Open (or replace) a group scene of several NPCs and one player on this connection."""
+
+    type: Literal["scene.start"] = "scene.start"
+    id: RequestId | None = None
+    scene: SceneName
+    player: NpcId
+    npcs: list[NpcId] = Field(min_length=1, max_length=32)
+    player_name: StrictStr | None = Field(default=None, min_length=1, max_length=128)
+    context: dict[str, Any] | None = None
+    max_replies: StrictInt | None = Field(default=None, ge=1, le=16)
+
+
+class SceneSay(Message):
+    """The player speaks in a scene; NPC replies stream under ``<id>/<n>``, then ``scene.done``."""
+
+    type: Literal["scene.say"] = "scene.say"
+    id: RequestId
+    scene: SceneName
+    text: StrictStr = Field(min_length=1)
+    to: NpcId | None = None
+    context: dict[str, Any] | None = None
+    max_replies: StrictInt | None = Field(default=None, ge=1, le=16)
+    urgency: Urgency = "normal"
+
+
+class SceneAdd(Message):
+    """Add an NPC to a running scene."""
+
+    type: Literal["scene.add"] = "scene.add"
+    id: RequestId | None = None
+    scene: SceneName
+    npc: NpcId
+
+
+class SceneRemove(Message):
+    """Remove an NPC from a running scene (its reply in progress is cancelled)."""
+
+    type: Literal["scene.remove"] = "scene.remove"
+    id: RequestId | None = None
+    scene: SceneName
+    npc: NpcId
+
+
+class SceneInterrupt(Message):
+    """Stop the NPCs of a scene talking now (the scene stays open)."""
+
+    type: Literal["scene.interrupt"] = "scene.interrupt"
+    id: RequestId | None = None
+    scene: SceneName
+
+
+class SceneEnd(Message):
+    """Close a scene (interrupting it first)."""
+
+    type: Literal["scene.end"] = "scene.end"
+    id: RequestId | None = None
+    scene: SceneName
 
 
 class Ping(Message):
@@ -287,11 +353,15 @@ class Memory(Message):
 
 
 class Quest(Message):
-    """Answer to ``quest.generate``."""
+    """Answer to ``quest.generate``: a validated quest, how it was obtained and its cost."""
 
     type: Literal["quest"] = "quest"
     id: RequestId
     quest: dict[str, Any]
+    source: Literal["json", "repaired", "text"] | None = None
+    model: StrictStr | None = None
+    usage: Usage | None = None
+    cost_usd: Number | None = None
 
 
 class BarkResult(Message):
@@ -308,6 +378,24 @@ class Barks(Message):
     type: Literal["barks"] = "barks"
     id: RequestId
     results: list[BarkResult]
+
+
+class SceneReply(Message):
+    """One NPC reply of a scene exchange."""
+
+    id: StrictStr
+    npc: StrictStr
+    finish: Finish
+
+
+class SceneDone(Message):
+    """A scene exchange is over: who replied, and why it stopped."""
+
+    type: Literal["scene.done"] = "scene.done"
+    id: RequestId
+    scene: StrictStr
+    replies: list[SceneReply]
+    stopped: Literal["quiet", "bound", "interrupted", "error"]
 
 
 class Pong(Message):
@@ -340,6 +428,12 @@ CLIENT_MESSAGES: dict[str, type[Message]] = {
         MemoryQuery,
         QuestGenerate,
         BarksGenerate,
+        SceneStart,
+        SceneSay,
+        SceneAdd,
+        SceneRemove,
+        SceneInterrupt,
+        SceneEnd,
         Ping,
     )
 }
@@ -357,6 +451,7 @@ SERVER_MESSAGES: dict[str, type[Message]] = {
         Memory,
         Quest,
         Barks,
+        SceneDone,
         Pong,
         Error,
     )

@@ -1,0 +1,75 @@
+"""One non-streamed upstream completion through the gateway, for feature requests.
+
+Quests go through the same gateway as dialogue (rate limits, retries, breakers, budgets, the
+response cache) and are accounted like turns: the after-turn hooks see a :class:`TurnResult`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..providers.base import ProviderRequest, StreamDone, TextDelta, UpstreamError
+from ..turn import Turn, TurnResult, Usage
+
+if TYPE_CHECKING:
+    from ..app import App
+    from ..models import ModelEntry
+
+
+@dataclass
+class Completion:
+    """The text of one upstream answer and what it cost."""
+
+    text: str
+    model: str
+    finish: str
+    usage: Usage
+    cost_usd: float
+
+
+async def complete(app: App, turn: Turn, model: ModelEntry, request: ProviderRequest) -> Completion:
+    """Run ``request`` through ``app.gateway.stream`` and collect the text.
+
+    ``turn`` is copied with fresh ``state`` so every attempt is accounted on its own. Upstream
+    failures raise :class:`npcbridge.protocol.ProtocolError` (already translated).
+    """
+    attempt = dataclasses.replace(turn, state={}, started_at=time.perf_counter())
+    attempt.model = model
+    attempt.messages = request.messages
+    parts: list[str] = []
+    usage = Usage()
+    finish = "stop"
+    first_at: float | None = None
+    try:
+        async for event in app.gateway.stream(attempt, model, request):
+            if isinstance(event, TextDelta):
+                first_at = first_at or time.perf_counter()
+                parts.append(event.text)
+            elif isinstance(event, StreamDone):
+                finish = "length" if event.finish == "length" else "stop"
+                usage = event.usage or usage
+    except UpstreamError as exc:
+        error = app.upstream_error(exc, turn.request_id)
+        error.upstream_status = exc.status  # type: ignore[attr-defined]
+        raise error from None
+    model_id = str(attempt.state.get("served_model", model.id))
+    entry = app.model_entry(model_id)
+    cost = entry.cost_usd(usage.input_tokens, usage.output_tokens)
+    now = time.perf_counter()
+    result = TurnResult(
+        text="".join(parts),
+        finish=finish,
+        model=model_id,
+        usage=usage,
+        cost_usd=cost,
+        queue_ms=float(attempt.state.get("queue_ms", 0.0)),
+        ttft_ms=round((first_at - attempt.started_at) * 1000, 1) if first_at else 0.0,
+        total_ms=round((now - attempt.started_at) * 1000, 1),
+        streamed_text="".join(parts),
+        cached=bool(attempt.state.get("cached", False)),
+    )
+    await app.pipeline.finish(attempt, result)
+    return Completion(result.text, model_id, finish, usage, cost)
