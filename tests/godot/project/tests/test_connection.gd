@@ -45,6 +45,25 @@ func test_generic_request_and_unknown_type() -> void:
 	check_eq(bridge.pending_count(), 0, "nothing left pending")
 
 
+func test_generic_request_for_memory_messages() -> void:
+	if not require_server():
+		return
+	var bridge := _connection()
+	check(await _open(bridge), "connected")
+	var fact := {"npc": "blacksmith", "player": "gd-mem", "text": "the player stole the sword"}
+	var added := await bridge.request("memory.add", fact).wait()
+	check(added.is_ok(), "memory.add: %s %s" % [added.error_code, added.error_message])
+	check_eq(added.response.get("type"), "ok", "memory.add answered ok")
+	var query := {"npc": "blacksmith", "player": "gd-mem", "text": "sword"}
+	var found := await bridge.request("memory.query", query).wait()
+	check(found.is_ok(), "memory.query: %s %s" % [found.error_code, found.error_message])
+	check_eq(found.response.get("type"), "memory", "memory.query answer type")
+	var texts: Array = []
+	for item: Variant in found.response.get("items", []):
+		texts.append(item.get("text") if item is Dictionary else null)
+	check("the player stole the sword" in texts, "the fact is recalled: %s" % [texts])
+
+
 func test_server_error_unknown_npc_as_value_and_signal() -> void:
 	if not require_server():
 		return
