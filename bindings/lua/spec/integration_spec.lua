@@ -293,3 +293,35 @@ describe("npcbridge server integration", function()
     c:close()
   end)
 end)
+
+describe("npcbridge server with a token", function()
+  local url, token = os.getenv("NPCBRIDGE_AUTH_WS_URL"), os.getenv("NPCBRIDGE_AUTH_TOKEN")
+  if not url then
+    pending("NPCBRIDGE_AUTH_WS_URL is not set (run through tests/test_lua.py)")
+    return
+  end
+
+  it("connects with the right token", function()
+    local c = new_client({ url = url, token = token })
+    finally(function() c:close() end)
+    assert(c:connect())
+    assert.is_true(L.pump({ c }, function() return c:is_ready() end, 10))
+  end)
+
+  it("stops with unauthorized, without reconnecting, on a wrong token", function()
+    local errors, said = {}, nil
+    local c = new_client({ url = url, token = "not-the-token", on_error = function(e) errors[#errors + 1] = e end })
+    finally(function() c:close() end)
+    assert(c:connect())
+    c:say("mage", "p1", "hello", { on_error = function(e) said = e end, on_done = function(r) said = r end })
+    assert.is_true(L.pump({ c }, function() return said ~= nil end, 10))
+    assert.are.equal("unauthorized", said.code)
+    assert.is_false(said.retryable)
+    assert.are.equal("unauthorized", errors[1].code)
+    assert.are.equal("closed", c.state)
+    -- no reconnect attempt follows
+    L.pump({ c }, function() return false end, 0.5)
+    assert.are.equal("closed", c.state)
+    assert.is_nil(c.ws)
+  end)
+end)

@@ -53,6 +53,49 @@ describe("websocket offline", function()
   end)
 end)
 
+describe("websocket over TLS (wss://, LuaSec)", function()
+  local wss_url, cafile = os.getenv("NPCBRIDGE_WSS_URL"), os.getenv("NPCBRIDGE_WSS_CAFILE")
+  local has_luasec = pcall(require, "ssl")
+  if not (wss_url and has_luasec) then
+    pending("wss: needs NPCBRIDGE_WSS_URL (tests/test_lua.py) and LuaSec")
+    return
+  end
+
+  it("echoes through wss:// with the server's certificate verified", function()
+    local ws = websocket.new(wss_url, {
+      ssl_params = { mode = "client", protocol = "any", verify = "peer", cafile = cafile },
+    })
+    assert(ws:connect())
+    local got, closed
+    local obj = {
+      update = function()
+        for _, ev in ipairs(ws:update()) do
+          if ev.type == "open" then ws:send(string.rep("s", 70000)) end
+          if ev.type == "message" then got = ev.data; ws:close() end
+          if ev.type == "close" then closed = ev end
+        end
+      end,
+    }
+    assert.is_true(L.pump({ obj }, function() return closed end, 10))
+    assert.are.equal(70000, #(got or ""))
+    assert.is_true(closed.clean)
+  end)
+
+  it("refuses a certificate it cannot verify", function()
+    local ws = websocket.new(wss_url, {
+      ssl_params = { mode = "client", protocol = "any", verify = "peer", cafile = "/nonexistent" },
+    })
+    local ok = ws:connect()
+    local closed
+    if ok then
+      local obj = { update = function() for _, ev in ipairs(ws:update()) do if ev.type == "close" then closed = ev end end end }
+      L.pump({ obj }, function() return closed end, 10)
+      assert.are.equal(1006, closed.code)
+      assert.truthy(closed.error:find("tls"))
+    end
+  end)
+end)
+
 if not L.echo_url then
   describe("websocket against an echo server", function()
     pending("NPCBRIDGE_ECHO_URL is not set (run through tests/test_lua.py)")
