@@ -182,3 +182,25 @@ func test_action_and_emote_signals() -> void:
 	check_eq(emotes, ["wipes his hands on his apron"], "emote_received")
 	check_eq(Array(emoted.emotes), ["wipes his hands on his apron"], "reply.emotes")
 	check_eq(emoted.text.strip_edges(), "Aye, lad.", "the emote left the spoken text")
+
+
+func test_upstream_cut_mid_reply_fails_with_partial_text() -> void:
+	if not require_server() or not check(await _open(), "connected"):
+		return
+	var speaker := _speaker("blacksmith")
+	var failures: Array = []
+	var finished: Array[String] = []
+	speaker.reply_failed.connect(func(code: String, _m: String) -> void: failures.append(code))
+	speaker.reply_finished.connect(
+		func(text: String, _i: Dictionary) -> void: finished.append(text)
+	)
+	var line := "[[reply:One two three four five six seven eight nine ten.]] [[cut:3]]"
+	var reply := await speaker.say(line).wait()
+	check(not reply.is_ok(), "the reply failed")
+	check_eq(failures.size(), 1, "reply_failed once")
+	check_eq(finished, [], "no reply_finished")
+	check_eq(reply.error_code, "upstream_error", "error code")
+	# Deltas were sent, so the server ended the reply (finish "error", the partial text) and then
+	# sent the error.
+	check_eq(reply.finish, "error", "reply.end finish")
+	check(reply.text.begins_with("One two three"), "partial text kept: " + reply.text)
