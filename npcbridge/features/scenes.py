@@ -9,8 +9,8 @@ reply is an ordinary pipeline turn of kind ``"scene"`` that streams under its ow
 
 Turn-taking (:func:`choose_first`, :func:`choose_next`):
 
-1. addressed: ``to`` in the request, else the NPC whose name (its id, its persona name or that
-   name's first word) appears first in the line;
+1. addressed: ``to`` in the request, else the NPC whose name (its id, its persona name or a
+   word of that name) appears first in the line;
 2. relevance: the NPC whose persona (description, personality, knowledge, ``topics``) shares
    the most content words with the line;
 3. who spoke least in this scene (then scene order).
@@ -46,6 +46,10 @@ STOPWORDS = frozenset(
     well said says tell told know like want need come going gone make made many much even
     """.split()
 )
+
+
+#: words of a name nobody is called by
+NAME_FILLERS = frozenset({"the", "of", "von", "van", "der", "and"})
 
 
 @dataclass
@@ -96,9 +100,8 @@ def words(text: str) -> set[str]:
 def name_keys(npc: str, persona: Persona) -> list[str]:
     """The names an NPC answers to."""
     keys = {npc.lower(), persona.name.lower()}
-    first = persona.name.split()[0].lower() if persona.name.split() else ""
-    if len(first) >= 3:
-        keys.add(first)
+    # "Brom Ironfist" answers to "Brom" and "Ironfist"; "Captain Varn" to "Varn" too
+    keys |= {w for w in persona.name.lower().split() if len(w) >= 3 and w not in NAME_FILLERS}
     return sorted(k for k in keys if k)
 
 

@@ -141,6 +141,8 @@ class SpeakerCut:
         key = normalize(name)
         after = line[match.end() :]
         if self._is_own(key):
+            if not final and not after.strip(" \t*_"):
+                return None  # wait for the speech: closing markup may follow the colon
             self.stripped_labels.append(name)
             after = _MARKUP_AFTER_LABEL.sub("", after)
             self.skip_space = not after.strip()
