@@ -37,7 +37,7 @@ log = logging.getLogger("npcbridge.turn")
 
 
 class StopReply(Exception):  # noqa: N818 - a signal, not an error
-    """Raise from ``npcbridge_transform_delta`` to end the reply at once.
+    """Raise from ``npcbridge_transform_delta`` (or ``npcbridge_flush_delta``) to end the reply.
 
     The upstream request is closed, the piece being transformed is dropped (text sent before
     stays), held-back text is flushed, and the turn finishes with ``finish`` ("stop" when the
@@ -170,7 +170,10 @@ class Pipeline:
 
         # the gateway reports the time spent waiting (rate-limit queue, retry back-off)
         queue_ms = float(turn.state.get("queue_ms", queue_ms))
-        send(self.flush(turn))
+        try:
+            send(self.flush(turn))
+        except StopReply as stop:  # the held-back end of the reply was refused
+            finish = stop.finish
         if finish not in ("error", "filtered") and tool_calls.calls:
             actions.dispatch(turn, tool_calls)
 
