@@ -1,0 +1,128 @@
+"""The moderation plugin, loaded through its entry point by a real npcbridge server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from npcbridge_moderation import Settings
+
+from npcbridge.client import NpcBridgeError
+from npcbridge.testing.bridge import Bridge, start_bridge
+from npcbridge.testing.fake_upstream import FakeUpstream, Reply
+
+SMITH = {"name": "Brom", "description": "A blacksmith."}
+SETTINGS = {"blocklist": ["damn", "dark lord"], "max_input_chars": 60, "max_output_chars": 80}
+
+
+@pytest.fixture
+async def bridge(tmp_path: Path) -> AsyncIterator[Bridge]:
+    async with FakeUpstream(tokens_per_s=200) as fake:
+        b = await start_bridge(fake, tmp_path, entry_points=True, extra__moderation=SETTINGS)
+        try:
+            yield b
+        finally:
+            await b.close()
+
+
+async def _say(bridge: Bridge, text: str, **options: Any) -> Any:
+    async with await bridge.client() as client:
+        await client.define_npc("smith", SMITH)
+        reply = await client.say("smith", "p1", text, **options)
+        await reply.text()
+        return reply
+
+
+def test_blocklist_matches_whole_words_and_phrases() -> None:
+    pattern = Settings(blocklist=["hell", "dark lord"]).pattern()
+    assert pattern is not None
+    assert pattern.search("What the HELL?") and pattern.search("the dark\n lord rises")
+    assert not pattern.search("hello there") and not pattern.search("darkly, lordly")
+    assert Settings().pattern() is None
+
+
+async def test_plugin_is_loaded_and_inert_without_settings(tmp_path: Path) -> None:
+    async with FakeUpstream() as fake:
+        b = await start_bridge(fake, tmp_path, entry_points=True)
+        try:
+            assert b.app.plugins.get_plugin("moderation") is not None
+            async with await b.client() as client:
+                reply = await client.say("blacksmith", "p1", "[[reply:Damn the dark lord.]] damn")
+                assert await reply.text() == "Damn the dark lord."
+                assert reply.end["finish"] == "stop"
+        finally:
+            await b.close()
+
+
+async def test_blocked_player_input_is_an_error_and_never_sent(bridge: Bridge) -> None:
+    with pytest.raises(NpcBridgeError) as info:
+        await _say(bridge, "Damn you, smith")
+    assert info.value.code == "filtered" and "damn" not in info.value.message.lower()
+    with pytest.raises(NpcBridgeError) as info:
+        await _say(bridge, "x" * 61)
+    assert info.value.code == "filtered" and "60" in info.value.message
+    assert bridge.fake.requests == []
+
+
+async def test_blocked_output_stops_the_stream_with_finish_filtered(bridge: Bridge) -> None:
+    bridge.fake.script(Reply(text="Aye lad, the dark lord is coming for us all tonight."))
+    reply = await _say(bridge, "Who is coming?")
+    assert reply.end["finish"] == "filtered"
+    assert reply.end["text"] == "Aye lad, the"
+    spoken = "".join(f["text"] for f in reply.frames if f["type"] == "reply.delta")
+    assert "lord" not in spoken and "dark" not in spoken.replace("Aye lad, the", "")
+    await bridge.fake.wait_disconnect(timeout=3)  # the upstream request was closed
+
+
+async def test_blocked_last_word_is_caught_at_the_end(bridge: Bridge) -> None:
+    bridge.fake.script(Reply(text="Well then, damn"))
+    reply = await _say(bridge, "So?")
+    assert reply.end["finish"] == "filtered"
+    assert "damn" not in reply.end["text"]
+
+
+async def test_output_length_limit_filters(bridge: Bridge) -> None:
+    reply = await _say(bridge, "[[words:40]]")
+    assert reply.end["finish"] == "filtered"
+    assert 0 < len(reply.end["text"]) <= 80
+
+
+async def test_clean_reply_is_untouched(bridge: Bridge) -> None:
+    reply = await _say(bridge, "[[reply:Hello there, the darkness lifts.]]")
+    assert reply.end["finish"] == "stop"
+    assert reply.end["text"] == "Hello there, the darkness lifts."
+
+
+async def test_replacement_text(tmp_path: Path) -> None:
+    async with FakeUpstream() as fake:
+        b = await start_bridge(
+            fake,
+            tmp_path,
+            entry_points=True,
+            extra__moderation={"blocklist": ["damn"], "replacement": "..."},
+        )
+        try:
+            async with await b.client() as client:
+                fake.script(Reply(text="Oh damn it."))
+                reply = await client.say("blacksmith", "p1", "Well?")
+                assert await reply.text() == "..."
+                assert reply.end["finish"] == "filtered" and reply.end["rewritten"] is True
+        finally:
+            await b.close()
+
+
+async def test_bad_settings_stop_start_up(tmp_path: Path) -> None:
+    async with FakeUpstream() as fake:
+        with pytest.raises(Exception, match="max_input_chars"):
+            await start_bridge(
+                fake, tmp_path, entry_points=True, extra__moderation={"max_input_chars": 0}
+            )
+
+
+async def test_longer_words_are_not_blocked_while_streaming(bridge: Bridge) -> None:
+    bridge.fake.script(Reply(text="Damnation, said the darkly lordly smith."))
+    reply = await _say(bridge, "Hm?", max_tokens=100)
+    assert reply.end["finish"] == "stop"
+    assert reply.end["text"] == "Damnation, said the darkly lordly smith."
