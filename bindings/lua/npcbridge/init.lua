@@ -151,6 +151,9 @@ function Client:connect()
   local wopts = {}
   for k, v in pairs(self.opts.websocket or {}) do wopts[k] = v end
   wopts.max_message = wopts.max_message or self.opts.max_message
+  -- notice a server that vanished without closing TCP (the server pings too, every 20 s)
+  if wopts.ping_interval == nil then wopts.ping_interval = 25 end
+  if wopts.ping_timeout == nil then wopts.ping_timeout = 15 end
   self.ws = websocket.new(self.url, wopts)
   local ok, err = self.ws:connect()
   if not ok then
@@ -595,6 +598,9 @@ function Client:update()
   if expired then
     for _, req in ipairs(expired) do
       self.requests[req.id] = nil
+      for i = #self.queue, 1, -1 do
+        if self.queue[i].id == req.id then table.remove(self.queue, i) end
+      end
       local e = M.error("timeout", "no answer to " .. req.type .. " in time", true)
       e.id = req.id
       call(req.cb.on_error, e)

@@ -54,6 +54,10 @@ end
 ---@field close_timeout number|nil seconds to wait for the server during the close handshake (default 3)
 ---@field max_read number|nil bytes read per update at most (default 1 MiB)
 ---@field max_update_time number|nil seconds one update may spend reading (default 0.005)
+---@field ping_interval number|nil send a ping after this many seconds without any data from the
+---                               server (default: never)
+---@field ping_timeout number|nil drop the connection when nothing arrives this many seconds after
+---                              such a ping (default 10); the "close" event has code 1006
 ---@field ssl_params table|nil LuaSec context parameters for wss:// (default: TLS client, verify
 ---                            against /etc/ssl/certs when that exists)
 
@@ -241,6 +245,22 @@ function Client:_handle_events(events)
   end
 end
 
+-- Liveness: a ping after `ping_interval` seconds of silence; no data at all `ping_timeout`
+-- seconds later means the peer (or the path to it) is dead.
+function Client:_keepalive()
+  local interval = self.opts.ping_interval
+  if not interval or self.state ~= "open" then return end
+  local t = socket.gettime()
+  if self.keepalive_ping then
+    if t - self.keepalive_ping > (self.opts.ping_timeout or 10) then
+      self:_finish({ error = "no answer to a ping in " .. (self.opts.ping_timeout or 10) .. " s", code = 1006 })
+    end
+  elseif t - (self.last_rx or t) > interval then
+    self.keepalive_ping = t
+    self.proto:send_ping("keepalive")
+  end
+end
+
 --- Do the pending work without blocking and return the events since the last call:
 ---   {type="open", headers=table}
 ---   {type="message", kind="binary"|"text", data=string}
@@ -281,6 +301,7 @@ function Client:update()
           self:_abort(herr)
         else
           self.state = "open"
+          self.last_rx = socket.gettime()
           self:_event({ type = "open", headers = headers })
           if #rest > 0 then self:_handle_events(self.proto:receive_data(rest)) end
         end
@@ -299,7 +320,12 @@ function Client:update()
       self:_finish({ error = "send: " .. tostring(err) })
     else
       local data, rerr = self:_read()
-      if #data > 0 then self:_handle_events(self.proto:receive_data(data)) end
+      if #data > 0 then
+        self.last_rx = socket.gettime()
+        self.keepalive_ping = nil
+        self:_handle_events(self.proto:receive_data(data))
+      end
+      self:_keepalive()
       if self.state ~= "closed" then
         ok, err = self:_flush()
         if rerr then

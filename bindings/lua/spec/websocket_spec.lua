@@ -53,6 +53,46 @@ describe("websocket offline", function()
   end)
 end)
 
+describe("websocket keepalive", function()
+  it("drops a connection whose server went silent", function()
+    local wsproto = require("npcbridge.wsproto")
+    local srv = assert(socket.bind("127.0.0.1", 0))
+    srv:settimeout(0)
+    local _, port = srv:getsockname()
+    local ws = websocket.new("ws://127.0.0.1:" .. port .. "/", { ping_interval = 0.1, ping_timeout = 0.2 })
+    assert(ws:connect())
+    local conn, head, answered, opened, closed = nil, "", false, false, nil
+    local t0 = socket.gettime()
+    while not closed and socket.gettime() - t0 < 5 do
+      if not conn then
+        conn = srv:accept()
+        if conn then conn:settimeout(0) end
+      elseif not answered then
+        local d, _, p = conn:receive(4096)
+        head = head .. (d or p or "")
+        local key = head:match("Sec%-WebSocket%-Key: ([^\r\n]+)")
+        if key and head:find("\r\n\r\n", 1, true) then
+          -- a server that completes the handshake, then never reads or writes again
+          conn:send("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            .. "Sec-WebSocket-Accept: " .. wsproto.accept_for(key) .. "\r\n\r\n")
+          answered = true
+        end
+      end
+      for _, ev in ipairs(ws:update()) do
+        if ev.type == "open" then opened = true end
+        if ev.type == "close" then closed = ev end
+      end
+      socket.select(nil, nil, 0.01)
+    end
+    if conn then conn:close() end
+    srv:close()
+    assert.is_true(opened)
+    assert.are.equal(1006, closed.code)
+    assert.truthy(closed.error:find("ping"))
+    assert.is_true(socket.gettime() - t0 < 2)
+  end)
+end)
+
 describe("websocket over TLS (wss://, LuaSec)", function()
   local wss_url, cafile = os.getenv("NPCBRIDGE_WSS_URL"), os.getenv("NPCBRIDGE_WSS_CAFILE")
   local has_luasec = pcall(require, "ssl")
