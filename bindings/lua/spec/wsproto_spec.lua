@@ -203,6 +203,20 @@ describe("protocol state", function()
     assert.are.equal("0123456789", frames[1].payload .. frames[2].payload .. frames[3].payload)
   end)
 
+  it("never raises on random bytes, however they are split", function()
+    math.randomseed(7)
+    for _ = 1, 300 do
+      local p = wsproto.new({ max_message = 4096 })
+      for _ = 1, math.random(1, 6) do
+        local t = {}
+        for i = 1, math.random(0, 40) do t[i] = string.char(math.random(0, 255)) end
+        local ok, ev = pcall(p.receive_data, p, table.concat(t))
+        assert.is_true(ok, tostring(ev))
+        assert.are.equal("table", type(ev))
+      end
+    end
+  end)
+
   it("validates close codes (7.4)", function()
     for _, c in ipairs({ 1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999 }) do
       assert.is_true(wsproto.valid_close_code(c), tostring(c))
