@@ -12,6 +12,8 @@ closes, SIGTERM or SIGINT. Control endpoints (HTTP on ``control_url``):
 ``GET /upstream``              the fake upstream's counters (requests, disconnects, ...).
 
 The server defines two NPCs in config, ``blacksmith`` and ``mage`` (the seed's characters).
+When the ``npcbridge-moderation`` plugin is installed it is loaded with one blocked word,
+``grobblewort`` (:data:`BLOCKED_WORD`), so client suites can see ``error`` ``filtered``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import json
 import signal
 import sys
@@ -32,6 +35,9 @@ from ..app import App
 from ..config import Config, load_config
 from ..server import Server, serve
 from .fake_upstream import FakeUpstream
+
+#: the one word the stack's moderation plugin blocks (when the plugin is installed)
+BLOCKED_WORD = "grobblewort"
 
 DEMO_NPCS: dict[str, dict[str, Any]] = {
     "blacksmith": {
@@ -82,7 +88,11 @@ class Stack:
 
     async def _start_server(self) -> None:
         config = stack_config(self.fake.base_url, str(Path(self.tmp.name) / "stack.db"), self.token)
-        self.server = await serve(App(config, entry_points=False), port=self.port)
+        plugins: tuple[str, ...] = ()
+        if importlib.util.find_spec("npcbridge_moderation") is not None:
+            config.extra["moderation"] = {"blocklist": [BLOCKED_WORD]}
+            plugins = ("npcbridge_moderation",)
+        self.server = await serve(App(config, plugins, entry_points=False), port=self.port)
         self.port = self.server.port
 
     async def start(self) -> None:
