@@ -1,0 +1,120 @@
+"""The semantic-memory plugin: offline loading, embedding relevance, recall through a server."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import npcbridge_semantic_memory as sm
+import pytest
+
+from npcbridge.memory.ranking import lexical_relevance, rank
+from npcbridge.stores import MemoryRecord
+from npcbridge.testing.bridge import start_bridge
+from npcbridge.testing.fake_upstream import FakeUpstream
+
+SMITH = {"name": "Brom", "description": "A blacksmith, rough but kind."}
+QUERY = "Can you forge me a new blade?"
+TEXTS = [
+    "The player's mother grows turnips by the river.",
+    "The player wants a sharp sword for the tournament.",
+    "The player is afraid of the dark.",
+]
+
+
+def test_entry_point_registers_the_plugin_instance() -> None:
+    found = {ep.name: ep for ep in entry_points(group="npcbridge")}
+    assert found["semantic_memory"].value == "npcbridge_semantic_memory:plugin"
+    assert found["semantic_memory"].load() is sm.plugin
+
+
+def test_weights_are_bundled_in_the_package() -> None:
+    path = Path(sm.model_path())
+    assert (path / "model.safetensors").stat().st_size > 80_000_000
+    assert (path / "modules.json").exists() and (path / "tokenizer.json").exists()
+
+
+def test_model_loads_without_any_network() -> None:
+    """A fresh interpreter with every socket connection refused still loads and embeds."""
+    code = (
+        "import socket\n"
+        "def refuse(*a, **k): raise OSError('network is off in this test')\n"
+        "socket.socket.connect = refuse\n"
+        "socket.create_connection = refuse\n"
+        "from npcbridge_semantic_memory import SemanticMemory\n"
+        "p = SemanticMemory()\n"
+        "print(len(p.embed(['hello'])[0]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "384"
+    _ = socket
+
+
+def test_embeddings_rank_by_meaning_where_words_do_not_overlap(semantic: Any) -> None:
+    scores = semantic.similarities(QUERY, TEXTS)
+    assert max(range(3), key=lambda i: scores[i]) == 1  # blade ~ sword
+    assert lexical_relevance(QUERY, TEXTS)[1] == 0.0  # no shared word: lexical cannot see it
+    assert all(-1.0 <= s <= 1.0 for s in scores)
+
+
+def test_ranking_with_embeddings(semantic: Any) -> None:
+    now = time.time()
+    memories = [
+        MemoryRecord("smith", "p1", "fact", text, 5, now, now, id=i + 1)
+        for i, text in enumerate(TEXTS)
+    ]
+    scored = rank(memories, now, semantic.similarities(QUERY, TEXTS))
+    assert scored[0].memory.id == 2 and scored[0].relevance == 1.0
+
+
+async def test_hook_answers_none_until_loaded_then_scores() -> None:
+    fresh = sm.SemanticMemory()
+    assert await fresh.npcbridge_memory_relevance(QUERY, TEXTS, app=None) is None  # type: ignore[arg-type]
+    assert fresh._loader is not None
+    fresh._loader.join(300)
+    scores = await fresh.npcbridge_memory_relevance(QUERY, TEXTS, app=None)  # type: ignore[arg-type]
+    assert scores is not None and len(scores) == 3
+
+
+async def test_server_recalls_the_semantically_relevant_fact_first(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    bridge = await start_bridge(
+        fake_upstream,
+        tmp_path,
+        plugins=("npcbridge_semantic_memory:plugin",),
+        extra__semantic_memory={"preload": True},
+    )
+    try:
+        async with await bridge.client() as client:
+            await client.define_npc("smith", SMITH)
+            for text in TEXTS:
+                await client.request(
+                    {"type": "memory.add", "npc": "smith", "player": "p1", "text": text}
+                )
+            answer = await client.request(
+                {"type": "memory.query", "npc": "smith", "player": "p1", "text": QUERY}
+            )
+            assert answer["items"][0]["text"] == TEXTS[1]
+            reply = await client.say("smith", "p1", QUERY)
+            await reply.text()
+        memo = fake_upstream.requests[-1].messages[1]["content"]
+        lines = [line for line in memo.splitlines() if line.startswith("- ")]
+        assert lines[0] == f"- {TEXTS[1]}"
+    finally:
+        await bridge.close()
+
+
+@pytest.mark.parametrize("offline_var", ["HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"])
+def test_importing_the_plugin_switches_the_hub_offline(offline_var: str) -> None:
+    import os
+
+    assert os.environ[offline_var] == "1"
