@@ -270,6 +270,8 @@ end
 function Client:update()
   local st = self.state
   local now = socket.gettime()
+  -- work the protocol deferred until the application had seen the messages before it
+  local resume = self.proto ~= nil and self.proto:pending()
   if st == "connecting" then
     local _, writable = socket.select(nil, { self.sock }, 0)
     if writable and #writable > 0 then
@@ -323,13 +325,19 @@ function Client:update()
       if #data > 0 then
         self.last_rx = socket.gettime()
         self.keepalive_ping = nil
+      end
+      if self.proto:pending() and not resume then
+        self.proto:buffer(data) -- this update's events go to the application first
+      elseif #data > 0 or resume then
         self:_handle_events(self.proto:receive_data(data))
       end
       self:_keepalive()
       if self.state ~= "closed" then
         ok, err = self:_flush()
         if rerr then
-          -- the server closed TCP: clean when both close frames were exchanged (7.1.4)
+          -- the server closed TCP: what it sent before still counts (a deferred close frame)
+          while self.proto:pending() do self:_handle_events(self.proto:receive_data("")) end
+          -- clean when both close frames were exchanged (7.1.4)
           local p = self.proto
           local clean = p.close_sent and p.close_received
           local info = { clean = clean }

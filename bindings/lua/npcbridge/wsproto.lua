@@ -380,22 +380,55 @@ end
 function Protocol:receive_data(data)
   local events = {}
   if self.close_received or self.failed then return events end
+  -- A violation or a close frame that came right after messages is acted on in the next call, so
+  -- the application sees those messages while the connection is still open and can answer them
+  -- (Autobahn 3.2, 5.15, 7.1.6): the bytes after that frame stay unread.
+  local deferred = self.deferred
+  if deferred then
+    self.deferred = nil
+    if deferred.frame then
+      local ok, fcode, fmsg = self:_frame(deferred.frame, events)
+      if not ok then self:_fail(events, fcode, fmsg) end
+    else
+      self:_fail(events, deferred.code, deferred.message)
+    end
+    if self.close_received or self.failed then return events end
+  end
   self.parser:feed(data)
+  local delivered = false
   while true do
     local frame, code, message = self.parser:next()
     if frame == nil then break end
     if frame == false then
-      self:_fail(events, code, message)
+      if delivered then self.deferred = { code = code, message = message } else self:_fail(events, code, message) end
       break
     end
+    if frame.opcode == M.CLOSE and delivered then
+      self.deferred = { frame = frame }
+      break
+    end
+    local n = #events
     local ok, fcode, fmsg = self:_frame(frame, events)
     if not ok then
-      self:_fail(events, fcode, fmsg)
+      if delivered then self.deferred = { code = fcode, message = fmsg } else self:_fail(events, fcode, fmsg) end
       break
     end
+    if #events > n and events[#events].type == "message" then delivered = true end
     if self.close_received then break end
   end
   return events
+end
+
+--- Keep bytes for later without parsing them (while `pending()`).
+---@param data string
+function Protocol:buffer(data)
+  self.parser:feed(data)
+end
+
+--- True when `receive_data` has work left even without new bytes (call it again with "").
+---@return boolean
+function Protocol:pending()
+  return self.deferred ~= nil
 end
 
 function Protocol:_frame(f, events)

@@ -164,6 +164,29 @@ describe("protocol state", function()
     end)
   end
 
+  it("lets the application answer messages that came just before a violation", function()
+    local p = wsproto.new()
+    local ev = feed(p, sframe(0x1, "first") .. sframe(0x1, "bad", true, 2) .. sframe(0x9, "late ping"))
+    assert.are.same({ { type = "message", kind = "text", data = "first" } }, ev)
+    assert.is_true(p:pending())
+    assert.is_true(p:send_message("first", "text")) -- still open: the echo goes out first
+    ev = feed(p, "")
+    assert.are.equal("fail", ev[1].type)
+    assert.are.equal(1002, ev[1].code)
+    assert.are.equal(1, #ev) -- the ping after the bad frame is never read
+    local frames = client_frames(p:data_to_send())
+    assert.are.same({ 0x1, 0x8 }, { frames[1].opcode, frames[2].opcode })
+  end)
+
+  it("delivers messages before a close that follows them", function()
+    local p = wsproto.new()
+    local ev = feed(p, sframe(0x2, "m") .. sframe(0x8, "\3\232"))
+    assert.are.equal(1, #ev)
+    assert.are.equal("message", ev[1].type)
+    ev = feed(p, "")
+    assert.are.same({ type = "close", code = 1000, reason = "" }, ev[1])
+  end)
+
   it("enforces the message size limit across fragments", function()
     local p = wsproto.new({ max_message = 10 })
     local ev = feed(p, sframe(0x2, "123456", false) .. sframe(0x0, "7890ab", true))
