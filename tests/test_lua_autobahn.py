@@ -17,6 +17,7 @@ import os
 import shutil
 from collections import Counter
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -33,7 +34,7 @@ NON_STRICT_ALLOWED = {"6.4.3", "6.4.4"}
 pytestmark = pytest.mark.lua
 
 
-def _missing(what: str) -> None:
+def _missing(what: str) -> NoReturn:
     if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
         pytest.fail(f"{what} is not installed (CI=true: the Autobahn run must happen)")
     pytest.skip(f"{what} is not installed")
