@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,23 @@ from npcbridge.protocol.messages import Persona
 from npcbridge.stores import MemoryRecord, TurnRecord, open_store
 from npcbridge.testing.bridge import Bridge, start_bridge
 from npcbridge.testing.fake_upstream import FakeUpstream, Reply
+from npcbridge.testing.redis_server import redis_session_url, redis_url  # noqa: F401
 from npcbridge.turn import Turn
 
 SMITH = {"name": "Brom", "description": "A blacksmith, rough but kind."}
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def mem_bridge(
+    request: pytest.FixtureRequest, fake_upstream: FakeUpstream, tmp_path: Path
+) -> AsyncIterator[Bridge]:
+    """A server on each store backend."""
+    url = request.getfixturevalue("redis_url") if request.param == "redis" else ""
+    b = await start_bridge(fake_upstream, tmp_path, **({"store__url": url} if url else {}))
+    try:
+        yield b
+    finally:
+        await b.close()
 
 
 def history(request: Any) -> list[tuple[str, str]]:
@@ -46,7 +61,8 @@ async def talk(client: Client, npc: str, player: str, text: str, **options: Any)
     return reply.end
 
 
-async def test_window_replays_complete_turns_only(bridge: Bridge) -> None:
+async def test_window_replays_complete_turns_only(mem_bridge: Bridge) -> None:
+    bridge = mem_bridge
     async with await bridge.client() as client:
         assert "memory" in client.welcome["features"]
         await client.define_npc("smith", SMITH)
@@ -84,7 +100,8 @@ async def test_failed_turn_is_stored_as_error_not_replayed(bridge: Bridge) -> No
     assert [(t.user_text, t.status) for t in turns] == [("boom", "error"), ("hello", "complete")]
 
 
-async def test_facts_recalled_queried_and_forgotten(bridge: Bridge) -> None:
+async def test_facts_recalled_queried_and_forgotten(mem_bridge: Bridge) -> None:
+    bridge = mem_bridge
     async with await bridge.client() as client:
         await client.define_npc("smith", SMITH)
         ok = await client.request(
@@ -144,14 +161,18 @@ async def test_window_trimmed_to_token_budget(fake_upstream: FakeUpstream, tmp_p
         await b.close()
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
 async def test_old_turns_are_summarised_in_the_background(
-    fake_upstream: FakeUpstream, tmp_path: Path
+    fake_upstream: FakeUpstream, tmp_path: Path, backend: str, request: pytest.FixtureRequest
 ) -> None:
     memory = {"window_max_turns": 2, "summary_batch": 2, "summary_model": "openai/gpt-oss-20b"}
     fake_upstream.script(
         Reply(text="The player is called Ann and wants a sword."), model="openai/gpt-oss-20b"
     )
-    b = await start_bridge(fake_upstream, tmp_path, extra__memory=memory)
+    store_url = (
+        request.getfixturevalue("redis_url") if backend == "redis" else str(tmp_path / "s.db")
+    )
+    b = await start_bridge(fake_upstream, tmp_path, extra__memory=memory, store__url=store_url)
     try:
         async with await b.client() as client:
             await client.define_npc("smith", SMITH)

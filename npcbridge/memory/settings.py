@@ -25,7 +25,7 @@ class MemorySettings(BaseModel):
     #: hard cap on the window's size in tokens (None: only the share applies)
     window_max_tokens: int | None = Field(default=None, ge=0)
     #: how many stored turns are read per recall (the window is at most this long)
-    window_max_turns: int = Field(default=40, ge=1, le=1000)
+    window_max_turns: int = Field(default=20, ge=1, le=1000)
     #: tokens kept free for the reply when the turn sets no max_tokens
     reply_reserve_tokens: int = Field(default=512, ge=0)
     #: budget for long-term memories inserted into the prompt
