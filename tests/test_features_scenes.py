@@ -256,3 +256,16 @@ def test_policy() -> None:
     assert choose_next(scene, "mage", "Ask Brom.", min_relevance=2) == "smith"
     assert choose_next(scene, "mage", "Good day.", min_relevance=2) is None
     assert choose_next(scene, "mage", "Fine swords and armour here.", min_relevance=2) == "smith"
+
+
+async def test_a_scene_without_npcs_is_quiet(bridge: Bridge) -> None:
+    async with await bridge.client() as client:
+        await client.request(
+            {"type": "scene.start", "scene": "empty", "player": "p1", "npcs": ["mage"]}
+        )
+        await client.request({"type": "scene.remove", "scene": "empty", "npc": "mage"})
+        await client.send({"type": "scene.say", "id": "e", "scene": "empty", "text": "Anyone?"})
+        frames = await _exchange(client, "e")
+    assert frames == [
+        {"type": "scene.done", "id": "e", "scene": "empty", "replies": [], "stopped": "quiet"}
+    ]

@@ -346,7 +346,7 @@ class SceneManager:
             context = {**scene.context, **(msg.context or {})}
             line = Line(None, scene.player_name, msg.text)
             scene.transcript.append(line)
-            speaker: str | None = choose_first(scene, msg.text, msg.to)
+            speaker = choose_first(scene, msg.text, msg.to) if scene.personas else None
             while speaker is not None:
                 if len(replies) >= bound:
                     stopped = "bound"
