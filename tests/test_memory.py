@@ -298,3 +298,43 @@ async def test_window_budget_follows_the_chosen_model(tmp_path: Path) -> None:
     assert plugin.window_budget(turn, TurnMemory()) == 191  # 400 - 109 - 100 < 200
     turn.model = ModelEntry(id="tiny", context_window=256)
     assert plugin.window_budget(turn, TurnMemory()) == 47
+
+
+async def test_store_failure_degrades_to_no_memory(bridge: Bridge) -> None:
+    async with await bridge.client() as client:
+        await client.define_npc("smith", SMITH)
+        await talk(client, "smith", "p1", "first")
+        assert bridge.app.store is not None
+        await bridge.app.store.close()  # the disk went away under the server
+        end = await talk(client, "smith", "p1", "still talking?")
+        assert end["finish"] == "stop"
+        assert history(bridge.fake.requests[-1]) == [("user", "still talking?")]
+        with pytest.raises(NpcBridgeError) as info:
+            await client.request({"type": "memory.add", "npc": "smith", "text": "x"})
+        assert info.value.code == "internal" and info.value.retryable
+        assert (await client.ping())["type"] == "pong"
+
+
+async def test_cancel_during_the_final_store_write_still_ends_the_reply(
+    bridge: Bridge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = bridge.app.store
+    assert store is not None
+    original = store.append_turn
+    writing = asyncio.Event()
+
+    async def slow_append(record: TurnRecord) -> int:
+        writing.set()
+        await asyncio.sleep(0.3)
+        return await original(record)
+
+    monkeypatch.setattr(store, "append_turn", slow_append)
+    async with await bridge.client() as client:
+        await client.define_npc("smith", SMITH)
+        reply = await client.say("smith", "p1", "[[reply:Done and dusted.]]")
+        await writing.wait()
+        await reply.cancel()
+        text = await reply.text()
+        assert reply.end is not None and text == "Done and dusted."
+        assert reply.end["finish"] == "stop"
+    assert [t.status for t in await store.recent_turns("smith", "p1", 5)] == ["complete"]

@@ -17,6 +17,8 @@ Without a store (an App that was never started) every hook does nothing.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -82,10 +84,26 @@ class Plugin:
 
     @hookimpl
     async def npcbridge_recall(self, turn: Turn) -> list[dict[str, Any]]:
-        """Top long-term memories (one system message), then the recent complete exchanges."""
-        store = self.app.store
-        if store is None or turn.kind != "say":
+        """Top long-term memories (one system message), then the recent complete exchanges.
+
+        When the store fails the NPC answers without memory (logged) rather than not at all."""
+        if self.app.store is None or turn.kind != "say":
             return []
+        try:
+            return await self._recall(turn)
+        except Exception:
+            log.warning(
+                "recall failed for npc=%s player=%s; answering without memory",
+                turn.npc,
+                turn.player,
+                exc_info=True,
+            )
+            turn.state.pop(STATE_KEY, None)
+            return []
+
+    async def _recall(self, turn: Turn) -> list[dict[str, Any]]:
+        store = self.app.store
+        assert store is not None
         s = self.settings
         state = turn.state[STATE_KEY] = TurnMemory()
         state.turns = await store.recent_turns(
@@ -147,8 +165,16 @@ class Plugin:
             return
         state = turn.state.setdefault(STATE_KEY, TurnMemory())
         model = turn.state.get("served_model") or (turn.model.id if turn.model else "")
+        write = asyncio.ensure_future(self._store(turn, text, finish, model))
         try:
-            state.stored = await self._store(turn, text, finish, model)
+            state.stored = await asyncio.shield(write)
+        except asyncio.CancelledError:
+            # a cancel that crosses the end of the reply: finish the write, the reply still ends
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            with contextlib.suppress(Exception):
+                state.stored = await write
         except Exception:  # the reply still ends; after-turn tries once more
             log.exception("storing the turn of npc=%s player=%s failed", turn.npc, turn.player)
 

@@ -14,7 +14,10 @@ next message of that connection (a ``say`` right after it already recalls the fa
 
 from __future__ import annotations
 
+import functools
+import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ..protocol.errors import ErrorCode, ProtocolError
@@ -26,12 +29,37 @@ from .settings import MemorySettings
 if TYPE_CHECKING:
     from .summarize import Summarizer
 
+log = logging.getLogger("npcbridge.memory")
+
+Handler = Callable[[Any, Any], Awaitable[None]]
+
 
 def _ok(request_id: Any, **fields: Any) -> dict[str, Any]:
     frame: dict[str, Any] = {"type": "ok", **fields}
     if request_id is not None:
         frame["id"] = request_id
     return frame
+
+
+def _guarded(handler: Handler) -> Handler:
+    """A store failure answers ``internal`` (retryable) for that request; the connection lives."""
+
+    @functools.wraps(handler)
+    async def run(session: Any, message: Any) -> None:
+        try:
+            await handler(session, message)
+        except ProtocolError:
+            raise
+        except Exception:
+            log.exception("%s failed", message.type)
+            raise ProtocolError(
+                ErrorCode.INTERNAL,
+                "the memory store is unavailable; try again",
+                request_id=getattr(message, "id", None),
+                retryable=True,
+            ) from None
+
+    return run
 
 
 class MemoryHandlers:
@@ -43,9 +71,9 @@ class MemoryHandlers:
 
     def register(self, handlers: dict[str, Any]) -> None:
         """Install into ``app.handlers``."""
-        handlers["memory.add"] = self.add
-        handlers["memory.forget"] = self.forget
-        handlers["memory.query"] = self.query
+        handlers["memory.add"] = _guarded(self.add)
+        handlers["memory.forget"] = _guarded(self.forget)
+        handlers["memory.query"] = _guarded(self.query)
 
     @staticmethod
     def _store(session: Any, request_id: Any) -> Store:
