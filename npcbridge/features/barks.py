@@ -90,6 +90,9 @@ class BarkGenerator:
             return {"npc": item.npc, "error": {"code": "internal", "message": "no bark"}}
         if end.get("finish") == "cancelled":
             raise asyncio.CancelledError
+        if end.get("finish") == "filtered":
+            # half a bark is worse than none: moderation stopped it, so it is an error
+            return {"npc": item.npc, "error": {"code": "filtered", "message": "bark filtered"}}
         out: dict[str, Any] = {"npc": item.npc, "text": str(end["text"])}
         if end.get("emotes"):
             out["emotes"] = list(end["emotes"])

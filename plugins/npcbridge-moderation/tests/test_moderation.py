@@ -126,3 +126,17 @@ async def test_longer_words_are_not_blocked_while_streaming(bridge: Bridge) -> N
     reply = await _say(bridge, "Hm?", max_tokens=100)
     assert reply.end["finish"] == "stop"
     assert reply.end["text"] == "Damnation, said the darkly lordly smith."
+
+
+async def test_filtered_bark_is_its_own_error(bridge: Bridge) -> None:
+    bridge.fake.script(Reply(text="Damn this rain."), model="llama-3.3-70b-versatile")
+    bridge.fake.script(Reply(text="Fresh bread!"), model="llama-3.1-8b-instant")
+    async with await bridge.client() as client:
+        await client.define_npc("a", {"name": "A", "model": "llama-3.3-70b-versatile"})
+        await client.define_npc("b", {"name": "B", "model": "llama-3.1-8b-instant"})
+        answer = await client.request(
+            {"type": "barks.generate", "npcs": [{"npc": "a"}, {"npc": "b"}]}
+        )
+    first, second = answer["results"]
+    assert first == {"npc": "a", "error": {"code": "filtered", "message": "bark filtered"}}
+    assert second == {"npc": "b", "text": "Fresh bread!"}
