@@ -197,3 +197,27 @@ def _closed_port() -> int:
 def test_redact() -> None:
     assert redact("redis://user:pw@h:1/0") == "redis://user:***@h:1/0"
     assert redact("redis://h:1/0") == "redis://h:1/0"
+
+
+async def test_concurrent_appends_keep_id_order(store: Store) -> None:
+    ids = await asyncio.gather(
+        *(store.append_turn(turn("smith", "p1", f"t{i}")) for i in range(50))
+    )
+    got = await store.recent_turns("smith", "p1", 100)
+    assert [t.id for t in got] == sorted(ids)
+
+
+async def test_redis_keeps_the_newest_turns_per_pair(
+    redis_url: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import npcbridge.stores.redis as backend
+
+    monkeypatch.setattr(backend, "MAX_TURNS_KEPT", 3)
+    s = await open_store(redis_url)
+    try:
+        for i in range(5):
+            await s.append_turn(turn("smith", "p1", f"t{i}"))
+        assert [t.user_text for t in await s.recent_turns("smith", "p1", 10)] == ["t2", "t3", "t4"]
+    finally:
+        await s.close()

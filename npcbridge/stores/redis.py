@@ -46,6 +46,16 @@ return 1
 """
 
 
+# ARGV[1] is the record's JSON object without "id"; the id is spliced in as its first member
+_APPEND_SCRIPT = """
+local id = redis.call('INCR', KEYS[1])
+redis.call('RPUSH', KEYS[2], '{"id": ' .. id .. ', ' .. string.sub(ARGV[1], 2))
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1)
+redis.call('SADD', KEYS[3], ARGV[3])
+return id
+"""
+
+
 def redact(url: str) -> str:
     """``url`` without its password (for messages and logs)."""
     try:
@@ -134,14 +144,22 @@ class RedisStore:
     # ---------------------------------------------------------------- turns
 
     async def append_turn(self, turn: TurnRecord) -> int:
-        """RPUSH the turn (and trim the list) in one transaction."""
-        turn.id = int(await self.r.incr(PREFIX + "seq"))
-        key = _k("turns", turn.npc, turn.player)
-        async with self.r.pipeline(transaction=True) as pipe:
-            pipe.rpush(key, json.dumps(asdict(turn)))
-            pipe.ltrim(key, -MAX_TURNS_KEPT, -1)
-            pipe.sadd(_k("player", turn.player, "npcs"), turn.npc)
-            await pipe.execute()
+        """Take an id, RPUSH the turn, trim the list and index the player: one atomic script,
+        so list order is id order even with several processes appending."""
+        data = asdict(turn)
+        del data["id"]
+        turn.id = int(
+            await self.r.eval(  # type: ignore[misc]
+                _APPEND_SCRIPT,
+                3,
+                PREFIX + "seq",
+                _k("turns", turn.npc, turn.player),
+                _k("player", turn.player, "npcs"),
+                json.dumps(data),
+                MAX_TURNS_KEPT,
+                turn.npc,
+            )
+        )
         return turn.id
 
     async def recent_turns(self, npc: str, player: str, limit: int) -> list[TurnRecord]:
