@@ -10,11 +10,13 @@ from typing import Any
 
 import pytest
 
+from npcbridge import hookimpl
 from npcbridge.builtin.memory import Plugin, TurnMemory
 from npcbridge.client import Client, NpcBridgeError
 from npcbridge.memory.ranking import Weights, lexical_relevance, rank
 from npcbridge.memory.tokens import estimate_tokens, fit_window
 from npcbridge.models import ModelEntry
+from npcbridge.pipeline import StopReply
 from npcbridge.protocol.messages import Persona
 from npcbridge.stores import MemoryRecord, TurnRecord, open_store
 from npcbridge.testing.bridge import Bridge, start_bridge
@@ -338,3 +340,31 @@ async def test_cancel_during_the_final_store_write_still_ends_the_reply(
         assert reply.end is not None and text == "Done and dusted."
         assert reply.end["finish"] == "stop"
     assert [t.status for t in await store.recent_turns("smith", "p1", 5)] == ["complete"]
+
+
+class _Censor:
+    """Stops any reply that mentions 'secret' (as a moderation plugin would)."""
+
+    @hookimpl
+    def npcbridge_transform_delta(self, turn: Turn, text: str) -> str | None:
+        if "secret" in text:
+            raise StopReply("filtered", "no secrets")
+        return None
+
+
+async def test_filtered_turn_is_stored_as_filtered_not_replayed(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    b = await start_bridge(fake_upstream, tmp_path, plugins=(f"{__name__}:_Censor",))
+    try:
+        async with await b.client() as client:
+            await client.define_npc("smith", SMITH)
+            end = await talk(client, "smith", "p1", "[[reply:The secret is out.]]")
+            assert end["finish"] == "filtered"
+            await talk(client, "smith", "p1", "hm?")
+        assert history(fake_upstream.requests[-1]) == [("user", "hm?")]
+        assert b.app.store is not None
+        turns = await b.app.store.recent_turns("smith", "p1", 5)
+        assert [t.status for t in turns] == ["filtered", "complete"]
+    finally:
+        await b.close()
