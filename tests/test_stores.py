@@ -221,3 +221,17 @@ async def test_redis_keeps_the_newest_turns_per_pair(
         assert [t.user_text for t in await s.recent_turns("smith", "p1", 10)] == ["t2", "t3", "t4"]
     finally:
         await s.close()
+
+
+def test_missing_redis_server_fails_under_ci_and_skips_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import npcbridge.testing.redis_server as rs
+
+    monkeypatch.setattr(rs.shutil, "which", lambda name: None)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="redis-server is not installed"):
+        rs.redis_binary()
+    monkeypatch.setenv("CI", "")
+    with pytest.raises(pytest.skip.Exception):
+        rs.redis_binary()
