@@ -247,36 +247,39 @@ async def test_memory_survives_restart(fake_upstream: FakeUpstream, tmp_path: Pa
 
 
 def test_recall_ranking_follows_generative_agents_scoring() -> None:
-    """Hand-computed: recency = 0.995 ** hours, min-max normalised; importance / 10;
+    """Hand-computed: recency = 0.995 ** hours since last recall; importance / 10;
     relevance = word-set cosine, min-max normalised; all weights 1."""
     now = 1_000_000.0
     h = 3600.0
     memories = [
         # id, text, importance, hours since last recall
         MemoryRecord("n", "p", "fact", "the player likes red apples", 2, now, now - 0 * h, id=1),
-        MemoryRecord("n", "p", "fact", "the player stole a sword", 9, now, now - 200 * h, id=2),
+        MemoryRecord("n", "p", "fact", "the player stole a sword", 9, now, now - 300 * h, id=2),
         MemoryRecord("n", "p", "summary", "talked about the weather", 5, now, now - 100 * h, id=3),
         MemoryRecord("n", "p", "fact", "the player fears wolves", 5, now, now - 400 * h, id=4),
     ]
     query = "do you sell apples or a sword?"
-    # query words {sell, apples, sword}; relevance: 1/sqrt(3*4), 1/sqrt(3*3), 0, 0
-    # (words: {player, likes, red, apples} and {player, stole, sword})
+    # query words {sell, apples, sword}; memory 1 {player, likes, red, apples}: 1/sqrt(3*4);
+    # memory 2 {player, stole, sword}: 1/sqrt(3*3); 3 and 4 share nothing
     rel = lexical_relevance(query, [m.text for m in memories])
     assert rel == pytest.approx([1 / 12**0.5, 1 / 3, 0.0, 0.0])
-    rec_raw = [0.995**0, 0.995**200, 0.995**100, 0.995**400]
-    lo, hi = min(rec_raw), max(rec_raw)
-    rec = [(r - lo) / (hi - lo) for r in rec_raw]
-    rel_n = [r / (1 / 3) for r in rel]
-    expected = [rec[i] + memories[i].importance / 10 + rel_n[i] for i in range(4)]
-    # recency normalised: 1.0, .269, .545, 0
-    # 1: 1 + .2 + .866 = 2.066; 2: .269 + .9 + 1 = 2.169; 3: .545 + .5 = 1.045; 4: 0 + .5 = .5
-    order = sorted(range(4), key=lambda i: -expected[i])
-    assert [memories[i].id for i in order] == [2, 1, 3, 4]
+    rel_n = [0.8660254, 1.0, 0.0, 0.0]  # min-max: divided by the max (1/3), min is 0
+    rec = [1.0, 0.995**300, 0.995**100, 0.995**400]  # 1, .2223, .6058, .1347
+    imp = [0.2, 0.9, 0.5, 0.5]
+    # with the query:  1: 1 + .2 + .866 = 2.066   2: .2223 + .9 + 1 = 2.1223
+    #                  3: .6058 + .5 = 1.1058     4: .1347 + .5 = .6347
+    expected = {1: 2.0660254, 2: 0.995**300 + 1.9, 3: 0.995**100 + 0.5, 4: 0.995**400 + 0.5}
+    assert [rec[i] + imp[i] + rel_n[i] for i in range(4)] == pytest.approx(
+        [expected[k] for k in (1, 2, 3, 4)]
+    )
     scored = rank(memories, now, rel, Weights())
     assert [s.memory.id for s in scored] == [2, 1, 3, 4]
-    assert [s.score for s in scored] == pytest.approx([expected[i] for i in order])
-    # without a query only recency and importance count: 1: 1.2, 2: 1.169, 3: 1.045, 4: .5
+    assert [s.score for s in scored] == pytest.approx([expected[k] for k in (2, 1, 3, 4)])
+    # without a query only recency and importance count: 1: 1.2, 2: 1.1223, 3: 1.1058, 4: .6347
     assert [s.memory.id for s in rank(memories, now, None)] == [1, 2, 3, 4]
+    # a heavier recency weight lets the weather summary (recalled 100 h ago) overtake the theft
+    heavy = rank(memories, now, None, Weights(recency=3.0))
+    assert [s.memory.id for s in heavy] == [1, 3, 2, 4]  # 3.2, 2.3174, 1.5669, .904
 
 
 def test_fit_window_keeps_newest_whole_exchanges() -> None:
@@ -366,5 +369,40 @@ async def test_filtered_turn_is_stored_as_filtered_not_replayed(
         assert b.app.store is not None
         turns = await b.app.store.recent_turns("smith", "p1", 5)
         assert [t.status for t in turns] == ["filtered", "complete"]
+    finally:
+        await b.close()
+
+
+class _BrokenRelevance:
+    @hookimpl
+    def npcbridge_memory_relevance(self, query: str, texts: list[str], app: Any) -> list[float]:
+        raise RuntimeError("embedding service down")
+
+
+class _ReverseRelevance:
+    """Scores the first-added memory highest, whatever the words say."""
+
+    @hookimpl
+    def npcbridge_memory_relevance(self, query: str, texts: list[str], app: Any) -> list[float]:
+        return [float(len(texts) - i) for i in range(len(texts))]
+
+
+@pytest.mark.parametrize(
+    ("plugin", "first"), [("_ReverseRelevance", "apples"), ("_BrokenRelevance", "sword")]
+)
+async def test_relevance_hook_decides_and_failures_fall_back_to_lexical(
+    fake_upstream: FakeUpstream, tmp_path: Path, plugin: str, first: str
+) -> None:
+    b = await start_bridge(fake_upstream, tmp_path, plugins=(f"{__name__}:{plugin}",))
+    try:
+        async with await b.client() as client:
+            for text in ("p1 likes apples", "p1 lost a sword"):
+                await client.request(
+                    {"type": "memory.add", "npc": "smith", "player": "p1", "text": text}
+                )
+            answer = await client.request(
+                {"type": "memory.query", "npc": "smith", "player": "p1", "text": "sword"}
+            )
+        assert first in answer["items"][0]["text"]
     finally:
         await b.close()

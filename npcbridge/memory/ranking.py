@@ -2,13 +2,15 @@
 
 ``score = w_recency * recency + w_importance * importance + w_relevance * relevance`` where
 
-* recency = ``decay_per_hour ** hours_since_last_recall``, min-max normalised over the
-  candidates (the most recently recalled scores 1, the stalest 0);
+* recency = ``decay_per_hour ** hours_since_last_recall``: exponential decay, already in
+  (0, 1] (1 = recalled just now);
 * importance = ``importance / 10`` (importance is 1..10);
 * relevance = similarity of the memory to the query (lexical by default, embeddings through the
-  ``npcbridge_memory_relevance`` hook), min-max normalised over the candidates.
+  ``npcbridge_memory_relevance`` hook), min-max normalised over the candidates (the most relevant
+  scores 1, the least 0; all equal -> all 0, so it cannot change the order).
 
-A component that is equal for every candidate normalises to 0 (it cannot change the order).
+The paper min-max normalises recency too. We do not: over candidates stored seconds apart it
+would turn those seconds into a full point of score, as much as the best relevance match.
 Ties keep the newer memory first. All weights default to 1, as in the paper.
 """
 
@@ -88,10 +90,7 @@ def rank(
     """
     if not memories:
         return []
-    raw_recency = [
-        weights.decay_per_hour ** (max(0.0, now - m.last_access) / 3600.0) for m in memories
-    ]
-    recency = min_max(raw_recency)
+    recency = [weights.decay_per_hour ** (max(0.0, now - m.last_access) / 3600.0) for m in memories]
     rel = min_max(list(relevance)) if relevance is not None else [0.0] * len(memories)
     if len(rel) != len(memories):
         raise ValueError("relevance must have one value per memory")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,8 @@ from .tokens import MESSAGE_OVERHEAD, estimate_tokens
 
 if TYPE_CHECKING:
     from ..app import App
+
+log = logging.getLogger("npcbridge.memory")
 
 
 def weights(settings: MemorySettings) -> Weights:
@@ -30,14 +33,17 @@ async def relevance(app: App, query: str, texts: Sequence[str]) -> list[float] |
     ``npcbridge_memory_relevance`` (embeddings), else lexical overlap. None without a query."""
     if not query.strip() or not texts:
         return None
-    answer = await call_first(
-        app.plugins, "npcbridge_memory_relevance", query=query, texts=list(texts), app=app
-    )
-    if answer is not None:
-        scores = [float(x) for x in answer]
-        if len(scores) != len(texts):
-            raise ValueError("npcbridge_memory_relevance must return one score per text")
-        return scores
+    try:
+        answer = await call_first(
+            app.plugins, "npcbridge_memory_relevance", query=query, texts=list(texts), app=app
+        )
+        if answer is not None:
+            scores = [float(x) for x in answer]
+            if len(scores) != len(texts):
+                raise ValueError("npcbridge_memory_relevance must return one score per text")
+            return scores
+    except Exception:
+        log.warning("a relevance plugin failed; using lexical relevance", exc_info=True)
     return lexical_relevance(query, texts)
 
 
