@@ -424,6 +424,9 @@ class SceneManager:
             app=self.app,
         )
         turn.state["scene"] = scene
+        if line.speaker is None:
+            # the player's own words (turn.text carries the "Name: " label), for moderation
+            turn.state["player_text"] = line.text
         scene.speaking = speaker
         try:
             result = await self.app.pipeline.run(turn)

@@ -27,8 +27,6 @@ from npcbridge.protocol.errors import ErrorCode, ProtocolError
 from npcbridge.turn import Turn
 
 APP_ATTRIBUTE = "npcbridge_moderation"
-#: turns whose ``text`` is the player's line (barks and quests carry the server's own prompt)
-PLAYER_KINDS = ("say", "scene")
 
 
 class Settings(BaseModel):
@@ -104,6 +102,17 @@ _WORD_TAIL = re.compile(r"\w+$")
 _WORD = re.compile(r"\w+")
 
 
+def player_text(turn: Turn) -> str | None:
+    """What the player said in this turn, or None when the turn answers no player line (a bark,
+    a quest, an NPC answering another NPC in a scene)."""
+    if turn.kind == "say":
+        return turn.text
+    if turn.kind == "scene":
+        text = turn.state.get("player_text")
+        return text if isinstance(text, str) else None
+    return None
+
+
 @npcbridge.hookimpl
 def npcbridge_startup(app: Any) -> None:
     """Read ``[extra.moderation]`` (an invalid table stops start-up with its error)."""
@@ -116,14 +125,15 @@ def npcbridge_startup(app: Any) -> None:
 def npcbridge_before_request(turn: Turn) -> None:
     """Refuse a player line that is too long or contains blocked words."""
     mod = moderator(turn)
-    if not mod.active or turn.kind not in PLAYER_KINDS:
+    text = player_text(turn)
+    if not mod.active or text is None:
         return
     limit = mod.settings.max_input_chars
-    if limit is not None and len(turn.text) > limit:
+    if limit is not None and len(text) > limit:
         raise ProtocolError(
             ErrorCode.FILTERED, f"the player's line is longer than {limit} characters"
         )
-    if mod.is_blocked(turn.text):
+    if mod.is_blocked(text):
         # never echo the blocked word back
         raise ProtocolError(ErrorCode.FILTERED, "the player's line contains blocked words")
 

@@ -140,3 +140,32 @@ async def test_filtered_bark_is_its_own_error(bridge: Bridge) -> None:
     first, second = answer["results"]
     assert first == {"npc": "a", "error": {"code": "filtered", "message": "bark filtered"}}
     assert second == {"npc": "b", "text": "Fresh bread!"}
+
+
+async def test_scene_player_line_is_checked_but_npc_lines_are_not_input(bridge: Bridge) -> None:
+    long_npc_line = "Aelindra, tell them. " + "The forge is hot. " * 3  # over the input limit
+    bridge.fake.script(Reply(text=long_npc_line), Reply(text="Indeed."))
+    async with await bridge.client() as client:
+        await client.request(
+            {"type": "scene.start", "scene": "s", "player": "p1", "npcs": ["blacksmith", "mage"]}
+        )
+        await client.send(
+            {"type": "scene.say", "id": "x", "scene": "s", "text": "Damn, Brom!", "max_replies": 2}
+        )
+        frames = [await client.unsolicited.get() for _ in range(2)]
+        assert frames[0]["type"] == "error" and frames[0]["code"] == "filtered"
+        assert frames[1]["type"] == "scene.done" and frames[1]["stopped"] == "error"
+        await client.send(
+            {
+                "type": "scene.say",
+                "id": "y",
+                "scene": "s",
+                "text": "Brom, Aelindra?",
+                "max_replies": 2,
+            }
+        )
+        done = None
+        while done is None:
+            frame = await client.unsolicited.get()
+            done = frame if frame["type"] == "scene.done" else None
+    assert [r["finish"] for r in done["replies"]] == ["stop", "stop"]
