@@ -653,3 +653,44 @@ async def test_cancel_during_retry_backoff(fake_upstream: FakeUpstream, tmp_path
         assert len(fake_upstream.requests) == 1
     finally:
         await b.close()
+
+
+async def test_npc_budget_and_custom_catalog_from_config(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    catalog = [
+        {
+            "id": "studio-8b",
+            "aliases": ["fast"],
+            "input_usd_per_m": 1.0,
+            "output_usd_per_m": 2.0,
+            "tier": "small",
+            "fallbacks": [],
+        },
+        {"id": "studio-70b", "input_usd_per_m": 3.0, "output_usd_per_m": 4.0, "tier": "large"},
+    ]
+    b = await bridge_with(
+        fake_upstream, tmp_path, models=catalog, upstream__default_model="studio-8b"
+    )
+    try:
+        fake_upstream.script(Reply(text="Pricey.", usage=BIG_USAGE))
+        async with await b.client() as client:
+            await client.define_npc("bard", {"name": "Bard", "budget_usd_per_day": 0.05})
+            await client.define_npc("lord", {"name": "Lord", "model": "fast", "tier": "large"})
+            first = await client.say("bard", "p1", "sing")
+            await first.text()
+            assert first.end["model"] == "studio-8b"
+            assert first.end["cost_usd"] == pytest.approx((100_000 * 1.0 + 1000 * 2.0) / 1e6)
+            with pytest.raises(NpcBridgeError) as info:
+                await (await client.say("bard", "p2", "again")).text()
+            assert info.value.code == "budget_exceeded" and "npc" in info.value.message
+            lord = await client.say("lord", "p1", "hi")  # an explicit model (alias) wins
+            await lord.text()
+            assert lord.end["model"] == "studio-8b"
+            await client.define_npc("duke", {"name": "Duke", "tier": "large"})
+            duke = await client.say("duke", "p1", "hi")
+            await duke.text()
+            assert duke.end["model"] == "studio-70b"
+        assert [r.model for r in fake_upstream.requests] == ["studio-8b", "studio-8b", "studio-70b"]
+    finally:
+        await b.close()
