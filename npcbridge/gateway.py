@@ -111,7 +111,7 @@ class Gateway:
         self.limiter = RateLimiter(config.ratelimit)
         self.breakers = Breakers(config.breaker)
         self.cache = ResponseCache(config.cache)
-        self.metrics = Metrics()
+        self.metrics = Metrics(known_models=app.catalog.ids())
         self.metrics.track_queue(self.limiter.queue_length)
         self.memory_counters = MemoryCounters()
         self.budgets = Budgets(config.budget, self.counters)
@@ -227,7 +227,9 @@ class Gateway:
         chain = self.chain(turn, model)
         for index, candidate in enumerate(chain):
             if index > 0:
-                self.metrics.fallbacks.labels(chain[index - 1].id, candidate.id).inc()
+                self.metrics.fallbacks.labels(
+                    self.metrics.model(chain[index - 1].id), self.metrics.model(candidate.id)
+                ).inc()
                 log.info("turn %s falls back to %s", turn.request_id, candidate.id)
             breaker = self._breaker(candidate.id)
             limiter = self.limiter.for_model(candidate.provider, candidate.id)
@@ -269,7 +271,9 @@ class Gateway:
                         total_deadline, max(wait_deadline, now)
                     ):
                         break
-                    self.metrics.retries.labels(candidate.id, _reason(exc)).inc()
+                    self.metrics.retries.labels(
+                        self.metrics.model(candidate.id), _reason(exc)
+                    ).inc()
                     log.info(
                         "turn %s: %s on %s, retry %d after %.3fs",
                         turn.request_id,
@@ -286,7 +290,7 @@ class Gateway:
     def _breaker(self, model_id: str) -> CircuitBreaker:
         """The model's breaker; its state is exported as ``npcbridge_breaker_open``."""
         breaker = self.breakers.get(model_id)
-        if model_id not in self._exported:
+        if model_id not in self._exported and self.metrics.model(model_id) == model_id:
             self._exported.add(model_id)
             self.metrics.breaker_open.labels(model_id).set_function(
                 lambda: 1.0 if breaker.state is BreakerState.OPEN else 0.0
@@ -340,9 +344,9 @@ class Gateway:
                     limiter.give_back(limiter.amounts(tokens))
                     raise
         except RateLimitWait:
-            self.metrics.ratelimited.labels(model.id).inc()
+            self.metrics.ratelimited.labels(self.metrics.model(model.id)).inc()
             raise
-        self.metrics.ratelimit_wait.labels(model.id).observe(waited)
+        self.metrics.ratelimit_wait.labels(self.metrics.model(model.id)).observe(waited)
 
     async def _attempt(
         self,
@@ -380,7 +384,9 @@ class Gateway:
                 if isinstance(event, (TextDelta, ToolCallDelta)):
                     if not committed:
                         committed = True
-                        self.metrics.ttft.labels(model.id).observe(time.perf_counter() - sent)
+                        self.metrics.ttft.labels(self.metrics.model(model.id)).observe(
+                            time.perf_counter() - sent
+                        )
                     if isinstance(event, TextDelta):
                         deltas.append(event.text)
                     else:
@@ -416,8 +422,8 @@ class Gateway:
             if aclose is not None:
                 await aclose()
             elapsed = time.perf_counter() - sent
-            self.metrics.upstream_requests.labels(model.id, outcome).inc()
-            self.metrics.upstream_latency.labels(model.id).observe(elapsed)
+            self.metrics.upstream_requests.labels(self.metrics.model(model.id), outcome).inc()
+            self.metrics.upstream_latency.labels(self.metrics.model(model.id)).observe(elapsed)
             await self._charge(turn, model, request, scopes, usage, deltas, committed)
 
     def _after_success(
@@ -451,9 +457,9 @@ class Gateway:
                 return
             usage = Usage(estimate_prompt_tokens(request), len(deltas))
         cost = model.cost_usd(usage.input_tokens, usage.output_tokens)
-        self.metrics.tokens.labels(model.id, "input").inc(usage.input_tokens)
-        self.metrics.tokens.labels(model.id, "output").inc(usage.output_tokens)
-        self.metrics.cost.labels(model.id).inc(cost)
+        self.metrics.tokens.labels(self.metrics.model(model.id), "input").inc(usage.input_tokens)
+        self.metrics.tokens.labels(self.metrics.model(model.id), "output").inc(usage.output_tokens)
+        self.metrics.cost.labels(self.metrics.model(model.id)).inc(cost)
         try:
             await self.budgets.charge(scopes, cost)
         except Exception:

@@ -6,7 +6,7 @@ Every series is prefixed ``npcbridge_``; see docs/gateway.md for the list.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
@@ -18,7 +18,9 @@ WAIT_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 class Metrics:
     """The counters, gauges and histograms of one server."""
 
-    def __init__(self) -> None:
+    def __init__(self, known_models: Iterable[str] = ()) -> None:
+        #: model labels are limited to the catalog (clients may name any model)
+        self.known_models = set(known_models)
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.turns = Counter(
@@ -99,6 +101,10 @@ class Metrics:
         self.budget_refusals = Counter(
             "npcbridge_budget_refusals", "Turns refused by a budget", registry=r
         )
+
+    def model(self, model_id: str) -> str:
+        """The label for a model: its id when it is in the catalog, else ``other``."""
+        return model_id if not self.known_models or model_id in self.known_models else "other"
 
     def track_queue(self, length: Callable[[], int]) -> None:
         """Read the queue length from ``length`` at every scrape."""

@@ -25,6 +25,6 @@ class Plugin:
     def npcbridge_after_turn(self, turn: Turn, result: TurnResult) -> None:
         """Count the turn and, when it failed, its error code."""
         metrics = self.app.gateway.metrics
-        metrics.turns.labels(result.finish, result.model).inc()
+        metrics.turns.labels(result.finish, metrics.model(result.model)).inc()
         if result.error_code:
             metrics.errors.labels(result.error_code).inc()
