@@ -191,7 +191,10 @@ def load_config(
             data["plugins"] = [*data.get("plugins", []), *value]
             continue
         section, _, key = dotted.partition(".")
-        _set(data, section, key, value)
+        if key:
+            _set(data, section, key, value)
+        else:
+            data[section] = value
     try:
         return Config.model_validate(data)
     except ValidationError as exc:

@@ -168,3 +168,23 @@ def test_cli_bad_plugin(tmp_path: Path) -> None:
         timeout=60,
     )
     assert proc.returncode == 2 and "nope_mod" in proc.stderr
+
+
+async def test_serve_log_level_flag(tmp_path: Path) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "npcbridge.cli",
+        "serve",
+        "--port",
+        "0",
+        "--log-level",
+        "warning",
+        env=base_env(tmp_path),
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    first = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode()
+    assert "WARNING" in first and "OFFLINE MODE" in first
+    log = await stop(proc)
+    assert "INFO" not in log
