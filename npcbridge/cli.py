@@ -86,6 +86,12 @@ async def _run_server(config: Any, plugins: list[str]) -> int:
     from .app import App
     from .server import serve
 
+    # handlers first: a SIGTERM that arrives during start-up still ends the process cleanly
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
     app = App(config, plugins)
     try:
         server = await serve(app)
@@ -97,11 +103,6 @@ async def _run_server(config: Any, plugins: list[str]) -> int:
     except Exception as exc:
         await app.close()
         raise StartupError(str(exc)) from None
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await server.close()
     return 0
