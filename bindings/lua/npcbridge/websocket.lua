@@ -305,7 +305,7 @@ function Client:update()
           self.state = "open"
           self.last_rx = socket.gettime()
           self:_event({ type = "open", headers = headers })
-          if #rest > 0 then self:_handle_events(self.proto:receive_data(rest)) end
+          self.early = rest -- frames that came with the response: parsed with this update's reads
         end
       elseif #self.rhead > 16384 then
         self:_abort("handshake: response head too large")
@@ -322,6 +322,10 @@ function Client:update()
       self:_finish({ error = "send: " .. tostring(err) })
     else
       local data, rerr = self:_read()
+      if self.early then
+        -- one receive_data() per update: its deferral rule relies on that
+        data, self.early = self.early .. data, nil
+      end
       if #data > 0 then
         self.last_rx = socket.gettime()
         self.keepalive_ping = nil

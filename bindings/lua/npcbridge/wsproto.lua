@@ -200,16 +200,14 @@ end
 ---@return table|nil|false frame
 ---@return integer|nil close_code
 ---@return string|nil message
-function Parser:next()
+-- The header of the frame at the read position, not consumed: a table {fin, rsv, opcode, masked,
+-- len, head (header length)}, nil when incomplete, or false, close code, message.
+function Parser:_header()
   if not self:_have(2) then return nil end
   local p = self.pos
   local b1, b2 = byte(self.buf, p, p + 1)
-  local fin = b1 >= 128
-  local rsv = floor(b1 / 16) % 8
-  local opcode = b1 % 16
-  local masked = b2 >= 128
-  local len = b2 % 128
-  local head = 2
+  local h = { fin = b1 >= 128, rsv = floor(b1 / 16) % 8, opcode = b1 % 16, masked = b2 >= 128 }
+  local len, head = b2 % 128, 2
   if len == 126 then
     head = 4
     if not self:_have(head) then return nil end
@@ -228,18 +226,46 @@ function Parser:next()
   if len > self.max_frame then
     return false, M.CLOSE_TOO_BIG, "frame larger than the message size limit"
   end
-  local mask_key
-  if masked then head = head + 4 end
+  if h.masked then head = head + 4 end
+  h.len, h.head = len, head
+  return h
+end
+
+---@return table|nil|false frame
+---@return integer|nil close_code
+---@return string|nil message
+function Parser:next()
+  local h, code, message = self:_header()
+  if not h then return h, code, message end
+  local head, len = h.head, h.len
   if not self:_have(head + len) then return nil end
-  p = self.pos
-  if masked then mask_key = sub(self.buf, p + head - 4, p + head - 1) end
+  local p = self.pos
+  local mask_key
+  if h.masked then mask_key = sub(self.buf, p + head - 4, p + head - 1) end
   local payload = sub(self.buf, p + head, p + head + len - 1)
   self.pos = p + head + len
   if self.pos > 65536 and self.pos > #self.buf / 2 then
     self.buf, self.pos = sub(self.buf, self.pos), 1
   end
   if mask_key then payload = M.mask(payload, mask_key) end
-  return { fin = fin, rsv = rsv, opcode = opcode, masked = masked, payload = payload }
+  return { fin = h.fin, rsv = h.rsv, opcode = h.opcode, masked = h.masked, payload = payload }
+end
+
+--- The header and the payload bytes received so far of an incomplete frame (nothing consumed),
+--- or nil. Lets text be checked for UTF-8 before its frame is complete.
+---@return table|nil header
+---@return string|nil partial_payload
+function Parser:peek_partial()
+  local h = self:_header()
+  if not h then return nil end
+  self:_have(h.head + h.len) -- joins every chunk received so far
+  local p = self.pos
+  local avail = #self.buf - p + 1 - h.head
+  if avail <= 0 then return h, "" end
+  if avail > h.len then avail = h.len end
+  local data = sub(self.buf, p + h.head, p + h.head + avail - 1)
+  if h.masked then data = M.mask(data, sub(self.buf, p + h.head - 4, p + h.head - 1)) end
+  return h, data
 end
 
 -- ---------------------------------------------------------------------------------------------
@@ -398,7 +424,14 @@ function Protocol:receive_data(data)
   local delivered = false
   while true do
     local frame, code, message = self.parser:next()
-    if frame == nil then break end
+    if frame == nil then
+      -- fail fast on text that can no longer become UTF-8, inside an incomplete frame (8.1)
+      local fcode, fmsg = self:_check_partial_text()
+      if fcode then
+        if delivered then self.deferred = { code = fcode, message = fmsg } else self:_fail(events, fcode, fmsg) end
+      end
+      break
+    end
     if frame == false then
       if delivered then self.deferred = { code = code, message = message } else self:_fail(events, code, message) end
       break
@@ -417,6 +450,21 @@ function Protocol:receive_data(data)
     if self.close_received then break end
   end
   return events
+end
+
+function Protocol:_check_partial_text()
+  if self.close_sent then return nil end
+  local h = self.parser:_header()
+  if not h or h.rsv ~= 0 or h.masked then return nil end
+  local text = (h.opcode == M.TEXT and not self.frag_opcode)
+    or (h.opcode == M.CONTINUATION and self.frag_opcode == M.TEXT)
+  if not text or self.frag_len + h.len > 65536 then return nil end -- (large text: checked when whole)
+  local _, partial = self.parser:peek_partial()
+  if not partial or #partial == 0 then return nil end
+  local before = self.frag_opcode == M.TEXT and concat(self.frag_parts) or ""
+  if not M.utf8_prefix_ok(before .. partial) then
+    return M.CLOSE_INVALID_DATA, "text message is not UTF-8"
+  end
 end
 
 --- Keep bytes for later without parsing them (while `pending()`).

@@ -187,6 +187,16 @@ describe("protocol state", function()
     assert.are.same({ type = "close", code = 1000, reason = "" }, ev[1])
   end)
 
+  it("fails text that cannot become UTF-8 before its frame is complete (8.1)", function()
+    local p = wsproto.new()
+    local whole = sframe(0x1, "\206\186\225\189\185\244\144\128\128hello")
+    local ev = feed(p, whole:sub(1, 8)) -- header + 6 valid bytes: could still be valid
+    assert.are.same({}, ev)
+    ev = feed(p, whole:sub(9, 10)) -- \244\144 can never start a valid sequence
+    assert.are.equal("fail", ev[1].type)
+    assert.are.equal(1007, ev[1].code)
+  end)
+
   it("enforces the message size limit across fragments", function()
     local p = wsproto.new({ max_message = 10 })
     local ev = feed(p, sframe(0x2, "123456", false) .. sframe(0x0, "7890ab", true))
