@@ -112,6 +112,41 @@ class Reply:
         await self.client.send({"type": "cancel", "id": self.id})
 
 
+class SceneExchange:
+    """The NPC replies to one ``scene.say``: iterate for a :class:`Reply` per speaker, in order.
+
+    Each reply's ``start["npc"]`` names its speaker; ``done`` holds ``scene.done`` afterwards.
+    """
+
+    def __init__(self, client: Client, request_id: str | int) -> None:
+        self.client = client
+        self.id = request_id
+        self.queue: asyncio.Queue[Reply | dict[str, Any]] = asyncio.Queue()
+        self.replies: list[Reply] = []
+        self.done: dict[str, Any] | None = None
+
+    def __aiter__(self) -> AsyncIterator[Reply]:
+        return self._replies()
+
+    async def _replies(self) -> AsyncIterator[Reply]:
+        while True:
+            item = await self.queue.get()
+            if isinstance(item, Reply):
+                self.replies.append(item)
+                yield item
+            elif item.get("type") == "scene.done":
+                self.done = item
+                self.client._forget(self.id)
+                return
+            else:
+                self.client._forget(self.id)
+                raise NpcBridgeError.from_frame(item)
+
+    async def interrupt(self) -> None:
+        """Stop the NPCs of this exchange (``scene.done`` says ``interrupted``)."""
+        await self.client.send({"type": "cancel", "id": self.id})
+
+
 class Client:
     """One connection to an npcbridge server."""
 
@@ -119,7 +154,7 @@ class Client:
         self.ws = ws
         self.welcome = welcome
         self._ids = itertools.count(1)
-        self._pending: dict[str | int, Reply | asyncio.Future[dict[str, Any]]] = {}
+        self._pending: dict[str | int, Reply | SceneExchange | asyncio.Future[dict[str, Any]]] = {}
         self.unsolicited: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._reader = asyncio.create_task(self._read())
 
@@ -177,7 +212,9 @@ class Client:
                 frame = unpack(data) if isinstance(data, bytes) else {"type": "text", "text": data}
                 rid = frame.get("id")
                 target = self._pending.get(rid) if isinstance(rid, (str, int)) else None
-                if isinstance(target, Reply):
+                if target is None and isinstance(rid, str):
+                    target = self._scene_reply(rid, frame)
+                if isinstance(target, (Reply, SceneExchange)):
                     target.queue.put_nowait(frame)
                 elif target is not None:
                     self._pending.pop(frame["id"], None)
@@ -190,11 +227,21 @@ class Client:
         finally:
             closed = {"type": "error", "code": "closed", "message": "connection closed"}
             for target in list(self._pending.values()):
-                if isinstance(target, Reply):
+                if isinstance(target, (Reply, SceneExchange)):
                     target.queue.put_nowait(closed)
                 elif not target.done():
                     target.set_result(closed)
             self._pending.clear()
+
+    def _scene_reply(self, reply_id: str, frame: dict[str, Any]) -> Reply | None:
+        """A scene reply starts under a new id: register it with its exchange."""
+        exchange = self._pending.get(frame.get("parent"))  # type: ignore[arg-type]
+        if frame.get("type") != "reply.start" or not isinstance(exchange, SceneExchange):
+            return None
+        reply = Reply(self, reply_id)
+        self._pending[reply_id] = reply
+        exchange.queue.put_nowait(reply)
+        return reply
 
     async def request(self, frame: dict[str, Any]) -> dict[str, Any]:
         """Send a request and return its single answer; raise on ``error``."""
@@ -240,3 +287,68 @@ class Client:
     async def ping(self) -> dict[str, Any]:
         """Round-trip a ``ping``."""
         return await self.request({"type": "ping"})
+
+    # ---------------------------------------------------------------- memory and game features
+
+    async def memory_add(
+        self, npc: str, text: str, *, player: str | None = None, importance: int = 5
+    ) -> None:
+        """Store a fact the NPC should remember (about ``player``, or the world without it)."""
+        frame: dict[str, Any] = {"type": "memory.add", "npc": npc, "text": text}
+        frame["importance"] = importance
+        if player is not None:
+            frame["player"] = player
+        await self.request(frame)
+
+    async def memory_forget(self, player: str, *, npc: str | None = None) -> int:
+        """Erase a player's data (for one NPC, or everywhere); return how many records went."""
+        frame: dict[str, Any] = {"type": "memory.forget", "player": player}
+        if npc is not None:
+            frame["npc"] = npc
+        return int((await self.request(frame)).get("removed", 0))
+
+    async def memory_query(
+        self, npc: str, player: str, text: str | None = None, *, limit: int = 10
+    ) -> list[dict[str, Any]]:
+        """What the NPC would recall for this player (and line), best first."""
+        frame: dict[str, Any] = {"type": "memory.query", "npc": npc, "player": player}
+        frame["limit"] = limit
+        if text is not None:
+            frame["text"] = text
+        return list((await self.request(frame))["items"])
+
+    async def generate_quest(
+        self, theme: str, difficulty: str = "medium", **options: Any
+    ) -> dict[str, Any]:
+        """A validated quest (``options``: ``npc``, ``context``, ``fields``)."""
+        frame = {"type": "quest.generate", "theme": theme, "difficulty": difficulty, **options}
+        return dict((await self.request(frame))["quest"])
+
+    async def generate_barks(
+        self, npcs: list[str | dict[str, Any]], **options: Any
+    ) -> list[dict[str, Any]]:
+        """One ambient line per NPC, in order; each result has ``text`` or ``error``."""
+        entries = [{"npc": n} if isinstance(n, str) else n for n in npcs]
+        frame = {"type": "barks.generate", "npcs": entries, **options}
+        return list((await self.request(frame))["results"])
+
+    async def scene_start(self, scene: str, npcs: list[str], player: str, **options: Any) -> None:
+        """Open (or replace) a group scene (``options``: ``context``, ``max_replies``, ...)."""
+        await self.request(
+            {"type": "scene.start", "scene": scene, "npcs": npcs, "player": player, **options}
+        )
+
+    async def scene_say(self, scene: str, text: str, **options: Any) -> SceneExchange:
+        """The player speaks in a scene; iterate the result for each NPC's streaming reply."""
+        request_id = options.pop("id", None) or self.next_id()
+        exchange = SceneExchange(self, request_id)
+        self._pending[request_id] = exchange
+        await self.send(
+            {"type": "scene.say", "id": request_id, "scene": scene, "text": text, **options}
+        )
+        return exchange
+
+    async def scene_update(self, kind: str, scene: str, **fields: Any) -> None:
+        """``scene.add``, ``scene.remove``, ``scene.interrupt`` or ``scene.end`` (kind without
+        the ``scene.`` prefix), e.g. ``await client.scene_update("add", "tavern", npc="bard")``."""
+        await self.request({"type": f"scene.{kind}", "scene": scene, **fields})
