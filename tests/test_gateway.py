@@ -15,6 +15,7 @@ from npcbridge.breaker import BreakerState
 from npcbridge.client import NpcBridgeError
 from npcbridge.testing.bridge import Bridge, start_bridge
 from npcbridge.testing.fake_upstream import FakeUpstream, Reply
+from npcbridge.testing.redis_server import redis_session_url, redis_url  # noqa: F401
 
 SMALL = "llama-3.1-8b-instant"
 LARGE = "llama-3.3-70b-versatile"
@@ -702,4 +703,43 @@ async def test_npc_budget_and_custom_catalog_from_config(
             assert duke.end["model"] == "studio-70b"
         assert [r.model for r in fake_upstream.requests] == ["studio-8b", "studio-8b", "studio-70b"]
     finally:
+        await b.close()
+
+
+async def test_two_servers_on_redis_share_rate_limits_and_budgets(
+    fake_upstream: FakeUpstream,
+    tmp_path: Path,
+    redis_url: str,  # noqa: F811
+) -> None:
+    settings = {
+        "store__url": redis_url,
+        "ratelimit__rpm": 3,
+        "budget__global_usd_per_day": 0.004,
+    }
+    a = await bridge_with(fake_upstream, tmp_path / "a", **settings)
+    b = await bridge_with(fake_upstream, tmp_path / "b", **settings)
+    try:
+        assert a.app.store is not None and a.app.store.shared
+        if time.time() % 60 > 58:  # keep the requests in one fixed minute window
+            await asyncio.sleep(2.5)
+        fake_upstream.script(Reply(text="Costly.", usage=BIG_USAGE))
+        async with await a.client() as one, await b.client() as two:
+            await one.define_npc("smith", {**ALONE, "latency_budget_ms": 100})
+            await two.define_npc("smith", {**ALONE, "latency_budget_ms": 100})
+            await (await one.say("smith", "p1", "one")).text()  # spends $0.00508
+            # the day's global budget is spent for both servers
+            with pytest.raises(NpcBridgeError) as info:
+                await (await two.say("smith", "p2", "two")).text()
+            assert info.value.code == "budget_exceeded"
+            await a.app.gateway.counters().add_counter(
+                a.app.gateway.budgets.scopes("p1", "")[2].key, -1e9
+            )  # refund, so the next refusals can only come from the rate limit
+            await (await two.say("smith", "p2", "three")).text()
+            await (await one.say("smith", "p3", "four")).text()
+            with pytest.raises(NpcBridgeError) as info:
+                await (await two.say("smith", "p4", "five")).text()
+            assert info.value.code == "rate_limited"  # 3 a minute between the two servers
+        assert len(fake_upstream.requests) == 3
+    finally:
+        await a.close()
         await b.close()
