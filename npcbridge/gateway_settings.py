@@ -12,7 +12,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .models import Tier
 
-
 DEFAULT_TIERS: dict[str, Tier] = {"realtime": "small", "normal": "small", "deep": "largest"}
 
 
