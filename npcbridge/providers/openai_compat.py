@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -112,30 +113,26 @@ class OpenAICompatProvider:
         except openai.APIConnectionError:
             raise UpstreamError("could not reach the upstream") from None
         headers = {k.lower(): v for k, v in raw.headers.items()}
-        chunks = raw.parse()
-        finish = "stop"
-        usage: Usage | None = None
+        # The SDK builds and sends the request (auth, headers, status errors); the stream itself
+        # is parsed here from the SSE lines with json.loads: building the SDK's typed chunk
+        # objects cost more CPU than everything else in a turn (see bench/RESULTS.md).
+        response = raw.http_response
+        state = _StreamState()
+        data: list[str] = []
         try:
-            async for chunk in chunks:
-                usage = _usage_of(chunk) or usage
-                for choice in chunk.choices:
-                    delta = choice.delta
-                    if delta is not None:
-                        if delta.content:
-                            yield TextDelta(delta.content)
-                        for call in delta.tool_calls or ():
-                            fn = call.function
-                            yield ToolCallDelta(
-                                index=call.index,
-                                id=call.id,
-                                name=fn.name if fn else None,
-                                arguments=(fn.arguments or "") if fn else "",
-                            )
-                    if choice.finish_reason:
-                        finish = choice.finish_reason
-                error = (getattr(chunk, "model_extra", None) or {}).get("x_groq", {}) or {}
-                if isinstance(error, dict) and error.get("error"):
-                    raise UpstreamError(f"upstream stopped the stream: {error['error']}")
+            async for line in response.aiter_lines():
+                if line.startswith("data:"):
+                    data.append(line[6:] if line.startswith("data: ") else line[5:])
+                    if line[-1:] != "}" and line[-1:] != "]":
+                        continue  # possibly a multi-line event: wait for the blank line
+                elif line or not data:
+                    continue  # "event:", "id:", comments, keep-alive blank lines
+                payload = data[0] if len(data) == 1 else "\n".join(data)
+                data = []
+                if payload == "[DONE]":
+                    break
+                for event in state.feed(json.loads(payload)):
+                    yield event
         except UpstreamError:
             raise
         except openai.APITimeoutError:
@@ -143,12 +140,58 @@ class OpenAICompatProvider:
         except openai.APIError as exc:
             raise UpstreamError(f"upstream stream failed: {type(exc).__name__}") from None
         except Exception as exc:  # the HTTP layer's own errors (connection reset, bad chunk)
-            if isinstance(exc, TimeoutError):
+            if isinstance(exc, TimeoutError) or "Timeout" in type(exc).__name__:
                 raise UpstreamError("upstream timed out mid-stream", timeout=True) from None
             raise UpstreamError(f"upstream stream broke: {type(exc).__name__}") from None
         finally:
-            await chunks.close()
-        yield StreamDone(finish=finish, usage=usage, headers=headers)
+            await response.aclose()
+        yield StreamDone(finish=state.finish, usage=state.usage, headers=headers)
+
+
+class _StreamState:
+    """Turns decoded ``chat.completion.chunk`` dicts into stream events."""
+
+    __slots__ = ("finish", "usage")
+
+    def __init__(self) -> None:
+        self.finish = "stop"
+        self.usage: Usage | None = None
+
+    def feed(self, chunk: Any) -> list[StreamEvent]:
+        """The events of one chunk (raises :class:`UpstreamError` for an error chunk)."""
+        if not isinstance(chunk, dict):
+            raise UpstreamError("upstream stream broke: a chunk that is not an object")
+        if chunk.get("error"):
+            raise UpstreamError("upstream stream failed: APIError")
+        events: list[StreamEvent] = []
+        usage = chunk.get("usage")
+        groq = chunk.get("x_groq")
+        if isinstance(usage, dict):
+            self.usage = Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
+        elif isinstance(groq, dict) and isinstance(groq.get("usage"), dict):
+            u = groq["usage"]
+            self.usage = Usage(int(u.get("prompt_tokens", 0)), int(u.get("completion_tokens", 0)))
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta")
+            if delta:
+                content = delta.get("content")
+                if content:
+                    events.append(TextDelta(content))
+                for call in delta.get("tool_calls") or ():
+                    fn = call.get("function") or {}
+                    events.append(
+                        ToolCallDelta(
+                            index=call.get("index", 0),
+                            id=call.get("id"),
+                            name=fn.get("name"),
+                            arguments=fn.get("arguments") or "",
+                        )
+                    )
+            if choice.get("finish_reason"):
+                self.finish = choice["finish_reason"]
+        if isinstance(groq, dict) and groq.get("error"):
+            raise UpstreamError(f"upstream stopped the stream: {groq['error']}")
+        return events
 
 
 def _usage_of(chunk: Any) -> Usage | None:
