@@ -182,7 +182,7 @@ speech_style = "short sentences, calls everyone 'lad'"
 def npcbridge(
     upstream: str, tmp: Path, *, log_level: str = "INFO", env: dict[str, str] | None = None
 ) -> Iterator[tuple[Proc, str]]:
-    """``npcbridge serve`` (the real CLI) in its own process; yields (proc, ws_url).
+    """The npcbridge server (``bench/server.py``) in its own process; yields (proc, ws_url).
 
     The store is a SQLite file in ``tmp``, the per-IP connection cap is raised (every load
     generator connects from 127.0.0.1) and the client-side rate limiter (sized for Groq's plans,
@@ -205,9 +205,9 @@ def npcbridge(
         f'url = "{tmp / "bench.db"}"\n' + NPC_TOML
     )
     proc = Proc(
-        [str(Path(PY).parent / "npcbridge"), "serve", "--config", str(config)],
+        [PY, "-m", "bench.server", "--config", str(config)],
         log=tmp / "npcbridge.log",
-        env={"GROQ_API_KEY": "bench-key", **(env or {})},
+        env={"GROQ_API_KEY": BENCH_KEY, **(env or {})},
     )
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz")
@@ -216,15 +216,20 @@ def npcbridge(
         proc.stop()
 
 
+#: the key every benchmark client sends (LiteLLM's master key; the mock checks none)
+BENCH_KEY = "sk-npcbridge-bench-5f1c9a7e3d2b4086"
+
 LITELLM_YAML = """model_list:
   - model_name: llama-3.1-8b-instant
     litellm_params:
-      model: openai/llama-3.1-8b-instant
+      model: openai/bench-8b
       api_base: {upstream}
-      api_key: bench-key
+      api_key: {key}
 litellm_settings:
   drop_params: true
   set_verbose: false
+general_settings:
+  master_key: {key}
 """
 
 
@@ -238,7 +243,7 @@ def litellm(upstream: str, tmp: Path) -> Iterator[tuple[Proc, str]]:
     """LiteLLM's proxy (one worker) in front of ``upstream``; yields (proc, base_url)."""
     port = free_port()
     config = tmp / "litellm.yaml"
-    config.write_text(LITELLM_YAML.format(upstream=upstream))
+    config.write_text(LITELLM_YAML.format(upstream=upstream, key=BENCH_KEY))
     proc = Proc(
         [
             str(LITELLM_VENV / "bin" / "litellm"),
@@ -252,7 +257,15 @@ def litellm(upstream: str, tmp: Path) -> Iterator[tuple[Proc, str]]:
             "1",
         ],
         log=tmp / "litellm.log",
-        env={"LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False", "NO_DOCS": "True"},
+        # offline: a model name LiteLLM has no Hugging Face tokenizer for, and no hub look-ups
+        env={
+            "LITELLM_LOG": "ERROR",
+            "LITELLM_TELEMETRY": "False",
+            "NO_DOCS": "True",
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        },
     )
     try:
         wait_http(f"http://127.0.0.1:{port}/health/liveliness", timeout_s=180)
@@ -277,11 +290,13 @@ def loadgen(args: list[str], *, timeout_s: float = 900) -> dict[str, Any]:
 
 
 def command_line() -> str:
-    """How this benchmark was started (for the results table)."""
+    """How this benchmark was started (for the results table); ``BENCH_NOTE`` is appended."""
+    note = os.environ.get("BENCH_NOTE")
     return (
         "python -m "
         + ".".join(Path(sys.argv[0]).with_suffix("").parts[-2:])
         + (" " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "")
+        + (f" [{note}]" if note else "")
     )
 
 

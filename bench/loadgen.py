@@ -27,6 +27,7 @@ from typing import Any
 import msgpack
 from websockets.asyncio.client import ClientConnection, connect
 
+from bench.common import BENCH_KEY
 from bench.mock import parse_stamps
 from npcbridge.protocol import encode
 
@@ -69,8 +70,14 @@ async def ws_player(url: str) -> ClientConnection:
     return ws
 
 
+#: "fresh": a new player name every turn (no conversation history, no background summaries);
+#: "sticky": one player per connection whose history grows (what a long session looks like)
+PLAYER_MODE = "fresh"
+
+
 async def ws_turn(ws: ClientConnection, request_id: int, stats: Stats | None) -> float | None:
     """One ``say`` to the end; returns the overhead (ms) or None on error."""
+    player = f"p{id(ws)}" if PLAYER_MODE == "sticky" else f"p{id(ws)}-{request_id}"
     t0 = time.monotonic_ns()
     await ws.send(
         encode(
@@ -78,7 +85,7 @@ async def ws_turn(ws: ClientConnection, request_id: int, stats: Stats | None) ->
                 "type": "say",
                 "id": request_id,
                 "npc": "blacksmith",
-                "player": f"p{id(ws)}",
+                "player": player,
                 "text": "Hello there, smith.",
             }
         )
@@ -132,7 +139,7 @@ async def sse_turn(session: Any, base_url: str, stats: Stats | None) -> float | 
     async with session.post(
         f"{base_url}/chat/completions",
         json=sse_body(),
-        headers={"Authorization": "Bearer bench-key"},
+        headers={"Authorization": f"Bearer {BENCH_KEY}"},
     ) as response:
         if response.status != 200:
             if stats is not None:
@@ -191,10 +198,10 @@ async def mode_ttft(args: argparse.Namespace) -> dict[str, Any]:
     ws = await ws_player(args.bridge)
     ids = itertools.count(1)
     targets["npcbridge"] = lambda: ws_turn(ws, next(ids), None)
-    direct = openai.AsyncOpenAI(base_url=args.direct, api_key="bench-key", max_retries=0)
+    direct = openai.AsyncOpenAI(base_url=args.direct, api_key=BENCH_KEY, max_retries=0)
     targets["openai-sdk-direct"] = lambda: sdk_turn(direct)
     if args.litellm:
-        proxy = openai.AsyncOpenAI(base_url=args.litellm, api_key="bench-key", max_retries=0)
+        proxy = openai.AsyncOpenAI(base_url=args.litellm, api_key=BENCH_KEY, max_retries=0)
         targets["litellm-proxy"] = lambda: sdk_turn(proxy)
     samples: dict[str, list[float]] = {name: [] for name in targets}
     errors = dict.fromkeys(targets, 0)
@@ -359,10 +366,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=10.0)
     p.add_argument("--warmup", type=float, default=2.0)
     p.add_argument("--samples", action="store_true", help="print raw samples, not summaries")
+    p.add_argument("--player-mode", choices=["fresh", "sticky"], default="fresh")
     p = sub.add_parser("idle")
     p.add_argument("--ws", required=True)
     p.add_argument("--conns", type=int, default=1000)
     args = parser.parse_args(argv)
+    global PLAYER_MODE
+    PLAYER_MODE = getattr(args, "player_mode", "fresh")
     mode = {"ttft": mode_ttft, "players": mode_players, "idle": mode_idle}[args.mode]
     result = asyncio.run(mode(args))
     sys.stdout.write(json.dumps(result) + "\n")

@@ -64,7 +64,8 @@ def main() -> None:
             port = int(ws_url.rsplit(":", 1)[1].strip("/"))
             load = subprocess.Popen(
                 [PY, "-m", "bench.loadgen", "players", "--ws", ws_url, "--players",
-                 str(args.players), "--duration", str(seconds), "--warmup", "5"],
+                 str(args.players), "--duration", str(seconds), "--warmup", "5",
+                 "--player-mode", "sticky"],
                 cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             )  # fmt: skip
             out: list[bytes] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import ServerConnection
@@ -73,8 +74,19 @@ async def refuse_over_ip_cap(ws: ServerConnection, cap: int) -> None:
         pass
 
 
-async def serve(app: App, host: str | None = None, port: int | None = None) -> Server:
-    """Start the app and listen; ``host``/``port`` default to the app's config."""
+async def serve(
+    app: App,
+    host: str | None = None,
+    port: int | None = None,
+    *,
+    connection_handler: Callable[[ServerConnection], Awaitable[None]] | None = None,
+) -> Server:
+    """Start the app and listen; ``host``/``port`` default to the app's config.
+
+    ``connection_handler`` replaces the protocol session for each connection while keeping
+    every WebSocket setting, limit and HTTP route; the WebSocket conformance tests use it to
+    run the Autobahn cases (which need an echo peer) against this exact server setup.
+    """
     cfg = app.config.server
     await app.start()
     sessions: set[Session] = set()
@@ -88,6 +100,9 @@ async def serve(app: App, host: str | None = None, port: int | None = None) -> S
                 # process_request refuses most of these with HTTP 429 before the upgrade; this
                 # catches handshakes that raced past it
                 await refuse_over_ip_cap(ws, cfg.max_connections_per_ip)
+                return
+            if connection_handler is not None:
+                await connection_handler(ws)
                 return
             session = Session(app, ws)
             sessions.add(session)

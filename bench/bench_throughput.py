@@ -1,0 +1,93 @@
+"""Benchmark 2: turns per second with 40-token replies at 1, 10, 100 and 1000 players.
+
+    python -m bench.bench_throughput [--levels 1,10,100,1000] [--duration 10] [--no-litellm]
+
+Each player is a closed loop (its next turn starts when the last one ended): over WebSocket to
+npcbridge (one connection per player), or as a plain streaming HTTP client to LiteLLM's proxy, in
+front of the same mock. The load generator is its own process. Reported: completed turns per
+second in the measuring window, p50/p99 of the time outside the mock before the first token,
+and errors (failed connections, error frames, HTTP errors, cut streams).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from bench.common import (
+    append_result,
+    command_line,
+    litellm,
+    litellm_available,
+    loadgen,
+    mock,
+    now,
+    npcbridge,
+    raise_nofile,
+    workdir,
+)
+
+COLUMNS = [
+    "date", "profile", "target", "players", "turns/s", "outside-mock TTFT p50 ms",
+    "p99 ms", "errors", "npcbridge ÷ LiteLLM", "command",
+]  # fmt: skip
+
+
+def _level(args: list[str], players: int, duration: float) -> dict[str, Any]:
+    warmup = "3" if players < 1000 else "5"
+    return loadgen(
+        [*args, "--players", str(players), "--duration", str(duration), "--warmup", warmup]
+    )
+
+
+def run(profile: str, levels: list[int], duration: float, with_litellm: bool) -> list[dict]:
+    """Run every level against npcbridge, then against LiteLLM; print and record."""
+    rows: list[dict[str, Any]] = []
+    with workdir("throughput") as tmp, mock(profile, tmp) as (_m, upstream):
+        with npcbridge(upstream, tmp) as (_s, ws_url):
+            for n in levels:
+                rows.append(
+                    {"target": "npcbridge", **_level(["players", "--ws", ws_url], n, duration)}
+                )
+                print(json.dumps(rows[-1]), flush=True)
+        if with_litellm and litellm_available():
+            with litellm(upstream, tmp) as (_l, proxy):
+                for n in levels:
+                    rows.append(
+                        {
+                            "target": "litellm-proxy",
+                            **_level(["players", "--sse", proxy], n, duration),
+                        }
+                    )
+                    print(json.dumps(rows[-1]), flush=True)
+    proxy_rate = {r["players"]: r["turns_per_s"] for r in rows if r["target"] == "litellm-proxy"}
+    for r in rows:
+        ratio = ""
+        if r["target"] == "npcbridge" and proxy_rate.get(r["players"]):
+            ratio = f"{r['turns_per_s'] / proxy_rate[r['players']]:.2f}×"
+        append_result(
+            "2. Turns per second, 40-token replies",
+            COLUMNS,
+            [now(), profile, r["target"], r["players"], r["turns_per_s"], r["overhead"]["p50"],
+             r["overhead"]["p99"], r["errors"], ratio, f"`{command_line()}`"],
+        )  # fmt: skip
+    return rows
+
+
+def main() -> None:
+    """Command line."""
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_throughput")
+    parser.add_argument("--levels", default="1,10,100,1000")
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--profiles", default="groq-750")
+    parser.add_argument("--no-litellm", action="store_true")
+    args = parser.parse_args()
+    raise_nofile()
+    levels = [int(x) for x in args.levels.split(",")]
+    for profile in args.profiles.split(","):
+        run(profile, levels, args.duration, not args.no_litellm)
+
+
+if __name__ == "__main__":
+    main()
