@@ -181,11 +181,14 @@ class Budgets:
                 )
 
     async def charge(self, scopes: list[Scope], cost_usd: float) -> None:
-        """Add a turn's real cost to every scope, limited or not."""
+        """Add a turn's real cost to every limited scope, and always to the global day total
+        (one store write per turn when no budget is configured)."""
         amount = to_nano(cost_usd)
         if amount <= 0:
             return
         for scope in scopes:
+            if scope.limit_usd is None and scope.name != "global":
+                continue
             await self.counters.add_counter(
                 scope.key, amount, ttl_s=2 * DAY_S if scope.daily else 30 * DAY_S
             )

@@ -273,8 +273,9 @@ async def test_budgets_admit_and_charge() -> None:
     with pytest.raises(ProtocolError) as info:
         await budgets.admit(scopes, 0.005, "r2")
     assert info.value.code == "budget_exceeded" and info.value.request_id == "r2"
-    # unlimited scopes are still counted
-    assert await counters.get_counter(scopes[1].key) == to_nano(0.006)
+    # the global day total is counted without a limit; other unlimited scopes are not
+    assert await counters.get_counter(scopes[2].key) == to_nano(0.006)
+    assert await counters.get_counter(scopes[1].key) == 0
     other = budgets.scopes("p2", "s1")
     await budgets.admit(other, 0.009, "r3")  # another player's budget is untouched
 
