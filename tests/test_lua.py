@@ -226,7 +226,15 @@ def test_busted_specs(
     started = time.monotonic()
     result = run([busted, f"--lua={interpreter}", "-o", "TAP"], env, LUA_DIR, timeout=600)
     output = result.stdout + result.stderr
-    assert result.returncode == 0, f"busted on {interpreter} failed:\n{output[-8000:]}"
+    if result.returncode != 0:
+        # the failing specs first (TAP: "not ok" and its "#" lines), then the end of the output
+        failing, keep = [], False
+        for line in result.stdout.splitlines():
+            keep = line.startswith("not ok") or (keep and line.startswith("#"))
+            if keep:
+                failing.append(line)
+        report = "\n".join(failing)
+        pytest.fail(f"busted on {interpreter} failed:\n{report}\n---\n{output[-4000:]}")
     # the run really happened on this interpreter and ran the live specs
     assert "not ok" not in result.stdout
     skipped = [line for line in result.stdout.splitlines() if "# SKIP" in line]
