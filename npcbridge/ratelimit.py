@@ -229,6 +229,23 @@ class ModelLimiter:
 
     # ------------------------------------------------------------------ the fair queue
 
+    def expected_wait_s(self, amounts: Mapping[str, float]) -> float:
+        """Seconds until a request taking ``amounts`` would be granted behind the requests
+        already queued (assuming they take as much as it does)."""
+        now = self.clock()
+        ahead = self.queue_length()
+        wait = self.wait_s(amounts, now)
+        if ahead == 0:
+            return wait
+        for name, amount in amounts.items():
+            bucket = self.buckets.get(name)
+            if bucket is None or bucket.rate <= 0:
+                continue
+            need = amount * (ahead + 1)
+            if bucket.level < need:
+                wait = max(wait, (need - bucket.level) / bucket.rate)
+        return wait
+
     def queue_length(self) -> int:
         """Requests waiting for capacity."""
         return sum(len(q) for q in self.queues.values())
@@ -245,8 +262,9 @@ class ModelLimiter:
         if not self.queues and wait == 0.0:
             self._take(amounts)
             return 0.0
-        if start + wait > deadline:
-            raise RateLimitWait(wait, self.name)
+        expected = self.expected_wait_s(amounts)
+        if start + expected > deadline:
+            raise RateLimitWait(expected, self.name)
         loop = asyncio.get_running_loop()
         waiter = _Waiter(amounts, loop.create_future())
         self.queues.setdefault(client, deque()).append(waiter)
@@ -260,9 +278,7 @@ class ModelLimiter:
             raise
         if not done:
             self._withdraw(client, waiter)
-            if not waiter.future.cancelled():
-                return self.clock() - start  # granted at the very last moment
-            raise RateLimitWait(self.wait_s(amounts), self.name)
+            raise RateLimitWait(self.expected_wait_s(amounts), self.name)
         return self.clock() - start
 
     def _withdraw(self, client: str, waiter: _Waiter) -> None:

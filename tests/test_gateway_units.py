@@ -296,3 +296,18 @@ def test_docs_example_config_loads(tmp_path: Path) -> None:
     assert config.gateway.budget_ms("realtime") == 1500
     crier = config.npcs["town_crier"].model_extra or {}
     assert crier["cacheable"] is True and crier["fallbacks"] == ["openai/gpt-oss-20b"]
+
+
+async def test_acquire_counts_the_queue_ahead_and_refuses_early() -> None:
+    limiter = ModelLimiter("openai:m", ModelLimits(rpm=60, burst=1))  # one a second
+    await limiter.acquire("a", 1, time.monotonic() + 5)
+    first = asyncio.create_task(limiter.acquire("a", 1, time.monotonic() + 5))
+    await asyncio.sleep(0.01)
+    started = time.monotonic()
+    with pytest.raises(RateLimitWait) as info:
+        await limiter.acquire("b", 1, started + 1.5)  # next free slot is ~2 s away
+    assert time.monotonic() - started < 0.1  # refused at once, not at the deadline
+    assert info.value.wait_s == pytest.approx(2.0, abs=0.1)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
