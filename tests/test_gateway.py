@@ -743,3 +743,25 @@ async def test_two_servers_on_redis_share_rate_limits_and_budgets(
     finally:
         await a.close()
         await b.close()
+
+
+async def test_retries_are_bounded_in_total_time(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    b = await bridge_with(fake_upstream, tmp_path, retry__max_attempts=10, retry__max_total_ms=300)
+    try:
+        fake_upstream.script(*[Reply(status=503, retry_after=0.2)] * 10)
+        async with await b.client() as client:
+            await client.define_npc("smith", ALONE)
+            started = time.perf_counter()
+            reply = await client.say("smith", "p1", "hi")
+            with pytest.raises(NpcBridgeError) as info:
+                await reply.text()
+            elapsed = time.perf_counter() - started
+        assert info.value.code == "upstream_error" and info.value.retryable
+        # attempt, wait 0.2 s, attempt; a third would start past the 0.3 s total
+        assert len(fake_upstream.requests) == 2
+        assert fake_upstream.requests[1].monotonic - fake_upstream.requests[0].monotonic >= 0.2
+        assert elapsed < 1.0
+    finally:
+        await b.close()
