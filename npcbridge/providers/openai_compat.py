@@ -9,6 +9,11 @@ from typing import Any
 
 import openai
 
+try:  # the HTTP library the installed openai SDK is built on
+    from httpx2 import Response as _HttpResponse
+except ImportError:  # pragma: no cover - SDK releases built on httpx
+    from httpx import Response as _HttpResponse  # type: ignore[no-redef]
+
 from ..turn import Usage
 from .base import ProviderRequest, StreamDone, StreamEvent, TextDelta, ToolCallDelta, UpstreamError
 
@@ -98,8 +103,15 @@ class OpenAICompatProvider:
     async def stream(self, request: ProviderRequest) -> AsyncIterator[StreamEvent]:
         """Stream one completion; see :class:`npcbridge.providers.base.Provider`."""
         kwargs = self._arguments(request)
+        kwargs["stream"] = True
         try:
-            raw = await self.client.chat.completions.with_raw_response.create(stream=True, **kwargs)
+            # The SDK sends the request (base URL, auth, headers, timeouts, status errors). The
+            # body is plain JSON already, so its typed-dict transform of every message is
+            # skipped, and the stream is parsed here from the SSE lines with json.loads: the SDK's
+            # typed chunk objects cost more CPU than the rest of a turn (bench/RESULTS.md).
+            response = await self.client.post(
+                "/chat/completions", cast_to=_HttpResponse, body=kwargs, stream=True
+            )
         except openai.APIStatusError as exc:
             headers = {k.lower(): v for k, v in exc.response.headers.items()}
             raise UpstreamError(
@@ -112,12 +124,9 @@ class OpenAICompatProvider:
             raise UpstreamError("upstream timed out", timeout=True) from None
         except openai.APIConnectionError:
             raise UpstreamError("could not reach the upstream") from None
-        headers = {k.lower(): v for k, v in raw.headers.items()}
-        # The SDK builds and sends the request (auth, headers, status errors); the stream itself
-        # is parsed here from the SSE lines with json.loads: building the SDK's typed chunk
-        # objects cost more CPU than everything else in a turn (see bench/RESULTS.md).
-        response = raw.http_response
+        headers = {k.lower(): v for k, v in response.headers.items()}
         state = _StreamState()
+        done = False
         data: list[str] = []
         try:
             async for line in response.aiter_lines():
@@ -130,7 +139,10 @@ class OpenAICompatProvider:
                 payload = data[0] if len(data) == 1 else "\n".join(data)
                 data = []
                 if payload == "[DONE]":
-                    break
+                    # read on to the end of the body, so the connection goes back to the pool
+                    done = True
+                if done:
+                    continue
                 for event in state.feed(json.loads(payload)):
                     yield event
         except UpstreamError:
