@@ -205,7 +205,15 @@ def npcbridge(
         f'url = "{tmp / "bench.db"}"\n' + NPC_TOML
     )
     proc = Proc(
-        [PY, "-m", "bench.server", "--config", str(config)],
+        [
+            PY,
+            "-m",
+            "bench.server",
+            "--config",
+            str(config),
+            "--loop",
+            os.environ.get("BENCH_LOOP", "asyncio"),
+        ],
         log=tmp / "npcbridge.log",
         env={"GROQ_API_KEY": BENCH_KEY, **(env or {})},
     )

@@ -42,7 +42,19 @@ def main() -> int:
     """Serve until SIGTERM/SIGINT."""
     parser = argparse.ArgumentParser(prog="python -m bench.server")
     parser.add_argument("--config", required=True)
-    asyncio.run(_run(parser.parse_args().config))
+    parser.add_argument(
+        "--loop",
+        choices=["asyncio", "uvloop"],
+        default="asyncio",
+        help="event loop (npcbridge serve uses asyncio's default loop)",
+    )
+    args = parser.parse_args()
+    if args.loop == "uvloop":
+        import uvloop  # type: ignore[import-not-found]
+
+        uvloop.run(_run(args.config))
+    else:
+        asyncio.run(_run(args.config))
     return 0
 
 

@@ -1,10 +1,11 @@
 """Frames waiting to go out on one connection.
 
-One writer task sends in order. Deltas of the same reply that queue up behind a slow socket are
-coalesced into one ``reply.delta`` (``seq`` is assigned when a frame is actually sent, so it
-stays contiguous), which keeps the number of queued frames bounded by the replies in flight
-rather than by the number of tokens. Two limits protect the server from a client that stops
-reading:
+One writer task sends in order; the first delta of a reply is written at once when nothing is
+queued (it decides the time to first token). Deltas of the same reply that queue up behind a
+slow socket are coalesced into one ``reply.delta`` (``seq`` is assigned when a frame is
+actually sent, so it stays contiguous), which keeps the number of queued frames bounded by the
+replies in flight rather than by the number of tokens. Two limits protect the server from a
+client that stops reading:
 
 * ``send_timeout_s``: a send that does not complete in time closes the connection (1008);
 * ``max_queue_bytes``: when the bytes waiting in the queue (encoded frames plus the text of
@@ -22,6 +23,7 @@ from typing import Any
 
 from websockets.asyncio.connection import Connection
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from ..protocol import CloseCode, encode, encode_reply_delta
 
@@ -29,6 +31,8 @@ log = logging.getLogger("npcbridge.server")
 
 #: default bound on bytes queued for one connection (``server.send_queue_bytes``)
 DEFAULT_QUEUE_BYTES = 1024 * 1024
+#: a first delta skips the queue only while the socket's write buffer is below this
+FAST_PATH_BUFFER_BYTES = 32 * 1024
 
 
 class _PendingDelta:
@@ -90,6 +94,8 @@ class Outbox:
             request_id = frame.get("id")
             if frame["type"] == "reply.delta" and request_id is not None:
                 text = frame["text"]
+                if request_id not in self._seq and self._send_now(request_id, text):
+                    return
                 pending = self._open.get(request_id)
                 if pending is not None:
                     pending.parts.append(text)
@@ -109,6 +115,26 @@ class Outbox:
         self._queue.append(item)
         self._wakeup.set()
         self._account(len(item.data))
+
+    def _send_now(self, request_id: str | int, text: str) -> bool:
+        """Send a reply's first delta at once when nothing is queued or being sent (it decides
+        the time to first token); later deltas go through the queue and coalesce."""
+        ws = self.ws
+        if (
+            self._queue
+            or self._busy
+            or self._wakeup.is_set()
+            or ws.protocol.state is not State.OPEN
+            or ws.transport.get_write_buffer_size() >= FAST_PATH_BUFFER_BYTES
+        ):
+            return False
+        try:
+            ws.protocol.send_binary(encode_reply_delta(request_id, 0, text))
+            ws.send_data()
+        except Exception:  # the connection is going away: the writer will find out
+            return False
+        self._seq[request_id] = 1
+        return True
 
     def _account(self, size: int) -> None:
         self.queued_bytes += size
