@@ -506,7 +506,8 @@ async def test_cache_hit_streams_the_reply_without_upstream(gw: Bridge) -> None:
     deltas = [f["text"] for f in second.frames if f["type"] == "reply.delta"]
     assert deltas and "".join(deltas) == second.end["text"]
     (_, cached), *_ = gw.app.gateway.cache.entries.values()
-    assert len(cached.deltas) == 7 and "".join(cached.deltas) == first.end["text"]
+    # (the provider merges tokens that arrived in one network read into one delta)
+    assert cached.deltas and "".join(cached.deltas) == first.end["text"]
     assert "cached" not in first.end and "cached" not in warm.end
 
 

@@ -126,25 +126,23 @@ class OpenAICompatProvider:
             raise UpstreamError("could not reach the upstream") from None
         headers = {k.lower(): v for k, v in response.headers.items()}
         state = _StreamState()
-        done = False
-        data: list[str] = []
         try:
-            async for line in response.aiter_lines():
-                if line.startswith("data:"):
-                    data.append(line[6:] if line.startswith("data: ") else line[5:])
-                    if line[-1:] != "}" and line[-1:] != "]":
-                        continue  # possibly a multi-line event: wait for the blank line
-                elif line or not data:
-                    continue  # "event:", "id:", comments, keep-alive blank lines
-                payload = data[0] if len(data) == 1 else "\n".join(data)
-                data = []
-                if payload == "[DONE]":
-                    # read on to the end of the body, so the connection goes back to the pool
-                    done = True
-                if done:
-                    continue
-                for event in state.feed(json.loads(payload)):
+            # Parse every complete line of each network read, then yield the read's events with
+            # neighbouring text merged: the tokens that arrived together go down the pipeline
+            # (transforms, frames) as one delta instead of one per token.
+            rest = ""
+            async for text in response.aiter_text():
+                lines = (rest + text).split("\n")
+                rest = lines.pop()
+                for event in _merged(state.lines(lines)):
                     yield event
+                if state.error is not None:
+                    raise state.error
+            if rest:
+                for event in _merged(state.lines([rest, ""])):
+                    yield event
+            if state.error is not None:
+                raise state.error
         except UpstreamError:
             raise
         except openai.APITimeoutError:
@@ -160,14 +158,56 @@ class OpenAICompatProvider:
         yield StreamDone(finish=state.finish, usage=state.usage, headers=headers)
 
 
+def _merged(events: list[StreamEvent]) -> list[StreamEvent]:
+    """``events`` with runs of text deltas joined into one."""
+    if len(events) < 2:
+        return events
+    out: list[StreamEvent] = []
+    for event in events:
+        if isinstance(event, TextDelta) and out and isinstance(out[-1], TextDelta):
+            out[-1] = TextDelta(out[-1].text + event.text)
+        else:
+            out.append(event)
+    return out
+
+
 class _StreamState:
     """Turns decoded ``chat.completion.chunk`` dicts into stream events."""
 
-    __slots__ = ("finish", "usage")
+    __slots__ = ("finish", "usage", "data", "done", "error")
 
     def __init__(self) -> None:
         self.finish = "stop"
         self.usage: Usage | None = None
+        self.data: list[str] = []
+        self.done = False
+        self.error: UpstreamError | None = None
+
+    def lines(self, lines: list[str]) -> list[StreamEvent]:
+        """The events of some complete SSE lines (``data:`` events end at a blank line)."""
+        events: list[StreamEvent] = []
+        for line in lines:
+            if line.endswith("\r"):
+                line = line[:-1]
+            if line.startswith("data:"):
+                self.data.append(line[6:] if line.startswith("data: ") else line[5:])
+                if line[-1:] != "}" and line[-1:] != "]":
+                    continue  # possibly a multi-line event: wait for the blank line
+            elif line or not self.data:
+                continue  # "event:", "id:", comments, keep-alive blank lines
+            payload = self.data[0] if len(self.data) == 1 else "\n".join(self.data)
+            self.data = []
+            if payload == "[DONE]":
+                # read on to the end of the body, so the connection goes back to the pool
+                self.done = True
+            if self.done:
+                continue
+            try:
+                events.extend(self.feed(json.loads(payload)))
+            except UpstreamError as exc:
+                self.error = exc  # raised after the text that came before it
+                self.done = True
+        return events
 
     def feed(self, chunk: Any) -> list[StreamEvent]:
         """The events of one chunk (raises :class:`UpstreamError` for an error chunk)."""
