@@ -35,9 +35,12 @@ COLUMNS = [
 
 
 def _level(args: list[str], players: int, duration: float) -> dict[str, Any]:
-    warmup = "3" if players < 1000 else "5"
+    # a closed loop of 1000 players needs a while to reach its steady state (the first round of
+    # turns all start at once); the window opens after it
+    warmup = 3.0 if players < 1000 else 15.0
+    duration = duration if players < 1000 else max(duration, 15.0)
     return loadgen(
-        [*args, "--players", str(players), "--duration", str(duration), "--warmup", warmup]
+        [*args, "--players", str(players), "--duration", str(duration), "--warmup", str(warmup)]
     )
 
 
