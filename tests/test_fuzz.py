@@ -63,7 +63,7 @@ typed_maps = st.builds(
     ),
 )
 #: well-formed messages, so that sequences contain valid requests in odd orders
-good = st.sampled_from(
+good: st.SearchStrategy[dict[str, Any]] = st.sampled_from(
     [
         {"type": "ping", "id": 1},
         {"type": "ping"},
@@ -106,7 +106,7 @@ def mutated(draw: st.DrawFn) -> bytes:
 
 def deep(depth: int, with_id: bool) -> bytes:
     """A ``say`` whose context nests ``depth`` arrays deep (raw bytes, no recursion)."""
-    head = {"type": "say", "npc": "blacksmith", "player": "p", "text": "hi"}
+    head: dict[str, Any] = {"type": "say", "npc": "blacksmith", "player": "p", "text": "hi"}
     if with_id:
         head["id"] = 77
     packed = msgpack.packb(head)
@@ -244,9 +244,15 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         assert server.completed > 0
 
 
+def _recv(ws: ClientConnection, timeout: float) -> Any:
+    data = ws.recv(timeout)
+    assert isinstance(data, bytes), data
+    return unpack(data)
+
+
 def _hello(ws: ClientConnection) -> ClientConnection:
     ws.send(encode({"type": "hello", "protocol": 1, "client": "fuzz"}))
-    assert unpack(ws.recv(10))["type"] == "welcome"
+    assert _recv(ws, 10)["type"] == "welcome"
     return ws
 
 
@@ -256,7 +262,7 @@ STREAM_TYPES = {"reply.start", "reply.delta", "reply.end", "emote", "action"}
 def _next_answer(ws: ClientConnection, started: set[Any]) -> dict[str, Any]:
     """The next frame that is not part of a reply started earlier."""
     while True:
-        frame = unpack(ws.recv(10))
+        frame = _recv(ws, 10)
         assert isinstance(frame, dict) and isinstance(frame.get("type"), str), frame
         if frame["type"] in STREAM_TYPES:
             continue
@@ -289,7 +295,7 @@ def test_live_server_answers_every_frame(live: LiveServer, sequence: list[bytes 
                 ws.send(encode({"type": "ping", "id": f"sync{n}"}))
                 try:
                     while True:
-                        answer = unpack(ws.recv(15))
+                        answer = _recv(ws, 15)
                         assert isinstance(answer, dict) and isinstance(answer.get("type"), str)
                         if answer == {"type": "pong", "id": f"sync{n}"}:
                             break
@@ -327,7 +333,7 @@ def test_live_server_first_frame(live: LiveServer, frame: bytes | str) -> None:
     """Before ``hello``: a valid hello is welcomed; anything else gets an error and a close."""
     with connect(live.bridge.url, max_size=None, open_timeout=10) as ws:
         ws.send(frame)
-        answer = unpack(ws.recv(10))
+        answer = _recv(ws, 10)
         if answer["type"] == "welcome":
             assert decode_client(frame if isinstance(frame, bytes) else b"").type == "hello"
             return

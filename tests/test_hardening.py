@@ -34,7 +34,7 @@ SMITH = {"name": "Brom", "description": "A blacksmith."}
 
 async def hello(ws: ClientConnection) -> dict[str, Any]:
     await ws.send(encode(HELLO))
-    return unpack(await asyncio.wait_for(ws.recv(), 5))  # type: ignore[no-any-return]
+    return await recv(ws)
 
 
 async def eventually(predicate: Any, timeout: float = 5.0) -> None:  # noqa: ASYNC109
@@ -47,7 +47,11 @@ async def eventually(predicate: Any, timeout: float = 5.0) -> None:  # noqa: ASY
 
 
 async def recv(ws: ClientConnection) -> dict[str, Any]:
-    return unpack(await asyncio.wait_for(ws.recv(), 5))  # type: ignore[no-any-return]
+    data = await asyncio.wait_for(ws.recv(), 5)
+    assert isinstance(data, bytes)
+    frame = unpack(data)
+    assert isinstance(frame, dict)
+    return frame
 
 
 # ------------------------------------------------------------------------- per-IP connection cap
