@@ -112,8 +112,9 @@ def npcbridge_transform_delta(turn: Turn, text: str) -> str | None:
     """Chain: transform one streamed piece of reply text before it is sent.
 
     Receives the previous plugin's output; return the new text ('' to hold it back), or None
-    to leave it unchanged. Must be fast and synchronous: it runs for every token. Keep
-    per-turn state in ``turn.state``. Held-back text is flushed by ``npcbridge_flush_delta``.
+    to leave it unchanged. Must be fast and synchronous: it runs for every streamed piece (a
+    token, or the tokens of one network read; never assume word boundaries). Keep per-turn
+    state in ``turn.state``. Held-back text is flushed by ``npcbridge_flush_delta``.
     """
 
 
