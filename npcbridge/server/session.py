@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import inspect
 import logging
 import secrets
 from collections import OrderedDict
@@ -279,22 +280,26 @@ class Session:
         self.npcs[message.npc] = persona
         self.send({"type": "ok", **({"id": message.id} if message.id is not None else {})})
 
-    def _start_say(self, message: Say) -> None:
-        if message.id in self.turns:
+    def _admit(self, request_id: str | int) -> None:
+        """Refuse a request whose id is in flight already, or beyond ``max_in_flight``."""
+        if request_id in self.turns:
             raise DecodeError(
-                f"a request with id {message.id!r} is already in flight", request_id=message.id
-            )
-        if len(message.text) > self.config.max_text_chars:
-            raise DecodeError(
-                f"say: field 'text': longer than {self.config.max_text_chars} characters",
-                request_id=message.id,
+                f"a request with id {request_id!r} is already in flight", request_id=request_id
             )
         if len(self.turns) >= self.config.max_in_flight:
             raise ProtocolError(
                 ErrorCode.TOO_MANY_IN_FLIGHT,
                 f"at most {self.config.max_in_flight} requests may be in flight",
+                request_id=request_id,
+            )
+
+    def _start_say(self, message: Say) -> None:
+        if len(message.text) > self.config.max_text_chars:
+            raise DecodeError(
+                f"say: field 'text': longer than {self.config.max_text_chars} characters",
                 request_id=message.id,
             )
+        self._admit(message.id)
         try:
             persona = self.app.persona(message.npc, self.npcs)
         except ProtocolError as exc:
@@ -317,16 +322,12 @@ class Session:
 
     def track(self, request_id: str | int, coro: Awaitable[None]) -> None:
         """Run a request handler as a cancellable in-flight task (used by feature handlers)."""
-        if request_id in self.turns:
-            raise DecodeError(
-                f"a request with id {request_id!r} is already in flight", request_id=request_id
-            )
-        if len(self.turns) >= self.config.max_in_flight:
-            raise ProtocolError(
-                ErrorCode.TOO_MANY_IN_FLIGHT,
-                f"at most {self.config.max_in_flight} requests may be in flight",
-                request_id=request_id,
-            )
+        try:
+            self._admit(request_id)
+        except ProtocolError:
+            if inspect.iscoroutine(coro):
+                coro.close()  # refused: it will never run
+            raise
 
         async def run() -> None:
             try:
