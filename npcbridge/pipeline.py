@@ -39,16 +39,18 @@ log = logging.getLogger("npcbridge.turn")
 class StopReply(Exception):  # noqa: N818 - a signal, not an error
     """Raise from ``npcbridge_transform_delta`` (or ``npcbridge_flush_delta``) to end the reply.
 
-    The upstream request is closed, the piece being transformed is dropped (text sent before
-    stays), held-back text is flushed, and the turn finishes with ``finish`` ("stop" when the
-    NPC has said enough, "filtered" when moderation stopped it). No action is dispatched from a
+    The upstream request is closed, the piece being transformed is dropped except ``spoken``
+    (the part of it that may still be said; a piece can hold several tokens), text sent before
+    stays, held-back text is flushed, and the turn finishes with ``finish`` ("stop" when the NPC
+    has said enough, "filtered" when moderation stopped it). No action is dispatched from a
     filtered reply.
     """
 
-    def __init__(self, finish: str = "stop", reason: str = "") -> None:
+    def __init__(self, finish: str = "stop", reason: str = "", spoken: str = "") -> None:
         super().__init__(reason or finish)
         self.finish = finish
         self.reason = reason
+        self.spoken = spoken
 
 
 def _ms(seconds: float) -> float:
@@ -152,6 +154,7 @@ class Pipeline:
                     model_id = turn.state.get("served_model", model_id)
         except StopReply as stop:
             finish = stop.finish
+            send(stop.spoken)
             aclose = getattr(events, "aclose", None)
             if aclose is not None:
                 await aclose()
@@ -174,6 +177,7 @@ class Pipeline:
             send(self.flush(turn))
         except StopReply as stop:  # the held-back end of the reply was refused
             finish = stop.finish
+            send(stop.spoken)
         if finish not in ("error", "filtered") and tool_calls.calls:
             actions.dispatch(turn, tool_calls)
 

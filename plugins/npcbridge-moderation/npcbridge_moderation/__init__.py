@@ -154,9 +154,14 @@ def _check(turn: Turn, mod: Moderator, state: OutputState, text: str, final: boo
     # everything so far except a word still being written ("damn" may become "damnation")
     tail = None if final else _WORD_TAIL.search(pending)
     complete = pending[: tail.start()] if tail else pending
-    if mod.is_blocked("".join(state.sent) + complete) or (
-        limit is not None and state.sent_chars + len(release) > limit
-    ):
+    said = "".join(state.sent)
+    match = mod.blocked.search(said + complete) if mod.blocked is not None else None
+    if match is not None:
+        # the piece may hold several tokens: what comes before the blocked words is still said
+        spoken = pending[: max(0, match.start() - len(said))]
+        state.filtered, state.held = True, ""
+        raise StopReply("filtered", "moderation", spoken=spoken)
+    if limit is not None and state.sent_chars + len(release) > limit:
         state.filtered, state.held = True, ""
         raise StopReply("filtered", "moderation")
     if release:
