@@ -120,39 +120,45 @@ local MAXINT = math.maxinteger
 -- UTF-8 validation (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF)
 -- ---------------------------------------------------------------------------------------------
 
---- Return true when `s` is well-formed UTF-8.
+--- Scan `s` as UTF-8: "ok" when well-formed, "incomplete" when it ends inside a character whose
+--- bytes so far are allowed (more bytes could still make it valid), "bad" otherwise.
 ---@param s string
----@return boolean
-function M.valid_utf8(s)
-  if not s:find("[\128-\255]") then return true end
+---@return "ok"|"incomplete"|"bad"
+function M.utf8_scan(s)
+  if not s:find("[\128-\255]") then return "ok" end
   local i, n = 1, #s
   while i <= n do
     local c = byte(s, i)
     if c < 0x80 then
       i = i + 1
-    elseif c >= 0xC2 and c <= 0xDF then
-      local c2 = byte(s, i + 1)
-      if not c2 or c2 < 0x80 or c2 > 0xBF then return false end
-      i = i + 2
-    elseif c >= 0xE0 and c <= 0xEF then
-      local c2, c3 = byte(s, i + 1, i + 2)
-      if not c3 then return false end
-      local lo, hi = 0x80, 0xBF
-      if c == 0xE0 then lo = 0xA0 elseif c == 0xED then hi = 0x9F end
-      if c2 < lo or c2 > hi or c3 < 0x80 or c3 > 0xBF then return false end
-      i = i + 3
-    elseif c >= 0xF0 and c <= 0xF4 then
-      local c2, c3, c4 = byte(s, i + 1, i + 3)
-      if not c4 then return false end
-      local lo, hi = 0x80, 0xBF
-      if c == 0xF0 then lo = 0x90 elseif c == 0xF4 then hi = 0x8F end
-      if c2 < lo or c2 > hi or c3 < 0x80 or c3 > 0xBF or c4 < 0x80 or c4 > 0xBF then return false end
-      i = i + 4
     else
-      return false
+      local need, lo, hi
+      if c >= 0xC2 and c <= 0xDF then
+        need, lo, hi = 1, 0x80, 0xBF
+      elseif c >= 0xE0 and c <= 0xEF then
+        need, lo, hi = 2, c == 0xE0 and 0xA0 or 0x80, c == 0xED and 0x9F or 0xBF
+      elseif c >= 0xF0 and c <= 0xF4 then
+        need, lo, hi = 3, c == 0xF0 and 0x90 or 0x80, c == 0xF4 and 0x8F or 0xBF
+      else
+        return "bad"
+      end
+      for k = 1, need do
+        local d = byte(s, i + k)
+        if not d then return "incomplete" end
+        if k > 1 then lo, hi = 0x80, 0xBF end
+        if d < lo or d > hi then return "bad" end
+      end
+      i = i + need + 1
     end
   end
-  return true
+  return "ok"
+end
+
+--- Return true when `s` is well-formed UTF-8.
+---@param s string
+---@return boolean
+function M.valid_utf8(s)
+  return M.utf8_scan(s) == "ok"
 end
 
 -- ---------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ local base = (...):match("^(.-)[^%.]+$") or ""
 local sha1 = require(base .. "sha1")
 local base64 = require(base .. "base64")
 local utf8check = require(base .. "msgpack").valid_utf8
+local utf8_scan = require(base .. "msgpack").utf8_scan
 
 local byte, char, sub, concat, floor = string.byte, string.char, string.sub, table.concat, math.floor
 local tunpack = unpack or table.unpack
@@ -539,33 +540,7 @@ end
 ---@param s string
 ---@return boolean
 function M.utf8_prefix_ok(s)
-  if not s:find("[\128-\255]") then return true end
-  local i, n = 1, #s
-  while i <= n do
-    local c = byte(s, i)
-    if c < 0x80 then
-      i = i + 1
-    else
-      local need, lo, hi
-      if c >= 0xC2 and c <= 0xDF then
-        need, lo, hi = 1, 0x80, 0xBF
-      elseif c >= 0xE0 and c <= 0xEF then
-        need, lo, hi = 2, c == 0xE0 and 0xA0 or 0x80, c == 0xED and 0x9F or 0xBF
-      elseif c >= 0xF0 and c <= 0xF4 then
-        need, lo, hi = 3, c == 0xF0 and 0x90 or 0x80, c == 0xF4 and 0x8F or 0xBF
-      else
-        return false
-      end
-      for k = 1, need do
-        local d = byte(s, i + k)
-        if not d then return true end
-        if k > 1 then lo, hi = 0x80, 0xBF end
-        if d < lo or d > hi then return false end
-      end
-      i = i + need + 1
-    end
-  end
-  return true
+  return utf8_scan(s) ~= "bad"
 end
 
 -- ---------------------------------------------------------------------------------------------
