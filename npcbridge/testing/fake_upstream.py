@@ -1095,51 +1095,24 @@ class FakeUpstream:
                 b"data: " + head + b"," + json.dumps(obj, separators=(",", ":"))[1:].encode()
             ) + b"\n\n"
 
+        def choice(delta: Mapping[str, Any], finish: str | None = None, **extra: Any) -> bytes:
+            """One chunk holding one choice (``extra``: top-level fields such as ``x_groq``)."""
+            entry = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+            return event({"choices": [entry], **extra})
+
         chunks = [content_prefix + json.dumps(t).encode() + content_suffix for t in plan.tokens]
         tool_pieces = self._tool_pieces(plan)
         for index, tc, pieces in tool_pieces:
-            chunks.append(
-                event(
-                    {
-                        "choices": [
-                            {
-                                "index": 0,
-                                "delta": {
-                                    "tool_calls": [
-                                        {
-                                            "index": index,
-                                            "id": tc.id,
-                                            "type": "function",
-                                            "function": {"name": tc.name, "arguments": ""},
-                                        }
-                                    ]
-                                },
-                                "logprobs": None,
-                                "finish_reason": None,
-                            }
-                        ]
-                    }
-                )
-            )
+            first = {
+                "index": index,
+                "id": tc.id,
+                "type": "function",
+                "function": {"name": tc.name, "arguments": ""},
+            }
+            chunks.append(choice({"tool_calls": [first]}))
             for piece in pieces:
-                chunks.append(
-                    event(
-                        {
-                            "choices": [
-                                {
-                                    "index": 0,
-                                    "delta": {
-                                        "tool_calls": [
-                                            {"index": index, "function": {"arguments": piece}}
-                                        ]
-                                    },
-                                    "logprobs": None,
-                                    "finish_reason": None,
-                                }
-                            ]
-                        }
-                    )
-                )
+                piece_call = {"index": index, "function": {"arguments": piece}}
+                chunks.append(choice({"tool_calls": [piece_call]}))
         n_tool_pieces = sum(len(p) for _, _, p in tool_pieces)
 
         response = web.StreamResponse(
@@ -1153,21 +1126,7 @@ class FakeUpstream:
             ),
         )
         await response.prepare(request)
-        await response.write(
-            event(
-                {
-                    "choices": [
-                        {
-                            "index": 0,
-                            "delta": {"role": "assistant", "content": ""},
-                            "logprobs": None,
-                            "finish_reason": None,
-                        }
-                    ],
-                    "x_groq": {"id": groq_id},
-                }
-            )
-        )
+        await response.write(choice({"role": "assistant", "content": ""}, x_groq={"id": groq_id}))
         if plan.ttft_s > 0:
             await asyncio.sleep(plan.ttft_s)
         started = time.monotonic()
@@ -1185,21 +1144,7 @@ class FakeUpstream:
             self._cut(request)
         completion_time = time.monotonic() - started
         usage = self._usage(plan, len(plan.tokens) + n_tool_pieces, completion_time)
-        tail = [
-            event(
-                {
-                    "choices": [
-                        {
-                            "index": 0,
-                            "delta": {},
-                            "logprobs": None,
-                            "finish_reason": plan.finish,
-                        }
-                    ],
-                    "x_groq": {"id": groq_id, "usage": usage},
-                }
-            )
-        ]
+        tail = [choice({}, plan.finish, x_groq={"id": groq_id, "usage": usage})]
         options = body.get("stream_options")
         if isinstance(options, Mapping) and options.get("include_usage"):
             tail.append(event({"choices": [], "usage": usage}))
