@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 from websockets.asyncio.connection import Connection
 from websockets.exceptions import ConnectionClosed
 
+from ..actions import check_schema
+from ..builtin.persona import persona_from_card
 from ..pipeline import error_frame
 from ..plugins import call_first
 from ..protocol import (
@@ -261,9 +263,6 @@ class Session:
             await handler(self, message)
 
     def _define(self, message: NpcDefine) -> None:
-        from ..actions import check_schema
-        from ..builtin.persona import persona_from_card
-
         if message.persona is not None:
             persona = message.persona
         elif message.card is not None:
