@@ -164,6 +164,45 @@ async def test_sqlite_survives_reopen(tmp_path: Path) -> None:
         await s.close()
 
 
+async def test_sqlite_reads_inline_and_hand_locked_reads_to_the_thread(tmp_path: Path) -> None:
+    """Reads run on the loop through the read-only connection; a read that meets a lock fails
+    at once there (no busy sleep on the loop) and is answered by the writer's thread."""
+    import sqlite3
+
+    from npcbridge.stores.sqlite import SqliteStore, _open_reader
+
+    s = await open_store(str(tmp_path / "inline.db"))
+    assert isinstance(s, SqliteStore) and s.reader is not None
+    try:
+        await s.append_turn(turn("smith", "p1", "hello"))
+        # read-after-write: the inline reader sees what the writer committed
+        assert [t.user_text for t in await s.recent_turns("smith", "p1", 5)] == ["hello"]
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            s.reader.execute("DELETE FROM turns")
+
+        # a reader on a file another connection holds exclusively (rollback journal: a WAL
+        # file cannot be taken exclusively while our writer has it open)
+        locked = tmp_path / "locked.db"
+        holder = sqlite3.connect(locked, isolation_level=None)
+        holder.execute("CREATE TABLE turns (x)")
+        holder.execute("BEGIN EXCLUSIVE")
+        inline = s.reader
+        s.reader = _open_reader(str(locked), "locked")
+        try:
+            started = time.perf_counter()
+            turns = await s.recent_turns("smith", "p1", 5)
+            assert time.perf_counter() - started < 1.0  # sqlite's default would sleep 5 s
+            assert [t.user_text for t in turns] == ["hello"]  # from the writer's thread
+        finally:
+            s.reader.close()
+            s.reader = inline
+            holder.execute("ROLLBACK")
+            holder.close()
+    finally:
+        await s.close()
+    assert s.reader is None
+
+
 def test_sqlite_urls() -> None:
     assert sqlite_path("npc.db") == ("npc.db", {})
     assert sqlite_path("sqlite:///npc.db") == ("npc.db", {})

@@ -109,9 +109,9 @@ class Plugin:
         state.turns = await store.recent_turns(
             turn.npc, turn.player, s.window_max_turns + 2 * s.summary_batch
         )
+        memories = await store.memories(turn.npc, turn.player)
         complete = [t for t in state.turns if t.status == "complete"][-s.window_max_turns :]
         out: list[dict[str, Any]] = []
-        memories = await store.memories(turn.npc, turn.player)
         if memories and s.recall_limit and s.memory_tokens:
             scored = await ranked(self.app, s, memories, turn.text, time.time())
             chosen = within_budget(scored, s.recall_limit, s.memory_tokens)

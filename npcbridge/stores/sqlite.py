@@ -1,7 +1,15 @@
 """The embedded store: one SQLite file (the default), accessed through aiosqlite.
 
-aiosqlite runs the connection in its own thread, so queries never block the event loop. The
-file is opened in WAL mode with ``synchronous=NORMAL``: readers do not wait for the writer, and
+Writes go through aiosqlite, which runs the writing connection in its own thread, so a write
+waiting on a lock or an fsync never blocks the event loop. Reads of a file database run inline on
+the event loop through a second, read-only connection: they are indexed look-ups (tens of
+microseconds, ``bench/RESULTS.md``) where a round trip to the writer's thread costs ten times the
+query, and recall sits on the path to the first token. WAL readers never wait for the writer;
+a read that would wait anyway (another process holding an exclusive lock, recovery of a crashed
+writer's WAL) is not retried inline but handed to the writer's thread, which waits without
+blocking the loop. An in-memory database has no second connection and reads on the thread too.
+
+The file is opened in WAL mode with ``synchronous=NORMAL``: readers do not wait for the writer, and
 a committed transaction survives a crash of the server process (SIGKILL included); only an OS
 crash or power loss may roll back the last commits (never corrupt the file). Set
 ``?synchronous=full`` on a ``sqlite:///`` URL to fsync every commit instead.
@@ -89,6 +97,18 @@ def sqlite_path(url: str) -> tuple[str, dict[str, str]]:
     return path or ":memory:", options
 
 
+def _open_reader(path: str, name: str) -> sqlite3.Connection:
+    """The read-only connection used inline on the event loop. ``timeout=0``: a read that
+    would wait for a lock fails at once (and is handed to the writer's thread) instead of
+    sleeping on the loop."""
+    try:
+        reader = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
+        reader.execute("PRAGMA query_only = ON")
+    except sqlite3.Error as exc:
+        raise StoreError(f"store {name}: cannot open SQLite database: {exc}") from None
+    return reader
+
+
 def _checked_file(path: str) -> str:
     """Expand ``~`` and check the directory exists (SQLite's own message is vaguer)."""
     file = Path(path).expanduser()
@@ -104,9 +124,12 @@ class SqliteStore:
 
     shared = False
 
-    def __init__(self, db: aiosqlite.Connection, name: str) -> None:
+    def __init__(
+        self, db: aiosqlite.Connection, name: str, reader: sqlite3.Connection | None = None
+    ) -> None:
         self.db = db
         self.name = name
+        self.reader = reader
         self._write_lock = asyncio.Lock()
         self._adds = 0
         self._closed = False
@@ -137,6 +160,12 @@ class SqliteStore:
         except StoreError:
             await db.close()
             raise
+        if path != ":memory:":
+            try:
+                store.reader = _open_reader(path, name)
+            except StoreError:
+                await db.close()
+                raise
         return store
 
     async def _migrate(self) -> None:
@@ -168,6 +197,9 @@ class SqliteStore:
         if self._closed:
             return
         self._closed = True
+        if self.reader is not None:
+            self.reader.close()
+            self.reader = None
         await self.db.close()
 
     async def _write(self, sql: str, params: tuple[Any, ...] = ()) -> aiosqlite.Cursor:
@@ -177,8 +209,20 @@ class SqliteStore:
             return await self.db.execute(sql, params)
 
     async def _all(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        async with self.db.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        """Run one statement on the writer's thread and fetch its rows in a single trip
+        (execute, fetch and close as separate awaits would cost three)."""
+        return list(await self.db.execute_fetchall(sql, params))
+
+    async def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        """Run one query: inline on the read-only connection, or on the writer's thread when
+        there is none or the read would have to wait for a lock (see the module docstring)."""
+        if self.reader is not None:
+            try:
+                return self.reader.execute(sql, params).fetchall()
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                    raise
+        return await self._all(sql, params)
 
     # ---------------------------------------------------------------- counters
 
@@ -206,7 +250,7 @@ class SqliteStore:
 
     async def get_counter(self, key: str) -> float:
         """The counter's value, 0.0 when missing or expired."""
-        rows = await self._all(
+        rows = await self._read(
             "SELECT value FROM counters WHERE key = ? AND (expires IS NULL OR expires > ?)",
             (key, time.time()),
         )
@@ -237,7 +281,7 @@ class SqliteStore:
 
     async def recent_turns(self, npc: str, player: str, limit: int) -> list[TurnRecord]:
         """The newest ``limit`` turns of (npc, player), oldest first."""
-        rows = await self._all(
+        rows = await self._read(
             "SELECT id, npc, player, user_text, reply_text, status, finish, model, session_id, "
             "request_id, at FROM turns WHERE npc = ? AND player = ? ORDER BY id DESC LIMIT ?",
             (npc, player, limit),
@@ -261,7 +305,7 @@ class SqliteStore:
 
     async def get_watermark(self, npc: str, player: str) -> int:
         """The newest summarised turn id of (npc, player)."""
-        rows = await self._all(
+        rows = await self._read(
             "SELECT turn_id FROM watermarks WHERE npc = ? AND player = ?", (npc, player)
         )
         return int(rows[0][0]) if rows else 0
@@ -296,7 +340,7 @@ class SqliteStore:
 
     async def memories(self, npc: str, player: str) -> list[MemoryRecord]:
         """Memories about ``player`` and world facts of ``npc``, oldest first."""
-        rows = await self._all(
+        rows = await self._read(
             "SELECT id, npc, player, kind, text, importance, at, last_access FROM memories "
             "WHERE npc = ? AND player IN (?, '') ORDER BY id",
             (npc, player),
