@@ -146,18 +146,19 @@ def workdir(name: str) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def mock(profile: str, tmp: Path, *, words: int = 40) -> Iterator[tuple[Proc, str]]:
-    """The stamping Groq-like mock upstream in its own process; yields (proc, base_url)."""
+    """The Groq-like mock upstream in its own process: the project's fake upstream whose
+    replies are ``words`` time-stamped tokens; yields (proc, base_url)."""
     ttft_ms, tps = PROFILES[profile]
     proc = Proc(
         [
             PY,
             "-m",
-            "bench.mock",
+            "npcbridge.testing.fake_upstream",
             "--ttft-ms",
             str(ttft_ms),
             "--tokens-per-s",
             str(tps),
-            "--words",
+            "--stamp-words",
             str(words),
         ],
         log=tmp / f"mock-{profile}.log",

@@ -6,10 +6,11 @@ Modes::
     python -m bench.loadgen players --ws WS_URL | --sse BASE_URL --players N --duration S
     python -m bench.loadgen idle --ws WS_URL --conns N
 
-Time outside the mock is measured with the stamps the benchmark mock puts into every token
-(see ``bench/mock.py``): for a request sent at ``t0`` whose first token was received at ``t1``,
-``overhead = (t1 - t0) - (sent_ns - arrival_ns)`` of that first token, i.e. the time to first
-token minus the mock's own time to first token. For every token, ``delay = received - sent_ns``.
+Time outside the mock is measured with the stamps the mock puts into every token (the fake
+upstream's ``stamp_tokens``, see ``npcbridge/testing/fake_upstream.py``): for a request sent at
+``t0`` whose first token was received at ``t1``, ``overhead = (t1 - t0) - (sent_ns -
+arrival_ns)`` of that first token, i.e. the time to first token minus the mock's own time to
+first token. For every token, ``delay = received - sent_ns``.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ import msgpack
 from websockets.asyncio.client import ClientConnection, connect
 
 from bench.common import BENCH_KEY
-from bench.mock import parse_stamps
 from npcbridge.protocol import encode
+from npcbridge.testing.fake_upstream import parse_stamps
 
 MODEL = "llama-3.1-8b-instant"
 HELLO = encode({"type": "hello", "protocol": 1, "client": "bench/loadgen"})

@@ -15,6 +15,7 @@ Usage::
 Command line (benchmarks, non-Python suites)::
 
     python -m npcbridge.testing.fake_upstream --port 0 --ttft-ms 50 --tokens-per-s 750
+    python -m npcbridge.testing.fake_upstream --ttft-ms 50 --tokens-per-s 750 --stamp-words 40
 
 prints one JSON line ``{"base_url": "http://127.0.0.1:PORT/v1", "port": PORT, ...}`` to stdout
 and serves until SIGTERM/SIGINT. Run ``--help`` for every flag.
@@ -30,7 +31,7 @@ Knobs (constructor keyword arguments, also mutable attributes; changes apply to 
 ``slow_tokens_per_s`` (pace of ``[[slow]]``; 10), ``stall_directive_s`` (length of
 ``[[stall]]``; 60), ``write_interval_ms`` (minimum gap between writes of a paced stream; 10),
 ``record_requests`` (keep :class:`RequestRecord` objects; True, the CLI default is off),
-``system_fingerprint``.
+``system_fingerprint``, ``stamp_tokens`` (False; see *Time stamps* below).
 
 Endpoints
 ---------
@@ -76,6 +77,12 @@ Tokens, pacing and usage
 * ``tokens_per_s``: pace of content/tool chunks (0 = as fast as possible, all in one write).
   Chunks that are due are written together, at most one write per ``write_interval_ms``
   (default 10 ms), so thousands of concurrent streams stay cheap; the average pace is exact.
+* Time stamps (benchmarks): with ``stamp_tokens=True``, every :data:`STAMP_PLACEHOLDER` in a
+  streamed chunk is replaced, as the chunk is written to the socket, by
+  ``T<arrival_ns>.<sent_ns>`` (the same width): when the request reached the server and when
+  that chunk was written, ``CLOCK_MONOTONIC`` nanoseconds, which every process on the machine
+  shares. A client then separates the upstream's own time from the time spent outside it, per
+  request and per token (:func:`parse_stamps`).
 * ``prompt_tokens`` = (total characters of the text of all ``messages[].content``) // 4
   + 1 per message (text parts of list contents count; see :func:`count_prompt_tokens`).
 * ``completion_tokens`` = number of content chunks sent + number of tool-call argument pieces.
@@ -156,13 +163,14 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import re
 import signal
 import sys
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -300,6 +308,8 @@ class RequestRecord:
     body: Any
     time: float
     monotonic: float
+    #: ``time.monotonic_ns()`` when the request reached the handler (the stamps' arrival)
+    arrival_ns: int = 0
     #: Usage reported for this request (``None`` if none was sent, e.g. errors or cut streams).
     usage: dict[str, Any] | None = None
     #: ``"pending"``, ``"completed"``, ``"error"``, ``"stream_error"``, ``"cut"`` or
@@ -605,6 +615,30 @@ class _Cut(Exception):
     """Raised inside a handler after the fake aborted the connection on purpose."""
 
 
+#: token text that ``stamp_tokens`` replaces with ``T<arrival_ns>.<sent_ns>`` (same width)
+STAMP_PLACEHOLDER = "T" + "0" * 19 + "." + "0" * 19
+_STAMP_PLACEHOLDER_BYTES = STAMP_PLACEHOLDER.encode()
+_STAMP = re.compile(r"T(\d{19})\.(\d{19})")
+
+
+def parse_stamps(text: str) -> list[tuple[int, int]]:
+    """The ``(arrival_ns, sent_ns)`` pairs of the stamped tokens in a piece of reply text."""
+    return [(int(a), int(s)) for a, s in _STAMP.findall(text)]
+
+
+def _stamping_writer(
+    response: web.StreamResponse, arrival_ns: int
+) -> Callable[[bytes], Awaitable[None]]:
+    """``response.write`` that fills in the stamps of the chunks as they are written."""
+    arrival = b"T%019d." % arrival_ns
+
+    async def write(data: bytes) -> None:
+        stamp = arrival + b"%019d" % time.monotonic_ns()
+        await response.write(data.replace(_STAMP_PLACEHOLDER_BYTES, stamp))
+
+    return write
+
+
 class FakeUpstream:
     """An in-loop fake OpenAI-compatible server; see the module docstring for the behaviour.
 
@@ -631,6 +665,7 @@ class FakeUpstream:
         write_interval_ms: float = 10.0,
         record_requests: bool = True,
         system_fingerprint: str = "fp_fake0000",
+        stamp_tokens: bool = False,
     ) -> None:
         """Configure the server; nothing is bound until :meth:`start` (or ``async with``)."""
         self.host = host
@@ -651,6 +686,7 @@ class FakeUpstream:
         self.write_interval_ms = write_interval_ms
         self.record_requests = record_requests
         self.system_fingerprint = system_fingerprint
+        self.stamp_tokens = stamp_tokens
 
         self.requests: list[RequestRecord] = []
         self.completed = 0
@@ -962,6 +998,7 @@ class FakeUpstream:
         return out
 
     async def _handle_chat(self, request: web.Request) -> web.StreamResponse:
+        arrival_ns = time.monotonic_ns()
         raw = await request.read()
         try:
             body: Any = json.loads(raw) if raw else None
@@ -974,6 +1011,7 @@ class FakeUpstream:
             body=body,
             time=time.time(),
             monotonic=time.monotonic(),
+            arrival_ns=arrival_ns,
         )
         if self.record_requests:
             self.requests.append(record)
@@ -1131,7 +1169,8 @@ class FakeUpstream:
             await asyncio.sleep(plan.ttft_s)
         started = time.monotonic()
         limit = len(chunks) if plan.cut_after is None else min(plan.cut_after, len(chunks))
-        await self._write_paced(response, chunks, limit, plan.tokens_per_s)
+        write = _stamping_writer(response, record.arrival_ns) if self.stamp_tokens else None
+        await self._write_paced(write or response.write, chunks, limit, plan.tokens_per_s)
         if plan.stream_error is not None:
             await response.write(
                 b"data: " + json.dumps({"error": plan.stream_error}).encode() + b"\n\n"
@@ -1158,12 +1197,16 @@ class FakeUpstream:
         return response
 
     async def _write_paced(
-        self, response: web.StreamResponse, chunks: list[bytes], limit: int, tps: float
+        self,
+        write: Callable[[bytes], Awaitable[None]],
+        chunks: list[bytes],
+        limit: int,
+        tps: float,
     ) -> None:
         if limit <= 0:
             return
         if tps <= 0:
-            await response.write(b"".join(chunks[:limit]))
+            await write(b"".join(chunks[:limit]))
             return
         interval = 1.0 / tps
         min_sleep = max(0.0, self.write_interval_ms / 1000.0)
@@ -1172,9 +1215,7 @@ class FakeUpstream:
         while sent < limit:
             due = min(limit, int((time.monotonic() - start) * tps) + 1)
             if due > sent:
-                await response.write(
-                    chunks[sent] if due == sent + 1 else b"".join(chunks[sent:due])
-                )
+                await write(chunks[sent] if due == sent + 1 else b"".join(chunks[sent:due]))
                 sent = due
             if sent < limit:
                 delay = start + sent * interval - time.monotonic()
@@ -1261,7 +1302,20 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-rate-limit-headers", action="store_true")
     parser.add_argument("--record", action="store_true", help="keep request records (memory grows)")
     parser.add_argument("--no-strict-groq", action="store_true")
+    parser.add_argument(
+        "--stamp-words",
+        type=int,
+        default=0,
+        metavar="N",
+        help="benchmarks: every reply is N time-stamped tokens (stamp_tokens); 0 = normal replies",
+    )
     return parser.parse_args(argv)
+
+
+def stamped_reply(words: int) -> Callable[[Mapping[str, Any]], str]:
+    """A ``reply_fn`` whose replies are ``words`` tokens of :data:`STAMP_PLACEHOLDER`."""
+    text = " ".join([STAMP_PLACEHOLDER] * words) + " "
+    return lambda body: text
 
 
 async def _serve(args: argparse.Namespace) -> None:
@@ -1277,6 +1331,8 @@ async def _serve(args: argparse.Namespace) -> None:
         rate_limit_headers={} if args.no_rate_limit_headers else None,
         record_requests=args.record,
         strict_groq=not args.no_strict_groq,
+        reply_fn=stamped_reply(args.stamp_words) if args.stamp_words > 0 else None,
+        stamp_tokens=args.stamp_words > 0,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -1289,6 +1345,7 @@ async def _serve(args: argparse.Namespace) -> None:
             "groq_base_url": fake.groq_base_url,
             "url": fake.url,
             "port": fake.port,
+            "pid": os.getpid(),
         }
         sys.stdout.write(json.dumps(line) + "\n")
         sys.stdout.flush()
