@@ -145,6 +145,20 @@ def test_speaker_cut_is_streaming_aware() -> None:
     assert cut.cut and cut.cut_label == "Player"
 
 
+def test_speaker_cut_releases_common_first_words_at_once() -> None:
+    """The first word of a reply is not held when it cannot start a label."""
+    for first in ("Well ", "Welcome ", "A ", "I ", "Greetings "):
+        cut = make_cut(["Brom"], ["p1"])
+        assert cut.feed(first) == first, first
+    # still held: the start of a known speaker's name ("The player:"), or of a generic name
+    assert make_cut(["Brom"], ["p1"]).feed("The ") == ""
+    assert make_cut(["Brom"], ["Good Wife"]).feed("Good ") == ""
+    assert make_cut(["Brom"], ["p1"]).feed("Old ") == ""
+    assert make_cut(["Brom"], ["p1"]).feed("Well") == ""  # "Wellesley:" may follow
+    cut = make_cut(["Brom"], ["p1"])
+    assert cut.feed("Old ") + cut.feed("Tom: hi") + cut.flush() == ""  # and it is still cut
+
+
 def test_speaker_cut_whole_text() -> None:
     own, others = ["Brom", "blacksmith"], ["p1", "Aelindra", "mage"]
     assert cut_speaker_lines("Brom: Aye.", own, others) == "Aye."

@@ -12,8 +12,9 @@ that starts with a speaker label is classified when its label is complete:
   ``Note`` or ``Price``) followed by speech (a capital letter or a quote): cut as well.
 
 It works on the stream: only the start of a line is held back, and only while it could still be
-a label (at most :data:`MAX_LABEL_CHARS` characters, four words, no sentence punctuation), so
-speech is delayed by a token at most at each line start.
+a label (at most :data:`MAX_LABEL_CHARS` characters, four words, no sentence punctuation, not a
+complete common first word such as ``Well`` or ``The`` unless a known speaker's name starts so),
+so speech is delayed by a token at most at each line start, and usually not at all.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ COMMON_WORDS = frozenset(
     well listen look see so now here there yes no aye nay oh ah hmm but and or because result
     summary total update news rumour rumor rumours rumors warning caution danger important fact
     facts ingredients recipe option options choice choices menu stock item items
+    the a an i it we this that these those what who why how where when welcome greetings hello hi
+    hey good come please thank thanks sorry indeed certainly perhaps maybe ahoy alas
     """.split()
 )
 
@@ -168,6 +171,9 @@ class SpeakerCut:
         if any(k.startswith(prefix) for k in (*self.own, *self.others)):
             return True
         words = bare.split()
+        first_complete = len(words) > 1 or prefix.endswith(" ")
+        if words and first_complete and normalize(words[0]) in COMMON_WORDS:
+            return False  # "Well met": a generic label never starts with a common word
         return (
             self.generic
             and len(words) <= MAX_GENERIC_WORDS
