@@ -181,7 +181,12 @@ speech_style = "short sentences, calls everyone 'lad'"
 
 @contextlib.contextmanager
 def npcbridge(
-    upstream: str, tmp: Path, *, log_level: str = "INFO", env: dict[str, str] | None = None
+    upstream: str,
+    tmp: Path,
+    *,
+    log_level: str = "INFO",
+    env: dict[str, str] | None = None,
+    server_args: Sequence[str] = (),
 ) -> Iterator[tuple[Proc, str]]:
     """The npcbridge server (``bench/server.py``) in its own process; yields (proc, ws_url).
 
@@ -214,6 +219,7 @@ def npcbridge(
             str(config),
             "--loop",
             os.environ.get("BENCH_LOOP", "asyncio"),
+            *server_args,
         ],
         log=tmp / "npcbridge.log",
         env={"GROQ_API_KEY": BENCH_KEY, **(env or {})},

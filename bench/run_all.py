@@ -3,7 +3,8 @@
     python -m bench.run_all [--quick] [--no-litellm]
 
 Order: 1 added TTFT (both profiles), 2 turns/s (1, 10, 100, 1000 players), 3 streaming overhead
-(200 replies), 4 memory per idle connection (1,000 and 5,000). Each appends its rows to
+(200 replies), 4 memory per idle connection (1,000 and 5,000), 5 garbage-collector pauses at
+100 players with and without ``settle_heap()``. Each appends its rows to
 bench/RESULTS.md. ``--quick`` shortens every run (for trying the harness, not for figures).
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench import bench_memory, bench_stream, bench_throughput, bench_ttft
+from bench import bench_gc, bench_memory, bench_stream, bench_throughput, bench_ttft
 from bench.common import litellm_available, machine, raise_nofile
 
 
@@ -33,6 +34,7 @@ def main() -> None:
     bench_stream.run("groq-750", 200, 200, 3 if args.quick else 10)
     for count in (1000, 5000):
         bench_memory.run(count)
+    bench_gc.run(100, 10 if args.quick else 30)
     print(f"all benchmarks done in {time.monotonic() - started:.0f} s")
 
 

@@ -2,9 +2,13 @@
 
     python -m bench.server --config FILE
 
-Same configuration loading, logging format and server as the CLI; the only difference is that
-plugins installed in the environment (examples such as a pirate-speech filter, plugins under
-development) are not loaded, so every run measures the core server with its builtin plugins.
+Same configuration loading, logging format and server as the CLI (including its
+``settle_heap()`` after start-up); the only difference is that plugins installed in the
+environment (examples such as a pirate-speech filter, plugins under development) are not loaded,
+so every run measures the core server with its builtin plugins.
+
+``--no-gc-freeze`` skips ``settle_heap()`` (to measure what it does); ``--gc-report FILE`` writes
+the garbage collector's pauses after start-up, per generation, as JSON when the server stops.
 """
 
 from __future__ import annotations
@@ -12,16 +16,46 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
+import json
 import logging
 import signal
 import sys
+import time
+from pathlib import Path
+from typing import Any
 
 from npcbridge.app import App
 from npcbridge.config import load_config
-from npcbridge.server import serve
+from npcbridge.server import serve, settle_heap
 
 
-async def _run(config_file: str) -> None:
+class GcPauses:
+    """Records how long each garbage collection took, per generation (``gc.callbacks``)."""
+
+    def __init__(self) -> None:
+        self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses[info["generation"]].append((time.perf_counter() - self._started) * 1000)
+
+    def report(self) -> dict[str, Any]:
+        """Per generation: collections, longest and total pause (ms)."""
+        return {
+            str(gen): {
+                "collections": len(ms),
+                "max_ms": round(max(ms, default=0.0), 3),
+                "total_ms": round(sum(ms), 3),
+            }
+            for gen, ms in self.pauses.items()
+        }
+
+
+async def _run(config_file: str, freeze: bool, gc_report: bool) -> dict[str, Any] | None:
     config = load_config(config_file)
     logging.basicConfig(
         level=config.log_level.upper(),
@@ -29,13 +63,21 @@ async def _run(config_file: str) -> None:
     )
     app = App(config, entry_points=False)
     server = await serve(app)
+    if freeze:
+        settle_heap()
+    pauses = GcPauses()
+    if gc_report:
+        gc.callbacks.append(pauses)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    if gc_report:
+        gc.callbacks.remove(pauses)
     await server.close()
+    return pauses.report() if gc_report else None
 
 
 def main() -> int:
@@ -48,13 +90,18 @@ def main() -> int:
         default="asyncio",
         help="event loop (npcbridge serve uses asyncio's default loop)",
     )
+    parser.add_argument("--no-gc-freeze", action="store_true", help="skip settle_heap()")
+    parser.add_argument("--gc-report", metavar="FILE", help="write GC pauses here at the end")
     args = parser.parse_args()
+    run = _run(args.config, not args.no_gc_freeze, bool(args.gc_report))
     if args.loop == "uvloop":
         import uvloop  # type: ignore[import-not-found]
 
-        uvloop.run(_run(args.config))
+        report = uvloop.run(run)
     else:
-        asyncio.run(_run(args.config))
+        report = asyncio.run(run)
+    if args.gc_report:
+        Path(args.gc_report).write_text(json.dumps(report))
     return 0
 
 

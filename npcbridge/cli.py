@@ -84,7 +84,7 @@ class StartupError(Exception):
 
 async def _run_server(config: Any, plugins: list[str]) -> int:
     from .app import App
-    from .server import serve
+    from .server import serve, settle_heap
 
     # handlers first: a SIGTERM that arrives during start-up still ends the process cleanly
     stop = asyncio.Event()
@@ -103,6 +103,7 @@ async def _run_server(config: Any, plugins: list[str]) -> int:
     except Exception as exc:
         await app.close()
         raise StartupError(str(exc)) from None
+    settle_heap()
     await stop.wait()
     await server.close()
     return 0

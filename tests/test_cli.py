@@ -188,3 +188,16 @@ async def test_serve_log_level_flag(tmp_path: Path) -> None:
     assert "WARNING" in first and "OFFLINE MODE" in first
     log = await stop(proc)
     assert "INFO" not in log
+
+
+async def test_serve_settles_the_heap_once_listening(tmp_path: Path) -> None:
+    """``npcbridge serve`` freezes its start-up objects out of the garbage collector."""
+    proc, url, head = await start_serve(base_env(tmp_path), "--log-level", "debug")
+    try:
+        async with await Client.connect(url) as client:
+            await client.define_npc("elf", {"name": "Aelindra"})
+            assert await (await client.say("elf", "p1", "Hello")).text()
+    finally:
+        log = await stop(proc)
+    match = re.search(r"heap settled: (\d+) start-up objects frozen", head + log)
+    assert match and int(match.group(1)) > 10_000

@@ -1,5 +1,5 @@
 """The thin asyncio + websockets layer: accept, handshake, route, send. No protocol logic."""
 
-from .serve import Server, serve
+from .serve import Server, serve, settle_heap
 
-__all__ = ["Server", "serve"]
+__all__ = ["Server", "serve", "settle_heap"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -48,6 +49,20 @@ class Server:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def settle_heap() -> None:
+    """Collect start-up garbage, then move every object still alive (modules, plugins,
+    configuration) out of the garbage collector's sight with :func:`gc.freeze`.
+
+    Called once by a server *process* after it started listening (``npcbridge serve``; not by
+    :func:`serve`, which tests run many times in one process). A full collection otherwise
+    walks the ~100,000 start-up objects every time and stops every stream for tens of
+    milliseconds (90 ms measured under load, 13 ms after freezing: ``bench/RESULTS.md``).
+    """
+    gc.collect()
+    gc.freeze()
+    log.debug("heap settled: %d start-up objects frozen", gc.get_freeze_count())
 
 
 def peer_ip(ws: ServerConnection) -> str:
