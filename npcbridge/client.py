@@ -6,22 +6,36 @@ async with await Client.connect("ws://127.0.0.1:8765/") as client:
     async for delta in reply:
         print(delta, end="", flush=True)
     print(reply.end["finish"])
+
+With ``reconnect=True`` a dropped connection is dialled again (back-off 0.5 s doubling to 15 s,
+with jitter), the NPCs defined with :meth:`Client.define_npc` are defined again, and requests
+made meanwhile wait for the new connection. Requests in flight when it dropped fail with
+``disconnected`` (the server cancelled them). ``unauthorized`` or ``unsupported_protocol`` on a
+reconnect stop the client. The Lua and Godot clients behave the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from . import __version__
 from .protocol import PROTOCOL_VERSION, encode, unpack
 
 _TERMINAL = ("reply.end", "error", "ok", "pong", "memory", "quest", "barks")
+#: how long the server may take to answer ``hello``
+WELCOME_TIMEOUT_S = 30.0
+#: refusals that no reconnect can fix
+_STOPPING_CODES = ("unauthorized", "unsupported_protocol")
+
+log = logging.getLogger("npcbridge.client")
 
 
 class NpcBridgeError(Exception):
@@ -147,16 +161,62 @@ class SceneExchange:
         await self.client.send({"type": "cancel", "id": self.id})
 
 
-class Client:
-    """One connection to an npcbridge server."""
+Dial = Callable[[], Awaitable[tuple[ClientConnection, dict[str, Any]]]]
 
-    def __init__(self, ws: ClientConnection, welcome: dict[str, Any]) -> None:
+
+async def open_session(
+    url: str, token: str | None, client: str, ws_options: dict[str, Any]
+) -> tuple[ClientConnection, dict[str, Any]]:
+    """Connect and say hello; return the connection and the ``welcome``. Raises
+    :class:`NpcBridgeError` when the server refuses the ``hello``."""
+    ws = await connect(url, max_size=None, compression=None, **ws_options)
+    hello: dict[str, Any] = {"type": "hello", "protocol": PROTOCOL_VERSION, "client": client}
+    if token is not None:
+        hello["token"] = token
+    await ws.send(encode(hello))
+    try:
+        first = await asyncio.wait_for(ws.recv(), WELCOME_TIMEOUT_S)
+    except BaseException:
+        await ws.close()
+        raise
+    frame = unpack(first) if isinstance(first, bytes) else {"type": "text"}
+    if frame.get("type") != "welcome":
+        await ws.close()
+        raise NpcBridgeError.from_frame(frame)
+    return ws, frame
+
+
+class Client:
+    """One logical connection to an npcbridge server (dialled again on drops when
+    ``reconnect`` is on; see the module docstring)."""
+
+    def __init__(
+        self,
+        ws: ClientConnection,
+        welcome: dict[str, Any],
+        *,
+        dial: Dial | None = None,
+        reconnect_initial_s: float = 0.5,
+        reconnect_max_s: float = 15.0,
+    ) -> None:
         self.ws = ws
         self.welcome = welcome
+        #: how to open a new session; None: the client does not reconnect
+        self.dial = dial
+        self.reconnect_initial_s = reconnect_initial_s
+        self.reconnect_max_s = reconnect_max_s
+        #: completed reconnects
+        self.reconnects = 0
+        #: the refusal that stopped reconnecting (``unauthorized``, ``unsupported_protocol``)
+        self.stopped: NpcBridgeError | None = None
+        self._live = True
+        self._closing = False
+        self._changed = asyncio.Event()
+        self._npcs: dict[str, dict[str, Any]] = {}
         self._ids = itertools.count(1)
         self._pending: dict[str | int, Reply | SceneExchange | asyncio.Future[dict[str, Any]]] = {}
         self.unsolicited: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._reader = asyncio.create_task(self._read())
+        self._reader = asyncio.create_task(self._run())
 
     @classmethod
     async def connect(
@@ -165,20 +225,27 @@ class Client:
         *,
         token: str | None = None,
         client: str = f"python npcbridge-py/{__version__}",
+        reconnect: bool = False,
+        reconnect_initial_s: float = 0.5,
+        reconnect_max_s: float = 15.0,
         **ws_options: Any,
     ) -> Client:
-        """Connect and say hello; raises :class:`NpcBridgeError` when the server refuses."""
-        ws = await connect(url, max_size=None, compression=None, **ws_options)
-        hello: dict[str, Any] = {"type": "hello", "protocol": PROTOCOL_VERSION, "client": client}
-        if token is not None:
-            hello["token"] = token
-        await ws.send(encode(hello))
-        first = await ws.recv()
-        frame = unpack(first) if isinstance(first, bytes) else {"type": "text"}
-        if frame.get("type") != "welcome":
-            await ws.close()
-            raise NpcBridgeError.from_frame(frame)
-        return cls(ws, frame)
+        """Connect and say hello; raises :class:`NpcBridgeError` when the server refuses.
+
+        ``reconnect`` is off by default: this client is also the one tests and tools use, where
+        a dropped connection must show. A game engine should turn it on."""
+
+        async def dial() -> tuple[ClientConnection, dict[str, Any]]:
+            return await open_session(url, token, client, ws_options)
+
+        ws, welcome = await dial()
+        return cls(
+            ws,
+            welcome,
+            dial=dial if reconnect else None,
+            reconnect_initial_s=reconnect_initial_s,
+            reconnect_max_s=reconnect_max_s,
+        )
 
     async def __aenter__(self) -> Client:
         return self
@@ -186,25 +253,82 @@ class Client:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    @property
+    def connected(self) -> bool:
+        """True while a session with the server is open."""
+        return self._live
+
     async def close(self) -> None:
-        """Close the connection."""
+        """Close the connection; requests still waiting fail with ``closed``."""
+        self._closing = True
+        self._notify()
         await self.ws.close()
         self._reader.cancel()
+
+    async def wait_connected(self) -> None:
+        """Return once a session is open (at once, or after the next reconnect); raise
+        :class:`NpcBridgeError` when the client was closed, stopped, or does not reconnect."""
+        while not self._live:
+            if self._closing:
+                raise NpcBridgeError("closed", "the client was closed")
+            if self.stopped is not None:
+                raise self.stopped
+            if self.dial is None:
+                raise NpcBridgeError("disconnected", "the connection ended", retryable=True)
+            await self._changed.wait()
 
     def next_id(self) -> int:
         """A fresh request id."""
         return next(self._ids)
 
     async def send(self, frame: dict[str, Any]) -> None:
-        """Send one message (a dict, encoded canonically)."""
-        await self.ws.send(encode(frame))
+        """Send one message (a dict, encoded canonically). With ``reconnect`` on, waits for the
+        connection while it is being dialled again."""
+        await self.send_raw(encode(frame))
 
     async def send_raw(self, data: bytes | str) -> None:
         """Send raw bytes or text (for tests of bad input)."""
-        await self.ws.send(data)
+        if self.dial is not None:
+            await self.wait_connected()
+            try:
+                await self.ws.send(data)
+            except ConnectionClosed:
+                raise NpcBridgeError(
+                    "disconnected", "the connection ended before the message left", retryable=True
+                ) from None
+        else:
+            await self.ws.send(data)
 
     def _forget(self, request_id: str | int) -> None:
         self._pending.pop(request_id, None)
+
+    async def _start(self, request_id: str | int, target: Any, frame: dict[str, Any]) -> None:
+        """Register what collects a request's answers, then send it."""
+        self._pending[request_id] = target
+        try:
+            await self.send(frame)
+        except BaseException:
+            self._forget(request_id)
+            raise
+
+    def _notify(self) -> None:
+        """Wake everything waiting in :meth:`wait_connected`."""
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                await self._read()
+                self._live = False
+                self._fail_pending()
+                self._notify()
+                if self._closing or self.dial is None or not await self._redial():
+                    return
+        finally:
+            self._live = False
+            self._fail_pending()
+            self._notify()
 
     async def _read(self) -> None:
         try:
@@ -224,14 +348,73 @@ class Client:
                     self.unsolicited.put_nowait(frame)
         except ConnectionClosed:
             pass
-        finally:
-            closed = {"type": "error", "code": "closed", "message": "connection closed"}
-            for target in list(self._pending.values()):
-                if isinstance(target, (Reply, SceneExchange)):
-                    target.queue.put_nowait(closed)
-                elif not target.done():
-                    target.set_result(closed)
-            self._pending.clear()
+
+    def _fail_pending(self) -> None:
+        """Every request still waiting ends: ``closed`` after :meth:`close`, else
+        ``disconnected`` (retryable: the server cancelled what it was doing)."""
+        failure: dict[str, Any]
+        if self._closing:
+            failure = {"type": "error", "code": "closed", "message": "the client was closed"}
+        else:
+            failure = {
+                "type": "error",
+                "code": "disconnected",
+                "message": "the connection ended while the request was in flight",
+                "retryable": True,
+            }
+        for target in list(self._pending.values()):
+            if isinstance(target, (Reply, SceneExchange)):
+                target.queue.put_nowait(failure)
+            elif not target.done():
+                target.set_result(failure)
+        self._pending.clear()
+
+    async def _redial(self) -> bool:
+        """Dial until a session opens (True) or the client is closed or refused (False)."""
+        assert self.dial is not None
+        delay = self.reconnect_initial_s
+        while not self._closing:
+            await asyncio.sleep(random.uniform(delay / 2, delay))
+            delay = min(delay * 2, self.reconnect_max_s)
+            try:
+                ws, welcome = await self.dial()
+            except NpcBridgeError as exc:
+                if exc.code in _STOPPING_CODES:
+                    log.error("npcbridge refused the reconnect, giving up: %s", exc)
+                    self.stopped = exc
+                    return False
+                log.info("npcbridge reconnect refused (%s); trying again", exc)
+                continue
+            except (OSError, TimeoutError, WebSocketException) as exc:
+                log.info("npcbridge reconnect failed (%s); trying again", exc)
+                continue
+            if self._closing:
+                await ws.close()
+                return False
+            self.ws, self.welcome = ws, welcome
+            # defined again before any waiting request is sent: the server keeps order
+            for frame in self._npcs.values():
+                await self._define_again(frame)
+            self._live = True
+            self.reconnects += 1
+            self._notify()
+            return True
+        return False
+
+    async def _define_again(self, frame: dict[str, Any]) -> None:
+        request_id = self.next_id()
+        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+
+        def check(done: asyncio.Future[dict[str, Any]]) -> None:
+            if not done.cancelled() and done.result().get("type") == "error":
+                log.error("defining npc %r again failed: %s", frame["npc"], done.result())
+
+        answer.add_done_callback(check)
+        self._pending[request_id] = answer
+        try:
+            await self.ws.send(encode({**frame, "id": request_id}))
+        except ConnectionClosed:
+            pass  # the new connection dropped too; the read loop sees it next
 
     def _scene_reply(self, reply_id: str, frame: dict[str, Any]) -> Reply | None:
         """A scene reply starts under a new id: register it with its exchange."""
@@ -247,8 +430,7 @@ class Client:
         """Send a request and return its single answer; raise on ``error``."""
         request_id = frame.setdefault("id", self.next_id())
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = future
-        await self.send(frame)
+        await self._start(request_id, future, frame)
         answer = await future
         if answer.get("type") == "error":
             raise NpcBridgeError.from_frame(answer)
@@ -257,13 +439,14 @@ class Client:
     async def define_npc(
         self, npc: str, persona: dict[str, Any] | None = None, *, card: dict[str, Any] | None = None
     ) -> None:
-        """Define (or replace) an NPC for this connection."""
+        """Define (or replace) an NPC for this connection (and again after each reconnect)."""
         frame: dict[str, Any] = {"type": "npc.define", "npc": npc}
         if persona is not None:
             frame["persona"] = persona
         if card is not None:
             frame["card"] = card
-        await self.request(frame)
+        await self.request(dict(frame))
+        self._npcs[npc] = frame
 
     async def say(self, npc: str, player: str, text: str, **options: Any) -> Reply:
         """Send a ``say``; iterate the returned :class:`Reply` for deltas.
@@ -272,7 +455,6 @@ class Client:
         """
         request_id = options.pop("id", None) or self.next_id()
         reply = Reply(self, request_id)
-        self._pending[request_id] = reply
         frame = {
             "type": "say",
             "id": request_id,
@@ -281,7 +463,7 @@ class Client:
             "text": text,
             **options,
         }
-        await self.send(frame)
+        await self._start(request_id, reply, frame)
         return reply
 
     async def ping(self) -> dict[str, Any]:
@@ -342,10 +524,8 @@ class Client:
         """The player speaks in a scene; iterate the result for each NPC's streaming reply."""
         request_id = options.pop("id", None) or self.next_id()
         exchange = SceneExchange(self, request_id)
-        self._pending[request_id] = exchange
-        await self.send(
-            {"type": "scene.say", "id": request_id, "scene": scene, "text": text, **options}
-        )
+        frame = {"type": "scene.say", "id": request_id, "scene": scene, "text": text, **options}
+        await self._start(request_id, exchange, frame)
         return exchange
 
     async def scene_update(self, kind: str, scene: str, **fields: Any) -> None:

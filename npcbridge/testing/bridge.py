@@ -45,9 +45,11 @@ async def start_bridge(
     *,
     plugins: tuple[str, ...] = (),
     entry_points: bool = False,
+    port: int = 0,
     **overrides: Any,
 ) -> Bridge:
-    """Start a server against ``fake``. ``overrides`` use ``section__field=value`` keys."""
+    """Start a server against ``fake`` on ``port`` (0: any free one). ``overrides`` use
+    ``section__field=value`` keys."""
     config = stack_config(fake.base_url, str(tmp_path / "bridge.db"))
     data = config.model_dump()
     for dotted, value in overrides.items():
@@ -60,5 +62,5 @@ async def start_bridge(
         data["server"]["token"] = config.server.token.get_secret_value()  # type: ignore[union-attr]
     data["upstream"]["api_key"] = "test-key"
     app = App(Config.model_validate(data), plugins, entry_points=entry_points)
-    server = await serve(app, port=0)
+    server = await serve(app, port=port)
     return Bridge(app, server, fake)
