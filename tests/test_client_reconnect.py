@@ -9,10 +9,23 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from npcbridge.client import Client, NpcBridgeError
-from npcbridge.testing.bridge import start_bridge
+from npcbridge.testing.bridge import Bridge, start_bridge
 from npcbridge.testing.fake_upstream import FakeUpstream
 
 ELF = {"name": "Aelindra", "description": "A haughty elf mage."}
+
+
+async def stop_server_mid_reply(client: Client, bridge: Bridge, npc: str) -> None:
+    """Stop the server while a reply streams; that reply fails with retryable ``disconnected``."""
+    bridge.fake.tokens_per_s = 5
+    in_flight = await client.say(npc, "p1", "[[words:40]]")
+    await bridge.fake.wait_active_streams(1)
+    await bridge.close()
+    with pytest.raises(NpcBridgeError) as info:
+        await in_flight.text()
+    assert info.value.code == "disconnected" and info.value.retryable
+    assert not client.connected
+    bridge.fake.tokens_per_s = 0
 
 
 async def test_reconnects_defines_npcs_again_and_sends_what_waited(
@@ -26,18 +39,9 @@ async def test_reconnects_defines_npcs_again_and_sends_what_waited(
         await client.define_npc("elf", ELF)  # a connection-scoped NPC, unknown to a new server
         assert await (await client.say("elf", "p1", "Hello")).text()
 
-        # a reply in flight when the server goes away fails, retryable
-        fake_upstream.tokens_per_s = 5
-        in_flight = await client.say("elf", "p1", "[[words:40]]")
-        await fake_upstream.wait_active_streams(1)
-        await first.close()
-        with pytest.raises(NpcBridgeError) as info:
-            await in_flight.text()
-        assert info.value.code == "disconnected" and info.value.retryable
-        assert not client.connected
+        await stop_server_mid_reply(client, first, "elf")
 
         # a request made while the server is down waits for the next connection
-        fake_upstream.tokens_per_s = 0
         waiting = asyncio.create_task(client.say("elf", "p1", "Still there?"))
         await asyncio.sleep(0.3)
         assert not waiting.done()
@@ -96,13 +100,7 @@ async def test_without_reconnect_a_drop_shows(fake_upstream: FakeUpstream, tmp_p
     bridge = await start_bridge(fake_upstream, tmp_path)
     client = await Client.connect(bridge.url)
     try:
-        fake_upstream.tokens_per_s = 5
-        in_flight = await client.say("blacksmith", "p1", "[[words:40]]")
-        await fake_upstream.wait_active_streams(1)
-        await bridge.close()
-        with pytest.raises(NpcBridgeError) as info:
-            await in_flight.text()
-        assert info.value.code == "disconnected"
+        await stop_server_mid_reply(client, bridge, "blacksmith")
         with pytest.raises(NpcBridgeError, match="disconnected"):
             await client.wait_connected()
         with pytest.raises(ConnectionClosed):
