@@ -10,7 +10,10 @@ kosoku's fuzzing-client mode twice:
 * against the real protocol session, which answers the first non-``hello`` message with an
   ``error`` and a 1008 close (the npcbridge contract). The echo cases "fail" there by design;
   what must hold is that every case either passes or ends with that 1008 close, and nothing
-  else (no crash, no wrong close, no hang).
+  else (no crash, no wrong close, no hang). One race is allowed: when a case's invalid frame
+  (a reserved opcode, bad UTF-8) arrives in the same read as its first message, the WebSocket
+  layer fails the connection (1002 / 1007, a proper closing handshake) before the session has
+  answered that message with 1008; both are correct answers to that peer.
 """
 
 from __future__ import annotations
@@ -61,6 +64,15 @@ def _describe(result: object) -> str:
     )
 
 
+def _failed_by_the_websocket_layer(result: object) -> bool:
+    """The connection was failed for the case's invalid frame, with a proper close."""
+    r = result
+    return (
+        r.remote_close_code in (1002, 1007)  # type: ignore[attr-defined]
+        and r.behavior_close.value == "OK"  # type: ignore[attr-defined]
+    )
+
+
 async def test_autobahn_sections_1_to_7(fake_upstream: FakeUpstream, tmp_path: Path) -> None:
     server = await _server(fake_upstream, tmp_path, echo=True)
     try:
@@ -90,6 +102,7 @@ async def test_autobahn_against_the_protocol_session(
         for r in results
         if not r.passed  # type: ignore[attr-defined]
         and r.remote_close_code != 1008  # type: ignore[attr-defined]
+        and not _failed_by_the_websocket_layer(r)
         and r.case_id not in KNOWN_FAILURES  # type: ignore[attr-defined]
     ]
     assert not unexpected, unexpected
