@@ -244,15 +244,3 @@ class _StreamState:
         if isinstance(groq, dict) and groq.get("error"):
             raise UpstreamError(f"upstream stopped the stream: {groq['error']}")
         return events
-
-
-def _usage_of(chunk: Any) -> Usage | None:
-    """Usage from ``x_groq.usage`` or the OpenAI-style ``usage`` of the final chunk."""
-    raw = getattr(chunk, "usage", None)
-    if raw is not None:
-        return Usage(raw.prompt_tokens or 0, raw.completion_tokens or 0)
-    extra = (getattr(chunk, "model_extra", None) or {}).get("x_groq") or {}
-    groq = extra.get("usage") if isinstance(extra, dict) else None
-    if isinstance(groq, dict):
-        return Usage(int(groq.get("prompt_tokens", 0)), int(groq.get("completion_tokens", 0)))
-    return None
