@@ -110,7 +110,7 @@ class Pipeline:
         except asyncio.CancelledError:
             _uncancel()
             model_id = turn.model.id if turn.model else self.app.default_model
-            result = self._result(turn, model_id, "", "cancelled", None, 0.0, None, "", None)
+            result = self.result(turn, model_id, "", "cancelled", None, 0.0, None, "", None)
             turn.emit(self.end_frame(turn, result))
             return None
         turn.emit(
@@ -185,14 +185,14 @@ class Pipeline:
         if error is not None and not streamed and not turn.actions:
             # failed before anything reached the player: an error frame alone
             turn.emit(error_frame(error))
-            return self._result(
+            return self.result(
                 turn, model_id, "", "error", usage, queue_ms, first_token_at, streamed_text, error
             )
 
         text = await call_chain(
             pm, "npcbridge_post_process", "text", streamed_text, turn=turn, finish=finish
         )
-        result = self._result(
+        result = self.result(
             turn, model_id, text, finish, usage, queue_ms, first_token_at, streamed_text, error
         )
         turn.emit(self.end_frame(turn, result))
@@ -217,7 +217,7 @@ class Pipeline:
             pending += call_impl(flusher, turn=turn) or ""
         return pending
 
-    def _result(
+    def result(
         self,
         turn: Turn,
         model_id: str,
@@ -229,6 +229,9 @@ class Pipeline:
         streamed_text: str,
         error: ProtocolError | None,
     ) -> TurnResult:
+        """The :class:`TurnResult` of a turn ending now: cost from the model's prices, time to
+        first token and total time from ``turn.started_at`` (``first_token_at``: perf_counter
+        of the first delta, None when there was none)."""
         now = time.perf_counter()
         usage = usage or Usage()
         entry = self.app.model_entry(model_id)

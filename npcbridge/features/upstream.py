@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..providers.base import ProviderRequest, StreamDone, TextDelta, UpstreamError
-from ..turn import Turn, TurnResult, Usage
+from ..turn import Turn, Usage
 
 if TYPE_CHECKING:
     from ..app import App
@@ -56,20 +56,10 @@ async def complete(app: App, turn: Turn, model: ModelEntry, request: ProviderReq
         error.upstream_status = exc.status  # type: ignore[attr-defined]
         raise error from None
     model_id = str(attempt.state.get("served_model", model.id))
-    entry = app.model_entry(model_id)
-    cost = entry.cost_usd(usage.input_tokens, usage.output_tokens)
-    now = time.perf_counter()
-    result = TurnResult(
-        text="".join(parts),
-        finish=finish,
-        model=model_id,
-        usage=usage,
-        cost_usd=cost,
-        queue_ms=float(attempt.state.get("queue_ms", 0.0)),
-        ttft_ms=round((first_at - attempt.started_at) * 1000, 1) if first_at else 0.0,
-        total_ms=round((now - attempt.started_at) * 1000, 1),
-        streamed_text="".join(parts),
-        cached=bool(attempt.state.get("cached", False)),
+    text = "".join(parts)
+    queue_ms = float(attempt.state.get("queue_ms", 0.0))
+    result = app.pipeline.result(
+        attempt, model_id, text, finish, usage, queue_ms, first_at, text, None
     )
     await app.pipeline.finish(attempt, result)
-    return Completion(result.text, model_id, finish, usage, cost)
+    return Completion(text, model_id, finish, result.usage, result.cost_usd)
