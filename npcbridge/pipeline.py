@@ -323,3 +323,11 @@ def error_frame(exc: ProtocolError) -> dict[str, Any]:
     if exc.retry_after_ms is not None:
         frame["retry_after_ms"] = int(exc.retry_after_ms)
     return frame
+
+
+def ok_frame(request_id: str | int | None, **fields: Any) -> dict[str, Any]:
+    """The ``ok`` frame answering a request (with ``fields`` such as ``removed``)."""
+    frame: dict[str, Any] = {"type": "ok", **fields}
+    if request_id is not None:
+        frame["id"] = request_id
+    return frame

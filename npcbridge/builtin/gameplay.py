@@ -18,7 +18,7 @@ from ..features.scenes import SceneManager, scene_messages, scene_prompt, speake
 from ..features.settings import GameplaySettings
 from ..features.speakers import SpeakerCut, cut_speaker_lines, make_cut
 from ..hookspecs import hookimpl
-from ..pipeline import StopReply
+from ..pipeline import StopReply, ok_frame
 from ..protocol.errors import ProtocolError
 from ..protocol.messages import (
     BarksGenerate,
@@ -36,10 +36,6 @@ from ..turn import Turn
 log = logging.getLogger("npcbridge.gameplay")
 
 FEATURES = ("quest", "barks", "scenes")
-
-
-def _ok(session: Any, request_id: Any) -> None:
-    session.send({"type": "ok", **({"id": request_id} if request_id is not None else {})})
 
 
 def _names(turn: Turn) -> tuple[list[str], list[str]]:
@@ -108,7 +104,7 @@ class Plugin:
         """``scene.start`` → ``ok``."""
         assert isinstance(msg, SceneStart)
         self.scenes.start(session, msg)
-        _ok(session, msg.id)
+        session.send(ok_frame(msg.id))
 
     async def on_scene_say(self, session: Any, msg: Message) -> None:
         """``scene.say`` → NPC replies under ``<id>/<n>``, then ``scene.done``."""
@@ -119,25 +115,25 @@ class Plugin:
         """``scene.add`` → ``ok``."""
         assert isinstance(msg, SceneAdd)
         self.scenes.add(session, msg.scene, msg.npc, msg.id)
-        _ok(session, msg.id)
+        session.send(ok_frame(msg.id))
 
     async def on_scene_remove(self, session: Any, msg: Message) -> None:
         """``scene.remove`` → ``ok``."""
         assert isinstance(msg, SceneRemove)
         self.scenes.remove(session, msg.scene, msg.npc, msg.id)
-        _ok(session, msg.id)
+        session.send(ok_frame(msg.id))
 
     async def on_scene_interrupt(self, session: Any, msg: Message) -> None:
         """``scene.interrupt`` → ``ok`` (the exchange ends with ``scene.done`` "interrupted")."""
         assert isinstance(msg, SceneInterrupt)
         self.scenes.interrupt(self.scenes.get(session, msg.scene, msg.id))
-        _ok(session, msg.id)
+        session.send(ok_frame(msg.id))
 
     async def on_scene_end(self, session: Any, msg: Message) -> None:
         """``scene.end`` → ``ok``."""
         assert isinstance(msg, SceneEnd)
         self.scenes.end(session, msg.scene, msg.id)
-        _ok(session, msg.id)
+        session.send(ok_frame(msg.id))
 
     # ------------------------------------------------------------ per-turn hooks
 

@@ -20,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from ..pipeline import ok_frame
 from ..protocol.errors import ErrorCode, ProtocolError
 from ..protocol.messages import MemoryAdd, MemoryForget, MemoryQuery
 from ..stores.base import MemoryRecord, Store
@@ -32,13 +33,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("npcbridge.memory")
 
 Handler = Callable[[Any, Any], Awaitable[None]]
-
-
-def _ok(request_id: Any, **fields: Any) -> dict[str, Any]:
-    frame: dict[str, Any] = {"type": "ok", **fields}
-    if request_id is not None:
-        frame["id"] = request_id
-    return frame
 
 
 def _guarded(handler: Handler) -> Handler:
@@ -99,14 +93,14 @@ class MemoryHandlers:
                 last_access=now,
             )
         )
-        session.send(_ok(message.id))
+        session.send(ok_frame(message.id))
 
     async def forget(self, session: Any, message: MemoryForget) -> None:
         """``memory.forget``: erase a player's data (one NPC or all)."""
         store = self._store(session, message.id)
         self.summarizer.cancel_for(message.player, message.npc)
         removed = await store.forget(message.player, message.npc)
-        session.send(_ok(message.id, removed=removed))
+        session.send(ok_frame(message.id, removed=removed))
 
     async def query(self, session: Any, message: MemoryQuery) -> None:
         """``memory.query``: the memories the NPC would recall, best first."""

@@ -25,7 +25,7 @@ from websockets.exceptions import ConnectionClosed
 
 from ..actions import check_schema
 from ..builtin.persona import persona_from_card
-from ..pipeline import error_frame
+from ..pipeline import error_frame, ok_frame
 from ..plugins import call_first
 from ..protocol import (
     PROTOCOL_VERSION,
@@ -277,7 +277,7 @@ class Session:
             if problem:
                 raise DecodeError(f"npc.define: {problem}", request_id=message.id)
         self.npcs[message.npc] = persona
-        self.send({"type": "ok", **({"id": message.id} if message.id is not None else {})})
+        self.send(ok_frame(message.id))
 
     def _admit(self, request_id: str | int) -> None:
         """Refuse a request whose id is in flight already, or beyond ``max_in_flight``."""
