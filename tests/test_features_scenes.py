@@ -221,6 +221,14 @@ async def test_scene_messages_are_validated_strictly(bridge: Bridge) -> None:
             with pytest.raises(NpcBridgeError) as info:
                 await client.request({"type": "scene.say", "id": "q", **bad})
             assert info.value.code == "bad_request"
+        # the server's max_text_chars holds for scene lines as for say
+        await client.scene_start("y", ["mage"], "p1")
+        with pytest.raises(NpcBridgeError) as info:
+            await client.request(
+                {"type": "scene.say", "id": "long", "scene": "y", "text": "a" * 4001}
+            )
+        assert info.value.code == "bad_request"
+        assert "scene.say: field 'text': longer than 4000 characters" in info.value.message
     assert bridge.fake.requests == []
 
 

@@ -320,11 +320,7 @@ class SceneManager:
             raise DecodeError(
                 f"scene.say: field 'to': npc {msg.to!r} is not in the scene", request_id=msg.id
             )
-        max_chars = getattr(getattr(session, "config", None), "max_text_chars", 4000)
-        if len(msg.text) > max_chars:
-            raise DecodeError(
-                f"scene.say: field 'text': longer than {max_chars} characters", request_id=msg.id
-            )
+        session.check_text("scene.say", msg.text, msg.id)
         previous = scene.task
         session.track(msg.id, self._exchange(session, scene, msg, previous))
         scene.task = session.turns.get(msg.id)

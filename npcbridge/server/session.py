@@ -292,12 +292,16 @@ class Session:
                 request_id=request_id,
             )
 
-    def _start_say(self, message: Say) -> None:
-        if len(message.text) > self.config.max_text_chars:
+    def check_text(self, kind: str, text: str, request_id: str | int | None) -> None:
+        """Refuse a line longer than ``server.max_text_chars`` with ``bad_request``."""
+        limit = self.config.max_text_chars
+        if len(text) > limit:
             raise DecodeError(
-                f"say: field 'text': longer than {self.config.max_text_chars} characters",
-                request_id=message.id,
+                f"{kind}: field 'text': longer than {limit} characters", request_id=request_id
             )
+
+    def _start_say(self, message: Say) -> None:
+        self.check_text("say", message.text, message.id)
         self._admit(message.id)
         try:
             persona = self.app.persona(message.npc, self.npcs)
