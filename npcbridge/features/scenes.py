@@ -144,6 +144,15 @@ def relevance(text: str, persona: Persona) -> int:
     return len(words(text) & words(about))
 
 
+def most_relevant(scene: Scene, candidates: dict[str, Persona], text: str) -> tuple[str, int]:
+    """The candidate most relevant to ``text`` (ties: who spoke least, then scene order), and
+    its relevance."""
+    order = {npc: i for i, npc in enumerate(scene.npcs)}
+    scores = {npc: relevance(text, persona) for npc, persona in candidates.items()}
+    best = min(candidates, key=lambda npc: (-scores[npc], scene.spoken[npc], order[npc]))
+    return best, scores[best]
+
+
 def choose_first(scene: Scene, text: str, to: str | None = None) -> str:
     """Who answers the player: addressed, then relevance, then who spoke least."""
     if to is not None and to in scene.personas:
@@ -151,11 +160,7 @@ def choose_first(scene: Scene, text: str, to: str | None = None) -> str:
     named = addressed(text, scene.personas)
     if named is not None:
         return named
-    order = {npc: i for i, npc in enumerate(scene.npcs)}
-    return min(
-        scene.npcs,
-        key=lambda npc: (-relevance(text, scene.personas[npc]), scene.spoken[npc], order[npc]),
-    )
+    return most_relevant(scene, scene.personas, text)[0]
 
 
 def choose_next(scene: Scene, last: str, text: str, min_relevance: int) -> str | None:
@@ -166,13 +171,8 @@ def choose_next(scene: Scene, last: str, text: str, min_relevance: int) -> str |
     named = addressed(text, others)
     if named is not None:
         return named
-    order = {npc: i for i, npc in enumerate(scene.npcs)}
-    scored = sorted(
-        others,
-        key=lambda npc: (-relevance(text, others[npc]), scene.spoken[npc], order[npc]),
-    )
-    best = scored[0]
-    return best if relevance(text, others[best]) >= min_relevance else None
+    best, score = most_relevant(scene, others, text)
+    return best if score >= min_relevance else None
 
 
 # ---------------------------------------------------------------- prompts (used by the plugin)
