@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gc
 import json
-import logging
-import signal
 import sys
 import time
 from pathlib import Path
@@ -27,6 +24,7 @@ from typing import Any
 
 from npcbridge.app import App
 from npcbridge.config import load_config
+from npcbridge.process import configure_logging, stop_event
 from npcbridge.server import serve, settle_heap
 
 
@@ -56,11 +54,9 @@ class GcPauses:
 
 
 async def _run(config_file: str, freeze: bool, gc_report: bool) -> dict[str, Any] | None:
+    stop = stop_event()
     config = load_config(config_file)
-    logging.basicConfig(
-        level=config.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(config.log_level)
     app = App(config, entry_points=False)
     server = await serve(app)
     if freeze:
@@ -68,11 +64,6 @@ async def _run(config_file: str, freeze: bool, gc_report: bool) -> dict[str, Any
     pauses = GcPauses()
     if gc_report:
         gc.callbacks.append(pauses)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     if gc_report:
         gc.callbacks.remove(pauses)

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import logging
-import signal
 import sys
 from typing import Any
 
 from . import __version__
 from .config import ConfigError, load_config
 from .plugins import PluginLoadError
+from .process import configure_logging, stop_event
 
 
 def _serve_parser(sub: Any) -> None:
@@ -65,10 +63,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"npcbridge: bad config: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=config.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(config.log_level)
     try:
         return asyncio.run(_run_server(config, args.plugin))
     except (PluginLoadError, StartupError) as exc:
@@ -86,12 +81,8 @@ async def _run_server(config: Any, plugins: list[str]) -> int:
     from .app import App
     from .server import serve, settle_heap
 
-    # handlers first: a SIGTERM that arrives during start-up still ends the process cleanly
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+    # first: a SIGTERM that arrives during start-up still ends the process cleanly
+    stop = stop_event()
     app = App(config, plugins)
     try:
         server = await serve(app)

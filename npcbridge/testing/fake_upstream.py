@@ -161,11 +161,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import re
-import signal
 import sys
 import time
 import uuid
@@ -175,6 +173,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from aiohttp import web
+
+from ..process import stop_event
 
 __all__ = [
     "DEFAULT_MODELS",
@@ -1334,11 +1334,7 @@ async def _serve(args: argparse.Namespace) -> None:
         reply_fn=stamped_reply(args.stamp_words) if args.stamp_words > 0 else None,
         stamp_tokens=args.stamp_words > 0,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+    stop = stop_event()
     async with fake:
         line = {
             "base_url": fake.base_url,

@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import importlib.util
 import json
-import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -33,6 +31,7 @@ from aiohttp import web
 
 from ..app import App
 from ..config import Config, load_config
+from ..process import stop_event
 from ..server import Server, serve
 from .fake_upstream import FakeUpstream
 
@@ -142,11 +141,8 @@ async def _main(args: argparse.Namespace) -> None:
     stack = Stack(args.token, args.ttft_ms, args.tokens_per_s)
     await stack.start()
     print(json.dumps(stack.describe()), flush=True)
-    stop = asyncio.Event()
+    stop = stop_event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
     if not sys.stdin.isatty():
         loop.add_reader(sys.stdin.fileno(), lambda: stop.set() if not sys.stdin.read(1) else None)
     await stop.wait()
