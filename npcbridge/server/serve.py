@@ -58,7 +58,8 @@ def settle_heap() -> None:
     Called once by a server *process* after it started listening (``npcbridge serve``; not by
     :func:`serve`, which tests run many times in one process). A full collection otherwise
     walks the ~100,000 start-up objects every time and stops every stream for tens of
-    milliseconds (90 ms measured under load, 13 ms after freezing: ``bench/RESULTS.md``).
+    milliseconds (longest pause at 100 players 80.7 ms, 19.9 ms after freezing:
+    ``python -m bench.bench_gc``, ``bench/RESULTS.md``).
     """
     gc.collect()
     gc.freeze()
