@@ -92,8 +92,8 @@ def moderator(turn: Turn) -> Moderator:
 class OutputState:
     """Streaming state of one reply."""
 
-    sent: list[str] = field(default_factory=list)
-    sent_chars: int = 0
+    #: the reply text released so far
+    said: str = ""
     held: str = ""
     filtered: bool = False
 
@@ -138,7 +138,7 @@ def npcbridge_before_request(turn: Turn) -> None:
         raise ProtocolError(ErrorCode.FILTERED, "the player's line contains blocked words")
 
 
-def _check(turn: Turn, mod: Moderator, state: OutputState, text: str, final: bool) -> str:
+def _check(mod: Moderator, state: OutputState, text: str, final: bool) -> str:
     """Release what may be spoken of ``state.held + text``; raise StopReply when blocked."""
     pending = state.held + text
     if final:
@@ -154,19 +154,17 @@ def _check(turn: Turn, mod: Moderator, state: OutputState, text: str, final: boo
     # everything so far except a word still being written ("damn" may become "damnation")
     tail = None if final else _WORD_TAIL.search(pending)
     complete = pending[: tail.start()] if tail else pending
-    said = "".join(state.sent)
+    said = state.said
     match = mod.blocked.search(said + complete) if mod.blocked is not None else None
     if match is not None:
         # the piece may hold several tokens: what comes before the blocked words is still said
         spoken = pending[: max(0, match.start() - len(said))]
         state.filtered, state.held = True, ""
         raise StopReply("filtered", "moderation", spoken=spoken)
-    if limit is not None and state.sent_chars + len(release) > limit:
+    if limit is not None and len(said) + len(release) > limit:
         state.filtered, state.held = True, ""
         raise StopReply("filtered", "moderation")
-    if release:
-        state.sent.append(release)
-        state.sent_chars += len(release)
+    state.said += release
     return release
 
 
@@ -177,7 +175,7 @@ def npcbridge_transform_delta(turn: Turn, text: str) -> str | None:
     if not mod.active:
         return None
     state = turn.state.setdefault(APP_ATTRIBUTE, OutputState())
-    return _check(turn, mod, state, text, final=False)
+    return _check(mod, state, text, final=False)
 
 
 @npcbridge.hookimpl
@@ -186,7 +184,7 @@ def npcbridge_flush_delta(turn: Turn) -> str | None:
     state = turn.state.get(APP_ATTRIBUTE)
     if not isinstance(state, OutputState) or not state.held:
         return None
-    return _check(turn, moderator(turn), state, "", final=True)
+    return _check(moderator(turn), state, "", final=True)
 
 
 @npcbridge.hookimpl
@@ -194,5 +192,4 @@ def npcbridge_post_process(turn: Turn, text: str, finish: str) -> str | None:
     """A filtered reply ends with what was spoken before the block (or ``replacement``)."""
     if finish != "filtered":
         return None
-    replacement = moderator(turn).settings.replacement
-    return replacement if replacement is not None else None
+    return moderator(turn).settings.replacement
