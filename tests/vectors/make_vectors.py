@@ -13,10 +13,12 @@ Files:
   (``{"$int": "..."}`` for integers beyond 2^53, ``{"$bin": "<hex>"}`` for bin,
   ``{"$float": x}`` for floats).
 - ``invalid.json``: byte strings every decoder must reject with an error value (never a crash).
+- ``flows.json``: sequences of server frames and how each request must end (``make_flows.py``).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import struct
 import sys
@@ -332,7 +334,17 @@ def write_all(folder: Path = HERE) -> dict[str, bytes]:
     put("index.json", _json({"messages": kinds, "codec": "codec.json", "invalid": "invalid.json"}))
     put("codec.json", _json({"cases": codec_cases()}))
     put("invalid.json", _json({"cases": INVALID}))
+    put("flows.json", _json(_flows().document()))
     return written
+
+
+def _flows() -> Any:
+    """The flow vectors' generator, ``make_flows.py`` beside this file."""
+    spec = importlib.util.spec_from_file_location("make_flows", HERE / "make_flows.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _json(value: Any) -> bytes:
