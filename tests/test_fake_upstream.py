@@ -17,6 +17,7 @@ import pytest
 from openai import AsyncOpenAI
 
 from npcbridge.testing.fake_upstream import (
+    GARBAGE_BODIES,
     STAMP_PLACEHOLDER,
     FakeUpstream,
     Reply,
@@ -569,4 +570,76 @@ async def test_stop_with_stalled_request_is_prompt_and_not_a_disconnect() -> Non
     with pytest.raises(openai.APIConnectionError):
         await task
     assert fake.disconnects == 0
+    await client.close()
+
+
+async def post_chat(
+    fake: FakeUpstream, text: str, *, key: str = "test", stream: bool = True
+) -> tuple[int, dict[str, str], bytes]:
+    """One raw chat request: (status, lower-cased headers, body bytes)."""
+    body = {"model": MODEL, "messages": user(text), "stream": stream}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            f"{fake.base_url}/chat/completions",
+            json=body,
+            headers={"Authorization": f"Bearer {key}"},
+        ) as response:
+            headers = {k.lower(): v for k, v in response.headers.items()}
+            return response.status, headers, await response.read()
+
+
+async def test_echo_headers_in_response_headers_error_bodies_and_stream_errors(
+    fake_upstream: FakeUpstream,
+) -> None:
+    canary = "gsk_canary_0123456789"
+    status, headers, body = await post_chat(fake_upstream, "[[echo_headers]] hi", key=canary)
+    assert status == 200 and headers["x-echo-authorization"] == f"Bearer {canary}"
+    assert canary not in body.decode()  # a normal stream carries no header text
+    fake_upstream.script(Reply(status=500, echo_headers=True))
+    status, headers, body = await post_chat(fake_upstream, "hi", key=canary)
+    message = json.loads(body)["error"]["message"]
+    assert status == 500 and f"Bearer {canary}" in message and "request headers:" in message
+    fake_upstream.script(Reply(text="", stream_error="bad", echo_headers=True))
+    status, headers, body = await post_chat(fake_upstream, "hi", key=canary)
+    events = [line for line in body.decode().split("\n") if line.startswith('data: {"error')]
+    assert status == 200 and len(events) == 1 and canary in events[0]
+    # the knob: every reply echoes, 401s included
+    fake_upstream.echo_headers = True
+    fake_upstream.api_key = "other"
+    status, headers, body = await post_chat(fake_upstream, "hi", key=canary)
+    assert status == 401 and canary in body.decode() and canary in headers["x-echo-authorization"]
+    fake_upstream.echo_headers = False
+    status, headers, body = await post_chat(fake_upstream, "hi", key=canary)
+    assert status == 401 and canary not in body.decode() and "x-echo-authorization" not in headers
+
+
+@pytest.mark.parametrize("kind", sorted(GARBAGE_BODIES))
+async def test_garbage_200_bodies(fake_upstream: FakeUpstream, kind: str) -> None:
+    content_type, expected = GARBAGE_BODIES[kind]
+    for stream in (True, False):
+        status, headers, body = await post_chat(fake_upstream, f"[[garbage:{kind}]]", stream=stream)
+        assert status == 200 and body == expected
+        assert headers["content-type"].startswith(content_type.split(";")[0])
+    fake_upstream.script(Reply(garbage=kind, echo_headers=True))
+    status, headers, body = await post_chat(fake_upstream, "hi")
+    assert body == expected and headers["x-echo-authorization"] == "Bearer test"
+    assert [r.outcome for r in fake_upstream.requests] == ["garbage"] * 3
+
+
+async def test_trickle_directive_paces_a_long_reply(fake_upstream: FakeUpstream) -> None:
+    client = client_for(fake_upstream)
+    stream = await client.chat.completions.create(
+        model=MODEL, messages=user("[[trickle:0.2]]"), stream=True
+    )
+    arrivals: list[float] = []
+    async for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            arrivals.append(time.monotonic())
+            if len(arrivals) == 4:
+                break
+    await stream.close()
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
+    assert all(0.15 < gap < 0.5 for gap in gaps), gaps
+    await fake_upstream.wait_disconnect()
+    assert fake_upstream.requests[0].outcome == "disconnected"
     await client.close()

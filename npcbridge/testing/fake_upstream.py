@@ -31,7 +31,8 @@ Knobs (constructor keyword arguments, also mutable attributes; changes apply to 
 ``slow_tokens_per_s`` (pace of ``[[slow]]``; 10), ``stall_directive_s`` (length of
 ``[[stall]]``; 60), ``write_interval_ms`` (minimum gap between writes of a paced stream; 10),
 ``record_requests`` (keep :class:`RequestRecord` objects; True, the CLI default is off),
-``system_fingerprint``, ``stamp_tokens`` (False; see *Time stamps* below).
+``system_fingerprint``, ``stamp_tokens`` (False; see *Time stamps* below), ``echo_headers``
+(False; see *Hostile upstreams* below).
 
 Endpoints
 ---------
@@ -126,6 +127,12 @@ Directives (anywhere in the text of the last user message)
                           stream (no ``[DONE]``); ``[[stream_error:MESSAGE]]`` sets the message.
 ``[[ttft:MS]]``           Time to first token for this reply, in milliseconds.
 ``[[tps:N]]``             Tokens per second for this reply.
+``[[trickle:S]]``         A 1,000-word reply, one token every S seconds (default 1): a stream
+                          that never stops for long but takes for ever to end.
+``[[garbage:KIND]]``      Answer 200 with a body that is not a completion (:data:`GARBAGE_BODIES`:
+                          ``invalid_json``, ``html``, ``empty``, ``binary_sse``,
+                          ``sse_invalid_json``), streaming request or not.
+``[[echo_headers]]``      This reply echoes the request's headers (see *Hostile upstreams*).
 
 Directives combine (e.g. ``[[reply:Hi there friend]] [[cut:2]]``).
 
@@ -140,6 +147,17 @@ Error bodies are ``{"error": {"message", "type", "code"}}``; 429 uses type ``"to
 ``"rate_limit_exceeded"``. ``rate_limit_headers`` (``x-ratelimit-*``, Groq duration format such
 as ``"2m59.56s"``) are added to every chat/models response, errors included; pass ``{}`` to send
 none. ``retry-after`` is sent only when the reply has ``retry_after``.
+
+Hostile upstreams
+-----------------
+Some proxies and servers echo the request's headers, ``Authorization`` included, back to the
+client. With ``echo_headers=True`` (every reply) or ``Reply(echo_headers=True)`` /
+``[[echo_headers]]`` (one reply) the fake does that everywhere it can: each request header comes
+back as a response header ``x-echo-<name>`` (errors, streams, completions, garbage), error bodies'
+``message`` ends with ``request headers: {json}``, and so does the ``message`` of an in-stream
+error event (``stream_error``). ``Reply(garbage=KIND)`` answers 200 with one of
+:data:`GARBAGE_BODIES` (content type and bytes), after ``stall_s`` and ``ttft_ms``; its record's
+outcome is ``"garbage"``.
 
 Recording
 ---------
@@ -179,6 +197,7 @@ from ..process import stop_event
 __all__ = [
     "DEFAULT_MODELS",
     "DEFAULT_RATE_LIMIT_HEADERS",
+    "GARBAGE_BODIES",
     "FakeUpstream",
     "Reply",
     "RequestRecord",
@@ -207,6 +226,27 @@ DEFAULT_RATE_LIMIT_HEADERS: dict[str, str] = {
     "x-ratelimit-remaining-tokens": "5990",
     "x-ratelimit-reset-requests": "6s",
     "x-ratelimit-reset-tokens": "100ms",
+}
+
+#: 200 answers that are not a completion, by name: (content type, body)
+GARBAGE_BODIES: dict[str, tuple[str, bytes]] = {
+    "invalid_json": ("application/json", b'{"id": "chatcmpl-1", "object": "chat.completion", "cho'),
+    "html": (
+        "text/html; charset=utf-8",
+        b"<!DOCTYPE html>\n<html><head><title>Welcome</title></head>\n"
+        b"<body><h1>It works!</h1></body></html>\n",
+    ),
+    "empty": ("text/event-stream", b""),
+    "binary_sse": (
+        "text/event-stream",
+        b"data: \x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe\x00\x01\n\n"
+        b"\x00\x9c\xff\xd8\xff\xe0\x00\x10JFIF\n\n",
+    ),
+    "sse_invalid_json": (
+        "text/event-stream",
+        b'data: {"id": "chatcmpl-1", "choices": [{"delta": {"content": "Hel\n\n'
+        b"data: not json at all\n\n",
+    ),
 }
 
 _ERROR_INFO: dict[int, tuple[str, str, str]] = {
@@ -271,6 +311,8 @@ class Reply:
     a whole error object) sent Groq-style as ``data: {"error": {...}}`` after the content chunks
     (or after ``cut_after_chunks`` of them), after which the stream ends without a final chunk
     or ``[DONE]`` (the SDK raises ``APIError``); a non-streaming request gets a 500 instead.
+    ``garbage``: answer 200 with that body of :data:`GARBAGE_BODIES` instead of a completion.
+    ``echo_headers``: echo the request's headers (see *Hostile upstreams* in the module doc).
     """
 
     text: str | None = None
@@ -287,6 +329,8 @@ class Reply:
     ttft_ms: float | None = None
     tokens_per_s: float | None = None
     stream_error: str | Mapping[str, Any] | None = None
+    garbage: str | None = None
+    echo_headers: bool = False
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Reply:
@@ -312,8 +356,8 @@ class RequestRecord:
     arrival_ns: int = 0
     #: Usage reported for this request (``None`` if none was sent, e.g. errors or cut streams).
     usage: dict[str, Any] | None = None
-    #: ``"pending"``, ``"completed"``, ``"error"``, ``"stream_error"``, ``"cut"`` or
-    #: ``"disconnected"``.
+    #: ``"pending"``, ``"completed"``, ``"error"``, ``"stream_error"``, ``"cut"``,
+    #: ``"garbage"`` or ``"disconnected"``.
     outcome: str = "pending"
 
     @property
@@ -425,6 +469,9 @@ _KNOWN_DIRECTIVES = {
     "ttft",
     "tps",
     "stream_error",
+    "trickle",
+    "garbage",
+    "echo_headers",
 }
 
 
@@ -557,6 +604,13 @@ def _reply_from_directives(directives: list[tuple[str, Any]], fake: FakeUpstream
                 reply.ttft_ms = float(arg)
             elif name == "tps":
                 reply.tokens_per_s = float(arg)
+            elif name == "trickle":
+                reply.text = _words(1000)
+                reply.tokens_per_s = 1 / (float(arg) if arg else 1.0)
+            elif name == "garbage":
+                reply.garbage = str(arg) if arg in GARBAGE_BODIES else "invalid_json"
+            elif name == "echo_headers":
+                reply.echo_headers = True
         except (TypeError, ValueError):
             continue
     if tools:
@@ -577,6 +631,13 @@ def _stream_error_object(error: str | Mapping[str, Any] | None) -> dict[str, Any
         "code": "tool_use_failed",
         "status_code": 400,
     }
+
+
+def _echoed(message: str, echo: Mapping[str, str] | None) -> str:
+    """``message`` followed by the request's headers, as a header-echoing upstream writes it."""
+    if not echo:
+        return message
+    return f"{message} request headers: {json.dumps(dict(echo))}"
 
 
 def _format_duration(seconds: float) -> str:
@@ -609,6 +670,9 @@ class _Plan:
     prompt_tokens: int
     usage_override: Mapping[str, int] | None
     stream_error: dict[str, Any] | None
+    garbage: str | None = None
+    #: the request's headers when the reply echoes them
+    echo: dict[str, str] | None = None
 
 
 class _Cut(Exception):
@@ -666,6 +730,7 @@ class FakeUpstream:
         record_requests: bool = True,
         system_fingerprint: str = "fp_fake0000",
         stamp_tokens: bool = False,
+        echo_headers: bool = False,
     ) -> None:
         """Configure the server; nothing is bound until :meth:`start` (or ``async with``)."""
         self.host = host
@@ -687,6 +752,7 @@ class FakeUpstream:
         self.record_requests = record_requests
         self.system_fingerprint = system_fingerprint
         self.stamp_tokens = stamp_tokens
+        self.echo_headers = echo_headers
 
         self.requests: list[RequestRecord] = []
         self.completed = 0
@@ -838,9 +904,13 @@ class FakeUpstream:
 
     # -- request handling ------------------------------------------------------------------
 
-    def _base_headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    def _base_headers(
+        self, extra: Mapping[str, str] | None = None, echo: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
         headers = dict(self.rate_limit_headers)
         headers["x-request-id"] = "req_" + uuid.uuid4().hex[:26]
+        if echo:
+            headers.update({f"x-echo-{name}": value for name, value in echo.items()})
         if extra:
             headers.update(extra)
         return headers
@@ -854,6 +924,7 @@ class FakeUpstream:
         retry_after: float | None = None,
         headers: Mapping[str, str] | None = None,
         param: str | None = None,
+        echo: Mapping[str, str] | None = None,
     ) -> web.Response:
         err_type, code, default_message = _ERROR_INFO.get(
             status, ("internal_server_error", "error", f"HTTP {status}")
@@ -866,22 +937,27 @@ class FakeUpstream:
                 f"Requested 100. Please try again in {_format_duration(wait)}. Need more "
                 "tokens? Upgrade to Dev Tier today at https://console.groq.com/settings/billing"
             )
-        error: dict[str, Any] = {"message": message or default_message, "type": err_type}
+        error: dict[str, Any] = {
+            "message": _echoed(message or default_message, echo),
+            "type": err_type,
+        }
         if param is not None:
             error["param"] = param
         error["code"] = code
-        out_headers = self._base_headers(headers)
+        out_headers = self._base_headers(headers, echo)
         if retry_after is not None:
             out_headers["retry-after"] = f"{retry_after:g}"
         self.errors += 1
         return web.json_response({"error": error}, status=status, headers=out_headers)
 
-    def _validate(self, request: web.Request, body: Any) -> web.Response | None:
+    def _validate(
+        self, request: web.Request, body: Any, echo: Mapping[str, str] | None
+    ) -> web.Response | None:
         if self.api_key is not None:
             if request.headers.get("authorization") != f"Bearer {self.api_key}":
-                return self._error(401)
+                return self._error(401, echo=echo)
         if not isinstance(body, dict):
-            return self._error(400, "request body must be a JSON object")
+            return self._error(400, "request body must be a JSON object", echo=echo)
         model = body.get("model")
         if not isinstance(model, str) or not model:
             return self._error(400, "property 'model' is missing", param="model")
@@ -963,6 +1039,7 @@ class FakeUpstream:
             prompt_tokens=count_prompt_tokens(body.get("messages") or []),
             usage_override=reply.usage,
             stream_error=_stream_error_object(reply.stream_error),
+            garbage=reply.garbage,
         )
 
     def _usage(self, plan: _Plan, completion_tokens: int, completion_time: float) -> dict[str, Any]:
@@ -1016,15 +1093,22 @@ class FakeUpstream:
         if self.record_requests:
             self.requests.append(record)
         self._notify()
+        echo = record.headers if self.echo_headers else None
         if body is None and raw:
             record.outcome = "error"
-            return self._error(400, "request body is not valid JSON")
-        invalid = self._validate(request, body)
+            return self._error(400, "request body is not valid JSON", echo=echo)
+        invalid = self._validate(request, body, echo)
         if invalid is not None:
             record.outcome = "error"
             return invalid
-        plan = self._plan(body, self._next_reply(body))
+        reply = self._next_reply(body)
+        plan = self._plan(body, reply)
+        if reply.echo_headers or echo:
+            plan.echo = record.headers
         stream = bool(body.get("stream"))
+        if stream and plan.stream_error is not None and plan.echo:
+            error_text = str(plan.stream_error.get("message", ""))
+            plan.stream_error["message"] = _echoed(error_text, plan.echo)
         if stream:
             self.active_streams += 1
             self._notify()
@@ -1039,7 +1123,10 @@ class FakeUpstream:
                     model=plan.model,
                     retry_after=plan.retry_after,
                     headers=plan.headers,
+                    echo=plan.echo,
                 )
+            if plan.garbage is not None:
+                return await self._garbage(plan, record)
             if stream:
                 return await self._stream(request, body, plan, record)
             return await self._complete(request, plan, record)
@@ -1076,7 +1163,8 @@ class FakeUpstream:
             self._cut(request)
         if plan.stream_error is not None:
             record.outcome = "error"
-            return self._error(500, str(plan.stream_error.get("message", "")), model=plan.model)
+            error_text = str(plan.stream_error.get("message", ""))
+            return self._error(500, error_text, model=plan.model, echo=plan.echo)
         message: dict[str, Any] = {"role": "assistant", "content": content}
         if pieces:
             message["tool_calls"] = [
@@ -1101,7 +1189,7 @@ class FakeUpstream:
             "system_fingerprint": self.system_fingerprint,
             "x_groq": {"id": "req_" + uuid.uuid4().hex[:26]},
         }
-        response = web.json_response(payload, headers=self._base_headers(plan.headers))
+        response = web.json_response(payload, headers=self._base_headers(plan.headers, plan.echo))
         record.usage = usage
         record.outcome = "completed"
         self.last_usage = usage
@@ -1160,7 +1248,8 @@ class FakeUpstream:
                     "content-type": "text/event-stream",
                     "cache-control": "no-cache",
                     **plan.headers,
-                }
+                },
+                plan.echo,
             ),
         )
         await response.prepare(request)
@@ -1195,6 +1284,15 @@ class FakeUpstream:
         record.outcome = "completed"
         self.completed += 1
         return response
+
+    async def _garbage(self, plan: _Plan, record: RequestRecord) -> web.Response:
+        """A 200 whose body is one of :data:`GARBAGE_BODIES` (after the reply's TTFT)."""
+        if plan.ttft_s > 0:
+            await asyncio.sleep(plan.ttft_s)
+        content_type, body = GARBAGE_BODIES[plan.garbage or "invalid_json"]
+        headers = self._base_headers({**plan.headers, "content-type": content_type}, plan.echo)
+        record.outcome = "garbage"
+        return web.Response(status=200, body=body, headers=headers)
 
     async def _write_paced(
         self,
@@ -1303,6 +1401,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--record", action="store_true", help="keep request records (memory grows)")
     parser.add_argument("--no-strict-groq", action="store_true")
     parser.add_argument(
+        "--echo-headers", action="store_true", help="echo request headers back (echo_headers)"
+    )
+    parser.add_argument(
         "--stamp-words",
         type=int,
         default=0,
@@ -1333,6 +1434,7 @@ async def _serve(args: argparse.Namespace) -> None:
         strict_groq=not args.no_strict_groq,
         reply_fn=stamped_reply(args.stamp_words) if args.stamp_words > 0 else None,
         stamp_tokens=args.stamp_words > 0,
+        echo_headers=args.echo_headers,
     )
     stop = stop_event()
     async with fake:
