@@ -3,9 +3,13 @@
 For test suites written in other languages (Lua, GDScript) and for trying clients by hand::
 
     python -m npcbridge.testing.stack [--token T] [--ttft-ms 0] [--tokens-per-s 0]
+        [--port 0] [--upstream-port 0] [--control-port 0]
 
 prints one JSON line ``{"ws_url", "upstream_url", "control_url", "token"}`` and runs until stdin
-closes, SIGTERM or SIGINT. Control endpoints (HTTP on ``control_url``):
+closes, SIGTERM or SIGINT. Every port defaults to 0 (a free one); ``--port`` defaults to
+``NPCBRIDGE_PORT`` when it is set, so a suite can run where only some ports are allowed. A port
+that cannot be bound ends the stack with one line on stderr and exit status 2.
+Control endpoints (HTTP on ``control_url``):
 
 ``POST /restart?down_ms=500``  stop the WebSocket server (clients see the close), wait, start a
                                new one on the same port (for reconnect tests).
@@ -22,6 +26,7 @@ import argparse
 import asyncio
 import importlib.util
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -76,14 +81,24 @@ def stack_config(
 class Stack:
     """Fake upstream + server + control endpoints."""
 
-    def __init__(self, token: str | None, ttft_ms: float, tokens_per_s: float) -> None:
+    def __init__(
+        self,
+        token: str | None,
+        ttft_ms: float,
+        tokens_per_s: float,
+        *,
+        port: int = 0,
+        upstream_port: int = 0,
+        control_port: int = 0,
+    ) -> None:
         self.token = token
-        self.fake = FakeUpstream(ttft_ms=ttft_ms, tokens_per_s=tokens_per_s)
+        self.fake = FakeUpstream(ttft_ms=ttft_ms, tokens_per_s=tokens_per_s, port=upstream_port)
         self.tmp = tempfile.TemporaryDirectory(prefix="npcbridge-stack-")
         self.server: Server | None = None
-        self.port = 0
+        #: the WebSocket port (0 until started: then the bound one, kept across restarts)
+        self.port = port
         self.control: web.AppRunner | None = None
-        self.control_port = 0
+        self.control_port = control_port
 
     async def _start_server(self) -> None:
         config = stack_config(self.fake.base_url, str(Path(self.tmp.name) / "stack.db"), self.token)
@@ -91,7 +106,12 @@ class Stack:
         if importlib.util.find_spec("npcbridge_moderation") is not None:
             config.extra["moderation"] = {"blocklist": [BLOCKED_WORD]}
             plugins = ("npcbridge_moderation",)
-        self.server = await serve(App(config, plugins, entry_points=False), port=self.port)
+        app = App(config, plugins, entry_points=False)
+        try:
+            self.server = await serve(app, port=self.port)
+        except BaseException:
+            await app.close()
+            raise
         self.port = self.server.port
 
     async def start(self) -> None:
@@ -103,7 +123,7 @@ class Stack:
         control.router.add_get("/upstream", self._upstream)
         self.control = web.AppRunner(control, access_log=None)
         await self.control.setup()
-        site = web.TCPSite(self.control, "127.0.0.1", 0)
+        site = web.TCPSite(self.control, "127.0.0.1", self.control_port)
         await site.start()
         self.control_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
@@ -137,9 +157,21 @@ class Stack:
         self.tmp.cleanup()
 
 
-async def _main(args: argparse.Namespace) -> None:
-    stack = Stack(args.token, args.ttft_ms, args.tokens_per_s)
-    await stack.start()
+async def _main(args: argparse.Namespace) -> int:
+    stack = Stack(
+        args.token,
+        args.ttft_ms,
+        args.tokens_per_s,
+        port=args.port,
+        upstream_port=args.upstream_port,
+        control_port=args.control_port,
+    )
+    try:
+        await stack.start()
+    except OSError as exc:
+        await stack.stop()
+        print(f"npcbridge test stack: cannot listen: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     print(json.dumps(stack.describe()), flush=True)
     stop = stop_event()
     loop = asyncio.get_running_loop()
@@ -147,16 +179,41 @@ async def _main(args: argparse.Namespace) -> None:
         loop.add_reader(sys.stdin.fileno(), lambda: stop.set() if not sys.stdin.read(1) else None)
     await stop.wait()
     await stack.stop()
+    return 0
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Command-line entry point."""
+def _port(text: str) -> int:
+    """A port number, 0 meaning any free port."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a port number (0-65535)") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError("must be a port number (0-65535)")
+    return port
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--token", default=None)
     parser.add_argument("--ttft-ms", type=float, default=0.0)
     parser.add_argument("--tokens-per-s", type=float, default=200.0)
-    asyncio.run(_main(parser.parse_args(argv)))
+    env_port = os.environ.get("NPCBRIDGE_PORT")
+    parser.add_argument(
+        "--port",
+        type=_port,
+        default=env_port or "0",
+        help="WebSocket port of the npcbridge server (default: NPCBRIDGE_PORT, else 0 = free)",
+    )
+    parser.add_argument(
+        "--upstream-port", type=_port, default=0, help="fake upstream port (default 0 = free)"
+    )
+    parser.add_argument(
+        "--control-port", type=_port, default=0, help="control endpoint port (default 0 = free)"
+    )
+    return asyncio.run(_main(parser.parse_args(argv)))
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
