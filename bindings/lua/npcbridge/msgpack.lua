@@ -15,7 +15,8 @@
 ---   float                     <-> float64  (float32 is read, never written)
 ---   Lua 5.1 / LuaJIT numbers: an integral number in the int64/uint64 range encodes as an integer,
 ---       anything else as float64. Integers beyond 2^53 decode to the nearest double (not exact).
----   string                    <-> str      (decoded strings are checked to be valid UTF-8)
+---   string                    <-> str      (valid UTF-8 both ways: `encode` refuses a string that
+---                                           is not, `decode` a str that is not; bytes go in a bin)
 ---   msgpack.bin(s)            <-> bin      (a table {data = s} with the BIN metatable)
 ---   table marked as array     <-> array    (decoded arrays carry `msgpack.ARRAY`)
 ---   table marked as map       <-> map      (decoded maps carry `msgpack.MAP`)
@@ -26,6 +27,9 @@
 --- raises; `encode` returns `nil, message` for values msgpack cannot hold.
 ---@class npcbridge.msgpack
 local M = { _VERSION = "0.1.0" }
+
+local base = (...) and (...):match("^(.-)[^%.]+$") or ""
+local utf8scan = require(base .. "utf8scan")
 
 local byte, char, sub, concat = string.byte, string.char, string.sub, table.concat
 local floor, huge = math.floor, math.huge
@@ -116,50 +120,11 @@ end
 -- On Lua 5.3+: is this integer in [0, 2^63)? (`v >= 0` suffices, integers wrap.)
 local MAXINT = math.maxinteger
 
--- ---------------------------------------------------------------------------------------------
--- UTF-8 validation (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF)
--- ---------------------------------------------------------------------------------------------
-
---- Scan `s` as UTF-8: "ok" when well-formed, "incomplete" when it ends inside a character whose
---- bytes so far are allowed (more bytes could still make it valid), "bad" otherwise.
----@param s string
----@return "ok"|"incomplete"|"bad"
-function M.utf8_scan(s)
-  if not s:find("[\128-\255]") then return "ok" end
-  local i, n = 1, #s
-  while i <= n do
-    local c = byte(s, i)
-    if c < 0x80 then
-      i = i + 1
-    else
-      local need, lo, hi
-      if c >= 0xC2 and c <= 0xDF then
-        need, lo, hi = 1, 0x80, 0xBF
-      elseif c >= 0xE0 and c <= 0xEF then
-        need, lo, hi = 2, c == 0xE0 and 0xA0 or 0x80, c == 0xED and 0x9F or 0xBF
-      elseif c >= 0xF0 and c <= 0xF4 then
-        need, lo, hi = 3, c == 0xF0 and 0x90 or 0x80, c == 0xF4 and 0x8F or 0xBF
-      else
-        return "bad"
-      end
-      for k = 1, need do
-        local d = byte(s, i + k)
-        if not d then return "incomplete" end
-        if k > 1 then lo, hi = 0x80, 0xBF end
-        if d < lo or d > hi then return "bad" end
-      end
-      i = i + need + 1
-    end
-  end
-  return "ok"
-end
-
---- Return true when `s` is well-formed UTF-8.
+--- Return true when `s` is well-formed UTF-8 (the check `decode` applies to every str, and
+--- `encode` to every Lua string).
 ---@param s string
 ---@return boolean
-function M.valid_utf8(s)
-  return M.utf8_scan(s) == "ok"
-end
+M.valid_utf8 = utf8scan.valid
 
 -- ---------------------------------------------------------------------------------------------
 -- Encoder
@@ -221,8 +186,12 @@ local function encode_int(x)
   if x >= -32768 then return "\209" .. be_bytes(x + 65536, 2) end
   if x >= -2147483648 then return "\210" .. be_bytes(x + 4294967296, 4) end
   if M.has_integers and math_type(x) == "integer" then return "\211" .. be_bytes(x, 8) end
-  -- a double: two's complement by hand (exact for every integral double in range)
-  return "\211" .. be_bytes(x + 18446744073709551616, 8)
+  -- A double in [-2^63, -2^31): two's complement as two 32-bit halves. `x + 2^64` would round
+  -- (it needs 64 significant bits); the halves are exact: dividing by 2^32 and flooring are,
+  -- and `lo` is an integer below 2^32, so `x - hi * 2^32` is computed without rounding.
+  local hi = floor(x / 4294967296) -- in [-2^31, 0)
+  local lo = x - hi * 4294967296 -- in [0, 2^32)
+  return "\211" .. be_bytes(hi + 4294967296, 4) .. be_bytes(lo, 4)
 end
 
 local function encode_number(x)
@@ -303,6 +272,8 @@ encode_value = function(v, out, depth)
   elseif tv == "number" then
     out[#out + 1] = encode_number(v)
   elseif tv == "string" then
+    -- a str must be UTF-8 (the server rejects the whole message otherwise): bytes go in a bin
+    if not utf8scan.valid(v) then error({ msgpack = "a string is not valid UTF-8 (wrap bytes in msgpack.bin)" }) end
     out[#out + 1] = len_header(#v, 0xA0, 31, 0xD9, 0xDA, 0xDB)
     out[#out + 1] = v
   elseif tv == "table" then

@@ -16,8 +16,9 @@ local M = { _VERSION = "0.1.0" }
 local base = (...):match("^(.-)[^%.]+$") or ""
 local sha1 = require(base .. "sha1")
 local base64 = require(base .. "base64")
-local utf8check = require(base .. "msgpack").valid_utf8
-local utf8_scan = require(base .. "msgpack").utf8_scan
+local utf8scan = require(base .. "utf8scan")
+local random = require(base .. "random")
+local utf8check = utf8scan.valid
 
 local byte, char, sub, concat, floor = string.byte, string.char, string.sub, table.concat, math.floor
 local tunpack = unpack or table.unpack
@@ -31,45 +32,11 @@ M.CONTINUATION, M.TEXT, M.BINARY, M.CLOSE, M.PING, M.PONG = 0x0, 0x1, 0x2, 0x8, 
 M.CLOSE_NORMAL, M.CLOSE_GOING_AWAY, M.CLOSE_PROTOCOL_ERROR = 1000, 1001, 1002
 M.CLOSE_INVALID_DATA, M.CLOSE_POLICY, M.CLOSE_TOO_BIG = 1007, 1008, 1009
 
--- ---------------------------------------------------------------------------------------------
--- Randomness: the handshake key (4.1) and every frame mask (5.3) must be unpredictable.
--- ---------------------------------------------------------------------------------------------
-
-local random_source
-do
-  local urandom = io and io.open and io.open("/dev/urandom", "rb")
-  local buffer, at = "", 1
-  if urandom then
-    random_source = function(n)
-      if at + n - 1 > #buffer then
-        buffer, at = urandom:read(4096) or "", 1
-        if #buffer < n then return nil end
-      end
-      local s = sub(buffer, at, at + n - 1)
-      at = at + n
-      return s
-    end
-  end
-end
-
-local seeded = false
---- Return `n` random bytes: /dev/urandom when readable, else love.math.random (LÖVE seeds it),
---- else math.random (seeded once here from the clock and a table address).
+--- `n` random bytes, for the handshake key (4.1) and every frame mask (5.3): the best source the
+--- platform offers (npcbridge.random; never the game's math.random).
 ---@param n integer
 ---@return string
-function M.random_bytes(n)
-  local s = random_source and random_source(n)
-  if s then return s end
-  local t = {}
-  local lm = rawget(_G, "love") and love.math and love.math.random
-  if not lm and not seeded then
-    seeded = true
-    local addr = tonumber(tostring({}):match("0x(%x+)") or "0", 16) or 0
-    math.randomseed((os.time() + floor((os.clock() * 1000000) % 1000000) + addr) % 2147483647)
-  end
-  for i = 1, n do t[i] = lm and lm(0, 255) or math.random(0, 255) end
-  return char(tunpack(t))
-end
+M.random_bytes = random.bytes
 
 -- ---------------------------------------------------------------------------------------------
 -- XOR of bytes, arithmetic only (a 64 KiB table built on first use), for masking (5.3).
@@ -273,22 +240,28 @@ end
 -- Close frames (sections 5.5.1, 7.4)
 -- ---------------------------------------------------------------------------------------------
 
---- Whether a close code may appear in a close frame on the wire (7.4.1, 7.4.2).
+--- Whether a close code may appear in a close frame on the wire: those of section 7.4.1 and the
+--- IANA registry (7.4.2: 1012 service restart, 1013 try again later, 1014 bad gateway), and the
+--- ranges for libraries and applications (3000-4999). 1004 is reserved; 1005, 1006 and 1015 only
+--- describe a close locally and are never sent.
 ---@param code integer
 ---@return boolean
 function M.valid_close_code(code)
-  return (code >= 1000 and code <= 1003) or (code >= 1007 and code <= 1011) or (code >= 3000 and code <= 4999)
+  return (code >= 1000 and code <= 1003) or (code >= 1007 and code <= 1014) or (code >= 3000 and code <= 4999)
 end
 
---- Payload of a close frame.
+--- Payload of a close frame: empty when there is no code or the code may not be sent (1005 "no
+--- status" is said by sending none, 7.4.1); the reason is cut to 123 bytes on a character
+--- boundary (control frames carry at most 125 bytes, 5.5) and dropped if it is not UTF-8 (the
+--- peer would fail the connection with 1007).
 ---@param code integer|nil
 ---@param reason string|nil
 ---@return string
 function M.close_payload(code, reason)
-  if not code then return "" end
+  if not code or not M.valid_close_code(code) then return "" end
   reason = reason or ""
-  if #reason > 123 then reason = sub(reason, 1, 123) end
-  return char(floor(code / 256), code % 256) .. reason
+  if not utf8check(reason) then reason = "" end
+  return char(floor(code / 256), code % 256) .. utf8scan.cut(reason, 123)
 end
 
 --- Parse a close payload; returns code, reason or false, close code, message when it is invalid.
@@ -534,14 +507,11 @@ function Protocol:_frame(f, events)
   return true
 end
 
---- True when `s` is valid UTF-8, or could still become valid UTF-8 with more bytes appended
---- (it only ends inside a character whose bytes so far are allowed). Lets a fragmented text
---- message fail as soon as it cannot be UTF-8 (RFC 6455 section 8.1, Autobahn 6.4.x).
+--- True when `s` is valid UTF-8, or could still become valid UTF-8 with more bytes appended.
+--- Lets a fragmented text message fail as soon as it cannot be UTF-8 (8.1, Autobahn 6.4.x).
 ---@param s string
 ---@return boolean
-function M.utf8_prefix_ok(s)
-  return utf8_scan(s) ~= "bad"
-end
+M.utf8_prefix_ok = utf8scan.prefix_ok
 
 -- ---------------------------------------------------------------------------------------------
 -- Opening handshake (section 4.1)

@@ -107,6 +107,23 @@ describe("msgpack encoder", function()
     assert.are.equal("d3ffffff0000000000", hex(-1099511627776))
   end)
 
+  it("encodes every integer in [-2^63, -2^31) exactly, on one-number Luas too", function()
+    -- -3000000000 + 2^64 needs 64 significant bits: as a double it would round to ...fe00
+    assert.are.equal("d3ffffffff4d2fa200", hex(-3000000000))
+    assert.are.equal("d3ffffffff7fffffff", hex(-2147483649))
+    assert.are.equal("d3ffffff0000000001", hex(-1099511627775))
+    assert.are.equal("d3ffe0000000000001", hex(-9007199254740991)) -- -(2^53 - 1)
+    assert.are.equal("d3fff0000000000001", hex(-4503599627370495))
+    if not msgpack.has_integers then
+      assert.are.equal("d3ffe0000000000000", hex(-2 ^ 53))
+      assert.are.equal("d38000000000000000", hex(-2 ^ 63))
+      assert.are.equal("d3ff00000000000800", hex(-2 ^ 56 + 2048)) -- beyond 2^53: integral doubles
+    end
+    for _, x in ipairs({ -3000000000, -2147483649, -4294967297, -123456789012345, -9007199254740991 }) do
+      assert.are.equal(x, msgpack.decode(assert(msgpack.encode(x))))
+    end
+  end)
+
   it("encodes floats as float64", function()
     assert.are.equal("cb3ff8000000000000", hex(1.5))
     assert.are.equal("cbbfd0000000000000", hex(-0.25))
@@ -172,6 +189,18 @@ describe("msgpack encoder", function()
     bytes, err = msgpack.encode(loop)
     assert.is_nil(bytes)
     assert.truthy(err:find("deeper"))
+  end)
+
+  it("refuses to write a string that is not UTF-8 as str", function()
+    for _, bad in ipairs({ "\255", "ok\192\128", "\237\160\128", "\226\130" }) do
+      local bytes, err = msgpack.encode({ text = bad })
+      assert.is_nil(bytes)
+      assert.truthy(err:find("not valid UTF-8", 1, true), err)
+    end
+    local bytes, err = msgpack.encode({ ["\255"] = 1 }) -- keys are strings too
+    assert.is_nil(bytes)
+    assert.truthy(err:find("not valid UTF-8", 1, true))
+    assert.are.equal("c401ff", hex(msgpack.bin("\255"))) -- bytes go in a bin
   end)
 
   it("validates UTF-8", function()
