@@ -39,6 +39,9 @@ build = {
     ["npcbridge.base64"] = "npcbridge/base64.lua",
     ["npcbridge.wsproto"] = "npcbridge/wsproto.lua",
     ["npcbridge.websocket"] = "npcbridge/websocket.lua",
+    ["npcbridge.utf8scan"] = "npcbridge/utf8scan.lua",
+    ["npcbridge.random"] = "npcbridge/random.lua",
+    ["npcbridge.router"] = "npcbridge/router.lua",
   },
   copy_directories = { "spec" },
 }

@@ -137,6 +137,8 @@ function love.load()
     on_disconnect = function(err) status = "reconnecting: " .. err.message end,
     on_error = function(err)
       add_line("!", tostring(err), { 1, 0.3, 0.3 })
+      -- a URL that can never work or a name that does not resolve: the client does not retry
+      if err.code == "bad_url" or err.code == "resolve_failed" then status = "cannot connect: " .. err.message end
       if DEMO_SCRIPTED and not err.retryable then finish(1, "error: " .. tostring(err)) end
     end,
   })

@@ -21,10 +21,12 @@ local M = { _VERSION = "0.1.0", PROTOCOL = 1 }
 local base = (...) and (...):gsub("%.init$", "") or "npcbridge"
 local msgpack = require(base .. ".msgpack")
 local websocket = require(base .. ".websocket")
+local router = require(base .. ".router")
 local socket = require("socket")
 
 M.msgpack = msgpack
 M.websocket = websocket
+M.router = router
 
 local function now() return socket.gettime() end
 
@@ -34,7 +36,8 @@ local function now() return socket.gettime() end
 
 ---@class npcbridge.Error
 ---@field code string server codes (bad_request, unknown_npc, rate_limited, ...) or client codes:
----                  "disconnected", "not_connected", "timeout", "encode_error", "too_large", "closed"
+---                  "disconnected", "not_connected", "timeout", "encode_error", "too_large", "closed",
+---                  "bad_url", "resolve_failed"
 ---@field message string
 ---@field retryable boolean
 ---@field id any|nil the request id
@@ -114,7 +117,8 @@ function M.new(opts)
   self.client_name = opts.client_name or M.default_client_name()
   self.reconnect = opts.reconnect ~= false
   self.state = "idle"
-  self.requests = {} -- id -> request record
+  self.router = router.new() -- pending requests by id, and which frame ends each
+  self.later = {} -- callbacks of failures found outside update(), run by the next update()
   self.queue = {} -- messages waiting for the connection
   self.npcs = {} -- npc id -> npc.define message (replayed after a reconnect)
   self.npc_order = {}
@@ -142,18 +146,74 @@ function M.default_client_name()
   return engine .. " npcbridge-lua/" .. M._VERSION
 end
 
---- Open the connection (non-blocking; `on_connect` runs from `update()` once `welcome` arrives).
+-- The address to connect TCP to: the host itself when it is an IP address, else the first IPv4
+-- (then IPv6) address the resolver gives. This is the lookup that blocks.
+local function resolve(host)
+  if host:match("^%d+%.%d+%.%d+%.%d+$") or host:find(":", 1, true) then return host end
+  local dns = socket.dns
+  if dns.getaddrinfo then
+    local list = dns.getaddrinfo(host)
+    if type(list) == "table" then
+      for _, family in ipairs({ "inet", "inet6" }) do
+        for _, a in ipairs(list) do
+          if a.family == family and a.addr then return a.addr end
+        end
+      end
+    end
+  end
+  local ip, err = dns.toip(host)
+  if ip then return ip end
+  return nil, "cannot resolve " .. host .. ": " .. tostring(err)
+end
+
+--- Open the connection. `on_connect` runs from `update()` once `welcome` arrives.
+--- The one blocking call of the client: it resolves the URL's host name (an IP address needs no
+--- lookup); every reconnect goes to the address found here. A URL that can never work
+--- (`bad_url`) or a name that does not resolve (`resolve_failed`) closes the client without
+--- retrying: `on_error`, and the `on_error` of every waiting request, get the error from the
+--- next `update()`; call `connect()` again to retry.
 ---@return boolean|nil ok
 ---@return npcbridge.Error|nil err
 function Client:connect()
   if self.state == "connecting" or self.state == "ready" then return true end
   self.closing = false
+  local parts, perr = websocket.parse_url(self.url)
+  local e
+  if not parts then
+    e = M.error("bad_url", tostring(perr) .. ": " .. tostring(self.url), false)
+  else
+    local addr, rerr = resolve(parts.host)
+    if addr then
+      self.address = addr
+      return self:_open()
+    end
+    e = M.error("resolve_failed", rerr, true)
+  end
+  self.state = "closed"
+  self.reconnect_at = nil
+  local reqs = self.router:take_all()
+  self.queue = {}
+  self:_later(function()
+    call(self.on_error, e)
+    self:_fail_requests(reqs, e)
+  end)
+  return nil, e
+end
+
+-- Run `fn` at the start of the next update(): callbacks never run inside the game's own calls.
+function Client:_later(fn)
+  self.later[#self.later + 1] = fn
+end
+
+-- Open a WebSocket to the address resolved by connect() (non-blocking).
+function Client:_open()
   local wopts = {}
   for k, v in pairs(self.opts.websocket or {}) do wopts[k] = v end
   wopts.max_message = wopts.max_message or self.opts.max_message
   -- notice a server that vanished without closing TCP (the server pings too, every 20 s)
   if wopts.ping_interval == nil then wopts.ping_interval = 25 end
   if wopts.ping_timeout == nil then wopts.ping_timeout = 15 end
+  wopts.address = self.address
   self.ws = websocket.new(self.url, wopts)
   local ok, err = self.ws:connect()
   if not ok then
@@ -225,10 +285,12 @@ end
 ---@field on_error fun(err: npcbridge.Error)|nil the request failed (server `error` or client-side)
 ---@field timeout number|nil seconds (overrides the client's request_timeout)
 
---- Send any request and route the answers by id. Returns the id, or nil and an error value.
+--- Send any request and route the answers by id. Returns the id, or nil and an error value (which
+--- `on_error` also gets, from the next `update()`).
 --- The request ends with the first message carrying its id that is not a stream message
 --- (`reply.start`, `reply.delta`, `emote`, `action`): `on_reply` gets it, or `on_error` when it is
---- an `error`. Use it for `quest.generate`, `barks.generate` and messages added later.
+--- an `error` (a refusal ends it only when it refused this request: see npcbridge.router).
+--- Use it for `quest.generate`, `barks.generate` and messages added later.
 ---@param mtype string
 ---@param fields table|nil
 ---@param callbacks npcbridge.Callbacks|nil
@@ -239,21 +301,31 @@ function Client:request(mtype, fields, callbacks)
   for k, v in pairs(fields or {}) do msg[k] = v end
   msg.type = mtype
   if msg.id == nil then msg.id = self:_new_id() end
-  if self.requests[msg.id] then return nil, M.error("bad_request", "id " .. tostring(msg.id) .. " is in flight", false) end
   callbacks = callbacks or {}
+  if self.router:get(msg.id) then
+    return self:_refuse(callbacks.on_error, M.error("bad_request", "id " .. tostring(msg.id) .. " is in flight", false))
+  end
   local timeout = callbacks.timeout or self.opts.request_timeout
   if not timeout or timeout <= 0 then timeout = 120 end
-  local req = { id = msg.id, type = mtype, cb = callbacks, deadline = now() + timeout, msg = msg }
-  self.requests[msg.id] = req
+  self.router:add(msg.id, mtype, { cb = callbacks, deadline = now() + timeout, msg = msg })
   local ok, err = self:_dispatch(msg)
   if not ok then
-    self.requests[msg.id] = nil
-    return nil, err
+    self.router:remove(msg.id)
+    err.id = msg.id
+    return self:_refuse(callbacks.on_error, err)
   end
   return msg.id
 end
 
---- Send a message that expects no answer (no id added).
+-- A request that could not be sent: its error goes to `on_error` (from the next update()) and
+-- is returned.
+function Client:_refuse(on_error, err)
+  self:_later(function() call(on_error, err) end)
+  return nil, err
+end
+
+--- Send a message that expects no answer (no id added). A failure is returned and reaches the
+--- client's `on_error` (from the next `update()`).
 ---@param mtype string
 ---@param fields table|nil
 ---@return boolean|nil ok
@@ -262,7 +334,9 @@ function Client:send(mtype, fields)
   local msg = msgpack.map({})
   for k, v in pairs(fields or {}) do msg[k] = v end
   msg.type = mtype
-  return self:_dispatch(msg)
+  local ok, err = self:_dispatch(msg)
+  if not ok then return self:_refuse(self.on_error, err) end
+  return ok
 end
 
 --- Define (or redefine) an NPC for this connection. Remembered and sent again after a reconnect.
@@ -399,12 +473,6 @@ end
 
 -- Incoming ----------------------------------------------------------------------------------
 
-local STREAM_TYPES = { ["reply.start"] = true, ["reply.delta"] = true, ["action"] = true, ["emote"] = true }
-
-function Client:_finish_request(req)
-  self.requests[req.id] = nil
-end
-
 function Client:_on_server_message(msg)
   local t = msg.type
   if self.state == "connecting" then
@@ -422,9 +490,8 @@ function Client:_on_server_message(msg)
     end
     return
   end
-  local id = msg.id
-  local req = id ~= nil and self.requests[id] or nil
-  if not req then
+  local req, what = self.router:route(msg)
+  if not req then -- stray: an error that touches no request, or a frame nobody waits for
     if t == "error" then
       call(self.on_error, server_error(msg))
     else
@@ -432,27 +499,29 @@ function Client:_on_server_message(msg)
     end
     return
   end
-  if STREAM_TYPES[t] then
-    call(req.cb.on_message, msg)
-    req.deadline = now() + (req.cb.timeout or self.opts.request_timeout or 120)
-    return
+  if what == "opened" then
+    -- a scene reply: its frames go to the client's on_message (errors to on_error), like any
+    -- frame with an id of its own; its parent (the scene.say) waits for scene.done
+    req.cb = {
+      on_message = function(m) call(self.on_message, m) end,
+      on_error = function(e) call(self.on_error, e) end,
+      timeout = req.parent.cb and req.parent.cb.timeout,
+    }
   end
-  if t == "error" then
-    self:_finish_request(req)
+  -- every frame of a request keeps it, and the scene it belongs to, from timing out
+  local r = req
+  while r do
+    r.deadline = now() + ((r.cb and r.cb.timeout) or self.opts.request_timeout or 120)
+    r = r.parent
+  end
+  if what == "end" and t == "error" then
     local e = server_error(msg)
     if req.partial_end then e.partial = req.partial_end.text end
     call(req.cb.on_error, e)
     return
   end
-  if t == "reply.end" and msg.finish == "error" then
-    -- an `error` with the same id follows (protocol: failed say after deltas)
-    req.partial_end = msg
-    call(req.cb.on_message, msg)
-    return
-  end
-  self:_finish_request(req)
   call(req.cb.on_message, msg)
-  call(req.cb.on_reply, msg)
+  if what == "end" then call(req.cb.on_reply, msg) end
 end
 
 function Client:_after_welcome()
@@ -465,10 +534,10 @@ function Client:_after_welcome()
   for _, npc in ipairs(self.npc_order) do
     if pending[npc] then
       local id = self:_new_id()
-      self.requests[id] = {
-        id = id, type = "npc.define", deadline = now() + (self.opts.request_timeout or 120),
+      self.router:add(id, "npc.define", {
+        deadline = now() + (self.opts.request_timeout or 120),
         cb = { on_error = function(e) call(self.on_error, e) end },
-      }
+      })
       self:_send_now(msgpack.map({ type = "npc.define", id = id, npc = npc, persona = self.npcs[npc] }))
     end
   end
@@ -477,25 +546,30 @@ function Client:_after_welcome()
   for _, msg in ipairs(queue) do
     local ok, err = self:_send_now(msg)
     if not ok then
-      local req = msg.id ~= nil and self.requests[msg.id]
+      local req = msg.id ~= nil and self.router:get(msg.id)
       if req then
-        self:_finish_request(req)
+        self.router:remove(msg.id)
+        err.id = msg.id
         call(req.cb.on_error, err)
       end
     end
   end
 end
 
-function Client:_fail_all(err)
-  local reqs = self.requests
-  self.requests = {}
-  self.queue = {}
+-- Each request (id -> record) fails with a copy of `err` carrying its id.
+function Client:_fail_requests(reqs, err)
   for id, req in pairs(reqs) do
     local e = setmetatable({}, Error)
     for k, v in pairs(err) do e[k] = v end
     e.id = id
     call(req.cb.on_error, e)
   end
+end
+
+function Client:_fail_all(err)
+  local reqs = self.router:take_all()
+  self.queue = {}
+  self:_fail_requests(reqs, err)
 end
 
 -- The connection ended (or never opened): fail what was in flight, plan a reconnect.
@@ -507,11 +581,11 @@ function Client:_lost(err)
   local queued = {}
   for _, msg in ipairs(self.queue) do if msg.id ~= nil then queued[msg.id] = true end end
   local lost = {}
-  for id, req in pairs(self.requests) do
+  for id, req in pairs(self.router.requests) do
     if not queued[id] then lost[#lost + 1] = req end
   end
   for _, req in ipairs(lost) do
-    self.requests[req.id] = nil
+    self.router:remove(req.id)
     local e = M.error(err.code, err.message, err.retryable)
     e.id = req.id
     if req.partial_end then e.partial = req.partial_end.text end
@@ -548,10 +622,15 @@ end
 --- Do the pending network work and run callbacks. Call it once per frame; it never blocks for
 --- long (non-blocking sockets; a bounded amount of reading per call).
 function Client:update()
+  local later = self.later
+  if #later > 0 then
+    self.later = {}
+    for _, fn in ipairs(later) do fn() end
+  end
   local t = now()
   if self.state == "waiting" and self.reconnect_at and t >= self.reconnect_at then
     self.reconnect_at = nil
-    self:connect()
+    self:_open() -- to the address connect() resolved: no lookup inside update()
   end
   local ws = self.ws
   if ws then
@@ -589,7 +668,7 @@ function Client:update()
   -- request timeouts
   t = now()
   local expired
-  for _, req in pairs(self.requests) do
+  for _, req in pairs(self.router.requests) do
     if t > req.deadline then
       expired = expired or {}
       expired[#expired + 1] = req
@@ -597,7 +676,7 @@ function Client:update()
   end
   if expired then
     for _, req in ipairs(expired) do
-      self.requests[req.id] = nil
+      self.router:remove(req.id)
       for i = #self.queue, 1, -1 do
         if self.queue[i].id == req.id then table.remove(self.queue, i) end
       end

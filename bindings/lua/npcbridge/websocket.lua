@@ -4,7 +4,7 @@
 --- (`settimeout(0)`), so one call returns after at most `max_read` bytes or `max_update_time`
 --- seconds of work, whichever comes first. The protocol itself lives in `wsproto` (no I/O).
 --- The only blocking step is the DNS lookup of a host name in `connect()`; use an IP address
---- (e.g. 127.0.0.1) to avoid it.
+--- (e.g. 127.0.0.1), or pass one already resolved as the `address` option, to avoid it.
 ---
 ---   local ws = websocket.new("ws://127.0.0.1:8765/")
 ---   ws:connect()
@@ -50,6 +50,8 @@ end
 ---@field max_message number|nil largest incoming message in bytes (default 16 MiB); bigger: close 1009
 ---@field fragment_size number|nil send messages in frames of at most this many bytes
 ---@field headers table<string,string>|nil extra HTTP headers for the handshake
+---@field address string|nil IP address to connect TCP to instead of looking up the URL's host
+---                          (the Host header and TLS SNI still name the host)
 ---@field connect_timeout number|nil seconds for TCP + TLS + handshake (default 10)
 ---@field close_timeout number|nil seconds to wait for the server during the close handshake (default 3)
 ---@field max_read number|nil bytes read per update at most (default 1 MiB)
@@ -104,12 +106,13 @@ function Client:connect()
     if not ok then return nil, "wss:// needs LuaSec (module 'ssl'), which is not installed" end
     self.ssl = ssl
   end
+  self.target = self.opts.address or parts.host
   local tcp
-  if find(parts.host, ":", 1, true) and socket.tcp6 then tcp = socket.tcp6() else tcp = socket.tcp() end
+  if find(self.target, ":", 1, true) and socket.tcp6 then tcp = socket.tcp6() else tcp = socket.tcp() end
   if not tcp then return nil, "cannot create a TCP socket" end
   tcp:settimeout(0)
   if tcp.setoption then pcall(tcp.setoption, tcp, "tcp-nodelay", true) end
-  local ok, cerr = tcp:connect(parts.host, parts.port)
+  local ok, cerr = tcp:connect(self.target, parts.port)
   self.sock = tcp
   if ok then
     self:_connected()
@@ -275,7 +278,7 @@ function Client:update()
   if st == "connecting" then
     local _, writable = socket.select(nil, { self.sock }, 0)
     if writable and #writable > 0 then
-      local ok, err = self.sock:connect(self.parts.host, self.parts.port)
+      local ok, err = self.sock:connect(self.target, self.parts.port)
       if ok or err == "already connected" then
         self:_connected()
       else
