@@ -10,7 +10,10 @@ Each interpreter runs the busted specs in ``bindings/lua/spec/`` unchanged: the 
 The LÖVE demo (``examples/love-demo``) runs headless in its scripted mode against the same stack.
 
 A missing interpreter, busted or love skips locally and FAILS under CI (``CI=true``).
-Needs: apt ``lua5.1 lua5.4 luajit lua-socket lua-busted love`` (``lua-sec`` for wss://).
+The rock installs with ``luarocks make --deps-mode=none`` into a temporary tree beside the
+distribution's LuaSocket, and lua5.1 requires it from there.
+
+Needs: apt ``lua5.1 lua5.4 luajit lua-socket lua-busted luarocks love`` (``lua-sec`` for wss://).
 """
 
 from __future__ import annotations
@@ -331,3 +334,46 @@ def test_readme_love_example(stack: dict[str, Any], tmp_path: Path) -> None:
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"love exited {result.returncode}:\n{output[-4000:]}"
     assert "REPLY Aye lad, what do you need?" in result.stdout
+
+
+def test_rock_installs_beside_distribution_luasocket(tmp_path: Path) -> None:
+    """``luarocks make --deps-mode=none --tree=<dir>`` installs the rock where LuaSocket comes from
+    the distribution (no rock of it), and lua5.1 then requires every module from that tree."""
+    lua = need("lua5.1")
+    luarocks = need("luarocks")
+    rockspec = next(LUA_DIR.glob("npcbridge-*.rockspec"))
+    # every module file is listed in the rockspec (a module missing there breaks the rock only)
+    listed = set(rockspec.read_text(encoding="utf-8").split("build = {", 1)[1].split('"'))
+    for path in sorted((LUA_DIR / "npcbridge").glob("*.lua")):
+        assert f"npcbridge/{path.name}" in listed, f"{path.name} is not in {rockspec.name}"
+    tree = tmp_path / "tree"
+    env = dict(os.environ, HOME=str(tmp_path))  # no user config or user tree
+    cmd = [
+        luarocks,
+        "--lua-version=5.1",
+        "make",
+        "--deps-mode=none",
+        f"--tree={tree}",
+        rockspec.name,
+    ]
+    result = run(cmd, env, LUA_DIR, timeout=120)
+    assert result.returncode == 0, f"luarocks make failed:\n{result.stdout}\n{result.stderr}"
+    paths = run(
+        [luarocks, "--lua-version=5.1", "path", f"--tree={tree}"], env, tmp_path, timeout=60
+    )
+    assert paths.returncode == 0, paths.stderr
+    for line in paths.stdout.splitlines():  # export LUA_PATH='...'
+        name, _, value = line.removeprefix("export ").partition("=")
+        env[name] = value.strip("'\"")
+    modules = [f"npcbridge.{p.stem}" for p in sorted((LUA_DIR / "npcbridge").glob("*.lua"))]
+    names = ", ".join(repr(m) for m in modules if m != "npcbridge.init")
+    script = (
+        'local n = require("npcbridge")\n'
+        f"for _, m in ipairs({{{names}}}) do\n"
+        "  require(m)\nend\n"
+        'assert(package.loaded["npcbridge"] == n)\n'
+        'print("from " .. debug.getinfo(n.new, "S").source:sub(2))\n'
+    )
+    loaded = run([lua, "-e", script], env, tmp_path, timeout=60)
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.startswith(f"from {tree}"), loaded.stdout
