@@ -171,7 +171,8 @@ end
 --- lookup); every reconnect goes to the address found here. A URL that can never work
 --- (`bad_url`) or a name that does not resolve (`resolve_failed`) closes the client without
 --- retrying: `on_error`, and the `on_error` of every waiting request, get the error from the
---- next `update()`; call `connect()` again to retry.
+--- next `update()` (a `wss://` URL without LuaSec installed is a `bad_url` too); call
+--- `connect()` again to retry.
 ---@return boolean|nil ok
 ---@return npcbridge.Error|nil err
 function Client:connect()
@@ -181,6 +182,8 @@ function Client:connect()
   local e
   if not parts then
     e = M.error("bad_url", tostring(perr) .. ": " .. tostring(self.url), false)
+  elseif parts.secure and not pcall(require, "ssl") then
+    e = M.error("bad_url", "wss:// needs LuaSec (module 'ssl'), which is not installed", false)
   else
     local addr, rerr = resolve(parts.host)
     if addr then

@@ -35,6 +35,21 @@ describe("client failures reach callbacks", function()
     end)
   end
 
+  it("wss:// without LuaSec is a bad_url, not retried", function()
+    local saved, saved_preload = package.loaded.ssl, package.preload.ssl
+    package.loaded.ssl, package.preload.ssl = nil, function() error("no LuaSec here") end
+    local got
+    local c = npcbridge.new({ url = "wss://127.0.0.1:1/", on_error = function(e) got = e end })
+    local ok, err = c:connect()
+    package.loaded.ssl, package.preload.ssl = saved, saved_preload
+    assert.is_nil(ok)
+    assert.are.equal("bad_url", err.code)
+    assert.truthy(err.message:find("LuaSec", 1, true))
+    c:update()
+    assert.are.equal("bad_url", got and got.code)
+    assert.are.equal("closed", c.state)
+  end)
+
   it("say() while disconnected with reconnect = false calls on_error with not_connected", function()
     local c = npcbridge.new({ url = "ws://127.0.0.1:" .. refused_port() .. "/", reconnect = false })
     c:connect()
