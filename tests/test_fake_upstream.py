@@ -603,6 +603,12 @@ async def test_echo_headers_in_response_headers_error_bodies_and_stream_errors(
     status, headers, body = await post_chat(fake_upstream, "hi", key=canary)
     events = [line for line in body.decode().split("\n") if line.startswith('data: {"error')]
     assert status == 200 and len(events) == 1 and canary in events[0]
+    status, headers, body = await post_chat(
+        fake_upstream, "[[reply:Hi]] [[groq_error:stopped]] [[echo_headers]]", key=canary
+    )
+    chunks = [json.loads(line[6:]) for line in body.decode().split("\n") if line[6:7] == "{"]
+    assert chunks[-1]["x_groq"]["error"].startswith("stopped request headers:")
+    assert canary in chunks[-1]["x_groq"]["error"] and b"[DONE]" not in body
     # the knob: every reply echoes, 401s included
     fake_upstream.echo_headers = True
     fake_upstream.api_key = "other"

@@ -133,6 +133,8 @@ Directives (anywhere in the text of the last user message)
                           ``invalid_json``, ``html``, ``empty``, ``binary_sse``,
                           ``sse_invalid_json``), streaming request or not.
 ``[[echo_headers]]``      This reply echoes the request's headers (see *Hostile upstreams*).
+``[[groq_error:MESSAGE]]`` After the content, stop the stream Groq's way: a chunk whose
+                          ``x_groq.error`` is MESSAGE (a string), then the end of the body.
 
 Directives combine (e.g. ``[[reply:Hi there friend]] [[cut:2]]``).
 
@@ -155,7 +157,7 @@ client. With ``echo_headers=True`` (every reply) or ``Reply(echo_headers=True)``
 ``[[echo_headers]]`` (one reply) the fake does that everywhere it can: each request header comes
 back as a response header ``x-echo-<name>`` (errors, streams, completions, garbage), error bodies'
 ``message`` ends with ``request headers: {json}``, and so does the ``message`` of an in-stream
-error event (``stream_error``). ``Reply(garbage=KIND)`` answers 200 with one of
+error event (``stream_error``, ``groq_error``). ``Reply(garbage=KIND)`` answers 200 with one of
 :data:`GARBAGE_BODIES` (content type and bytes), after ``stall_s`` and ``ttft_ms``; its record's
 outcome is ``"garbage"``.
 
@@ -313,6 +315,8 @@ class Reply:
     or ``[DONE]`` (the SDK raises ``APIError``); a non-streaming request gets a 500 instead.
     ``garbage``: answer 200 with that body of :data:`GARBAGE_BODIES` instead of a completion.
     ``echo_headers``: echo the request's headers (see *Hostile upstreams* in the module doc).
+    ``groq_error``: after the content, a chunk with ``x_groq.error`` set to this string ends the
+    stream (Groq's way of stopping a stream early); a non-streaming request gets a 500.
     """
 
     text: str | None = None
@@ -331,6 +335,7 @@ class Reply:
     stream_error: str | Mapping[str, Any] | None = None
     garbage: str | None = None
     echo_headers: bool = False
+    groq_error: str | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Reply:
@@ -472,6 +477,7 @@ _KNOWN_DIRECTIVES = {
     "trickle",
     "garbage",
     "echo_headers",
+    "groq_error",
 }
 
 
@@ -611,6 +617,8 @@ def _reply_from_directives(directives: list[tuple[str, Any]], fake: FakeUpstream
                 reply.garbage = str(arg) if arg in GARBAGE_BODIES else "invalid_json"
             elif name == "echo_headers":
                 reply.echo_headers = True
+            elif name == "groq_error":
+                reply.groq_error = arg or "stream stopped"
         except (TypeError, ValueError):
             continue
     if tools:
@@ -671,6 +679,7 @@ class _Plan:
     usage_override: Mapping[str, int] | None
     stream_error: dict[str, Any] | None
     garbage: str | None = None
+    groq_error: str | None = None
     #: the request's headers when the reply echoes them
     echo: dict[str, str] | None = None
 
@@ -1040,6 +1049,7 @@ class FakeUpstream:
             usage_override=reply.usage,
             stream_error=_stream_error_object(reply.stream_error),
             garbage=reply.garbage,
+            groq_error=reply.groq_error,
         )
 
     def _usage(self, plan: _Plan, completion_tokens: int, completion_time: float) -> dict[str, Any]:
@@ -1109,6 +1119,11 @@ class FakeUpstream:
         if stream and plan.stream_error is not None and plan.echo:
             error_text = str(plan.stream_error.get("message", ""))
             plan.stream_error["message"] = _echoed(error_text, plan.echo)
+        if plan.groq_error is not None:
+            if not stream:
+                plan.stream_error = _stream_error_object(plan.groq_error)
+            elif plan.echo:
+                plan.groq_error = _echoed(plan.groq_error, plan.echo)
         if stream:
             self.active_streams += 1
             self._notify()
@@ -1264,6 +1279,12 @@ class FakeUpstream:
             await response.write(
                 b"data: " + json.dumps({"error": plan.stream_error}).encode() + b"\n\n"
             )
+            await response.write_eof()
+            record.outcome = "stream_error"
+            self.errors += 1
+            return response
+        if plan.groq_error is not None:
+            await response.write(choice({}, x_groq={"id": groq_id, "error": plan.groq_error}))
             await response.write_eof()
             record.outcome = "stream_error"
             self.errors += 1
