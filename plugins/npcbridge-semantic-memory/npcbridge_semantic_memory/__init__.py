@@ -8,15 +8,19 @@ Face hub switched to offline mode, so nothing is ever downloaded at run time.
 Installed, it registers itself through the ``npcbridge`` entry-point group; or load it with
 ``npcbridge serve --plugin npcbridge_semantic_memory:plugin``.
 
-Loading PyTorch and the model takes seconds (up to ~15 s on a cold disk), so it never happens on
-a turn's critical path:
+Loading PyTorch and the model takes seconds (up to ~15 s on a cold disk) and happens at
+start-up, never while memories are ranked. A thread alone would not be enough: importing
+PyTorch holds the interpreter lock while it loads its native libraries, so an import in a
+thread beside live streams stalls every one of them (by ~0.2 s, measured).
 
-* by default the model loads in a background thread the first time memories are ranked; until
-  it is ready the hook answers None and recall uses the builtin lexical relevance;
-* with ``[extra.semantic_memory] preload = true`` start-up waits for the model instead, so
-  every recall is semantic from the first turn (recommended in production).
+* by default (``[extra.semantic_memory] preload = true``) start-up waits for the model, before
+  the server accepts connections, so every recall is semantic from the first turn;
+* with ``preload = false`` the load starts in a background thread at start-up (the server
+  listens at once; streams of the first seconds may stall briefly while PyTorch imports) and
+  the hook answers None, so recall uses the builtin lexical relevance, until it is ready.
 
-Embeddings are computed off the event loop and cached by text, so a memory is embedded once.
+Embeddings are computed in a thread (PyTorch releases the lock while it computes) and cached by
+text, so a memory is embedded once.
 """
 
 from __future__ import annotations
@@ -121,19 +125,23 @@ class SemanticMemory:
 
     @npcbridge.hookimpl
     async def npcbridge_startup(self, app: App) -> None:
-        """With ``[extra.semantic_memory] preload = true``, load the model before serving."""
+        """Load the model before serving (``preload = true``, the default), or start loading
+        it in a background thread (``preload = false``)."""
         options = app.config.extra.get("semantic_memory", {})
-        if isinstance(options, dict) and options.get("preload"):
+        preload = options.get("preload", True) if isinstance(options, dict) else True
+        if preload:
             await asyncio.to_thread(self.model)
+        else:
+            self.load_in_background()
 
     @npcbridge.hookimpl
     async def npcbridge_memory_relevance(
         self, query: str, texts: list[str], app: App
     ) -> list[float] | None:
         """Embedding relevance of each memory to the query, computed in a thread; None (so
-        lexical relevance applies) while the model is still loading."""
+        lexical relevance applies) while the model is still loading. Ranking never starts the
+        load itself: that is start-up's job (a plugin used without start-up stays lexical)."""
         if not self.ready:
-            self.load_in_background()
             return None
         return await asyncio.to_thread(self.similarities, query, texts)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import time
 from importlib.metadata import entry_points
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import npcbridge_semantic_memory as sm
@@ -75,13 +77,73 @@ def test_ranking_with_embeddings(semantic: Any) -> None:
     assert scored[0].memory.id == 2 and scored[0].relevance == 1.0
 
 
+class _App:
+    """What the start-up hook reads of an app."""
+
+    def __init__(self, **options: Any) -> None:
+        self.config = SimpleNamespace(extra={"semantic_memory": options} if options else {})
+
+
 async def test_hook_answers_none_until_loaded_then_scores() -> None:
     fresh = sm.SemanticMemory()
     assert await fresh.npcbridge_memory_relevance(QUERY, TEXTS, app=None) is None  # type: ignore[arg-type]
+    assert fresh._loader is None  # ranking never starts the load (start-up does)
+    await fresh.npcbridge_startup(app=_App(preload=False))  # type: ignore[arg-type]
     assert fresh._loader is not None
+    assert await fresh.npcbridge_memory_relevance(QUERY, TEXTS, app=None) is None  # type: ignore[arg-type]
     fresh._loader.join(300)
     scores = await fresh.npcbridge_memory_relevance(QUERY, TEXTS, app=None)  # type: ignore[arg-type]
     assert scores is not None and len(scores) == 3
+
+
+_TICKER = """
+import asyncio, json, time
+from types import SimpleNamespace
+from npcbridge_semantic_memory import SemanticMemory
+
+QUERY = {query!r}
+TEXTS = [f"memory {{i}}: " + t for i in range(60) for t in {texts!r}]
+
+async def main():
+    plugin = SemanticMemory()
+    app = SimpleNamespace(config=SimpleNamespace(extra={{}}))
+    await plugin.npcbridge_startup(app=app)  # the default configuration
+    gaps, stop = [], asyncio.Event()
+
+    async def tick():
+        last = time.perf_counter()
+        while not stop.is_set():
+            await asyncio.sleep(0.005)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    ticker = asyncio.create_task(tick())
+    await asyncio.sleep(0.05)
+    scored = 0
+    for n in range(10):
+        scores = await plugin.npcbridge_memory_relevance(f"{{QUERY}} ({{n}})", TEXTS, app)
+        scored += scores is not None
+    stop.set()
+    await ticker
+    print(json.dumps({{"scored": scored, "max_gap_s": max(gaps), "ticks": len(gaps)}}))
+
+asyncio.run(main())
+"""
+
+
+def test_ranking_never_stalls_the_event_loop() -> None:
+    """A fresh interpreter (PyTorch not imported yet): with the default configuration start-up
+    loads the model, so ranking 180 new memories ten times keeps a 5 ms ticker ticking (an
+    import of PyTorch beside it, as the first ranking used to start, stalls it ~0.2 s)."""
+    code = _TICKER.format(query=QUERY, texts=TEXTS)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["scored"] == 10  # every ranking was semantic, none fell back to lexical
+    assert result["max_gap_s"] < 0.15, result  # the import stall is 0.2-0.4 s
 
 
 async def test_server_recalls_the_semantically_relevant_fact_first(
