@@ -122,5 +122,5 @@ class App:
         """The persona of ``npc``: defined on the connection, else in config."""
         persona = session_npcs.get(npc) or self.npcs.get(npc)
         if persona is None:
-            raise ProtocolError(ErrorCode.UNKNOWN_NPC, f"unknown npc {npc!r}; define it first")
+            raise ProtocolError(ErrorCode.UNKNOWN_NPC, "field 'npc': unknown npc; define it first")
         return persona

@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from . import actions
+from .hookguard import HookFailures, checked
 from .models import ModelEntry
 from .plugins import (
     call_all,
@@ -62,18 +63,25 @@ class Pipeline:
 
     def __init__(self, app: App) -> None:
         self.app = app
+        self.failures = HookFailures()
 
     async def prepare(self, turn: Turn) -> tuple[ModelEntry, ProviderRequest]:
         """Build the upstream request: persona, recall, model, before-request hooks."""
         pm = self.app.plugins
         parts: list[str] = []
-        for part in await call_all(pm, "npcbridge_persona", turn=turn):
+        persona = await call_all(pm, "npcbridge_persona", turn=turn)
+        for part in checked("npcbridge_persona", persona, each=True):
             parts.extend([part] if isinstance(part, str) else part)
         turn.system_parts = parts
         recalled: list[dict[str, Any]] = []
-        for messages in await call_all(pm, "npcbridge_recall", turn=turn):
+        for messages in checked(
+            "npcbridge_recall", await call_all(pm, "npcbridge_recall", turn=turn), each=True
+        ):
             recalled.extend(messages)
-        name = await call_first(pm, "npcbridge_select_model", turn=turn, catalog=self.app.catalog)
+        name = checked(
+            "npcbridge_select_model",
+            await call_first(pm, "npcbridge_select_model", turn=turn, catalog=self.app.catalog),
+        )
         turn.model = self.app.model_entry(name or self.app.default_model)
         if turn.persona.actions and not turn.tools:
             turn.tools = actions.tools_for(turn.persona.actions)
@@ -105,7 +113,13 @@ class Pipeline:
             model, request = await self.prepare(turn)
         except ProtocolError as exc:
             exc.request_id = turn.request_id
+            if turn.kind == "say" and exc.refused is None:
+                exc.refused = "say"  # no frame of this reply was sent: the say is refused
             turn.emit(error_frame(exc))
+            return None
+        except Exception as exc:  # a hook failed: the request still gets its answer
+            self.failures.report(turn.request_id, turn.npc, "preparation", exc)
+            turn.emit(error_frame(internal_error(turn.request_id)))
             return None
         except asyncio.CancelledError:
             _uncancel()
@@ -166,10 +180,12 @@ class Pipeline:
         except ProtocolError as exc:
             exc.request_id = turn.request_id
             finish, error = "error", exc
-        except Exception:
-            log.exception("turn %s for npc %s failed", turn.request_id, turn.npc)
-            finish = "error"
-            error = ProtocolError(ErrorCode.INTERNAL, "internal error", request_id=turn.request_id)
+        except Exception as exc:
+            self.failures.report(turn.request_id, turn.npc, "streaming", exc)
+            finish, error = "error", internal_error(turn.request_id)
+            aclose = getattr(events, "aclose", None)
+            if aclose is not None:  # a hook failed mid-stream: close the upstream request now
+                await aclose()
 
         # the gateway reports the time spent waiting (rate-limit queue, retry back-off)
         queue_ms = float(turn.state.get("queue_ms", queue_ms))
@@ -178,6 +194,9 @@ class Pipeline:
         except StopReply as stop:  # the held-back end of the reply was refused
             finish = stop.finish
             send(stop.spoken)
+        except Exception as exc:
+            self.failures.report(turn.request_id, turn.npc, "flushing held-back text", exc)
+            finish, error = "error", error or internal_error(turn.request_id)
         if finish not in ("error", "filtered") and tool_calls.calls:
             actions.dispatch(turn, tool_calls)
 
@@ -189,9 +208,16 @@ class Pipeline:
                 turn, model_id, "", "error", usage, queue_ms, first_token_at, streamed_text, error
             )
 
-        text = await call_chain(
-            pm, "npcbridge_post_process", "text", streamed_text, turn=turn, finish=finish
-        )
+        try:
+            text = checked(
+                "npcbridge_post_process",
+                await call_chain(
+                    pm, "npcbridge_post_process", "text", streamed_text, turn=turn, finish=finish
+                ),
+            )
+        except Exception as exc:  # the player heard the deltas: end with them, then the error
+            self.failures.report(turn.request_id, turn.npc, "post-processing", exc)
+            text, finish, error = streamed_text, "error", internal_error(turn.request_id)
         result = self.result(
             turn, model_id, text, finish, usage, queue_ms, first_token_at, streamed_text, error
         )
@@ -311,8 +337,9 @@ def _uncancel() -> None:
 
 
 def error_frame(exc: ProtocolError) -> dict[str, Any]:
-    """The ``error`` frame for a protocol error."""
+    """The ``error`` frame for a protocol error (``refused`` when it refuses a message)."""
     frame: dict[str, Any] = {
+        **exc.fields,
         "type": "error",
         "code": str(exc.code),
         "message": exc.message,
@@ -322,7 +349,15 @@ def error_frame(exc: ProtocolError) -> dict[str, Any]:
         frame["id"] = exc.request_id
     if exc.retry_after_ms is not None:
         frame["retry_after_ms"] = int(exc.retry_after_ms)
+    if exc.refused is not None:
+        frame["refused"] = exc.refused
     return frame
+
+
+def internal_error(request_id: str | int | None) -> ProtocolError:
+    """The ``internal`` error a client gets when the server (or a plugin) failed; the cause is
+    logged, never sent."""
+    return ProtocolError(ErrorCode.INTERNAL, "internal error", request_id=request_id)
 
 
 def ok_frame(request_id: str | int | None, **fields: Any) -> dict[str, Any]:

@@ -396,6 +396,7 @@ async def test_relevance_hook_decides_and_failures_fall_back_to_lexical(
     b = await start_bridge(fake_upstream, tmp_path, plugins=(f"{__name__}:{plugin}",))
     try:
         async with await b.client() as client:
+            await client.define_npc("smith", SMITH)
             for text in ("p1 likes apples", "p1 lost a sword"):
                 await client.request(
                     {"type": "memory.add", "npc": "smith", "player": "p1", "text": text}

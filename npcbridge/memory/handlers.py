@@ -79,7 +79,13 @@ class MemoryHandlers:
         return store  # type: ignore[no-any-return]
 
     async def add(self, session: Any, message: MemoryAdd) -> None:
-        """``memory.add``: store a fact."""
+        """``memory.add``: store a fact about an NPC the connection can talk to (else
+        ``unknown_npc``, as for ``say``)."""
+        try:
+            session.app.persona(message.npc, session.npcs)
+        except ProtocolError as exc:
+            exc.request_id = message.id
+            raise
         store = self._store(session, message.id)
         now = time.time()
         await store.add_memory(

@@ -13,7 +13,14 @@ import msgpack
 from pydantic import BaseModel, ValidationError
 
 from .errors import DecodeError, ErrorCode, ProtocolError
-from .messages import CLIENT_MESSAGES, SERVER_MESSAGES, Extension, Message
+from .messages import (
+    CLIENT_MESSAGES,
+    PERSONA_OPTIONS,
+    SERVER_MESSAGES,
+    Extension,
+    Message,
+    valid_request_id,
+)
 
 #: Deepest nesting of maps/arrays a client message may have.
 MAX_DEPTH = 32
@@ -91,11 +98,25 @@ def _depth(value: Any, limit: int) -> bool:
 
 
 def request_id_of(raw: Any) -> str | int | None:
-    """Best-effort read of a request ``id`` from an undecoded map (for error answers)."""
+    """Best-effort read of a request ``id`` from an undecoded map (for error answers); None
+    when there is none or it is not a usable id (an error never repeats an oversize id)."""
     if isinstance(raw, dict):
         rid = raw.get("id")
-        if isinstance(rid, (str, int)) and not isinstance(rid, bool):
-            return rid
+        if valid_request_id(rid):
+            return rid  # type: ignore[no-any-return]
+    return None
+
+
+#: longest message ``type`` an error repeats in its ``refused`` field
+MAX_REFUSED_TYPE = 64
+
+
+def refused_type(raw: Any) -> str | None:
+    """The ``type`` an error refusing ``raw`` names in ``refused`` (None when unreadable or too
+    long to repeat)."""
+    mtype = raw.get("type") if isinstance(raw, dict) else None
+    if isinstance(mtype, str) and len(mtype) <= MAX_REFUSED_TYPE:
+        return mtype
     return None
 
 
@@ -124,7 +145,7 @@ def validate(raw: dict[str, Any], registry: dict[str, type[Message]]) -> Message
         else:
             raise ProtocolError(
                 ErrorCode.UNKNOWN_TYPE,
-                f"unknown message type {mtype!r}",
+                "field 'type': unknown message type",
                 request_id=request_id_of(raw),
             )
     try:
@@ -133,12 +154,46 @@ def validate(raw: dict[str, Any], registry: dict[str, type[Message]]) -> Message
         raise DecodeError(_describe(mtype, exc), request_id=request_id_of(raw)) from None
 
 
+def _field_names() -> frozenset[str]:
+    """Every field name a message model (or a persona option) declares."""
+    names: set[str] = set(PERSONA_OPTIONS)
+    stack: list[type[BaseModel]] = [Message]
+    while stack:
+        model = stack.pop()
+        names.update(model.model_fields)
+        stack.extend(model.__subclasses__())
+    return frozenset(names)
+
+
+_FIELDS = _field_names()
+#: fields holding maps whose keys the game chooses (an error names the field, not the key)
+FREE_MAPS = frozenset({"context", "card", "parameters", "fields", "args"})
+
+
+def _path(loc: tuple[Any, ...], ctx: dict[str, Any] | None) -> str:
+    """The dotted field path of an error: declared field names and list indexes only, so a
+    game's own map keys (and pydantic's union tags) are never repeated back."""
+    parts: list[str] = []
+    for part in loc:
+        if not (isinstance(part, int) or part in _FIELDS):
+            break
+        parts.append(str(part))
+        if part in FREE_MAPS:
+            break  # what is inside is the game's own data
+    if ctx and isinstance(ctx.get("field"), str):
+        parts.append(ctx["field"])
+    return ".".join(parts) or "message"
+
+
 def _describe(mtype: str, exc: ValidationError) -> str:
     """One readable line naming the first bad field; never echoes the bad value itself."""
     first = exc.errors(include_url=False, include_input=False)[0]
-    where = ".".join(str(p) for p in first["loc"]) or "message"
+    where = _path(tuple(first["loc"]), first.get("ctx"))
+    if first["type"] == "invalid-json-value":
+        first["msg"] = "only maps, arrays, strings, numbers, booleans and nil (no binary)"
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{mtype}: field '{where}': {first['msg']}{more}"
+    kind = mtype if mtype in CLIENT_MESSAGES or mtype in SERVER_MESSAGES else "message"
+    return f"{kind}: field '{where}': {first['msg']}{more}"
 
 
 def decode_client(data: bytes) -> Message:

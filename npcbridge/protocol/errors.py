@@ -64,6 +64,7 @@ class ProtocolError(Exception):
         request_id: str | int | None = None,
         retryable: bool | None = None,
         retry_after_ms: int | None = None,
+        refused: str | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -71,10 +72,19 @@ class ProtocolError(Exception):
         self.request_id = request_id
         self.retryable = code in RETRYABLE_CODES if retryable is None else retryable
         self.retry_after_ms = retry_after_ms
+        #: the ``type`` of the message this error refuses (it was not accepted); None when the
+        #: error ends a request that was accepted (``refused`` on the wire, docs/protocol.md)
+        self.refused = refused
+        #: extra fields of the ``error`` frame (e.g. ``supported`` of ``unsupported_protocol``)
+        self.fields: dict[str, object] = {}
 
 
 class DecodeError(ProtocolError):
     """Bytes that do not hold a valid protocol message."""
 
-    def __init__(self, message: str, *, request_id: str | int | None = None) -> None:
-        super().__init__(ErrorCode.BAD_REQUEST, message, request_id=request_id, retryable=False)
+    def __init__(
+        self, message: str, *, request_id: str | int | None = None, refused: str | None = None
+    ) -> None:
+        super().__init__(
+            ErrorCode.BAD_REQUEST, message, request_id=request_id, retryable=False, refused=refused
+        )

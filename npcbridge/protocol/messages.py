@@ -9,13 +9,58 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    PlainValidator,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 PROTOCOL_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 
-RequestId = StrictStr | StrictInt
+#: longest string request id, in UTF-8 bytes; integer ids must fit in a signed 64-bit integer
+MAX_ID_BYTES = 128
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def valid_request_id(value: Any) -> bool:
+    """True for a usable request id: a string of at most 128 UTF-8 bytes or an int64."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return INT64_MIN <= value <= INT64_MAX
+    # a str of more than 128 code points is longer than 128 bytes: skip encoding a huge one
+    return (
+        isinstance(value, str)
+        and len(value) <= MAX_ID_BYTES
+        and len(value.encode()) <= MAX_ID_BYTES
+    )
+
+
+def _request_id(value: Any) -> str | int:
+    if not valid_request_id(value):
+        raise PydanticCustomError(
+            "request_id",
+            "must be a string of at most 128 UTF-8 bytes or an integer that fits in 64 bits",
+        )
+    return value  # type: ignore[no-any-return]
+
+
+RequestId = Annotated[str | int, PlainValidator(_request_id)]
 Number = StrictFloat | StrictInt
+#: a JSON value (what game ``context`` maps hold): maps with string keys, arrays, strings,
+#: numbers, booleans and nil; msgpack bin is refused because it cannot reach a prompt as text
+JsonMap = dict[str, JsonValue]
 Urgency = Literal["realtime", "normal", "deep"]
 Finish = Literal["stop", "length", "cancelled", "filtered", "error"]
 Difficulty = Literal["easy", "medium", "hard"]
@@ -30,12 +75,33 @@ class Message(BaseModel):
         type: str  # every message kind declares its own literal ``type``
 
 
+def _no_parameters() -> JsonMap:
+    return {"type": "object", "properties": {}}
+
+
 class ActionSpec(Message):
     """An action the game lets an NPC take (exposed to the model as a tool)."""
 
     name: StrictStr = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
     description: StrictStr = ""
-    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+    parameters: JsonMap = Field(default_factory=lambda: _no_parameters())
+
+
+NonNegative = Annotated[Number, Field(ge=0)]
+
+#: persona fields that are not model fields (they stay in ``model_extra``, where plugins and the
+#: gateway read them) but that the server uses: their types are checked when a persona arrives
+PERSONA_OPTIONS: dict[str, TypeAdapter[Any]] = {
+    "tier": TypeAdapter(Literal["small", "large", "largest"]),
+    "quality": TypeAdapter(StrictBool),
+    "fallbacks": TypeAdapter(list[StrictStr]),
+    "latency_budget_ms": TypeAdapter(NonNegative),
+    "cacheable": TypeAdapter(StrictBool),
+    "budget_usd_per_day": TypeAdapter(NonNegative),
+    "system_prompt": TypeAdapter(StrictStr),
+    "topics": TypeAdapter(list[StrictStr]),
+    "card": TypeAdapter(JsonMap),
+}
 
 
 class Persona(Message):
@@ -51,6 +117,23 @@ class Persona(Message):
     temperature: Number | None = Field(default=None, ge=0, le=2)
     max_tokens: StrictInt | None = Field(default=None, ge=1, le=32768)
     actions: list[ActionSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check_options(self) -> Persona:
+        """The fields the server reads from ``model_extra`` must have their documented type."""
+        extra = self.model_extra or {}
+        for name, adapter in PERSONA_OPTIONS.items():
+            value = extra.get(name)
+            if value is None:
+                continue
+            try:
+                adapter.validate_python(value)
+            except ValidationError as exc:
+                first = exc.errors(include_url=False, include_input=False)[0]
+                raise PydanticCustomError(
+                    "persona_option", "{reason}", {"field": name, "reason": first["msg"]}
+                ) from None
+        return self
 
 
 # ---------------------------------------------------------------- client -> server
@@ -72,7 +155,7 @@ class NpcDefine(Message):
     id: RequestId | None = None
     npc: StrictStr = Field(min_length=1, max_length=128)
     persona: Persona | None = None
-    card: dict[str, Any] | None = None
+    card: JsonMap | None = None
 
 
 class Say(Message):
@@ -83,7 +166,7 @@ class Say(Message):
     npc: StrictStr = Field(min_length=1, max_length=128)
     player: StrictStr = Field(min_length=1, max_length=128)
     text: StrictStr
-    context: dict[str, Any] | None = None
+    context: JsonMap | None = None
     urgency: Urgency = "normal"
     max_tokens: StrictInt | None = Field(default=None, ge=1, le=32768)
     temperature: Number | None = Field(default=None, ge=0, le=2)
@@ -136,16 +219,16 @@ class QuestGenerate(Message):
     theme: StrictStr = Field(min_length=1)
     difficulty: Difficulty = "medium"
     npc: StrictStr | None = None
-    context: dict[str, Any] | None = None
+    context: JsonMap | None = None
     #: game fields the quest must also have: {name: JSON schema}
-    fields: dict[str, dict[str, Any]] | None = None
+    fields: dict[str, JsonMap] | None = None
 
 
 class BarkRequest(Message):
     """One NPC in a ``barks.generate`` batch."""
 
     npc: StrictStr = Field(min_length=1, max_length=128)
-    context: dict[str, Any] | None = None
+    context: JsonMap | None = None
 
 
 class BarksGenerate(Message):
@@ -154,7 +237,7 @@ class BarksGenerate(Message):
     type: Literal["barks.generate"] = "barks.generate"
     id: RequestId
     npcs: list[BarkRequest] = Field(min_length=1, max_length=200)
-    context: dict[str, Any] | None = None
+    context: JsonMap | None = None
 
 
 SceneName = Annotated[StrictStr, Field(min_length=1, max_length=64)]
@@ -170,7 +253,7 @@ class SceneStart(Message):
     player: NpcId
     npcs: list[NpcId] = Field(min_length=1, max_length=32)
     player_name: StrictStr | None = Field(default=None, min_length=1, max_length=128)
-    context: dict[str, Any] | None = None
+    context: JsonMap | None = None
     max_replies: StrictInt | None = Field(default=None, ge=1, le=16)
 
 
@@ -182,7 +265,7 @@ class SceneSay(Message):
     scene: SceneName
     text: StrictStr = Field(min_length=1)
     to: NpcId | None = None
-    context: dict[str, Any] | None = None
+    context: JsonMap | None = None
     max_replies: StrictInt | None = Field(default=None, ge=1, le=16)
     urgency: Urgency = "normal"
 
@@ -414,6 +497,10 @@ class Error(Message):
     message: StrictStr
     retryable: StrictBool = False
     retry_after_ms: StrictInt | None = None
+    #: the type of the message this error refuses (absent when it ends an accepted request)
+    refused: StrictStr | None = None
+    #: ``unsupported_protocol``: the protocol versions this server speaks
+    supported: list[StrictInt] | None = None
 
 
 CLIENT_MESSAGES: dict[str, type[Message]] = {

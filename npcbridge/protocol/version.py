@@ -7,12 +7,16 @@ from .messages import SUPPORTED_VERSIONS
 
 
 def check_version(requested: int) -> int:
-    """Return the version to speak, or raise ``unsupported_protocol`` naming the supported ones."""
+    """Return the version to speak, or raise ``unsupported_protocol`` listing the supported ones
+    (in the message and as the ``supported`` field; the requested number is not echoed)."""
     if requested in SUPPORTED_VERSIONS:
         return requested
     supported = ", ".join(str(v) for v in SUPPORTED_VERSIONS)
-    raise ProtocolError(
+    exc = ProtocolError(
         ErrorCode.UNSUPPORTED_PROTOCOL,
-        f"protocol {requested} is not supported; supported versions: {supported}",
+        f"field 'protocol': this version is not supported; supported versions: {supported}",
         retryable=False,
+        refused="hello",
     )
+    exc.fields["supported"] = list(SUPPORTED_VERSIONS)
+    raise exc

@@ -25,7 +25,7 @@ from websockets.exceptions import ConnectionClosed
 
 from ..actions import check_schema
 from ..builtin.persona import persona_from_card
-from ..pipeline import error_frame, ok_frame
+from ..pipeline import error_frame, internal_error, ok_frame
 from ..plugins import call_first
 from ..protocol import (
     PROTOCOL_VERSION,
@@ -36,7 +36,7 @@ from ..protocol import (
     check_version,
     decode_map,
 )
-from ..protocol.codec import request_id_of, validate
+from ..protocol.codec import refused_type, request_id_of, validate
 from ..protocol.messages import (
     CLIENT_MESSAGES,
     Cancel,
@@ -59,6 +59,8 @@ HELLO_TIMEOUT_S = 10.0
 RECENT_IDS = 256
 #: players one connection may keep rate-limit state for (oldest forgotten first)
 MAX_RATE_BUCKETS = 1024
+#: the frames a ``stream: false`` say does not get (everything before ``reply.end``)
+STREAM_FRAMES = frozenset({"reply.start", "reply.delta", "emote", "action"})
 
 Handler = Callable[["Session", Message], Awaitable[None]]
 
@@ -149,15 +151,20 @@ class Session:
                 ProtocolError(ErrorCode.BAD_REQUEST, "no hello in time"), CloseCode.POLICY_VIOLATION
             )
             return False
+        raw: dict[str, Any] | None = None
         try:
             if isinstance(data, str):
                 raise DecodeError("messages must be binary msgpack frames, not text")
             raw = decode_map(data)
             if raw["type"] != "hello":
-                raise DecodeError("the first message must be 'hello'", request_id=raw.get("id"))
+                raise DecodeError(
+                    "the first message must be 'hello'", request_id=request_id_of(raw)
+                )
             hello = validate(raw, CLIENT_MESSAGES)
             assert isinstance(hello, Hello)
         except ProtocolError as exc:
+            if raw is not None:
+                exc.refused = refused_type(raw)
             await self._reject(exc, CloseCode.POLICY_VIOLATION)
             return False
         expected = self.config.token.get_secret_value() if self.config.token else None
@@ -165,7 +172,12 @@ class Session:
             hello.token is not None and hmac.compare_digest(hello.token.encode(), expected.encode())
         ):
             await self._reject(
-                ProtocolError(ErrorCode.UNAUTHORIZED, "missing or wrong token", retryable=False),
+                ProtocolError(
+                    ErrorCode.UNAUTHORIZED,
+                    "missing or wrong token",
+                    retryable=False,
+                    refused="hello",
+                ),
                 CloseCode.UNAUTHORIZED,
             )
             return False
@@ -198,6 +210,11 @@ class Session:
     # ---------------------------------------------------------------- routing
 
     async def _receive(self, data: bytes | str) -> None:
+        """Handle one client message. Every error raised here refuses the message (it was not
+        accepted), so it carries ``refused`` with the message's type when that is readable;
+        every ``bad_request`` counts toward ``max_bad_messages`` in a row, any other answer
+        resets the count."""
+        raw: dict[str, Any] | None = None
         try:
             if isinstance(data, str):
                 raise DecodeError("messages must be binary msgpack frames, not text")
@@ -205,14 +222,15 @@ class Session:
             self._rate_limit(raw)
             message = validate(raw, CLIENT_MESSAGES)
             await self._dispatch(message, raw)
-        except DecodeError as exc:
-            self.send_error(exc)
-            self.bad_in_a_row += 1
-            if self.bad_in_a_row > self.config.max_bad_messages:
-                await self._close(CloseCode.POLICY_VIOLATION, "too many bad messages")
-            return
         except ProtocolError as exc:
+            if exc.refused is None and raw is not None:
+                exc.refused = refused_type(raw)
             self.send_error(exc)
+            if isinstance(exc, DecodeError):
+                self.bad_in_a_row += 1
+                if self.bad_in_a_row > self.config.max_bad_messages:
+                    await self._close(CloseCode.POLICY_VIOLATION, "too many bad messages")
+                return
         self.bad_in_a_row = 0
 
     def _rate_limit(self, raw: dict[str, Any]) -> None:
@@ -257,7 +275,7 @@ class Session:
             if handler is None:
                 raise ProtocolError(
                     ErrorCode.UNKNOWN_TYPE,
-                    f"{message.type!r} is not enabled on this server",
+                    "field 'type': this message type is not enabled on this server",
                     request_id=getattr(message, "id", None),
                 )
             await handler(self, message)
@@ -283,7 +301,7 @@ class Session:
         """Refuse a request whose id is in flight already, or beyond ``max_in_flight``."""
         if request_id in self.turns:
             raise DecodeError(
-                f"a request with id {request_id!r} is already in flight", request_id=request_id
+                "field 'id': a request with this id is already in flight", request_id=request_id
             )
         if len(self.turns) >= self.config.max_in_flight:
             raise ProtocolError(
@@ -308,13 +326,25 @@ class Session:
         except ProtocolError as exc:
             exc.request_id = message.id
             raise
-        turn = Turn.from_say(message, persona, self.id, self.send)
+        turn = Turn.from_say(
+            message, persona, self.id, self.send if message.stream else self._send_final
+        )
         turn.app = self.app
         self.turns[message.id] = asyncio.create_task(self._run_turn(turn))
 
+    def _send_final(self, frame: dict[str, Any]) -> None:
+        """``emit`` of a ``stream: false`` say: only ``reply.end`` (and errors) reach the client;
+        its emotes and actions are listed in ``reply.end``."""
+        if frame.get("type") not in STREAM_FRAMES:
+            self.send(frame)
+
     async def _run_turn(self, turn: Turn) -> None:
+        result = None
         try:
             result = await self.app.pipeline.run(turn)
+        except Exception as exc:  # the pipeline answers its own failures; this is the backstop
+            self.app.pipeline.failures.report(turn.request_id, turn.npc, "the turn", exc)
+            self.send_error(internal_error(turn.request_id))
         finally:
             self.turns.pop(turn.request_id, None)
             self.recent[turn.request_id] = None
@@ -342,9 +372,7 @@ class Session:
                 pass
             except Exception:
                 log.exception("request %r failed", request_id)
-                self.send_error(
-                    ProtocolError(ErrorCode.INTERNAL, "internal error", request_id=request_id)
-                )
+                self.send_error(internal_error(request_id))
             finally:
                 self.turns.pop(request_id, None)
 
@@ -355,7 +383,11 @@ class Session:
         if task is not None:
             task.cancel()
         elif message.id not in self.recent:
-            raise DecodeError(f"no request with id {message.id!r}", request_id=message.id)
+            # a scene reply's id ("<scene.say id>/<n>") lands here too: scene replies are
+            # cancelled through their exchange
+            raise DecodeError(
+                "field 'id': no request with this id can be cancelled", request_id=message.id
+            )
         # a cancel that crosses the reply's end on the wire is not an error: nothing to do
 
     async def _extension(self, raw: dict[str, Any]) -> None:
@@ -365,7 +397,9 @@ class Session:
         request_id = raw.get("id")
         if answer is None:
             raise ProtocolError(
-                ErrorCode.UNKNOWN_TYPE, f"no plugin handles {raw['type']!r}", request_id=request_id
+                ErrorCode.UNKNOWN_TYPE,
+                "field 'type': no plugin handles this message type",
+                request_id=request_id,
             )
         for frame in answer if isinstance(answer, list) else [answer]:
             if request_id is not None:
