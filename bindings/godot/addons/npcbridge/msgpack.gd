@@ -5,6 +5,8 @@ extends RefCounted
 ## Encoding is canonical, byte for byte what the server and every other client write: map keys
 ## sorted by their UTF-8 bytes, integers and strings in their smallest form, floats always as
 ## float64, [PackedByteArray] as bin. Decoding reads every msgpack form the protocol can carry.
+## Strings round-trip exactly, a leading U+FEFF included; a str holding U+0000 (which a Godot
+## [String] cannot hold) decodes to a [NPCBridgeMsgPack.RawString].
 ## Nothing here raises or prints: both directions return a [NPCBridgeMsgPack.Result] whose
 ## [member Result.error] is empty on success.
 ## [codeblock]
@@ -57,8 +59,44 @@ class UInt64:
 		return "%d%d" % [high, low] if high > 0 else str(low)
 
 
+## A msgpack str kept as its UTF-8 bytes: what the decoder returns for a string holding U+0000,
+## which a Godot [String] cannot hold (the engine turns it into U+FFFD). The encoder writes it
+## back unchanged, so such a string round-trips; build one to send a U+0000 exactly.
+## [codeblock]
+## var nul := NPCBridgeMsgPack.RawString.new(PackedByteArray([0x61, 0x00, 0x62]))  # "a\0b"
+## [/codeblock]
+class RawString:
+	extends RefCounted
+	## The string's UTF-8 bytes.
+	var bytes: PackedByteArray = PackedByteArray()
+
+	func _init(utf8_bytes: PackedByteArray = PackedByteArray()) -> void:
+		bytes = utf8_bytes
+
+	## The text with each U+0000 shown as U+FFFD (for display; [member bytes] is exact).
+	func _to_string() -> String:
+		var parts: PackedStringArray = []
+		var start := 0
+		var at := bytes.find(0)
+		while at >= 0:
+			parts.append(text_of(bytes.slice(start, at)))
+			start = at + 1
+			at = bytes.find(0, start)
+		parts.append(text_of(bytes.slice(start)))
+		return String.chr(0xFFFD).join(parts)
+
+	## The [String] of valid UTF-8 [param utf8] holding no U+0000, a leading U+FEFF kept (the
+	## engine's own UTF-8 reader drops one).
+	static func text_of(utf8: PackedByteArray) -> String:
+		var text := utf8.get_string_from_utf8()
+		if utf8.size() >= 3 and utf8[0] == 0xEF and utf8[1] == 0xBB and utf8[2] == 0xBF:
+			text = String.chr(0xFEFF) + text
+		return text
+
+
 ## Encodes [param value] canonically. Supported: null, bool, int, float, String, StringName,
-## PackedByteArray (bin), Array and packed arrays, Dictionary, [NPCBridgeMsgPack.UInt64].
+## PackedByteArray (bin), Array and packed arrays, Dictionary, [NPCBridgeMsgPack.UInt64],
+## [NPCBridgeMsgPack.RawString] (str).
 ## Returns a [NPCBridgeMsgPack.Result] holding a [PackedByteArray].
 static func encode(value: Variant) -> Result:
 	var out := StreamPeerBuffer.new()
@@ -135,7 +173,7 @@ static func _write(out: StreamPeerBuffer, value: Variant, depth: int) -> String:
 			out.put_u8(0xCB)
 			out.put_double(value)
 		TYPE_STRING, TYPE_STRING_NAME:
-			_write_str(out, String(value).to_utf8_buffer())
+			_write_str(out, _utf8(value))
 		TYPE_PACKED_BYTE_ARRAY:
 			_write_bin(out, value)
 		TYPE_DICTIONARY:
@@ -148,6 +186,11 @@ static func _write(out: StreamPeerBuffer, value: Variant, depth: int) -> String:
 			if value is UInt64:
 				out.put_u8(0xCF)
 				out.put_64((value as UInt64).bits)
+			elif value is RawString:
+				var raw := (value as RawString).bytes
+				if not is_valid_utf8(raw):
+					return "a RawString must hold valid UTF-8"
+				_write_str(out, raw)
 			else:
 				return "cannot encode an Object as msgpack"
 		_:
@@ -185,6 +228,14 @@ static func _write_int(out: StreamPeerBuffer, n: int) -> void:
 	else:
 		out.put_u8(0xD3)
 		out.put_64(n)
+
+
+## The UTF-8 bytes of a map key or string value ([String], [StringName], [RawString], others
+## through [method @GlobalScope.str]).
+static func _utf8(value: Variant) -> PackedByteArray:
+	if value is RawString:
+		return (value as RawString).bytes
+	return str(value).to_utf8_buffer()
 
 
 static func _write_str(out: StreamPeerBuffer, raw: PackedByteArray) -> void:
@@ -243,7 +294,7 @@ static func _write_map(out: StreamPeerBuffer, map: Dictionary, depth: int) -> St
 	# Canonical order: keys sorted by their UTF-8 bytes. Hex strings of those bytes sort the same.
 	var order: Array = []
 	for key: Variant in map:
-		order.append([str(key).to_utf8_buffer().hex_encode(), key])
+		order.append([_utf8(key).hex_encode(), key])
 	order.sort_custom(func(a: Array, b: Array) -> bool: return a[0] < b[0])
 	_write_len(out, order.size(), 0x80, 16, 0xDE, 0xDF)
 	for pair: Array in order:
@@ -358,7 +409,9 @@ static func _read_str(input: StreamPeerBuffer, n: int) -> Result:
 	var bytes: PackedByteArray = raw
 	if not is_valid_utf8(bytes):
 		return Result.new(null, "invalid UTF-8 in a string")
-	return Result.new(bytes.get_string_from_utf8())
+	if bytes.has(0):
+		return Result.new(RawString.new(bytes))
+	return Result.new(RawString.text_of(bytes))
 
 
 static func _read_bin(input: StreamPeerBuffer, n: int) -> Result:

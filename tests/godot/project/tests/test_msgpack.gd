@@ -88,6 +88,36 @@ func test_encoder_errors_and_canonical_forms() -> void:
 	check(not MsgPack.decode(PackedByteArray([0xD4, 0x01, 0x02])).is_ok(), "ext is rejected")
 
 
+func test_strings_with_nul_and_leading_bom_round_trip() -> void:
+	# "a\0b": a Godot String cannot hold U+0000, so it decodes to a RawString with the bytes.
+	var nul := MsgPack.decode("a3610062".hex_decode())
+	check(nul.is_ok() and nul.value is MsgPack.RawString, "a str with U+0000 is a RawString")
+	if nul.value is MsgPack.RawString:
+		check_eq(nul.value.bytes.hex_encode(), "610062", "its bytes are exact")
+		check_eq(str(nul.value), "a\ufffdb", "shown with U+FFFD")
+		check_eq(MsgPack.encode(nul.value).value.hex_encode(), "a3610062", "re-encoded exactly")
+	var nul_only := MsgPack.decode("a100".hex_decode())
+	check_eq(MsgPack.encode(nul_only.value).value.hex_encode(), "a100", "a lone U+0000")
+	var made := MsgPack.RawString.new(PackedByteArray([0x61, 0x00]))
+	check_eq(MsgPack.encode({"t": made}).value.hex_encode(), "81a174a26100", "sent exactly")
+	var keyed := MsgPack.decode("81a2610001".hex_decode())
+	check(keyed.is_ok(), "a map key with U+0000 decodes: " + keyed.error)
+	check_eq(MsgPack.encode(keyed.value).value.hex_encode(), "81a2610001", "and re-encodes")
+	var bad := MsgPack.encode(MsgPack.RawString.new(PackedByteArray([0xFF])))
+	check(not bad.is_ok(), "a RawString of invalid UTF-8 is refused")
+	# A leading U+FEFF is part of the string (the engine's UTF-8 reader drops one).
+	for hex: String in ["a4efbbbf41", "a7efbbbfefbbbf41", "a3efbbbf", "a441efbbbf"]:
+		var decoded := MsgPack.decode(hex.hex_decode())
+		if not check(decoded.value is String, "%s decodes to a String" % hex):
+			continue
+		var text: String = decoded.value
+		check_eq(text.to_utf8_buffer().hex_encode(), hex.substr(2), "%s keeps every U+FEFF" % hex)
+		check_eq(MsgPack.encode(text).value.hex_encode(), hex, "%s re-encodes exactly" % hex)
+	var bom := MsgPack.decode("a4efbbbf41".hex_decode())
+	check_eq(String(bom.value).unicode_at(0), 0xFEFF, "the first character is U+FEFF")
+	check_eq(MsgPack.encode(String.chr(0xFEFF)).value.hex_encode(), "a3efbbbf", "encodes U+FEFF")
+
+
 func test_random_round_trips() -> void:
 	var rng := RandomNumberGenerator.new()
 	rng.seed = 42
@@ -116,7 +146,9 @@ func _random_value(rng: RandomNumberGenerator, depth: int) -> Variant:
 		4:
 			var text := ""
 			for k in rng.randi_range(0, 40):
-				text += String.chr([rng.randi_range(32, 126), 0xE9, 0x6A19, 0x1F600].pick_random())
+				text += String.chr(
+					[rng.randi_range(32, 126), 0xE9, 0xFEFF, 0x6A19, 0x1F600].pick_random()
+				)
 			return text
 		5:
 			var raw := PackedByteArray()
