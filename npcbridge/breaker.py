@@ -45,6 +45,8 @@ class CircuitBreaker:
         self.probing = False
         #: how often the breaker opened (for metrics and tests)
         self.opened_count = 0
+        #: the last failure counted (what a refused request reports as the cause)
+        self.last_failure: Exception | None = None
 
     @property
     def state(self) -> BreakerState:
@@ -83,9 +85,12 @@ class CircuitBreaker:
         self.failures = 0
         self.probing = False
 
-    def failure(self) -> None:
-        """A request failed in a way that counts against the model's health."""
+    def failure(self, cause: Exception | None = None) -> None:
+        """A request failed in a way that counts against the model's health (``cause``: the
+        failure, kept as :attr:`last_failure`)."""
         state = self.state
+        if cause is not None:
+            self.last_failure = cause
         self.failures += 1
         if state is BreakerState.HALF_OPEN or self.failures >= self.failure_threshold:
             self._open()

@@ -40,6 +40,7 @@ from .models import ModelEntry
 from .protocol.errors import ErrorCode, ProtocolError
 from .providers.base import (
     ProviderRequest,
+    Reason,
     StreamDone,
     StreamEvent,
     TextDelta,
@@ -58,7 +59,8 @@ log = logging.getLogger("npcbridge.gateway")
 
 
 def upstream_protocol_error(exc: UpstreamError, request_id: str | int | None) -> ProtocolError:
-    """Map an upstream failure onto the protocol's error codes."""
+    """Map an upstream failure onto the protocol's error codes. The message is our own words
+    (:attr:`UpstreamError.public_message`), never the upstream's text."""
     retry_ms = int(exc.retry_after_s * 1000) if exc.retry_after_s is not None else None
     if exc.status == 429:
         return ProtocolError(
@@ -69,12 +71,10 @@ def upstream_protocol_error(exc: UpstreamError, request_id: str | int | None) ->
             retry_after_ms=retry_ms,
         )
     if exc.timeout:
-        return ProtocolError(
-            ErrorCode.UPSTREAM_TIMEOUT, "the upstream did not answer in time", request_id=request_id
-        )
+        return ProtocolError(ErrorCode.UPSTREAM_TIMEOUT, exc.public_message, request_id=request_id)
     return ProtocolError(
         ErrorCode.UPSTREAM_ERROR,
-        str(exc),
+        exc.public_message,
         request_id=request_id,
         retryable=exc.retryable,
         retry_after_ms=retry_ms,
@@ -218,7 +218,8 @@ class Gateway:
     ) -> AsyncIterator[StreamEvent]:
         retry = self.app.config.retry
         now = time.perf_counter()
-        wait_deadline = turn.started_at + self.latency_budget_s(turn)
+        turn_deadline = self.turn_deadline(turn)
+        wait_deadline = min(turn.started_at + self.latency_budget_s(turn), turn_deadline)
         total_deadline = now + retry.max_total_ms / 1000
         prompt_tokens, output_tokens = self.estimate_tokens(request)
         tokens = prompt_tokens + output_tokens
@@ -235,8 +236,12 @@ class Gateway:
             limiter = self.limiter.for_model(candidate.provider, candidate.id)
             attempt = 0
             while True:
+                if time.perf_counter() >= turn_deadline:
+                    raise UpstreamError(timeout=True, reason=Reason.DEADLINE)
                 if self.app.config.breaker.enabled and not breaker.acquire():
-                    last = _BreakerOpen(candidate.id, breaker.retry_after_s())
+                    # the cause: this turn's own failure, else the one that opened the breaker
+                    cause = last if isinstance(last, UpstreamError) else breaker.last_failure
+                    last = _BreakerOpen(candidate.id, breaker.retry_after_s(), cause)
                     break
                 try:
                     await self._admit_rate(turn, candidate, limiter, client, tokens, wait_deadline)
@@ -268,7 +273,7 @@ class Gateway:
                     sleep, expected = delay
                     now = time.perf_counter()
                     if expected > 0 and now + expected > min(
-                        total_deadline, max(wait_deadline, now)
+                        total_deadline, turn_deadline, max(wait_deadline, now)
                     ):
                         break
                     self.metrics.retries.labels(
@@ -296,6 +301,11 @@ class Gateway:
                 lambda: 1.0 if breaker.state is BreakerState.OPEN else 0.0
             )
         return breaker
+
+    def turn_deadline(self, turn: Turn) -> float:
+        """When the turn must be over (``perf_counter`` time): ``gateway.turn_deadline_s`` after
+        its request arrived. A reply still streaming then ends with ``upstream_timeout``."""
+        return turn.started_at + self.app.config.gateway.turn_deadline_s
 
     def _retry_delay(
         self, exc: UpstreamError, attempt: int, limiter: ModelLimiter
@@ -362,8 +372,11 @@ class Gateway:
         """One upstream request. Raises :class:`UpstreamError` when it failed before its first
         delta went out, :class:`_Committed` when it failed after."""
         provider = self.app.provider_for(model)
-        first_timeout = self.app.config.upstream.first_token_timeout_s
         sent = time.perf_counter()
+        # loop-clock instants: the first event's limit, and the turn's deadline for every event
+        now = asyncio.get_running_loop().time()
+        deadline = now + (self.turn_deadline(turn) - sent)
+        first_deadline = min(deadline, now + self.app.config.upstream.first_token_timeout_s)
         events = provider.stream(request).__aiter__()
         committed = False
         outcome = "cancelled"
@@ -373,13 +386,14 @@ class Gateway:
         try:
             while True:
                 try:
-                    if committed:
+                    # a timer around the read only, never around a yield to the consumer
+                    async with asyncio.timeout_at(deadline if committed else first_deadline):
                         event = await events.__anext__()
-                    else:
-                        event = await asyncio.wait_for(events.__anext__(), first_timeout)
                 except StopAsyncIteration:
                     event = StreamDone(finish="stop")  # a provider that sends no end event
                 except TimeoutError:
+                    if asyncio.get_running_loop().time() >= deadline:
+                        raise UpstreamError(timeout=True, reason=Reason.DEADLINE) from None
                     raise UpstreamError("no first token in time", timeout=True) from None
                 if isinstance(event, (TextDelta, ToolCallDelta)):
                     if not committed:
@@ -408,7 +422,7 @@ class Gateway:
             if self.app.config.ratelimit.use_headers and exc.headers:
                 limiter.observe(exc.headers)
             if counts_against_health(exc):
-                breaker.failure()
+                breaker.failure(exc)
             else:
                 breaker.release()
             if committed:
@@ -477,24 +491,28 @@ class Gateway:
             )
         if isinstance(last, _BreakerOpen):
             return UpstreamError(
-                "every model for this turn is failing; retry later",
                 status=503,
                 retry_after_s=max(0.001, last.retry_after),
+                reason=Reason.BREAKER_OPEN,
+                cause=last.cause,
             )
         if isinstance(last, UpstreamError):
             return last
-        return UpstreamError("no model could serve this turn", status=503)
+        return UpstreamError(status=503, reason=Reason.UNAVAILABLE)
 
 
 class _BreakerOpen(Exception):
-    def __init__(self, model: str, retry_after: float) -> None:
+    def __init__(self, model: str, retry_after: float, cause: Exception | None) -> None:
         super().__init__(f"circuit breaker of {model} is open")
         self.retry_after = retry_after
+        self.cause = cause if isinstance(cause, UpstreamError) else None
 
 
 def _reason(exc: UpstreamError) -> str:
     if exc.timeout:
         return "timeout"
+    if exc.reason is Reason.BAD_RESPONSE:
+        return "bad_response"
     if exc.status is None:
         return "connection"
     return str(exc.status)

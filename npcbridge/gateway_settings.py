@@ -34,6 +34,9 @@ class GatewaySettings(_Section):
     low_budget_fraction: float = Field(default=0.2, ge=0, le=1)
     #: output tokens assumed for admission estimates when a turn sets no ``max_tokens``
     expected_output_tokens: int = Field(default=200, ge=1)
+    #: the longest a turn may take from its request to the end of the upstream's reply
+    #: (waits, retries and streaming included); past it the reply ends with an error
+    turn_deadline_s: float = Field(default=60.0, gt=0)
 
     def budget_ms(self, urgency: str) -> int:
         """The latency budget for an urgency (``normal`` when the urgency is unknown)."""

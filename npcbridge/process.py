@@ -1,20 +1,95 @@
 """What npcbridge's long-running programs share: ``npcbridge serve``, the test stack, the fake
-upstream's command line and the benchmark server."""
+upstream's command line and the benchmark server.
+
+Their logs never carry a credential: :func:`configure_logging` puts a :class:`RedactSecrets`
+filter on every handler of the root logger, which rewrites each record that reaches them (the
+HTTP libraries' DEBUG lines and formatted tracebacks included) with the API keys registered by
+:func:`add_secret`, ``Authorization`` values and bearer tokens replaced by ``[redacted]``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import re
 import signal
 
 #: the log line format of every npcbridge program
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
+#: what a redacted value is replaced by
+REDACTED = "[redacted]"
+
+#: secrets shorter than this are not looked for (placeholders such as "none")
+_MIN_SECRET = 8
+
+_secrets: set[str] = set()
+
+# ``Authorization: Bearer x``, ``"authorization": "Basic x"``, ``(b'authorization', b'x')``,
+# a bare ``Bearer x``, and the shapes of Groq and OpenAI keys.
+_SEPARATOR = r"""["']?\s*[:=,]\s*(?-i:b(?=["']))?["']?\s*"""
+_CREDENTIALS = re.compile(
+    rf"(?i)(\b(?:proxy-)?authorization{_SEPARATOR}(?:(?:bearer|basic|token)\s+)?"
+    rf"|\b(?:x-)?api[-_]?key{_SEPARATOR}|\bbearer\s+)"
+    r"""[^\s'",;}\])]+"""
+    r"|\bgsk_[A-Za-z0-9]{8,}|\bsk-[A-Za-z0-9_-]{16,}"
+)
+
+
+def add_secret(value: str | None) -> None:
+    """Have every log record from now on show ``value`` as ``[redacted]``."""
+    if value and len(value) >= _MIN_SECRET:
+        _secrets.add(value)
+
+
+def redact(text: str) -> str:
+    """``text`` with registered secrets, ``Authorization`` values and bearer tokens redacted."""
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return _CREDENTIALS.sub(_replace, text)
+
+
+def _replace(match: re.Match[str]) -> str:
+    prefix = match.group(1)
+    return f"{prefix}{REDACTED}" if prefix is not None else REDACTED
+
+
+class RedactSecrets(logging.Filter):
+    """Redacts a record's message, traceback and stack (see :func:`redact`) before it is
+    written; the record is changed in place, so every handler after this one sees it redacted."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite ``record`` redacted; never drops it."""
+        message = record.getMessage()
+        clean = redact(message)
+        if clean != message or record.args:
+            record.msg, record.args = clean, None
+        if record.exc_info:
+            # format the traceback now, redacted, and drop the live exception so that no
+            # handler formats its (upstream-written) text again
+            if not record.exc_text:
+                record.exc_text = logging.Formatter().formatException(record.exc_info)
+            record.exc_info = None
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+def install_redaction(logger: logging.Logger | None = None) -> None:
+    """Put one :class:`RedactSecrets` on every handler of ``logger`` (the root logger)."""
+    for handler in (logger or logging.getLogger()).handlers:
+        if not any(isinstance(f, RedactSecrets) for f in handler.filters):
+            handler.addFilter(RedactSecrets())
+
 
 def configure_logging(level: str) -> None:
-    """Log to stderr at ``level`` ("info", "DEBUG", ...) in :data:`LOG_FORMAT`."""
+    """Log to stderr at ``level`` ("info", "DEBUG", ...) in :data:`LOG_FORMAT`, redacted."""
     logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
+    install_redaction()
 
 
 def stop_event() -> asyncio.Event:

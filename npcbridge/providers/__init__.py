@@ -3,6 +3,7 @@
 from .base import (
     Provider,
     ProviderRequest,
+    Reason,
     StreamDone,
     TextDelta,
     ToolCallDelta,
@@ -12,6 +13,7 @@ from .base import (
 __all__ = [
     "Provider",
     "ProviderRequest",
+    "Reason",
     "StreamDone",
     "TextDelta",
     "ToolCallDelta",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol
 
 from ..turn import Usage
@@ -54,23 +55,79 @@ class StreamDone:
 StreamEvent = TextDelta | ToolCallDelta | StreamDone
 
 
+class Reason(StrEnum):
+    """Why an upstream request failed: the fixed vocabulary of what a client is told."""
+
+    STATUS = "status"  # an HTTP error status
+    TIMEOUT = "timeout"  # no answer (or no first token) in time
+    DEADLINE = "deadline"  # the turn's total deadline passed
+    CONNECT = "connect"  # the upstream could not be reached
+    CUT = "cut"  # the stream broke off before its end
+    STREAM_ERROR = "stream_error"  # the upstream reported an error inside the stream
+    BAD_RESPONSE = "bad_response"  # a 200 whose body is not a completion stream
+    UNAVAILABLE = "unavailable"  # no model of the turn could be tried
+    BREAKER_OPEN = "breaker_open"  # every model of the turn is paused by its circuit breaker
+    FAILED = "failed"  # anything else a provider reports
+
+
+#: what a client is told for each reason (``{status}`` is the HTTP status, a number)
+PUBLIC_TEXT: dict[Reason, str] = {
+    Reason.STATUS: "the upstream answered HTTP {status}",
+    Reason.TIMEOUT: "the upstream did not answer in time",
+    Reason.DEADLINE: "the reply did not finish within the turn deadline",
+    Reason.CONNECT: "could not reach the upstream",
+    Reason.CUT: "the upstream's stream broke off",
+    Reason.STREAM_ERROR: "the upstream reported an error in the stream",
+    Reason.BAD_RESPONSE: "the upstream's answer was not a completion stream",
+    Reason.UNAVAILABLE: "no model could serve this turn",
+    Reason.BREAKER_OPEN: "every model for this turn is paused after repeated failures; retry later",
+    Reason.FAILED: "the upstream failed",
+}
+
+
 class UpstreamError(Exception):
-    """The upstream failed. ``status`` is the HTTP status (None for connection errors)."""
+    """The upstream failed. ``status`` is the HTTP status (None for connection errors).
+
+    ``message`` (``str(exc)``) is for logs only and may be anything a provider wrote; what a
+    client is told is :attr:`public_message`, built from ``reason`` and ``status`` alone, so no
+    upstream text (which may echo the request's headers, API key included) reaches a client.
+    """
 
     def __init__(
         self,
-        message: str,
+        message: str | None = None,
         *,
         status: int | None = None,
         retry_after_s: float | None = None,
         timeout: bool = False,
         headers: dict[str, str] | None = None,
+        reason: Reason | None = None,
+        cause: UpstreamError | None = None,
     ) -> None:
-        super().__init__(message)
+        if reason is None:
+            if timeout:
+                reason = Reason.TIMEOUT
+            elif status is not None:
+                reason = Reason.STATUS
+            else:
+                reason = Reason.FAILED
         self.status = status
         self.retry_after_s = retry_after_s
         self.timeout = timeout
         self.headers = headers or {}
+        self.reason = reason
+        #: the failure behind this one (what opened the breakers), told to the client first
+        self.cause = cause
+        super().__init__(message or self.public_message)
+
+    @property
+    def public_message(self) -> str:
+        """What a client may be told: our own words for the reason, and the HTTP status."""
+        if self.reason is Reason.STATUS and self.status is None:
+            text = PUBLIC_TEXT[Reason.FAILED]
+        else:
+            text = PUBLIC_TEXT[self.reason].format(status=int(self.status or 0))
+        return text if self.cause is None else f"{self.cause.public_message}; {text}"
 
     @property
     def retryable(self) -> bool:

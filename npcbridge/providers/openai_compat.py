@@ -14,8 +14,17 @@ try:  # the HTTP library the installed openai SDK is built on
 except ImportError:  # pragma: no cover - SDK releases built on httpx
     from httpx import Response as _HttpResponse  # type: ignore[no-redef]
 
+from ..process import add_secret
 from ..turn import Usage
-from .base import ProviderRequest, StreamDone, StreamEvent, TextDelta, ToolCallDelta, UpstreamError
+from .base import (
+    ProviderRequest,
+    Reason,
+    StreamDone,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    UpstreamError,
+)
 
 #: Parameters Groq answers with 400; dropped for every upstream (none of ours needs them).
 UNSUPPORTED_PARAMS = ("logprobs", "logit_bias", "top_logprobs", "n")
@@ -39,6 +48,8 @@ def sanitize_params(params: dict[str, Any]) -> dict[str, Any]:
     clean = {k: v for k, v in params.items() if k not in UNSUPPORTED_PARAMS}
     return clean
 
+
+_TRY_AGAIN = re.compile(r"try again in ((?:\d+(?:\.\d+)?(?:h|ms|m|s))+)", re.IGNORECASE)
 
 _DURATION = re.compile(
     r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+(?:\.\d+)?)ms)?$"
@@ -76,9 +87,13 @@ class OpenAICompatProvider:
     ) -> None:
         self.name = name
         self.include_usage = include_usage
+        add_secret(api_key)  # never logged, whoever echoes it (see npcbridge.process)
         # Retries belong to the gateway layer, which knows the turn's latency budget.
         self.client = openai.AsyncOpenAI(
-            base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=0
+            base_url=base_url,
+            api_key=api_key,
+            timeout=openai.Timeout(timeout_s, connect=connect_timeout_s),
+            max_retries=0,
         )
 
     async def aclose(self) -> None:
@@ -113,17 +128,17 @@ class OpenAICompatProvider:
                 "/chat/completions", cast_to=_HttpResponse, body=kwargs, stream=True
             )
         except openai.APIStatusError as exc:
+            # The body is the upstream's text (it may echo our headers): only numbers are kept.
             headers = {k.lower(): v for k, v in exc.response.headers.items()}
             raise UpstreamError(
-                f"upstream answered HTTP {exc.status_code}",
                 status=exc.status_code,
-                retry_after_s=parse_duration_s(headers.get("retry-after")),
+                retry_after_s=_retry_after_s(headers, exc.message),
                 headers=headers,
             ) from None
         except openai.APITimeoutError:
-            raise UpstreamError("upstream timed out", timeout=True) from None
+            raise UpstreamError(timeout=True) from None
         except openai.APIConnectionError:
-            raise UpstreamError("could not reach the upstream") from None
+            raise UpstreamError(reason=Reason.CONNECT) from None
         headers = {k.lower(): v for k, v in response.headers.items()}
         state = _StreamState()
         try:
@@ -143,19 +158,38 @@ class OpenAICompatProvider:
                     yield event
             if state.error is not None:
                 raise state.error
+            if not state.ended:
+                # A 200 is only a reply when it is a completion stream that reached its end:
+                # an empty, HTML, JSON or binary body, or a stream that just stops, is a failure
+                # (retried and counted by the breaker), never an empty reply.
+                reason = Reason.CUT if state.chunks else Reason.BAD_RESPONSE
+                raise UpstreamError(reason=reason)
         except UpstreamError:
             raise
         except openai.APITimeoutError:
             raise UpstreamError("upstream timed out mid-stream", timeout=True) from None
         except openai.APIError as exc:
-            raise UpstreamError(f"upstream stream failed: {type(exc).__name__}") from None
+            raise UpstreamError(
+                f"upstream stream failed: {type(exc).__name__}", reason=Reason.CUT
+            ) from None
         except Exception as exc:  # the HTTP layer's own errors (connection reset, bad chunk)
             if isinstance(exc, TimeoutError) or "Timeout" in type(exc).__name__:
                 raise UpstreamError("upstream timed out mid-stream", timeout=True) from None
-            raise UpstreamError(f"upstream stream broke: {type(exc).__name__}") from None
+            raise UpstreamError(
+                f"upstream stream broke: {type(exc).__name__}", reason=Reason.CUT
+            ) from None
         finally:
             await response.aclose()
         yield StreamDone(finish=state.finish, usage=state.usage, headers=headers)
+
+
+def _retry_after_s(headers: dict[str, str], body_text: str) -> float | None:
+    """The wait an error response asks for: ``retry-after``, else Groq's "try again in 1m0.36s"."""
+    after = parse_duration_s(headers.get("retry-after"))
+    if after is None:
+        match = _TRY_AGAIN.search(body_text or "")
+        after = parse_duration_s(match.group(1)) if match else None
+    return after
 
 
 def _merged(events: list[StreamEvent]) -> list[StreamEvent]:
@@ -174,7 +208,7 @@ def _merged(events: list[StreamEvent]) -> list[StreamEvent]:
 class _StreamState:
     """Turns decoded ``chat.completion.chunk`` dicts into stream events."""
 
-    __slots__ = ("finish", "usage", "data", "done", "error")
+    __slots__ = ("finish", "usage", "data", "done", "error", "chunks", "ended")
 
     def __init__(self) -> None:
         self.finish = "stop"
@@ -182,6 +216,10 @@ class _StreamState:
         self.data: list[str] = []
         self.done = False
         self.error: UpstreamError | None = None
+        #: chunks decoded so far
+        self.chunks = 0
+        #: the stream reached its end: ``[DONE]`` or a chunk with a ``finish_reason``
+        self.ended = False
 
     def lines(self, lines: list[str]) -> list[StreamEvent]:
         """The events of some complete SSE lines (``data:`` events end at a blank line)."""
@@ -199,11 +237,15 @@ class _StreamState:
             self.data = []
             if payload == "[DONE]":
                 # read on to the end of the body, so the connection goes back to the pool
-                self.done = True
+                self.done = self.ended = True
             if self.done:
                 continue
             try:
-                events.extend(self.feed(json.loads(payload)))
+                chunk = json.loads(payload)
+            except ValueError:
+                chunk = _NOT_JSON
+            try:
+                events.extend(self.feed(chunk))
             except UpstreamError as exc:
                 self.error = exc  # raised after the text that came before it
                 self.done = True
@@ -212,9 +254,12 @@ class _StreamState:
     def feed(self, chunk: Any) -> list[StreamEvent]:
         """The events of one chunk (raises :class:`UpstreamError` for an error chunk)."""
         if not isinstance(chunk, dict):
-            raise UpstreamError("upstream stream broke: a chunk that is not an object")
+            raise UpstreamError(
+                "a stream event that is not a JSON object", reason=Reason.BAD_RESPONSE
+            )
         if chunk.get("error"):
-            raise UpstreamError("upstream stream failed: APIError")
+            raise UpstreamError(reason=Reason.STREAM_ERROR)
+        self.chunks += 1
         events: list[StreamEvent] = []
         usage = chunk.get("usage")
         groq = chunk.get("x_groq")
@@ -241,6 +286,11 @@ class _StreamState:
                     )
             if choice.get("finish_reason"):
                 self.finish = choice["finish_reason"]
+                self.ended = True
         if isinstance(groq, dict) and groq.get("error"):
-            raise UpstreamError(f"upstream stopped the stream: {groq['error']}")
+            raise UpstreamError(reason=Reason.STREAM_ERROR)
         return events
+
+
+#: stands for an event whose data is not JSON (feed() refuses anything but an object)
+_NOT_JSON = object()

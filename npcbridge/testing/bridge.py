@@ -60,7 +60,7 @@ async def start_bridge(
             data[section] = value
     if data["server"]["token"] is not None and not isinstance(data["server"]["token"], str):
         data["server"]["token"] = config.server.token.get_secret_value()  # type: ignore[union-attr]
-    data["upstream"]["api_key"] = "test-key"
+    data["upstream"]["api_key"] = overrides.get("upstream__api_key", "test-key")
     app = App(Config.model_validate(data), plugins, entry_points=entry_points)
     server = await serve(app, port=port)
     return Bridge(app, server, fake)
