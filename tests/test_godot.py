@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -33,7 +34,14 @@ if str(ROOT / "tests") not in sys.path:
     sys.path.insert(0, str(ROOT / "tests"))
 
 from godot import engine, packs  # noqa: E402
-from godot.harness import GodotHarness, RunResult, find_chromium  # noqa: E402
+from godot.harness import (  # noqa: E402
+    DEVTOOLS_PORT_ENV,
+    HTTP_PORT_ENV,
+    GodotHarness,
+    RunResult,
+    find_chromium,
+    resolve_port,
+)
 from godot.pck import build_pck, class_cache, read_pck  # noqa: E402
 
 pytestmark = pytest.mark.godot
@@ -203,6 +211,50 @@ def test_harness_reports_failures_errors_and_timeouts(harness_parts: tuple[Path,
     errors = "\n".join(result.script_errors())
     assert "pushed on purpose" in errors
     assert "Parse Error" in errors or "SCRIPT ERROR" in errors, result.transcript()
+
+
+def test_harness_port_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ports come from the argument, else the environment variable, else 0 (any free port)."""
+    monkeypatch.delenv(HTTP_PORT_ENV, raising=False)
+    assert resolve_port(None, HTTP_PORT_ENV) == 0
+    monkeypatch.setenv(HTTP_PORT_ENV, "41234")
+    assert resolve_port(None, HTTP_PORT_ENV) == 41234
+    assert resolve_port(40000, HTTP_PORT_ENV) == 40000
+    monkeypatch.setenv(HTTP_PORT_ENV, "http")
+    with pytest.raises(ValueError, match=HTTP_PORT_ENV):
+        resolve_port(None, HTTP_PORT_ENV)
+    monkeypatch.setenv(DEVTOOLS_PORT_ENV, "41235")
+    monkeypatch.setenv(HTTP_PORT_ENV, "41236")
+    harness = GodotHarness(Path("."), "chromium")
+    assert (harness.http_port, harness.devtools_port) == (41236, 41235)
+
+
+def _free_port() -> int:
+    """A port the OS says is free now (the harness then binds it itself)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_harness_runs_on_fixed_ports(harness_parts: tuple[Path, str]) -> None:
+    """Given ports, the page is served on the HTTP port and Chromium's DevTools listen on the
+    other, so the suite can run where only some ports are allowed."""
+    engine_dir, chromium = harness_parts
+    http_port, devtools_port = _free_port(), _free_port()
+    project = packs.collect(GODOT_DIR / "project")
+    project = {k: v for k, v in project.items() if not k.startswith("tests/")}
+    project.update(packs.addon_files())
+    project["tests/test_runs.gd"] = (
+        b"extends NPCBTestCase\n\n\nfunc test_runs() -> void:\n\tcheck(true, '')\n"
+    )
+    project[".godot/global_script_class_cache.cfg"] = class_cache(project)
+    harness = GodotHarness(engine_dir, chromium, http_port=http_port, devtools_port=devtools_port)
+    result = harness.run(build_pck(project), timeout=120)
+    assert result.exit_code == 0, result.transcript()
+    assert result.results and all(r["ok"] for r in result.results), result.transcript()
+    assert result.http_port == http_port
+    assert result.devtools_url is not None
+    assert f"127.0.0.1:{devtools_port}/" in result.devtools_url, result.devtools_url
 
 
 @pytest.mark.parametrize("name", _gdscript_tests())

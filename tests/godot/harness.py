@@ -12,6 +12,12 @@ harness over plain HTTP on the same origin:
   before it answers, so a scene can wait for its picture to be taken before it quits.
 
 Test scripts print ``NPCB_RESULT {json}`` per test and quit with an exit code.
+
+Ports: by default the harness's HTTP server and Chromium's DevTools endpoint take free ports
+the OS picks. Where only some ports are allowed, fix them with the ``http_port`` /
+``devtools_port`` arguments or the ``NPCBRIDGE_GODOT_HTTP_PORT`` /
+``NPCBRIDGE_GODOT_DEVTOOLS_PORT`` environment variables (an argument wins over the variable;
+0 means "any free port").
 """
 
 from __future__ import annotations
@@ -38,6 +44,9 @@ PAGE = HERE / "page.html"
 RESULT_PREFIX = "NPCB_RESULT "
 _ERROR_RE = re.compile(r"^\s*(USER )?(SCRIPT )?ERROR\b|^\s*Parse Error|^\s*Aborted")
 _DEVTOOLS_RE = re.compile(r"DevTools listening on (ws://\S+)")
+#: Environment variables that fix the harness's ports (see the module docstring).
+HTTP_PORT_ENV = "NPCBRIDGE_GODOT_HTTP_PORT"
+DEVTOOLS_PORT_ENV = "NPCBRIDGE_GODOT_DEVTOOLS_PORT"
 
 #: Lines on the error stream that the engine prints on every start in this setup and that do not
 #: indicate a problem with the project under test.
@@ -63,6 +72,19 @@ def find_chromium() -> str | None:
     return None
 
 
+def resolve_port(given: int | None, env_name: str) -> int:
+    """The port to use: ``given`` when set, else the integer in ``$env_name``, else 0 (any free
+    port). A variable that is not a port number stops the run with a one-line error."""
+    if given is not None:
+        return given
+    raw = os.environ.get(env_name, "").strip()
+    if not raw:
+        return 0
+    if not raw.isdigit() or int(raw) > 65535:
+        raise ValueError(f"{env_name} must be a port number (0-65535), not {raw!r}")
+    return int(raw)
+
+
 @dataclass
 class RunResult:
     """Everything one engine run produced."""
@@ -73,6 +95,10 @@ class RunResult:
     screenshot: bytes | None = None
     browser_log: str = ""
     seconds: float = 0.0
+    #: The port the harness served the page on, and Chromium's DevTools URL (None when the
+    #: browser never announced it).
+    http_port: int = 0
+    devtools_url: str | None = None
 
     @property
     def results(self) -> list[dict[str, Any]]:
@@ -218,12 +244,26 @@ def _capture(devtools_url: str | None, size: dict[str, int]) -> bytes:
 
 
 class GodotHarness:
-    """Serves an engine build and runs packed projects in headless Chromium."""
+    """Serves an engine build and runs packed projects in headless Chromium.
 
-    def __init__(self, engine_dir: Path, chromium: str, control_url: str | None = None) -> None:
+    ``http_port`` / ``devtools_port`` fix the ports (default: ``$NPCBRIDGE_GODOT_HTTP_PORT`` /
+    ``$NPCBRIDGE_GODOT_DEVTOOLS_PORT``, else free ports the OS picks).
+    """
+
+    def __init__(
+        self,
+        engine_dir: Path,
+        chromium: str,
+        control_url: str | None = None,
+        *,
+        http_port: int | None = None,
+        devtools_port: int | None = None,
+    ) -> None:
         self.engine_dir = engine_dir
         self.chromium = chromium
         self.control_url = control_url
+        self.http_port = resolve_port(http_port, HTTP_PORT_ENV)
+        self.devtools_port = resolve_port(devtools_port, DEVTOOLS_PORT_ENV)
 
     def run(
         self,
@@ -240,7 +280,7 @@ class GodotHarness:
         state.files = {name.name: name for name in self.engine_dir.iterdir() if name.is_file()}
         state.files["page.html"] = PAGE
         state.files["run.pck"] = pck
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+        server = ThreadingHTTPServer(("127.0.0.1", self.http_port), _handler(state))
         server.daemon_threads = True
         threading.Thread(target=server.serve_forever, daemon=True).start()
         port = server.server_address[1]
@@ -270,7 +310,7 @@ class GodotHarness:
                 f"--user-data-dir={profile}",
                 "--enable-logging=stderr",
                 "--v=0",
-                "--remote-debugging-port=0",
+                f"--remote-debugging-port={self.devtools_port}",
                 url,
             ]
             proc = subprocess.Popen(
@@ -320,4 +360,6 @@ class GodotHarness:
         result.screenshot = state.screenshot
         result.browser_log = "\n".join(log[-80:])
         result.seconds = time.monotonic() - started
+        result.http_port = port
+        result.devtools_url = state.devtools_url
         return result
