@@ -101,6 +101,16 @@ class Metrics:
         self.budget_refusals = Counter(
             "npcbridge_budget_refusals", "Turns refused by a budget", registry=r
         )
+        self.memory_writes_dropped = Counter(
+            "npcbridge_memory_writes_dropped",
+            "Memory writes lost while the store was unavailable (the queue was full)",
+            registry=r,
+        )
+        self.memory_writes_queued = Gauge(
+            "npcbridge_memory_writes_queued",
+            "Memory writes waiting for the store to answer again",
+            registry=r,
+        )
 
     def model(self, model_id: str) -> str:
         """The label for a model: its id when it is in the catalog, else ``other``."""

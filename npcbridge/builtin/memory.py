@@ -12,6 +12,10 @@ The builtin memory plugin (it replaced the in-process window). Per turn:
 4. ``npcbridge_after_turn`` stores turns that failed before any text, marks the recalled
    memories as recalled and schedules a background summary of turns past the window.
 
+Every write goes through one :class:`~npcbridge.stores.writes.WriteQueue`: while the store
+cannot be reached, writes wait in a bounded queue and are replayed in order once it answers
+(the reply does not wait for them), and recall answers without memory, quietly.
+
 Without a store (an App that was never started) every hook does nothing.
 """
 
@@ -30,7 +34,8 @@ from ..memory.recall import memory_message, ranked, within_budget
 from ..memory.settings import MemorySettings, load_settings
 from ..memory.summarize import Summarizer
 from ..memory.tokens import fit_window, message_tokens, turn_messages
-from ..stores.base import TurnRecord
+from ..stores.base import Store, TurnRecord
+from ..stores.writes import WriteQueue
 from ..turn import Turn, TurnResult
 
 if TYPE_CHECKING:
@@ -65,6 +70,7 @@ class Plugin:
         self.app = app
         self.settings = MemorySettings()
         self.summarizer = Summarizer(app, self.settings)
+        self.writes: WriteQueue | None = None
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -72,13 +78,29 @@ class Plugin:
     def npcbridge_startup(self, app: App) -> None:
         """Read ``[extra.memory]`` and serve the ``memory.*`` messages."""
         self.settings = load_settings(app.config.extra)
-        self.summarizer = Summarizer(app, self.settings)
-        MemoryHandlers(self.settings, self.summarizer).register(app.handlers)
+        if app.store is not None:
+            metrics = app.gateway.metrics
+            self.writes = WriteQueue(
+                app.store,
+                limit=self.settings.write_queue_max,
+                on_drop=metrics.memory_writes_dropped.inc,
+            )
+            metrics.memory_writes_queued.set_function(lambda: self.writes_pending)
+        self.summarizer = Summarizer(app, self.settings, self.writes)
+        MemoryHandlers(self.settings, self.summarizer, self.writes).register(app.handlers)
+
+    @property
+    def writes_pending(self) -> int:
+        """Memory writes waiting for the store to answer again."""
+        return self.writes.pending if self.writes is not None else 0
 
     @hookimpl
     async def npcbridge_shutdown(self, app: App) -> None:
-        """Wait for summaries still being written (the store closes after this)."""
+        """Wait for summaries still being written and queued writes (the store closes after
+        this), each up to ``shutdown_wait_s``."""
         await self.summarizer.close()
+        if self.writes is not None:
+            await self.writes.close(self.settings.shutdown_wait_s)
 
     # ---------------------------------------------------------------- one turn
 
@@ -91,7 +113,10 @@ class Plugin:
             return []
         try:
             return await self._recall(turn)
-        except Exception:
+        except Exception as exc:
+            turn.state.pop(STATE_KEY, None)
+            if self.writes is not None and self.writes.read_failed(exc):
+                return []  # the outage is logged once by the write queue
             log.warning(
                 "recall failed for npc=%s player=%s; answering without memory",
                 turn.npc,
@@ -188,11 +213,17 @@ class Plugin:
         if state.stored is None:
             state.stored = await self._store(turn, result.text, result.finish, result.model)
         if state.recalled_ids:
-            await store.touch_memories(turn.npc, turn.player, state.recalled_ids, time.time())
-        if state.stored.status != "complete":
-            return
+            ids, at = state.recalled_ids, time.time()
+            await self._write(lambda: store.touch_memories(turn.npc, turn.player, ids, at))
+        if state.stored.status != "complete" or not state.stored.id:
+            return  # nothing to summarise, or the turn waits in the queue (no id yet)
         window_ids = {record.id for record, _ in state.window} | {state.stored.id}
-        watermark = await store.get_watermark(turn.npc, turn.player)
+        try:
+            watermark = await store.get_watermark(turn.npc, turn.player)
+        except Exception as exc:
+            if self.writes is not None and self.writes.read_failed(exc):
+                return
+            raise
         todo = self.summarizer.candidates([*state.turns, state.stored], window_ids, watermark)
         self.summarizer.schedule(turn.npc, turn.persona, turn.player, todo)
 
@@ -210,5 +241,13 @@ class Plugin:
             request_id=str(turn.request_id),
             at=time.time(),
         )
-        await self.app.store.append_turn(record)
+        store: Store = self.app.store
+        await self._write(lambda: store.append_turn(record))
         return record
+
+    async def _write(self, fn: Any) -> bool:
+        """Run a store write through the queue (directly when there is none)."""
+        if self.writes is None:
+            await fn()
+            return True
+        return await self.writes.write(fn)

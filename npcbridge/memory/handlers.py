@@ -9,7 +9,9 @@
   as recalling (recency is left unchanged).
 
 Handlers run inline in the connection's receive loop, so a ``memory.add`` is stored before the
-next message of that connection (a ``say`` right after it already recalls the fact).
+next message of that connection (a ``say`` right after it already recalls the fact). While the
+store cannot be reached a ``memory.add`` is queued (and answered ``ok``), replayed in order when
+the store is back; ``memory.forget`` and ``memory.query`` answer a retryable ``internal``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ..pipeline import ok_frame
 from ..protocol.errors import ErrorCode, ProtocolError
 from ..protocol.messages import MemoryAdd, MemoryForget, MemoryQuery
 from ..stores.base import MemoryRecord, Store
+from ..stores.writes import WriteQueue
 from .recall import ranked
 from .settings import MemorySettings
 
@@ -35,8 +38,9 @@ log = logging.getLogger("npcbridge.memory")
 Handler = Callable[[Any, Any], Awaitable[None]]
 
 
-def _guarded(handler: Handler) -> Handler:
-    """A store failure answers ``internal`` (retryable) for that request; the connection lives."""
+def _guarded(handler: Handler, writes: WriteQueue | None) -> Handler:
+    """A store failure answers ``internal`` (retryable) for that request; the connection lives.
+    An outage is logged once by the write queue, other failures with their traceback."""
 
     @functools.wraps(handler)
     async def run(session: Any, message: Any) -> None:
@@ -44,8 +48,9 @@ def _guarded(handler: Handler) -> Handler:
             await handler(session, message)
         except ProtocolError:
             raise
-        except Exception:
-            log.exception("%s failed", message.type)
+        except Exception as exc:
+            if writes is None or not writes.read_failed(exc):
+                log.exception("%s failed", message.type)
             raise ProtocolError(
                 ErrorCode.INTERNAL,
                 "the memory store is unavailable; try again",
@@ -59,15 +64,18 @@ def _guarded(handler: Handler) -> Handler:
 class MemoryHandlers:
     """Serves the three message types for one app."""
 
-    def __init__(self, settings: MemorySettings, summarizer: Summarizer) -> None:
+    def __init__(
+        self, settings: MemorySettings, summarizer: Summarizer, writes: WriteQueue | None = None
+    ) -> None:
         self.settings = settings
         self.summarizer = summarizer
+        self.writes = writes
 
     def register(self, handlers: dict[str, Any]) -> None:
         """Install into ``app.handlers``."""
-        handlers["memory.add"] = _guarded(self.add)
-        handlers["memory.forget"] = _guarded(self.forget)
-        handlers["memory.query"] = _guarded(self.query)
+        handlers["memory.add"] = _guarded(self.add, self.writes)
+        handlers["memory.forget"] = _guarded(self.forget, self.writes)
+        handlers["memory.query"] = _guarded(self.query, self.writes)
 
     @staticmethod
     def _store(session: Any, request_id: Any) -> Store:
@@ -88,17 +96,19 @@ class MemoryHandlers:
             raise
         store = self._store(session, message.id)
         now = time.time()
-        await store.add_memory(
-            MemoryRecord(
-                npc=message.npc,
-                player=message.player or "",
-                kind="fact",
-                text=message.text,
-                importance=message.importance,
-                at=now,
-                last_access=now,
-            )
+        fact = MemoryRecord(
+            npc=message.npc,
+            player=message.player or "",
+            kind="fact",
+            text=message.text,
+            importance=message.importance,
+            at=now,
+            last_access=now,
         )
+        if self.writes is None:
+            await store.add_memory(fact)
+        else:
+            await self.writes.write(lambda: store.add_memory(fact))
         session.send(ok_frame(message.id))
 
     async def forget(self, session: Any, message: MemoryForget) -> None:

@@ -43,8 +43,10 @@ class MemorySettings(BaseModel):
     summary_batch: int = Field(default=6, ge=1, le=200)
     summary_max_tokens: int = Field(default=200, ge=16)
     summary_importance: int = Field(default=5, ge=1, le=10)
-    #: seconds the server waits for running summaries at shutdown
+    #: seconds the server waits for running summaries (and queued writes) at shutdown
     shutdown_wait_s: float = Field(default=10.0, ge=0)
+    #: memory writes kept while the store cannot be reached; beyond it the oldest are dropped
+    write_queue_max: int = Field(default=10_000, ge=1)
 
 
 def load_settings(extra: dict[str, Any]) -> MemorySettings:

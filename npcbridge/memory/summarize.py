@@ -16,12 +16,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from ..models import ModelEntry
 from ..protocol.messages import Persona
 from ..providers.base import ProviderRequest, TextDelta
 from ..stores.base import MemoryRecord, TurnRecord
+from ..stores.writes import WriteQueue
 from ..turn import Turn
 from .settings import MemorySettings
 
@@ -64,9 +66,13 @@ def transcript(turns: list[TurnRecord], npc_name: str, player: str) -> str:
 class Summarizer:
     """Schedules and runs summaries for one server."""
 
-    def __init__(self, app: App, settings: MemorySettings) -> None:
+    def __init__(
+        self, app: App, settings: MemorySettings, writes: WriteQueue | None = None
+    ) -> None:
         self.app = app
         self.settings = settings
+        #: the memory plugin's write queue (summaries written during an outage wait in it)
+        self.writes = writes
         self.tasks: set[asyncio.Task[None]] = set()
         self.busy: dict[tuple[str, str], asyncio.Task[None]] = {}
 
@@ -106,9 +112,13 @@ class Summarizer:
         if store is None:
             return
         lease = f"lease:summary:{len(npc)}:{npc}:{player}"
-        if store.shared and await store.add_counter(lease, 1, ttl_s=LEASE_TTL_S) > 1:
-            await store.add_counter(lease, -1)
-            return  # another process summarises this pair right now
+        try:
+            if store.shared and await store.add_counter(lease, 1, ttl_s=LEASE_TTL_S) > 1:
+                await store.add_counter(lease, -1)
+                return  # another process summarises this pair right now
+        except Exception as exc:
+            self._failed(npc, player, exc)
+            return
         try:
             text = await self.summarise(npc, persona, player, turns)
             if not text:
@@ -117,25 +127,39 @@ class Summarizer:
             latest = await store.recent_turns(npc, player, 1)
             if not latest or latest[-1].id < turns[-1].id:
                 return
-            await store.add_memory(
-                MemoryRecord(
-                    npc=npc,
-                    player=player,
-                    kind="summary",
-                    text=text,
-                    importance=self.settings.summary_importance,
-                    at=turns[-1].at,
-                    last_access=time.time(),
-                )
+            summary = MemoryRecord(
+                npc=npc,
+                player=player,
+                kind="summary",
+                text=text,
+                importance=self.settings.summary_importance,
+                at=turns[-1].at,
+                last_access=time.time(),
             )
-            await store.set_watermark(npc, player, turns[-1].id)
+            await self._write(lambda: store.add_memory(summary))
+            await self._write(lambda: store.set_watermark(npc, player, turns[-1].id))
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.warning("summary for npc=%s player=%s failed", npc, player, exc_info=True)
+        except Exception as exc:
+            self._failed(npc, player, exc)
         finally:
             if store.shared:
-                await store.add_counter(lease, -1)
+                try:
+                    await store.add_counter(lease, -1)
+                except Exception as exc:  # the lease's TTL frees it
+                    self._failed(npc, player, exc)
+
+    def _failed(self, npc: str, player: str, exc: Exception) -> None:
+        """Log a failed summary, except a store outage (the write queue logs that once)."""
+        if self.writes is None or not self.writes.read_failed(exc):
+            log.warning("summary for npc=%s player=%s failed", npc, player, exc_info=exc)
+
+    async def _write(self, fn: Callable[[], Awaitable[object]]) -> None:
+        """A store write, through the write queue when there is one."""
+        if self.writes is None:
+            await fn()
+        else:
+            await self.writes.write(fn)
 
     async def summarise(
         self, npc: str, persona: Persona, player: str, turns: list[TurnRecord]

@@ -83,6 +83,9 @@ class Store(Protocol):
     shared: bool
     #: a printable name (the URL without password)
     name: str
+    #: exceptions meaning "cannot be reached right now": memory writes that meet one wait in
+    #: a queue (:mod:`npcbridge.stores.writes`) instead of being lost
+    unavailable_errors: tuple[type[Exception], ...]
 
     async def close(self) -> None:
         """Flush and release the connection; safe to call twice."""

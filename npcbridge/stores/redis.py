@@ -28,7 +28,9 @@ from dataclasses import asdict
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .base import MemoryRecord, StoreError, TurnRecord
 
@@ -77,6 +79,12 @@ class RedisStore:
     """A store in Redis, shared by every server process that uses the same URL."""
 
     shared = True
+    #: what a command raises while Redis cannot be reached (see npcbridge.stores.writes)
+    unavailable_errors: tuple[type[Exception], ...] = (
+        RedisConnectionError,
+        RedisTimeoutError,
+        OSError,
+    )
 
     def __init__(self, client: aioredis.Redis, name: str) -> None:
         self.r = client

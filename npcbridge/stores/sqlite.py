@@ -123,6 +123,9 @@ class SqliteStore:
     """A store in one SQLite file."""
 
     shared = False
+    #: what a write raises while the file cannot be written (locked beyond the busy timeout,
+    #: disk full, I/O error); see npcbridge.stores.writes
+    unavailable_errors: tuple[type[Exception], ...] = (sqlite3.OperationalError,)
 
     def __init__(
         self, db: aiosqlite.Connection, name: str, reader: sqlite3.Connection | None = None

@@ -1,0 +1,157 @@
+"""Memory writes while the store cannot be reached: queued, replayed in order, bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from npcbridge.client import Client
+from npcbridge.stores.writes import WriteQueue
+from npcbridge.testing.bridge import start_bridge
+from npcbridge.testing.fake_upstream import FakeUpstream
+from npcbridge.testing.redis_server import redis_process
+
+SMITH = {"name": "Brom", "description": "A blacksmith, rough but kind."}
+
+
+class Down(ConnectionError):
+    """What the flaky store raises while it is 'down'."""
+
+
+class FlakyStore:
+    """Just enough of a store for the queue: writes append to a log unless ``down``."""
+
+    name = "flaky://"
+    unavailable_errors: tuple[type[Exception], ...] = (Down,)
+
+    def __init__(self) -> None:
+        self.down = False
+        self.log: list[int] = []
+
+    async def put(self, n: int) -> None:
+        if self.down:
+            raise Down("connection refused")
+        self.log.append(n)
+
+    async def get_counter(self, key: str) -> float:
+        if self.down:
+            raise Down("connection refused")
+        return 0.0
+
+
+async def test_queue_replays_in_order_and_drops_the_oldest_beyond_its_bound(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="npcbridge.store")
+    store = FlakyStore()
+    dropped: list[int] = []
+    queue = WriteQueue(store, limit=5, on_drop=dropped.append, retry_s=0.01, max_retry_s=0.02)
+    assert await queue.write(lambda: store.put(0)) is True
+    store.down = True
+    results = [await queue.write(lambda n=n: store.put(n)) for n in range(1, 9)]  # type: ignore[misc]
+    assert results == [False] * 8 and queue.down and queue.pending == 5
+    await asyncio.sleep(0.05)  # the replay task retries against the dead store meanwhile
+    store.down = False
+    assert await queue.drained(5)
+    assert store.log == [0, 4, 5, 6, 7, 8]  # 1..3 were the oldest when the queue overflowed
+    assert sum(dropped) == 3
+    assert await queue.write(lambda: store.put(9)) is True  # direct again
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 3, lines  # outage, overflow, recovery
+    assert "unavailable (Down: connection refused)" in lines[0]
+    assert "queue is full" in lines[1]
+    assert "answers again" in lines[2] and "5 memory writes replayed, 3 dropped" in lines[2]
+    assert not any(r.exc_info for r in caplog.records)
+
+
+async def test_failed_read_starts_an_outage_that_a_probe_ends() -> None:
+    store = FlakyStore()
+    queue = WriteQueue(store, retry_s=0.01)
+    store.down = True
+    assert queue.read_failed(Down("refused")) and queue.down
+    assert not queue.read_failed(ValueError("a bug"))
+    store.down = False
+    assert await queue.drained(5) and not queue.down
+
+
+async def test_queue_close_counts_what_is_left(caplog: pytest.LogCaptureFixture) -> None:
+    store = FlakyStore()
+    dropped: list[int] = []
+    queue = WriteQueue(store, on_drop=dropped.append, retry_s=0.01)
+    store.down = True
+    for n in range(3):
+        await queue.write(lambda n=n: store.put(n))  # type: ignore[misc]
+    await queue.close(0.05)
+    assert dropped == [3] and queue.pending == 0
+    assert "3 memory writes were still queued at shutdown" in caplog.text
+
+
+async def _chat(client: Client, player: str, stop: asyncio.Event, acked: list[Any]) -> None:
+    """Talk until ``stop``; record (player, text) of every turn that got reply.end stop."""
+    n = 0
+    while not stop.is_set():
+        n += 1
+        text = f"line {n} from {player}"
+        reply = await client.say("smith", player, text)
+        await reply.text()
+        assert reply.end is not None
+        if reply.end["finish"] == "stop":
+            acked.append((player, text))
+        await asyncio.sleep(0.01)
+
+
+async def test_redis_killed_under_load_loses_no_acknowledged_turn(
+    fake_upstream: FakeUpstream, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    with redis_process(durable=True) as redis:
+        bridge = await start_bridge(fake_upstream, tmp_path, store__url=redis.url)
+        try:
+            players = [f"p{i}" for i in range(6)]
+            clients = [await bridge.client() for _ in players]
+            for client in clients:
+                await client.define_npc("smith", SMITH)
+            stop = asyncio.Event()
+            acked: list[Any] = []
+            load = [
+                asyncio.create_task(_chat(c, p, stop, acked))
+                for c, p in zip(clients, players, strict=True)
+            ]
+            await asyncio.sleep(0.5)
+            before = len(acked)
+            redis.kill()
+            killed_at = time.monotonic()
+            await asyncio.sleep(2.0)
+            during = len(acked) - before
+            redis.start()
+            await asyncio.sleep(0.5)
+            stop.set()
+            await asyncio.gather(*load)
+            writes = bridge.app.plugins.get_plugin("npcbridge.builtin.memory")
+            plugin_queue = getattr(writes, "writes", None)
+            assert plugin_queue is not None
+            assert await plugin_queue.drained(10)
+            assert during > 10, "turns kept being answered while Redis was down"
+            store = bridge.app.store
+            assert store is not None
+            for player in players:
+                stored = {t.user_text for t in await store.recent_turns("smith", player, 1000)}
+                missing = [text for p, text in acked if p == player and text not in stored]
+                assert not missing, f"{len(missing)} acknowledged turns of {player} were lost"
+            for client in clients:
+                await client.close()
+            metrics = bridge.app.gateway.metrics.render()[2].decode()
+            assert "npcbridge_memory_writes_dropped_total 0.0" in metrics
+        finally:
+            await bridge.close()
+    assert time.monotonic() - killed_at < 30
+    outage = [r for r in caplog.records if "is unavailable" in r.getMessage()]
+    recovery = [r for r in caplog.records if "answers again after" in r.getMessage()]
+    assert len(outage) == 1 and len(recovery) == 1, [r.getMessage() for r in caplog.records]
+    tracebacks = [r.getMessage() for r in caplog.records if r.exc_info]
+    assert not tracebacks, tracebacks[:3]
