@@ -266,6 +266,45 @@ async def test_client_that_stops_reading_is_closed_with_bounded_memory(
         await bridge.close()
 
 
+async def test_a_client_that_reads_late_gets_a_long_reply_whole(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    """A reply's text is held and counted once (its last coalesced delta is sent from the
+    reply.end that repeats it), so a reply under the bound never closes a reading client."""
+    bound = 256 * 1024
+    bridge = await start_bridge(fake_upstream, tmp_path, server__send_queue_bytes=bound)
+    try:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", bridge.server.port))
+        ws = await connect(bridge.url, sock=sock, max_queue=1, max_size=None)
+        assert (await hello(ws))["type"] == "welcome"
+        session = next(iter(bridge.app.sessions))
+        server_sock = session.ws.transport.get_extra_info("socket")
+        server_sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        say = {"type": "say", "id": 1, "npc": "blacksmith", "player": "p"}
+        ws.transport.pause_reading()  # the client reads nothing more until the reply is made
+        await ws.send(encode({**say, "text": "[[words:40000]]"}))  # about 200 KB of text
+        await eventually(lambda: not session.turns, timeout=20)
+        assert session.outbox.stopped is None
+        ws.transport.resume_reading()
+        frames = []
+        while not frames or frames[-1]["type"] != "reply.end":
+            frames.append(await recv(ws))
+        end = frames[-1]
+        text = "".join(f["text"] for f in frames if f["type"] == "reply.delta")
+        assert text == end["text"] and len(text.encode()) > bound * 3 // 4
+        assert [f["seq"] for f in frames if f["type"] == "reply.delta"] == list(
+            range(len(frames) - 2)
+        )
+        # counted once: never more than the text plus the frames' own bytes
+        assert session.outbox.peak_bytes < len(text.encode()) + 4096
+        assert session.outbox.queued_bytes == 0
+        await ws.close()
+    finally:
+        await bridge.close()
+
+
 async def test_send_timeout_closes_a_client_that_stops_reading(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:

@@ -8,10 +8,18 @@ replies in flight rather than by the number of tokens. Two limits protect the se
 client that stops reading:
 
 * ``send_timeout_s``: a send that does not complete in time closes the connection (1008);
-* ``max_queue_bytes``: when the bytes waiting in the queue (encoded frames plus the text of
-  coalesced deltas) exceed it, the connection is closed (1008) and the queue dropped at once.
+* ``max_queue_bytes``: when the bytes held for the client exceed it, the connection is closed
+  (1008) and the queue dropped at once.
 
-Either way the memory one connection can hold is bounded.
+The bytes counted are those of the encoded frames as they will go out: an encoded frame from
+the moment it is queued until the socket took it (the frame being written counts until its send
+completes), and a coalesced delta as the frame it will become (its text in UTF-8 plus the
+frame's own bytes). A reply's text is held and counted once: when its ``reply.end`` is queued
+while the reply's last coalesced delta still waits, that delta is sent from the ``reply.end``'s
+text (which repeats it) and counts only its frame overhead. So a client that reads is closed
+only if the replies it has in flight at one moment hold more than the bound unsent, and the
+memory one connection can hold for sending is ``max_queue_bytes`` plus the WebSocket write
+buffer (32 KiB).
 """
 
 from __future__ import annotations
@@ -35,16 +43,54 @@ DEFAULT_QUEUE_BYTES = 1024 * 1024
 FAST_PATH_BUFFER_BYTES = 32 * 1024
 
 
+def utf8_size(text: str) -> int:
+    """Bytes of ``text`` in UTF-8 (without encoding ASCII text, the common case)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def _delta_overhead(request_id: str | int) -> int:
+    """Bytes of a ``reply.delta`` frame besides its text (with the widest ``seq``)."""
+    return len(encode_reply_delta(request_id, 0xFFFFFFFF, ""))
+
+
 class _PendingDelta:
-    __slots__ = ("request_id", "parts")
+    """Deltas of one reply waiting to go out as one frame: their ``parts``, or (once the
+    reply's ``reply.end`` is queued) the last ``tail`` characters of ``source``."""
+
+    __slots__ = ("request_id", "parts", "size", "source", "tail")
 
     def __init__(self, request_id: str | int, text: str) -> None:
         self.request_id = request_id
         self.parts = [text]
+        #: bytes counted for this frame in the outbox's ``queued_bytes``
+        self.size = _delta_overhead(request_id) + utf8_size(text)
+        self.source = ""
+        self.tail = 0
+
+    def text(self) -> str:
+        """The text this frame carries."""
+        if self.tail:
+            return self.source[len(self.source) - self.tail :]
+        return self.parts[0] if len(self.parts) == 1 else "".join(self.parts)
+
+    def share(self, final_text: str) -> int:
+        """Take the text from ``final_text`` (the reply's ``reply.end`` text, which ends with
+        it) and drop the parts; return the bytes no longer counted, 0 when it cannot share."""
+        if self.tail or not self.parts:
+            return 0
+        text = self.text()
+        if not final_text.endswith(text):
+            return 0
+        chars = len(text)
+        freed = self.size - _delta_overhead(self.request_id)
+        self.source, self.tail, self.parts = final_text, chars, []
+        self.size -= freed
+        return freed
 
 
 class _Frame:
-    """An encoded frame; ``ends`` is the request id whose ``reply.end`` this is."""
+    """An encoded frame; ``ends`` is the request id whose ``reply.end`` this is. The bytes
+    counted for it are ``len(data)``."""
 
     __slots__ = ("data", "ends")
 
@@ -73,8 +119,10 @@ class Outbox:
         self._task: asyncio.Task[None] | None = None
         #: deltas merged into an earlier queued delta (not sent as frames of their own)
         self.coalesced = 0
-        #: bytes currently waiting (approximate for delta text: counted in characters)
+        #: bytes held for this client: queued frames and the frame being sent (module docstring)
         self.queued_bytes = 0
+        #: the most ``queued_bytes`` ever reached on this connection (for tests and tuning)
+        self.peak_bytes = 0
         #: why the outbox stopped sending ("slow", "closed") or None while it works
         self.stopped: str | None = None
         self._busy = False
@@ -98,17 +146,28 @@ class Outbox:
                     return
                 pending = self._open.get(request_id)
                 if pending is not None:
+                    size = utf8_size(text)
                     pending.parts.append(text)
+                    pending.size += size
                     self.coalesced += 1
                 else:
                     pending = self._open[request_id] = _PendingDelta(request_id, text)
                     self._queue.append(pending)
                     self._wakeup.set()
-                self._account(len(text) + 24)
+                    size = pending.size
+                self._account(size)
                 return
+            freed = 0
             if request_id is not None:
                 # later deltas for this id must not jump ahead of this frame
-                self._open.pop(request_id, None)
+                pending = self._open.pop(request_id, None)
+                if (
+                    pending is not None
+                    and frame["type"] == "reply.end"
+                    and not frame.get("rewritten")
+                ):
+                    freed = pending.share(frame.get("text", ""))
+            self.queued_bytes -= freed
             item = _Frame(encode(frame), request_id if frame["type"] == "reply.end" else None)
         else:
             item = _Frame(frame, None)
@@ -138,6 +197,8 @@ class Outbox:
 
     def _account(self, size: int) -> None:
         self.queued_bytes += size
+        if self.queued_bytes > self.peak_bytes:
+            self.peak_bytes = self.queued_bytes
         if self.queued_bytes > self.max_queue_bytes and not self._closed:
             log.warning(
                 "closing %s: more than %d bytes queued for a client that is not reading",
@@ -155,19 +216,17 @@ class Outbox:
         self._seq.clear()
         self.queued_bytes = 0
 
-    def _encode(self, item: _PendingDelta | _Frame) -> bytes:
+    def _encode(self, item: _PendingDelta | _Frame) -> tuple[bytes, int]:
+        """The bytes to send for ``item`` and the count they were held under."""
         if isinstance(item, _Frame):
-            self.queued_bytes -= len(item.data)
             if item.ends is not None:
                 self._seq.pop(item.ends, None)
-            return item.data
+            return item.data, len(item.data)
         if self._open.get(item.request_id) is item:
             del self._open[item.request_id]
         seq = self._seq.get(item.request_id, 0)
         self._seq[item.request_id] = seq + 1
-        text = item.parts[0] if len(item.parts) == 1 else "".join(item.parts)
-        self.queued_bytes -= len(text) + 24 * len(item.parts)
-        return encode_reply_delta(item.request_id, seq, text)
+        return encode_reply_delta(item.request_id, seq, item.text()), item.size
 
     async def _write(self) -> None:
         try:
@@ -175,10 +234,13 @@ class Outbox:
                 await self._wakeup.wait()
                 self._wakeup.clear()
                 while self._queue:
-                    data = self._encode(self._queue.popleft())
+                    data, counted = self._encode(self._queue.popleft())
                     self._busy = True
                     await asyncio.wait_for(self.ws.send(data), self.send_timeout_s)
                     self._busy = False
+                    # counted until the socket took it: a stuck send still holds its bytes
+                    if not self._closed:
+                        self.queued_bytes -= counted
         except TimeoutError:
             log.warning("closing %s: client stopped reading", self.ws.remote_address)
             self._stop("slow")
