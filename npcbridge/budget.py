@@ -8,22 +8,32 @@ survive a restart (SQLite) and are shared between processes (Redis). Keys::
     budget:session:<session>               one connection's spending
     budget:global:<YYYY-MM-DD>             everything on one UTC day
 
-Admission compares what was spent plus an estimate of the next request (prompt tokens + the
-expected output at the model's prices) with each limit; a turn that does not fit is refused
-with ``budget_exceeded`` before anything goes upstream. After the turn its real cost (from the
-upstream's usage) is added.
+Admission **reserves** the turn's worst case (its prompt estimate plus its ``max_tokens``, at
+the highest price of the models it may be served by) in every limited scope, atomically in the
+store (``reserve_counters``: check and add in one transaction or script); a turn that does not
+fit is refused with ``budget_exceeded`` before anything goes upstream. When the turn ends
+(complete, failed, cancelled) the reservation is **settled**: the difference between the real
+cost and the reserved amount is added. So concurrent turns, in one process or many sharing a
+store, cannot together spend past a limit: a turn is admitted only while the reservations of
+the running turns plus what was spent fit, and a turn's real cost exceeds its reservation only
+when its reply outgrows its ``max_tokens`` estimate (see docs/gateway.md).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .gateway_settings import BudgetSettings
+from .gateway_settings import BudgetSettings, GatewaySettings
+from .models import Catalog, ModelEntry
 from .protocol.errors import ErrorCode, ProtocolError
+from .stores.base import CounterLimit, refuses
+
+log = logging.getLogger("npcbridge.gateway")
 
 NANO = 1_000_000_000
 DAY_S = 86400
@@ -38,6 +48,11 @@ class Counters(Protocol):
 
     async def get_counter(self, key: str) -> float:
         """The value of ``key`` (0 when absent or expired)."""
+        ...
+
+    async def reserve_counters(self, items: list[CounterLimit]) -> int | None:
+        """Atomically add every item's amount unless one counter would pass its limit; return
+        None when added, else the index of the first item that does not fit (nothing added)."""
         ...
 
 
@@ -71,10 +86,22 @@ class MemoryCounters:
         """The value of ``key`` (0 when absent or expired)."""
         return self._live(key)
 
+    async def reserve_counters(self, items: list[CounterLimit]) -> int | None:
+        """Check and add without awaiting in between, hence atomically in this process."""
+        for index, (key, amount, limit, _ttl) in enumerate(items):
+            if refuses(self._live(key), amount, limit):
+                return index
+        for key, amount, _limit, ttl_s in items:
+            await self.add_counter(key, amount, ttl_s)  # no await inside: cannot interleave
+        return None
+
 
 def counters_of(store: Any) -> Counters | None:
-    """The store's counters if it has them (``add_counter`` and ``get_counter``)."""
-    if store is not None and hasattr(store, "add_counter") and hasattr(store, "get_counter"):
+    """The store's counters if it has them (``add_counter``, ``get_counter`` and
+    ``reserve_counters``)."""
+    if store is not None and all(
+        hasattr(store, name) for name in ("add_counter", "get_counter", "reserve_counters")
+    ):
         return store  # type: ignore[no-any-return]
     return None
 
@@ -163,15 +190,19 @@ class Budgets:
             fraction = min(fraction, max(0.0, left))
         return fraction
 
-    async def admit(
-        self, scopes: list[Scope], estimate_usd: float, request_id: str | int | None
-    ) -> None:
-        """Raise ``budget_exceeded`` when a scope cannot pay for ``estimate_usd`` more."""
-        for scope in scopes:
-            if scope.limit_usd is None:
-                continue
-            spent = await self.spent_usd(scope)
-            if spent >= scope.limit_usd or spent + estimate_usd > scope.limit_usd:
+    async def reserve(
+        self, scopes: list[Scope], worst_usd: float, request_id: str | int | None
+    ) -> Reservation:
+        """Hold ``worst_usd`` in every limited scope, atomically; raise ``budget_exceeded``
+        (nothing held) when a scope cannot pay for it."""
+        amount = to_nano(worst_usd)
+        limited = [scope for scope in scopes if scope.limit_usd is not None]
+        if limited:
+            refused = await self.counters.reserve_counters(
+                [(s.key, amount, (s.limit_usd or 0.0) * NANO, _ttl(s)) for s in limited]
+            )
+            if refused is not None:
+                scope = limited[refused]
                 raise ProtocolError(
                     ErrorCode.BUDGET_EXCEEDED,
                     f"the {scope.name} budget of ${scope.limit_usd:g} is spent",
@@ -179,16 +210,79 @@ class Budgets:
                     retryable=False,
                     retry_after_ms=int(seconds_to_midnight() * 1000) if scope.daily else None,
                 )
+        return Reservation(scopes, amount)
 
-    async def charge(self, scopes: list[Scope], cost_usd: float) -> None:
-        """Add a turn's real cost to every limited scope, and always to the global day total
-        (one store write per turn when no budget is configured)."""
-        amount = to_nano(cost_usd)
-        if amount <= 0:
+    async def settle(self, reservation: Reservation) -> None:
+        """Replace a turn's reservation by its real cost (``reservation.cost_usd``) in every
+        limited scope, and add the cost to the global day total (one store write per turn
+        when no budget is configured). Safe to call twice: the second call does nothing."""
+        if reservation.settled:
             return
-        for scope in scopes:
+        reservation.settled = True
+        cost = to_nano(reservation.cost_usd)
+        for scope in reservation.scopes:
+            held = reservation.amount if scope.limit_usd is not None else 0
             if scope.limit_usd is None and scope.name != "global":
                 continue
-            await self.counters.add_counter(
-                scope.key, amount, ttl_s=2 * DAY_S if scope.daily else 30 * DAY_S
+            if cost != held:
+                await self.counters.add_counter(scope.key, cost - held, ttl_s=_ttl(scope))
+
+    async def charge(self, scopes: list[Scope], cost_usd: float) -> None:
+        """Add a cost that was not reserved (as :meth:`settle` of an empty reservation)."""
+        await self.settle(Reservation(scopes, 0, cost_usd))
+
+
+@dataclass
+class Reservation:
+    """What a turn holds in its budgets until it is settled."""
+
+    scopes: list[Scope]
+    #: nano-dollars held in each limited scope
+    amount: int
+    #: the real cost so far (what the turn's upstream attempts were billed)
+    cost_usd: float = 0.0
+    settled: bool = False
+
+
+def _ttl(scope: Scope) -> float:
+    """Daily counters outlive their day a little; session counters a month."""
+    return 2 * DAY_S if scope.daily else 30 * DAY_S
+
+
+class UncataloguedPrices:
+    """Prices for models missing from the catalog, so that naming one cannot bypass a budget.
+
+    Without a budget such a model costs nothing (a local server, e.g. Ollama, bills nothing);
+    with one it costs ``gateway.uncatalogued_input_usd_per_m`` / ``_output_usd_per_m``, by
+    default the highest input and the highest output price in the catalog. A warning is logged
+    once per model.
+    """
+
+    def __init__(self, catalog: Catalog, settings: GatewaySettings) -> None:
+        self.catalog = catalog
+        self.settings = settings
+        self._warned: set[str] = set()
+
+    def entry(self, model: ModelEntry, budgeted: bool) -> ModelEntry:
+        """``model`` itself, or a copy priced conservatively when it is uncatalogued and a
+        budget applies (``budgeted``)."""
+        if not budgeted or model.provider == "offline" or self.catalog.get(model.id) is not None:
+            return model
+        s = self.settings
+        prices = {
+            "input_usd_per_m": s.uncatalogued_input_usd_per_m,
+            "output_usd_per_m": s.uncatalogued_output_usd_per_m,
+        }
+        for field, value in prices.items():
+            if value is None:
+                prices[field] = max((getattr(e, field) for e in self.catalog.entries), default=0.0)
+        if model.id not in self._warned and len(self._warned) < 1000:  # bounded: ids are input
+            self._warned.add(model.id)
+            log.warning(
+                "model %.120r is not in the catalog; budgets price it at $%g/$%g per million "
+                "input/output tokens (gateway.uncatalogued_*_usd_per_m)",
+                model.id,
+                prices["input_usd_per_m"],
+                prices["output_usd_per_m"],
             )
+        return model.model_copy(update=prices)

@@ -33,7 +33,15 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .breaker import Breakers, BreakerState, CircuitBreaker
-from .budget import Budgets, Counters, MemoryCounters, Scope, counters_of
+from .budget import (
+    Budgets,
+    Counters,
+    MemoryCounters,
+    Reservation,
+    Scope,
+    UncataloguedPrices,
+    counters_of,
+)
 from .cache import CachedReply, ResponseCache, cache_key
 from .metrics import Metrics
 from .models import ModelEntry
@@ -94,6 +102,12 @@ def estimate_prompt_tokens(request: ProviderRequest) -> int:
     return chars // 4 + len(request.messages)
 
 
+def estimate_output_tokens(pieces: list[str]) -> int:
+    """Tokens of streamed pieces (text deltas, tool-call argument pieces): at least one per
+    piece (the upstream streams a token per chunk), at least 4 characters per token."""
+    return max(len(pieces), -(-sum(len(piece) for piece in pieces) // 4))
+
+
 class _Committed(Exception):
     """Internal: an attempt failed after its first delta was passed on."""
 
@@ -115,6 +129,7 @@ class Gateway:
         self.metrics.track_queue(self.limiter.queue_length)
         self.memory_counters = MemoryCounters()
         self.budgets = Budgets(config.budget, self.counters)
+        self.uncatalogued = UncataloguedPrices(app.catalog, config.gateway)
         self.rng = random.Random()
         self._exported: set[str] = set()
 
@@ -159,6 +174,12 @@ class Gateway:
             scopes.append(self.budgets.npc_scope(turn.npc, float(npc_limit)))
         return scopes
 
+    def price(self, turn: Turn, model: ModelEntry) -> ModelEntry:
+        """The entry whose prices ``turn`` pays for ``model`` (an uncatalogued model is priced
+        conservatively when a budget applies to the turn, see :class:`UncataloguedPrices`)."""
+        budgeted = any(scope.limit_usd is not None for scope in self.budget_scopes(turn))
+        return self.uncatalogued.entry(model, budgeted)
+
     def cacheable(self, turn: Turn, request: ProviderRequest) -> bool:
         """Whether the reply may come from, and go into, the response cache."""
         if not self.app.config.cache.enabled:
@@ -195,25 +216,34 @@ class Gateway:
                 return
             self.metrics.cache_misses.inc()
 
-        scopes = self.budget_scopes(turn)
+        # reserve the worst case: the whole max_tokens on the priciest model of the chain
         prompt_tokens, output_tokens = self.estimate_tokens(request)
+        worst = max(
+            self.price(turn, entry).cost_usd(prompt_tokens, output_tokens)
+            for entry in self.chain(turn, model)
+        )
         try:
-            await self.budgets.admit(
-                scopes, model.cost_usd(prompt_tokens, output_tokens), turn.request_id
+            reservation = await self.budgets.reserve(
+                self.budget_scopes(turn), worst, turn.request_id
             )
         except ProtocolError:
             self.metrics.budget_refusals.inc()
             raise
-
-        async for event in self._serve(turn, model, request, scopes, key):
-            yield event
+        try:
+            async for event in self._serve(turn, model, request, reservation, key):
+                yield event
+        finally:
+            try:
+                await self.budgets.settle(reservation)
+            except Exception as exc:  # the store failed: the turn itself is over
+                log.warning("could not record the cost of turn %s: %s", turn.request_id, exc)
 
     async def _serve(
         self,
         turn: Turn,
         model: ModelEntry,
         request: ProviderRequest,
-        scopes: list[Scope],
+        reservation: Reservation,
         key: str | None,
     ) -> AsyncIterator[StreamEvent]:
         retry = self.app.config.retry
@@ -253,7 +283,7 @@ class Gateway:
                 served = replace(request, model=candidate.id)
                 try:
                     async for event in self._attempt(
-                        turn, candidate, served, breaker, limiter, tokens, scopes, key
+                        turn, candidate, served, breaker, limiter, tokens, reservation, key
                     ):
                         yield event
                     return
@@ -366,7 +396,7 @@ class Gateway:
         breaker: CircuitBreaker,
         limiter: ModelLimiter,
         tokens: int,
-        scopes: list[Scope],
+        reservation: Reservation,
         key: str | None,
     ) -> AsyncIterator[StreamEvent]:
         """One upstream request. Raises :class:`UpstreamError` when it failed before its first
@@ -381,6 +411,7 @@ class Gateway:
         committed = False
         outcome = "cancelled"
         deltas: list[str] = []
+        generated: list[str] = []  # text and tool-call pieces, to estimate an unreported usage
         tool_calls = False
         usage: Usage | None = None
         try:
@@ -403,8 +434,10 @@ class Gateway:
                         )
                     if isinstance(event, TextDelta):
                         deltas.append(event.text)
+                        generated.append(event.text)
                     else:
                         tool_calls = True
+                        generated.append(event.arguments)
                 elif isinstance(event, StreamDone):
                     usage = event.usage
                     outcome = "ok"
@@ -438,7 +471,7 @@ class Gateway:
             elapsed = time.perf_counter() - sent
             self.metrics.upstream_requests.labels(self.metrics.model(model.id), outcome).inc()
             self.metrics.upstream_latency.labels(self.metrics.model(model.id)).observe(elapsed)
-            await self._charge(turn, model, request, scopes, usage, deltas, committed)
+            self._charge(turn, model, request, reservation, usage, generated, committed)
 
     def _after_success(
         self,
@@ -454,30 +487,32 @@ class Gateway:
         if self.app.config.ratelimit.use_headers and done.headers:
             limiter.observe(done.headers)  # after settling: the upstream's word is the last
 
-    async def _charge(
+    def _charge(
         self,
         turn: Turn,
         model: ModelEntry,
         request: ProviderRequest,
-        scopes: list[Scope],
+        reservation: Reservation,
         usage: Usage | None,
-        deltas: list[str],
+        generated: list[str],
         committed: bool,
     ) -> None:
         """Count the attempt's cost: the real usage, or an estimate for a stream that stopped
-        after it began (the upstream bills what it generated)."""
+        after it began (the upstream bills what it generated). The turn's reservation is
+        settled to it when the turn ends; ``turn.state["usage"]`` is what ``reply.end`` shows."""
         if usage is None:
             if not committed:
                 return
-            usage = Usage(estimate_prompt_tokens(request), len(deltas))
-        cost = model.cost_usd(usage.input_tokens, usage.output_tokens)
+            usage = Usage(
+                estimate_prompt_tokens(request), estimate_output_tokens(generated), estimated=True
+            )
+        cost = self.price(turn, model).cost_usd(usage.input_tokens, usage.output_tokens)
         self.metrics.tokens.labels(self.metrics.model(model.id), "input").inc(usage.input_tokens)
         self.metrics.tokens.labels(self.metrics.model(model.id), "output").inc(usage.output_tokens)
         self.metrics.cost.labels(self.metrics.model(model.id)).inc(cost)
-        try:
-            await self.budgets.charge(scopes, cost)
-        except Exception:
-            log.exception("could not record the cost of turn %s", turn.request_id)
+        reservation.cost_usd += cost
+        turn.state["usage"] = usage
+        turn.state["served_model"] = model.id
 
     def _final_error(self, last: BaseException | None, turn: Turn) -> Exception:
         """The error that ends a turn no model could serve."""

@@ -37,6 +37,10 @@ class GatewaySettings(_Section):
     #: the longest a turn may take from its request to the end of the upstream's reply
     #: (waits, retries and streaming included); past it the reply ends with an error
     turn_deadline_s: float = Field(default=60.0, gt=0)
+    #: prices (USD per million tokens) of a model missing from the catalog, for turns a budget
+    #: applies to; None = the highest input (output) price in the catalog
+    uncatalogued_input_usd_per_m: float | None = Field(default=None, ge=0)
+    uncatalogued_output_usd_per_m: float | None = Field(default=None, ge=0)
 
     def budget_ms(self, urgency: str) -> int:
         """The latency budget for an urgency (``normal`` when the urgency is unknown)."""

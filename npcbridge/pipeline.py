@@ -259,8 +259,11 @@ class Pipeline:
         first token and total time from ``turn.started_at`` (``first_token_at``: perf_counter
         of the first delta, None when there was none)."""
         now = time.perf_counter()
+        if usage is None and "usage" in turn.state:  # not reported: what the gateway counted
+            usage = turn.state["usage"]
+            model_id = str(turn.state.get("served_model", model_id))
         usage = usage or Usage()
-        entry = self.app.model_entry(model_id)
+        entry = self.app.gateway.price(turn, self.app.model_entry(model_id))
         return TurnResult(
             text=text,
             finish=finish,
@@ -288,6 +291,7 @@ class Pipeline:
             "usage": {
                 "input_tokens": result.usage.input_tokens,
                 "output_tokens": result.usage.output_tokens,
+                **({"estimated": True} if result.usage.estimated else {}),
             },
             "cost_usd": float(result.cost_usd),
             "timing": {

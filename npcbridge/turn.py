@@ -15,10 +15,12 @@ if TYPE_CHECKING:
 
 @dataclass
 class Usage:
-    """Token counts the upstream reported."""
+    """Token counts the upstream reported, or estimated (``estimated``) when it reported none
+    (a cancelled or broken stream)."""
 
     input_tokens: int = 0
     output_tokens: int = 0
+    estimated: bool = False
 
 
 @dataclass

@@ -260,24 +260,47 @@ async def test_memory_counters_expire() -> None:
     assert await counters.get_counter("k") == 0
 
 
-async def test_budgets_admit_and_charge() -> None:
+async def test_budgets_reserve_and_settle() -> None:
     counters = MemoryCounters()
     budgets = Budgets(
         BudgetSettings(per_player_usd_per_day=0.01, per_session_usd=None), lambda: counters
     )
     scopes = budgets.scopes("p1", "s1")
     assert [s.name for s in scopes] == ["player", "session", "global"]
-    await budgets.admit(scopes, 0.009, "r1")
-    await budgets.charge(scopes, 0.006)
+    held = await budgets.reserve(scopes, 0.009, "r1")
+    assert await budgets.remaining_fraction(scopes) == pytest.approx(0.1)  # held until settled
+    held.cost_usd = 0.006
+    await budgets.settle(held)
+    await budgets.settle(held)  # once only
     assert await budgets.remaining_fraction(scopes) == pytest.approx(0.4)
     with pytest.raises(ProtocolError) as info:
-        await budgets.admit(scopes, 0.005, "r2")
+        await budgets.reserve(scopes, 0.005, "r2")
     assert info.value.code == "budget_exceeded" and info.value.request_id == "r2"
     # the global day total is counted without a limit; other unlimited scopes are not
     assert await counters.get_counter(scopes[2].key) == to_nano(0.006)
     assert await counters.get_counter(scopes[1].key) == 0
     other = budgets.scopes("p2", "s1")
-    await budgets.admit(other, 0.009, "r3")  # another player's budget is untouched
+    await budgets.reserve(other, 0.009, "r3")  # another player's budget is untouched
+
+
+async def test_concurrent_reservations_never_pass_the_limit() -> None:
+    counters = MemoryCounters()
+    budgets = Budgets(BudgetSettings(per_player_usd_per_day=1.0), lambda: counters)
+    scopes = budgets.scopes("p1", "s1")
+
+    async def turn() -> bool:
+        try:
+            held = await budgets.reserve(scopes, 0.3, "r")
+        except ProtocolError:
+            return False
+        await asyncio.sleep(0.01)  # the turns overlap
+        held.cost_usd = 0.25
+        await budgets.settle(held)
+        return True
+
+    admitted = await asyncio.gather(*(turn() for _ in range(32)))
+    assert sum(admitted) == 3  # 3 x 0.3 held at once fit in $1, a 4th does not
+    assert await budgets.spent_usd(scopes[0]) == pytest.approx(0.75)
 
 
 # ------------------------------------------------------------------ documentation

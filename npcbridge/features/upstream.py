@@ -40,7 +40,7 @@ async def complete(app: App, turn: Turn, model: ModelEntry, request: ProviderReq
     attempt.model = model
     attempt.messages = request.messages
     parts: list[str] = []
-    usage = Usage()
+    usage: Usage | None = None  # None: the gateway's count (turn.state) stands in
     finish = "stop"
     first_at: float | None = None
     try:

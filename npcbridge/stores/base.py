@@ -8,7 +8,9 @@ A store holds four kinds of data:
   expired) and later adds do not extend it, so ``ttl_s`` gives fixed windows
   (``"rl:groq:" + str(int(now // 60))`` with ``ttl_s=60`` counts one minute). An expired counter
   reads 0. ``get_counter`` of an unknown key is 0. Keys are opaque strings; pick a prefix per
-  feature (``budget:``, ``rl:``).
+  feature (``budget:``, ``rl:``). ``reserve_counters`` adds to several counters at once only
+  if each stays within its limit (budgets reserve a turn's worst case with it): the check and
+  the adds are one atomic step, also across processes sharing the store.
 * **Turns** -- every ``say`` exchange once it is over, with its status (``complete``,
   ``cancelled``, ``error``, ``filtered``); only complete turns make the conversation window.
 * **Memories** -- long-term items per (npc, player): ``fact`` (from ``memory.add``) and
@@ -35,6 +37,16 @@ from typing import Protocol, runtime_checkable
 TURN_STATUSES = ("complete", "cancelled", "error", "filtered")
 #: kinds of long-term memory
 MEMORY_KINDS = ("fact", "summary")
+
+
+#: (key, amount, limit, ttl_s) for :meth:`Store.reserve_counters`
+CounterLimit = tuple[str, float, float, float | None]
+
+
+def refuses(value: float, amount: float, limit: float) -> bool:
+    """Whether a counter at ``value`` cannot take ``amount`` more under ``limit`` (a counter at
+    or past its limit takes nothing, not even a zero amount)."""
+    return value >= limit or value + amount > limit
 
 
 class StoreError(Exception):
@@ -102,6 +114,12 @@ class Store(Protocol):
 
     async def get_counter(self, key: str) -> float:
         """The counter's value; 0.0 when it does not exist or expired."""
+        ...
+
+    async def reserve_counters(self, items: list[CounterLimit]) -> int | None:
+        """Atomically: unless a counter's value :func:`refuses` its item's amount under its
+        limit, add every item's amount (with ``add_counter``'s TTL rule) and return None;
+        otherwise add nothing and return the index of the first item that does not fit."""
         ...
 
     # ---------------------------------------------------------------- turns

@@ -32,7 +32,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .base import MemoryRecord, StoreError, TurnRecord
+from .base import CounterLimit, MemoryRecord, StoreError, TurnRecord
 
 PREFIX = "npcbridge:"
 SCHEMA_VERSION = 1
@@ -45,6 +45,24 @@ _MAX_SCRIPT = """
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1]) end
 return 1
+"""
+
+
+# KEYS are counters; ARGV holds (amount, limit, ttl_ms or 0) per key. Returns 0 once every
+# amount is added, else the 1-based index of the first counter that cannot take its amount
+# (then nothing is added); the same rule as base.refuses and add_counter's PEXPIRE NX
+_RESERVE_SCRIPT = """
+for i = 1, #KEYS do
+  local value = tonumber(redis.call('GET', KEYS[i]) or '0')
+  local amount, limit = tonumber(ARGV[3 * i - 2]), tonumber(ARGV[3 * i - 1])
+  if value >= limit or value + amount > limit then return i end
+end
+for i = 1, #KEYS do
+  redis.call('INCRBYFLOAT', KEYS[i], ARGV[3 * i - 2])
+  local ttl = tonumber(ARGV[3 * i])
+  if ttl > 0 and redis.call('PTTL', KEYS[i]) == -1 then redis.call('PEXPIRE', KEYS[i], ttl) end
+end
+return 0
 """
 
 
@@ -148,6 +166,22 @@ class RedisStore:
         """The counter's value (Redis drops expired keys by itself)."""
         value = await self.r.get(PREFIX + "counter:" + key)
         return float(value) if value is not None else 0.0
+
+    async def reserve_counters(self, items: list[CounterLimit]) -> int | None:
+        """Check and add in one Lua script: Redis runs it atomically, so no other process's
+        command falls between the check and the adds (see :mod:`.base`)."""
+        args: list[float | int] = []
+        for _key, amount, limit, ttl_s in items:
+            args += [float(amount), float(limit), max(1, int(ttl_s * 1000)) if ttl_s else 0]
+        refused = int(
+            await self.r.eval(  # type: ignore[misc]
+                _RESERVE_SCRIPT,
+                len(items),
+                *(PREFIX + "counter:" + key for key, _a, _l, _t in items),
+                *args,
+            )
+        )
+        return refused - 1 if refused else None
 
     # ---------------------------------------------------------------- turns
 
