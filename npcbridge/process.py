@@ -66,12 +66,10 @@ class RedactSecrets(logging.Filter):
         clean = redact(message)
         if clean != message or record.args:
             record.msg, record.args = clean, None
-        if record.exc_info:
-            # format the traceback now, redacted, and drop the live exception so that no
-            # handler formats its (upstream-written) text again
-            if not record.exc_text:
-                record.exc_text = logging.Formatter().formatException(record.exc_info)
-            record.exc_info = None
+        if record.exc_info and not record.exc_text:
+            # format the traceback now: formatters use this text instead of the live exception
+            # (whose message may be upstream-written)
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = redact(record.exc_text)
         if record.stack_info:
@@ -80,8 +78,12 @@ class RedactSecrets(logging.Filter):
 
 
 def install_redaction(logger: logging.Logger | None = None) -> None:
-    """Put one :class:`RedactSecrets` on every handler of ``logger`` (the root logger)."""
-    for handler in (logger or logging.getLogger()).handlers:
+    """Put one :class:`RedactSecrets` on every handler of ``logger`` (default: the root logger,
+    and the handler of last resort that logging uses when there is none)."""
+    handlers = list((logger or logging.getLogger()).handlers)
+    if logger is None and logging.lastResort is not None:
+        handlers.append(logging.lastResort)
+    for handler in handlers:
         if not any(isinstance(f, RedactSecrets) for f in handler.filters):
             handler.addFilter(RedactSecrets())
 

@@ -13,7 +13,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from npcbridge.client import NpcBridgeError
-from npcbridge.process import configure_logging
+from npcbridge.process import configure_logging, redact
 from npcbridge.protocol import encode, unpack
 from npcbridge.providers.openai_compat import OpenAICompatProvider
 from npcbridge.testing.bridge import Bridge, start_bridge
@@ -275,3 +275,21 @@ def test_logged_exception_text_is_redacted(caplog: pytest.LogCaptureFixture) -> 
     assert "RuntimeError" in (record.exc_text or "")
     assert "CANARY" not in (record.exc_text or "") and "CANARY" not in caplog.text
     assert "sk-abcdefghij" not in record.getMessage() and "[redacted]" in record.getMessage()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Authorization: Bearer s3cr3t-value",
+        '{"Authorization": "Bearer s3cr3t-value", "a": 1}',
+        "[(b'x-echo-authorization', b'Bearer s3cr3t-value'), (b'k', b'v')]",
+        "{'authorization': 's3cr3t-value'}",
+        "proxy-authorization=Basic s3cr3t-value",
+        "api-key: s3cr3t-value",
+        "token gsk_s3cr3tvalue0123 here",
+    ],
+)
+def test_redact_finds_credentials_in_every_shape(text: str) -> None:
+    clean = redact(text)
+    assert "s3cr3t" not in clean and "[redacted]" in clean, clean
+    assert redact("the authorization of the guild") == "the authorization of the guild"
