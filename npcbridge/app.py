@@ -6,23 +6,28 @@ One :class:`App` per server; nothing here is global, so tests can run several si
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-import pluggy
+from pydantic import BaseModel
 
 from . import SERVER_NAME
 from .config import Config
 from .gateway import Gateway, upstream_protocol_error
 from .models import OFFLINE_MODEL, Catalog, ModelEntry
 from .pipeline import Pipeline
-from .plugins import call_all, make_plugin_manager
+from .plugins import PluginManager, make_plugin_manager
 from .protocol.errors import ErrorCode, ProtocolError
 from .protocol.messages import Persona
 from .providers.base import Provider, UpstreamError
+from .registry import Registry, Route
 from .stores import Store, open_store
 
 log = logging.getLogger("npcbridge")
+
+
+class StartupError(Exception):
+    """The server cannot start as configured (one readable line)."""
 
 
 class App:
@@ -35,24 +40,46 @@ class App:
         self.offline = config.upstream.use_offline()
         self.catalog = Catalog([OFFLINE_MODEL] if self.offline else config.models)
         self.default_model = "offline" if self.offline else config.upstream.default_model
-        self.plugins: pluggy.PluginManager = make_plugin_manager(
+        #: what plugins registered: handlers, routes, features, settings sections
+        self.registry = Registry()
+        self.plugins: PluginManager = make_plugin_manager(
             self,
-            extra=[*config.plugins, *plugins],
+            configured=config.plugins,
+            extra=plugins,
             disabled=config.disable_plugins,
             entry_points=entry_points,
+        )
+        self.plugins.call_sync(
+            "npcbridge_register_settings",
+            register=lambda name, model: self.registry.add_settings(name, model, config.extra),
         )
         self.providers: dict[str, Provider] = {}
         self.npcs: dict[str, Persona] = dict(config.npcs)
         self.pipeline = Pipeline(self)
         self.gateway = Gateway(self)
-        self.features: list[str] = ["stream", "cancel", "emotes", "actions"]
         self.store: Store | None = None
         self.started = False
-        #: request handlers for message types beyond the core (memory.*, quest.generate, ...)
-        self.handlers: dict[str, Any] = {}
-        #: extra HTTP GET routes on the WebSocket port: path -> () -> (status, content type, body)
-        self.http_routes: dict[str, Any] = {}
         self.sessions: set[Any] = set()
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        """``welcome.features``: the core's, then what ``npcbridge_register_features`` added."""
+        return self.registry.features
+
+    @property
+    def handlers(self) -> dict[str, Any]:
+        """Message types served by ``npcbridge_register_handlers`` (read-only)."""
+        return _LegacyHandlers(self.registry)
+
+    @property
+    def http_routes(self) -> Mapping[str, Route]:
+        """HTTP GET routes added by ``npcbridge_register_routes`` (read-only)."""
+        return self.registry.routes
+
+    def plugin_settings(self, name: str) -> BaseModel:
+        """The validated ``[extra.<name>]`` section a plugin declared with
+        ``npcbridge_register_settings`` (KeyError when none did)."""
+        return self.registry.settings(name)
 
     @property
     def server_name(self) -> str:
@@ -60,18 +87,29 @@ class App:
         return SERVER_NAME
 
     async def start(self) -> None:
-        """Register providers, open the store (``config.store.url``), run the startup hooks."""
-        self.plugins.hook.npcbridge_register_providers(register=self._register_provider, app=self)
+        """Register providers and their models, open the store (``config.store.url``), run the
+        startup hooks, then collect handlers, routes and features from the plugins."""
+        await self.plugins.call(
+            "npcbridge_register_providers", register=self._register_provider, app=self
+        )
+        self._check_providers()
         if self.offline:
-            self.features.append("offline")
+            self.registry.add_feature("offline")
             log.warning(
                 "OFFLINE MODE: no GROQ_API_KEY is set, NPCs answer with canned in-character "
                 "replies from the 'offline' provider, not from an LLM"
             )
         self.store = await open_store(self.config.store.url)
-        if "memory" not in self.features:
-            self.features.append("memory")
-        await call_all(self.plugins, "npcbridge_startup", app=self)
+        self.registry.add_feature("memory")  # TODO(plugins): the memory plugin registers it
+        await self.plugins.call("npcbridge_startup", app=self)
+        registry = self.registry
+        await self.plugins.call(
+            "npcbridge_register_handlers", register=registry.add_handler, app=self
+        )
+        await self.plugins.call("npcbridge_register_routes", register=registry.add_route, app=self)
+        await self.plugins.call(
+            "npcbridge_register_features", register=registry.add_feature, app=self
+        )
         self.started = True
 
     async def close(self) -> None:
@@ -81,7 +119,7 @@ class App:
             return
         self.started = False
         try:
-            await call_all(self.plugins, "npcbridge_shutdown", app=self)
+            await self.plugins.call("npcbridge_shutdown", app=self)
         finally:
             for provider in self.providers.values():
                 await provider.aclose()
@@ -92,8 +130,36 @@ class App:
         if store is not None:
             await store.close()
 
-    def _register_provider(self, name: str, provider: Provider) -> None:
+    def _register_provider(
+        self, name: str, provider: Provider, models: Iterable[ModelEntry] = ()
+    ) -> None:
+        """The ``register`` of ``npcbridge_register_providers``: the provider, and its models
+        added to the catalog (never chosen by tier unless the entry sets ``tier``)."""
+        if name in self.providers:
+            raise StartupError(f"provider {name!r} is registered twice")
         self.providers[name] = provider
+        for entry in models:
+            update: dict[str, Any] = {"provider": name}
+            if "tier" not in entry.model_fields_set:
+                update["tier"] = None
+            entry = entry.model_copy(update=update)
+            clash = next(
+                (n for n in (entry.id, *entry.aliases) if self.catalog.get(n) is not None), None
+            )
+            if clash is not None:
+                raise StartupError(
+                    f"provider {name!r} registers model {clash!r}, which the catalog already has"
+                )
+            self.catalog.add(entry)
+
+    def _check_providers(self) -> None:
+        """Every catalog model must name a registered provider (one line otherwise)."""
+        for entry in self.catalog.entries:
+            if entry.provider not in self.providers:
+                raise StartupError(
+                    f"model {entry.id!r} names provider {entry.provider!r}, which no plugin "
+                    f"registered (registered: {', '.join(sorted(self.providers)) or 'none'})"
+                )
 
     def model_entry(self, name: str) -> ModelEntry:
         """The catalog entry for a model id or alias; unknown names pass through as-is (for
@@ -124,3 +190,14 @@ class App:
         if persona is None:
             raise ProtocolError(ErrorCode.UNKNOWN_NPC, "field 'npc': unknown npc; define it first")
         return persona
+
+
+class _LegacyHandlers(dict[str, Any]):
+    """TODO(plugins): transitional ``app.handlers[type] = fn`` until memory registers."""
+
+    def __init__(self, registry: Registry) -> None:
+        super().__init__(registry.handlers)
+        self.registry = registry
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.registry.add_handler(key, value)

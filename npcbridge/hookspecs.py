@@ -1,17 +1,29 @@
-"""Every hook of npcbridge, in the order a turn calls them.
+"""Every hook of npcbridge, in the order a server and a turn call them, and how each is called.
 
 Plugin authors import the marker from the package: ``@npcbridge.hookimpl``. Any hook may be a plain
-function or return an awaitable (``async def`` works); the pipeline awaits what it gets. pluggy
-calls implementations newest-registered first; ``tryfirst``/``trylast`` change that.
-Hooks that "chain" receive the previous implementation's output.
+function or return an awaitable (``async def`` works); the caller awaits what it gets, except for
+the per-token hooks (``npcbridge_transform_delta``, ``npcbridge_flush_delta``), which must be
+synchronous. pluggy orders implementations newest-registered first; ``tryfirst``/``trylast``
+change that.
 
-Every hook here has a section in ``docs/plugins.md`` (``tests/test_docs.py`` checks it).
+:data:`CALL_MODES` is the one table that says how each hook is called; the plugin manager
+(:meth:`npcbridge.plugins.PluginManager.call`) dispatches from it:
+
+* ``all`` -- every implementation runs; the caller gets the non-None answers in call order;
+* ``firstresult`` -- implementations run in order until one answers non-None; later ones do not
+  run;
+* ``chain`` -- the value named by the mode (``text``) passes through every implementation; each
+  receives the previous one's output and returns the new value (None keeps it).
+
+Every hook here has a section in ``docs/plugins.md`` stating its arguments and call mode
+(``tests/test_docs.py`` checks both).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 import pluggy
 
@@ -24,15 +36,54 @@ hookspec = pluggy.HookspecMarker("npcbridge")
 hookimpl = pluggy.HookimplMarker("npcbridge")
 
 
+@dataclass(frozen=True)
+class CallMode:
+    """How a hook is called: ``kind`` and, for a chain, the argument that carries the value."""
+
+    kind: Literal["all", "firstresult", "chain"]
+    value: str | None = None
+
+    def __str__(self) -> str:
+        return f"chain({self.value})" if self.kind == "chain" else self.kind
+
+
+ALL = CallMode("all")
+FIRST_RESULT = CallMode("firstresult")
+CHAIN_TEXT = CallMode("chain", "text")
+
+#: the call mode of every hook (dispatch reads this table; docs/plugins.md states the same)
+CALL_MODES: dict[str, CallMode] = {
+    "npcbridge_startup": ALL,
+    "npcbridge_shutdown": ALL,
+    "npcbridge_register_settings": ALL,
+    "npcbridge_register_providers": ALL,
+    "npcbridge_register_handlers": ALL,
+    "npcbridge_register_routes": ALL,
+    "npcbridge_register_features": ALL,
+    "npcbridge_persona": ALL,
+    "npcbridge_recall": ALL,
+    "npcbridge_memory_relevance": FIRST_RESULT,
+    "npcbridge_select_model": FIRST_RESULT,
+    "npcbridge_before_request": ALL,
+    "npcbridge_transform_delta": CHAIN_TEXT,
+    "npcbridge_flush_delta": ALL,
+    "npcbridge_post_process": CHAIN_TEXT,
+    "npcbridge_reply_fields": ALL,
+    "npcbridge_after_turn": ALL,
+    "npcbridge_extension": FIRST_RESULT,
+}
+
+
 # ------------------------------------------------------------------------ lifecycle
 
 
 @hookspec
 def npcbridge_startup(app: App) -> None | Awaitable[None]:
-    """Run once when the server starts, after configuration and stores are ready.
+    """Run once when the server starts, after configuration, providers and the store are ready.
 
-    Use it to open connections or warm caches. ``app`` gives ``config``, ``store``, ``catalog``
-    and ``plugins``. An exception stops start-up with the plugin's message.
+    Use it to open connections, warm caches or load models (heavy work belongs here, not in the
+    first turn). ``app`` gives ``config``, ``store``, ``catalog``, ``plugins`` and
+    ``plugin_settings(name)``. An exception stops start-up with the plugin's message.
     """
 
 
@@ -41,14 +92,58 @@ def npcbridge_shutdown(app: App) -> None | Awaitable[None]:
     """Run once when the server stops; close what ``npcbridge_startup`` opened."""
 
 
-@hookspec
-def npcbridge_register_providers(register: Callable[[str, Any], None], app: App) -> None:
-    """Register upstream providers: call ``register(name, provider)`` for each.
+# ------------------------------------------------------------------------ registration
 
-    ``provider`` implements :class:`npcbridge.providers.base.Provider`. A model catalog entry names
-    its provider (``provider = "groq"``); the builtin registers ``openai`` (any OpenAI-compatible
-    URL, Groq by default) and ``offline``.
+
+@hookspec
+def npcbridge_register_settings(register: Callable[[str, Any], None]) -> None:
+    """Declare a settings section: call ``register(name, model)`` with a pydantic model class.
+
+    The server validates the config file's ``[extra.<name>]`` table against ``model`` when it is
+    built (a bad value stops start-up with one line naming the field) and hands the validated
+    instance out as ``app.plugin_settings(name)``; an absent table gives the model's defaults.
+    Runs before ``npcbridge_startup``; must be synchronous.
     """
+
+
+@hookspec
+def npcbridge_register_providers(register: Callable[..., None], app: App) -> None:
+    """Register upstream providers: call ``register(name, provider, models=[...])`` for each.
+
+    ``provider`` implements :class:`npcbridge.providers.base.Provider`. ``models`` (optional) are
+    :class:`npcbridge.models.ModelEntry` items added to the catalog, served by this provider;
+    they are chosen only when named (persona ``model``, a hook, a fallback) unless an entry sets
+    ``tier`` itself. A catalog model naming a provider nobody registered stops start-up. The
+    builtin registers ``openai`` (any OpenAI-compatible URL, Groq by default) and ``offline``.
+    """
+
+
+@hookspec
+def npcbridge_register_handlers(register: Callable[..., None], app: App) -> None:
+    """Serve client message types: call ``register(type, handler, cancellable=False)``.
+
+    ``handler`` is ``async def handler(session, message)``; ``message`` is the validated message
+    (``x.*`` types arrive as :class:`npcbridge.protocol.messages.Extension`). Each message runs
+    as its own task, so a slow handler never delays the connection's other messages; a
+    :class:`~npcbridge.protocol.ProtocolError` it raises is sent with the request id, any other
+    exception answers ``internal``. ``cancellable=True`` makes the request in flight under its
+    id (counted by ``max_in_flight``; a ``cancel`` stops it and nothing more is sent). A type
+    registered twice stops start-up.
+    """
+
+
+@hookspec
+def npcbridge_register_routes(register: Callable[[str, Any], None], app: App) -> None:
+    """Add HTTP GET routes on the WebSocket port: call ``register(path, route)``.
+
+    ``route()`` returns ``(status, content_type, body_bytes)``; it runs on the event loop, so it
+    must be fast. ``/healthz`` and a path registered twice stop start-up.
+    """
+
+
+@hookspec
+def npcbridge_register_features(register: Callable[[str], None], app: App) -> None:
+    """Announce features in ``welcome.features``: call ``register(name)`` for each."""
 
 
 # ------------------------------------------------------------------------ one turn
@@ -101,18 +196,20 @@ def npcbridge_select_model(turn: Turn, catalog: Catalog) -> str | None | Awaitab
 def npcbridge_before_request(turn: Turn) -> None | Awaitable[None]:
     """Inspect or edit the request just before it goes upstream.
 
-    Change ``turn.text``, ``turn.messages`` or ``turn.params`` in place. To refuse the turn raise
-    :class:`npcbridge.protocol.ProtocolError` (for example with code ``filtered``); the player
-    then gets that error and nothing is sent upstream.
+    Change ``turn.text``, ``turn.messages``, ``turn.system_parts`` or ``turn.params`` in place;
+    every edit applies to this request only. An edited ``turn.text`` is what the upstream
+    receives; the stored history keeps the player's original line (``turn.player_text``). To
+    refuse the turn raise :class:`npcbridge.protocol.ProtocolError` (for example with code
+    ``filtered``); the player then gets that error and nothing is sent upstream.
     """
 
 
 @hookspec
 def npcbridge_transform_delta(turn: Turn, text: str) -> str | None:
-    """Chain: transform one streamed piece of reply text before it is sent.
+    """Transform one streamed piece of reply text before it is sent.
 
-    Receives the previous plugin's output; return the new text ('' to hold it back), or None
-    to leave it unchanged. Must be fast and synchronous: it runs for every streamed piece (a
+    Receives the previous plugin's output (``text``); return the new text ('' to hold it back),
+    or None to leave it unchanged. Must be fast and synchronous: it runs for every streamed piece (a
     token, or the tokens of one network read; never assume word boundaries). Keep per-turn
     state in ``turn.state``. Held-back text is flushed by ``npcbridge_flush_delta``.
     """
@@ -120,15 +217,31 @@ def npcbridge_transform_delta(turn: Turn, text: str) -> str | None:
 
 @hookspec
 def npcbridge_flush_delta(turn: Turn) -> str | None:
-    """Chain: the stream ended; return any text a delta transform held back (or None)."""
+    """The stream ended; return any text this plugin's delta transform held back (or None).
+
+    Each plugin's flush runs right after its own ``npcbridge_transform_delta`` would, so the
+    released text still passes through the transforms called after it.
+    """
 
 
 @hookspec
 def npcbridge_post_process(turn: Turn, text: str, finish: str) -> str | None | Awaitable[Any]:
-    """Chain: clean up the complete reply text (``finish`` says how the stream ended).
+    """Clean up the complete reply text (``finish`` says how the stream ended).
 
     Return the new text or None to keep it. When the final text differs from what was
     streamed, ``reply.end`` carries ``rewritten: true``.
+    """
+
+
+@hookspec
+def npcbridge_reply_fields(
+    turn: Turn, result: TurnResult
+) -> dict[str, Any] | None | Awaitable[dict[str, Any] | None]:
+    """Return extra fields for this turn's ``reply.end`` (a dict), or None.
+
+    The dicts of all plugins are merged in call order into the frame; a field the server already
+    sets (``text``, ``usage``...) or an earlier plugin set is kept and the clash is logged.
+    Values must be msgpack-encodable (str, int, float, bool, None, lists, maps).
     """
 
 
@@ -151,5 +264,8 @@ def npcbridge_extension(
     """Handle a client message whose ``type`` starts with ``x.``.
 
     Return the answer message(s) to send (the server adds the request ``id``), or None when this
-    plugin does not handle the type. Unclaimed types get ``error`` ``unknown_type``.
+    plugin does not handle the type. Unclaimed types get ``error`` ``unknown_type``. It runs as
+    its own task like a registered handler: a raised ``ProtocolError`` is sent with the request
+    id, any other exception answers ``internal``. ``npcbridge_register_handlers`` serves
+    ``x.*`` types too (and is called first).
     """

@@ -24,7 +24,9 @@ class ModelEntry(BaseModel):
     input_usd_per_m: float = Field(default=0.0, ge=0)
     output_usd_per_m: float = Field(default=0.0, ge=0)
     tokens_per_s: float = Field(default=100.0, gt=0)
-    tier: Tier = "small"
+    #: the tier model selection may pick it for; None: only chosen when named (a provider
+    #: plugin's models get None unless their entry sets a tier)
+    tier: Tier | None = "small"
     tools: bool = False
     json_schema: bool = False
     fallbacks: list[str] = Field(default_factory=list)
@@ -106,6 +108,12 @@ class Catalog:
         for entry in self.entries:
             for name in (entry.id, *entry.aliases):
                 self._by_name.setdefault(name, entry)
+
+    def add(self, entry: ModelEntry) -> None:
+        """Append an entry (a provider plugin's model); its names must be new."""
+        self.entries.append(entry)
+        for name in (entry.id, *entry.aliases):
+            self._by_name.setdefault(name, entry)
 
     def resolve(self, name: str) -> ModelEntry:
         """Return the entry for an id or alias; raise :class:`UnknownModel` otherwise."""

@@ -18,15 +18,7 @@ from typing import TYPE_CHECKING, Any
 from . import actions
 from .hookguard import HookFailures, checked
 from .models import ModelEntry
-from .plugins import (
-    call_all,
-    call_chain,
-    call_first,
-    call_impl,
-    hook_impls,
-    implementations,
-    sync_chain,
-)
+from .plugins import call_impl
 from .protocol.errors import ErrorCode, ProtocolError
 from .providers.base import ProviderRequest, StreamDone, TextDelta, ToolCallDelta, UpstreamError
 from .turn import Turn, TurnResult, Usage
@@ -69,29 +61,30 @@ class Pipeline:
         """Build the upstream request: persona, recall, model, before-request hooks."""
         pm = self.app.plugins
         parts: list[str] = []
-        persona = await call_all(pm, "npcbridge_persona", turn=turn)
+        persona = await pm.call("npcbridge_persona", turn=turn)
         for part in checked("npcbridge_persona", persona, each=True):
             parts.extend([part] if isinstance(part, str) else part)
         turn.system_parts = parts
         recalled: list[dict[str, Any]] = []
         for messages in checked(
-            "npcbridge_recall", await call_all(pm, "npcbridge_recall", turn=turn), each=True
+            "npcbridge_recall", await pm.call("npcbridge_recall", turn=turn), each=True
         ):
             recalled.extend(messages)
         name = checked(
             "npcbridge_select_model",
-            await call_first(pm, "npcbridge_select_model", turn=turn, catalog=self.app.catalog),
+            await pm.call("npcbridge_select_model", turn=turn, catalog=self.app.catalog),
         )
         turn.model = self.app.model_entry(name or self.app.default_model)
         if turn.persona.actions and not turn.tools:
             turn.tools = actions.tools_for(turn.persona.actions)
-        turn.messages = [
-            {"role": "system", "content": "\n\n".join(turn.system_parts)},
-            *recalled,
-            {"role": "user", "content": turn.text},
-        ]
-        await call_all(pm, "npcbridge_before_request", turn=turn)
-        # before-request hooks may edit turn.text; keep the last user message in step with it
+        system = {"role": "system", "content": "\n\n".join(turn.system_parts)}
+        turn.messages = [system, *recalled, {"role": "user", "content": turn.text}]
+        await pm.call("npcbridge_before_request", turn=turn)
+        # a part appended to turn.system_parts there is a note for this request only
+        if turn.messages and turn.messages[0] is system:
+            system["content"] = "\n\n".join(turn.system_parts)
+        # before-request hooks may edit turn.text (what goes upstream; the stored history keeps
+        # turn.player_text); keep the last user message in step with it
         if turn.messages and turn.messages[-1].get("role") == "user":
             turn.messages[-1] = {**turn.messages[-1], "content": turn.text}
         request = ProviderRequest(
@@ -125,7 +118,7 @@ class Pipeline:
             _uncancel()
             model_id = turn.model.id if turn.model else self.app.default_model
             result = self.result(turn, model_id, "", "cancelled", None, 0.0, None, "", None)
-            turn.emit(self.end_frame(turn, result))
+            turn.emit(await self.reply_end(turn, result))
             return None
         turn.emit(
             {"type": "reply.start", "id": turn.request_id, "npc": turn.npc, "model": model.id}
@@ -135,7 +128,7 @@ class Pipeline:
     async def stream(self, turn: Turn, model: ModelEntry, request: ProviderRequest) -> TurnResult:
         """Stream from the gateway, send deltas, finish the turn."""
         pm = self.app.plugins
-        transforms = implementations(pm, "npcbridge_transform_delta")
+        transform = pm.caller("npcbridge_transform_delta")
         streamed: list[str] = []
         tool_calls = actions.ToolCallCollector()
         usage: Usage | None = None
@@ -157,7 +150,7 @@ class Pipeline:
                 if isinstance(event, TextDelta):
                     if first_token_at is None:
                         first_token_at = time.perf_counter()
-                    send(sync_chain(transforms, "text", event.text, turn=turn))
+                    send(transform(turn=turn, text=event.text))
                 elif isinstance(event, ToolCallDelta):
                     if first_token_at is None:
                         first_token_at = time.perf_counter()
@@ -211,8 +204,8 @@ class Pipeline:
         try:
             text = checked(
                 "npcbridge_post_process",
-                await call_chain(
-                    pm, "npcbridge_post_process", "text", streamed_text, turn=turn, finish=finish
+                await pm.call(
+                    "npcbridge_post_process", turn=turn, text=streamed_text, finish=finish
                 ),
             )
         except Exception as exc:  # the player heard the deltas: end with them, then the error
@@ -221,7 +214,7 @@ class Pipeline:
         result = self.result(
             turn, model_id, text, finish, usage, queue_ms, first_token_at, streamed_text, error
         )
-        turn.emit(self.end_frame(turn, result))
+        turn.emit(await self.reply_end(turn, result))
         if error is not None:
             turn.emit(error_frame(error))
         return result
@@ -230,9 +223,9 @@ class Pipeline:
         """Collect text the delta transforms held back; text one transform releases still passes
         through the transforms after it."""
         pm = self.app.plugins
-        flushers = {impl.plugin: impl for impl in hook_impls(pm, "npcbridge_flush_delta")}
+        flushers = {impl.plugin: impl for impl in pm.impls("npcbridge_flush_delta")}
         pending = ""
-        for impl in hook_impls(pm, "npcbridge_transform_delta"):
+        for impl in pm.impls("npcbridge_transform_delta"):
             if pending:
                 out = call_impl(impl, turn=turn, text=pending)
                 pending = pending if out is None else out
@@ -278,6 +271,20 @@ class Pipeline:
             cached=bool(turn.state.get("cached", False)),
         )
 
+    async def reply_end(self, turn: Turn, result: TurnResult) -> dict[str, Any]:
+        """:meth:`end_frame` with the fields ``npcbridge_reply_fields`` hooks add (a field the
+        frame already has is kept; the clash is logged)."""
+        frame = self.end_frame(turn, result)
+        for fields in await self.app.plugins.call(
+            "npcbridge_reply_fields", turn=turn, result=result
+        ):
+            for key, value in dict(fields).items():
+                if key in frame:
+                    log.warning("npcbridge_reply_fields: field %r is taken; not added", key)
+                else:
+                    frame[key] = value
+        return frame
+
     @staticmethod
     def end_frame(turn: Turn, result: TurnResult) -> dict[str, Any]:
         """The ``reply.end`` frame for a finished turn."""
@@ -315,7 +322,7 @@ class Pipeline:
     async def finish(self, turn: Turn, result: TurnResult) -> None:
         """Run the after-turn hooks and log the turn (errors in plugins are logged, not raised)."""
         try:
-            await call_all(self.app.plugins, "npcbridge_after_turn", turn=turn, result=result)
+            await self.app.plugins.call("npcbridge_after_turn", turn=turn, result=result)
         except Exception:
             log.exception("after-turn hook failed for npc %s", turn.npc)
         log.info(

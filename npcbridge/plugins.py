@@ -1,26 +1,34 @@
-"""The plugin manager of one server, and the helpers that call hooks.
+"""The plugin manager of one server: loading plugins and calling hooks by their declared mode.
 
 There is no global plugin manager: each :class:`npcbridge.app.App` builds its own. Plugins come
 from (in registration order) the builtins, the ``npcbridge`` entry-point group, the config's
-``plugins`` list and ``--plugin module:attr`` flags. Later registrations are called first.
+``plugins`` list and ``--plugin module:attr`` flags. Later registrations are called first. A
+plugin reached twice (installed *and* named in config or on the command line) is loaded once; a
+class is instantiated without arguments wherever it comes from. Start-up logs one line per
+loaded plugin: its name, version and where it came from.
 
-Hooks are called by iterating their implementations in pluggy's call order (newest first,
-``tryfirst``/``trylast`` respected) so that each implementation may be sync or return an
-awaitable, and "first answer wins" hooks stop at the first non-None answer without starting the
-rest. Hook wrappers (``wrapper=True``) are not supported.
+Hooks are called through :meth:`PluginManager.call`, which looks the hook's mode up in
+:data:`npcbridge.hookspecs.CALL_MODES` (all / firstresult / chain) and iterates the
+implementations in pluggy's order (newest first, ``tryfirst``/``trylast`` respected), so that
+each may be sync or return an awaitable and a "firstresult" hook stops at the first answer
+without starting the rest. Hook wrappers (``wrapper=True``) are not supported. An exception
+raised by an implementation propagates unchanged, with a note naming the hook and the plugin.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import inspect
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import pluggy
 
-from . import hookspecs
+from . import __version__, hookspecs
+from .hookspecs import CALL_MODES, CallMode
 
 log = logging.getLogger("npcbridge.plugins")
 
@@ -39,61 +47,85 @@ BUILTIN_PLUGINS = (
 
 
 class PluginLoadError(Exception):
-    """A plugin named in config or on the command line could not be loaded."""
+    """A plugin could not be loaded, or its settings do not validate (one readable line)."""
 
 
-def load_object(spec: str) -> Any:
-    """Import ``module`` or ``module:attr`` and return the object."""
-    module_name, _, attr = spec.partition(":")
-    try:
-        obj: Any = importlib.import_module(module_name)
-        for part in filter(None, attr.split(".")):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
-        raise PluginLoadError(f"plugin {spec!r}: {exc}") from None
-    if inspect.isclass(obj):
-        obj = obj()
-    return obj
+@dataclass
+class LoadedPlugin:
+    """One plugin this server loaded: the name it is registered under, its version, and every
+    place that named it (``builtin``, ``entry point <distribution>``, ``config``, ``--plugin``)."""
+
+    name: str
+    version: str
+    sources: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        """The start-up log line's text."""
+        return f"plugin {self.name} {self.version} from {', '.join(self.sources)}"
 
 
-def make_plugin_manager(
-    app: Any,
-    extra: Iterable[str] = (),
-    disabled: Iterable[str] = (),
-    entry_points: bool = True,
-) -> pluggy.PluginManager:
-    """Build a plugin manager with the builtins, entry points and ``extra`` plugin specs.
+class PluginManager(pluggy.PluginManager):
+    """pluggy's manager with npcbridge's hook specs and mode-driven dispatch."""
 
-    A builtin module with a ``Plugin`` class is registered as ``Plugin(app)`` so that its
-    state belongs to this server alone.
-    """
-    pm = pluggy.PluginManager("npcbridge")
-    pm.add_hookspecs(hookspecs)
-    for name in BUILTIN_PLUGINS:
-        module = importlib.import_module(name)
-        factory = getattr(module, "Plugin", None)
-        pm.register(factory(app) if factory is not None else module, name=name)
-    if entry_points:
-        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
-    for spec in extra:
-        pm.register(load_object(spec), name=spec)
-    for name in disabled:
-        plugin = pm.get_plugin(name)
-        if plugin is None:
-            raise PluginLoadError(f"disable_plugins: no plugin named {name!r}")
-        pm.unregister(plugin)
-    pm.check_pending()
-    return pm
+    def __init__(self) -> None:
+        super().__init__("npcbridge")
+        self.add_hookspecs(hookspecs)
+        #: every plugin loaded, in registration order
+        self.loaded: list[LoadedPlugin] = []
 
+    def impls(self, hook_name: str) -> list[pluggy.HookImpl]:
+        """A hook's implementations in call order (pluggy keeps them in reverse)."""
+        return list(reversed(getattr(self.hook, hook_name).get_hookimpls()))
 
-def hook_impls(pm: pluggy.PluginManager, hook_name: str) -> list[pluggy.HookImpl]:
-    """A hook's implementations in call order (pluggy keeps them in reverse)."""
-    return list(reversed(getattr(pm.hook, hook_name).get_hookimpls()))
+    async def call(self, hook_name: str, **kwargs: Any) -> Any:
+        """Call a hook the way :data:`~npcbridge.hookspecs.CALL_MODES` says; awaits answers.
 
+        ``all`` returns the list of non-None answers, ``firstresult`` the first non-None answer
+        (or None), ``chain`` the value after every implementation (pass it as its argument)."""
+        mode = CALL_MODES[hook_name]
+        answers: list[Any] = []
+        for impl in self.impls(hook_name):
+            value = await _resolve(_invoke(impl, hook_name, kwargs), impl, hook_name)
+            if value is None:
+                continue
+            if mode.kind == "firstresult":
+                return value
+            if mode.kind == "chain":
+                kwargs = {**kwargs, _value_arg(mode): value}
+            else:
+                answers.append(value)
+        return _outcome(mode, answers, kwargs)
 
-def implementations(pm: pluggy.PluginManager, hook_name: str) -> list[Callable[..., Any]]:
-    """The implementations of a hook, in call order, each bound to its declared arguments."""
-    return [_bind(impl.function, tuple(impl.argnames)) for impl in hook_impls(pm, hook_name)]
+    def call_sync(self, hook_name: str, **kwargs: Any) -> Any:
+        """Like :meth:`call` for hooks that must be synchronous (no event loop needed)."""
+        return self.caller(hook_name)(**kwargs)
+
+    def caller(self, hook_name: str) -> Callable[..., Any]:
+        """A synchronous dispatcher with the implementations bound once (per-token hooks call
+        it for every streamed piece, so the lookup is not repeated on the hot path)."""
+        mode = CALL_MODES[hook_name]
+        impls = self.impls(hook_name)
+
+        def dispatch(**kwargs: Any) -> Any:
+            answers: list[Any] = []
+            for impl in impls:
+                value = _invoke(impl, hook_name, kwargs)
+                if inspect.isawaitable(value):
+                    _discard(value)
+                    raise TypeError(
+                        f"hook {hook_name} of plugin {impl.plugin_name} must be synchronous"
+                    )
+                if value is None:
+                    continue
+                if mode.kind == "firstresult":
+                    return value
+                if mode.kind == "chain":
+                    kwargs = {**kwargs, _value_arg(mode): value}
+                else:
+                    answers.append(value)
+            return _outcome(mode, answers, kwargs)
+
+        return dispatch
 
 
 def call_impl(impl: pluggy.HookImpl, **kwargs: Any) -> Any:
@@ -101,55 +133,156 @@ def call_impl(impl: pluggy.HookImpl, **kwargs: Any) -> Any:
     return impl.function(**{name: kwargs[name] for name in impl.argnames})
 
 
-def _bind(function: Callable[..., Any], argnames: tuple[str, ...]) -> Callable[..., Any]:
-    def call(**kwargs: Any) -> Any:
-        return function(**{name: kwargs[name] for name in argnames})
+def _invoke(impl: pluggy.HookImpl, hook_name: str, kwargs: dict[str, Any]) -> Any:
+    try:
+        return call_impl(impl, **kwargs)
+    except Exception as exc:
+        _note(exc, impl, hook_name)
+        raise
 
-    call.__name__ = getattr(function, "__qualname__", "hookimpl")
-    return call
 
-
-async def resolve(value: Any) -> Any:
-    """Await ``value`` when it is awaitable (a hook may be sync or async)."""
-    while inspect.isawaitable(value):
-        value = await value
+async def _resolve(value: Any, impl: pluggy.HookImpl, hook_name: str) -> Any:
+    try:
+        while inspect.isawaitable(value):
+            value = await value
+    except Exception as exc:
+        _note(exc, impl, hook_name)
+        raise
     return value
 
 
-async def call_all(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> list[Any]:
-    """Call every implementation; return the non-None answers in call order."""
-    results = []
-    for call in implementations(pm, hook_name):
-        value = await resolve(call(**kwargs))
-        if value is not None:
-            results.append(value)
-    return results
+def _note(exc: BaseException, impl: pluggy.HookImpl, hook_name: str) -> None:
+    """Name the hook and plugin in the traceback (the exception itself is unchanged)."""
+    exc.add_note(f"raised by hook {hook_name} of plugin {impl.plugin_name}")
 
 
-async def call_first(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> Any:
-    """Call implementations in order until one answers non-None; return that answer."""
-    for call in implementations(pm, hook_name):
-        value = await resolve(call(**kwargs))
-        if value is not None:
-            return value
-    return None
+def _discard(value: Any) -> None:
+    close = getattr(value, "close", None)
+    if close is not None:
+        close()
 
 
-async def call_chain(
-    pm: pluggy.PluginManager, hook_name: str, value_arg: str, value: Any, **kwargs: Any
-) -> Any:
-    """Pass ``value`` through every implementation (None keeps the previous value)."""
-    for call in implementations(pm, hook_name):
-        out = await resolve(call(**{value_arg: value, **kwargs}))
-        if out is not None:
-            value = out
-    return value
+def _value_arg(mode: CallMode) -> str:
+    assert mode.value is not None
+    return mode.value
 
 
-def sync_chain(calls: list[Callable[..., Any]], value_arg: str, value: Any, **kwargs: Any) -> Any:
-    """Like :func:`call_chain` for synchronous per-token hooks (no awaiting on the hot path)."""
-    for call in calls:
-        out = call(**{value_arg: value, **kwargs})
-        if out is not None:
-            value = out
-    return value
+def _outcome(mode: CallMode, answers: list[Any], kwargs: dict[str, Any]) -> Any:
+    if mode.kind == "chain":
+        return kwargs[_value_arg(mode)]
+    if mode.kind == "firstresult":
+        return None
+    return answers
+
+
+# ------------------------------------------------------------------------ loading
+
+
+def _import(spec: str) -> Any:
+    module_name, _, attr = spec.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in filter(None, attr.split(".")):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise PluginLoadError(f"plugin {spec!r}: {exc}") from None
+    return obj
+
+
+def _instantiate(obj: Any, spec: str) -> Any:
+    """A class becomes an instance made without arguments (the same for every source)."""
+    if not inspect.isclass(obj):
+        return obj
+    try:
+        return obj()
+    except Exception as exc:
+        raise PluginLoadError(f"plugin {spec!r}: {type(exc).__name__}: {exc}") from None
+
+
+def load_object(spec: str) -> Any:
+    """Import ``module`` or ``module:attr`` and return the plugin (a class is instantiated)."""
+    return _instantiate(_import(spec), spec)
+
+
+def _version_of(obj: Any) -> str:
+    """The version of the distribution that ships ``obj``'s top-level package, else its
+    module's ``__version__``, else ``unversioned``."""
+    module = inspect.getmodule(obj)
+    top = (module.__name__ if module else "").partition(".")[0]
+    for dist in importlib.metadata.packages_distributions().get(top, []):
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    version = getattr(module, "__version__", None)
+    return str(version) if version else "unversioned"
+
+
+def make_plugin_manager(
+    app: Any,
+    extra: Iterable[str] = (),
+    disabled: Iterable[str] = (),
+    entry_points: bool = True,
+    configured: Iterable[str] = (),
+) -> PluginManager:
+    """Build a plugin manager: the builtins, then entry points, ``configured`` (the config's
+    ``plugins``) and ``extra`` (``--plugin``) specs; ``disabled`` names are unregistered.
+
+    A builtin module with a ``Plugin`` class is registered as ``Plugin(app)`` so that its state
+    belongs to this server alone."""
+    pm = PluginManager()
+    builtin_names = []
+    for name in BUILTIN_PLUGINS:
+        module = importlib.import_module(name)
+        factory = getattr(module, "Plugin", None)
+        pm.register(factory(app) if factory is not None else module, name=name)
+        builtin_names.append(name.rpartition(".")[2])
+    #: id of the object a source names -> its LoadedPlugin (so one plugin loads once)
+    seen: dict[int, LoadedPlugin] = {}
+    aliases: dict[str, str] = {}
+
+    def add(raw: Any, name: str, source: str, version: str | None = None) -> None:
+        known = seen.get(id(raw))
+        if known is not None:
+            known.sources.append(source)
+            aliases[name] = known.name
+            return
+        if pm.get_plugin(name) is not None:
+            raise PluginLoadError(f"plugin {name!r} ({source}): that name is already loaded")
+        pm.register(_instantiate(raw, name), name=name)
+        loaded = LoadedPlugin(name, version or _version_of(raw), [source])
+        seen[id(raw)] = loaded
+        pm.loaded.append(loaded)
+
+    if entry_points:
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            dist = ep.dist.name if ep.dist else "unknown distribution"
+            try:
+                raw = ep.load()
+            except Exception as exc:
+                raise PluginLoadError(
+                    f"plugin {ep.name!r} (entry point of {dist}): {type(exc).__name__}: {exc}"
+                ) from None
+            add(raw, ep.name, f"entry point ({dist})", ep.dist.version if ep.dist else None)
+    for spec in configured:
+        add(_import(spec), spec, "config")
+    for spec in extra:
+        add(_import(spec), spec, "--plugin")
+    for name in disabled:
+        plugin = pm.get_plugin(aliases.get(name, name))
+        if plugin is None:
+            raise PluginLoadError(f"disable_plugins: no plugin named {name!r}")
+        pm.unregister(plugin)
+        pm.loaded = [p for p in pm.loaded if p.name != aliases.get(name, name)]
+        if name in BUILTIN_PLUGINS:
+            builtin_names.remove(name.rpartition(".")[2])
+    pm.check_pending()
+    log.info("builtin plugins %s (npcbridge %s)", ", ".join(builtin_names), __version__)
+    for loaded in pm.loaded:
+        log.info("%s", loaded.describe())
+    return pm
+
+
+async def call_first(pm: PluginManager, hook_name: str, **kwargs: Any) -> Any:
+    """TODO(plugins): transitional alias of ``pm.call`` for the session's extension call."""
+    return await pm.call(hook_name, **kwargs)

@@ -59,6 +59,13 @@ class Turn:
     cacheable: bool = False
     #: the server application (config, catalog, store); None in bare unit tests
     app: Any = field(default=None, repr=False)
+    #: the player's line as the client sent it: hooks may edit ``text`` (what goes upstream),
+    #: the stored history keeps this (empty at construction: a copy of ``text``)
+    player_text: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.player_text:
+            self.player_text = self.text
 
     @classmethod
     def from_say(

@@ -52,3 +52,97 @@ class GroqUnfriendly:
     def npcbridge_before_request(self, turn: Turn) -> None:
         turn.params.update(logprobs=True, top_logprobs=2, logit_bias={"1": 1}, n=2, top_p=0.5)
         turn.messages.insert(1, {"role": "user", "name": "Tom", "content": "I was here before."})
+
+
+class SlowHandler:
+    """``x.wait`` answers once ``release`` is set; ``x.refuse`` and ``x.crash`` fail."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+
+    @npcbridge.hookimpl
+    def npcbridge_register_handlers(self, register) -> None:  # type: ignore[no-untyped-def]
+        async def wait(session, message) -> None:  # type: ignore[no-untyped-def]
+            await self.release.wait()
+            session.send({"type": "x.wait", "id": message.id})
+
+        register("x.wait", wait)
+
+    @npcbridge.hookimpl
+    def npcbridge_extension(self, message: dict) -> dict | None:
+        if message["type"] == "x.refuse":
+            raise ProtocolError(ErrorCode.BAD_REQUEST, "field 'value': not today")
+        if message["type"] == "x.crash":
+            raise RuntimeError("a plugin bug")
+        return None
+
+
+class ReplyFields:
+    """Adds ``mood`` to ``reply.end``, tries to overwrite ``text``, notes one request only."""
+
+    @npcbridge.hookimpl
+    def npcbridge_before_request(self, turn: Turn) -> None:
+        if turn.context.get("tired"):
+            turn.system_parts.append("The player looks tired.")
+
+    @npcbridge.hookimpl
+    def npcbridge_reply_fields(self, turn: Turn, result: TurnResult) -> dict:
+        return {"mood": "calm", "finish_seen": result.finish, "text": "overwritten"}
+
+
+class CannedProvider:
+    """A provider with its own catalog entries: ``canned-1`` (no tier) and ``canned-small``."""
+
+    name = "canned"
+
+    async def stream(self, request):  # type: ignore[no-untyped-def]
+        from npcbridge.providers.base import StreamDone, TextDelta
+
+        yield TextDelta("Canned ")
+        yield TextDelta("words.")
+        yield StreamDone(finish="stop")
+
+    async def aclose(self) -> None:
+        pass
+
+    @npcbridge.hookimpl
+    def npcbridge_register_providers(self, register) -> None:  # type: ignore[no-untyped-def]
+        from npcbridge.models import ModelEntry
+
+        register(
+            "canned",
+            self,
+            models=[
+                ModelEntry(id="canned-1", input_usd_per_m=1.0),
+                ModelEntry(id="canned-small", tier="small"),
+            ],
+        )
+
+    @npcbridge.hookimpl(tryfirst=True)
+    def npcbridge_select_model(self, turn: Turn) -> str | None:
+        return "canned-1" if turn.context.get("canned") else None
+
+
+class Settings:
+    """Declares ``[extra.sample]``."""
+
+    @npcbridge.hookimpl
+    def npcbridge_register_settings(self, register) -> None:  # type: ignore[no-untyped-def]
+        from pydantic import BaseModel
+
+        class SampleSettings(BaseModel):
+            greeting: str = "hello"
+            loudness: int = 1
+
+        register("sample", SampleSettings)
+
+
+class TakesCoreType:
+    """Tries to serve ``say`` itself."""
+
+    @npcbridge.hookimpl
+    def npcbridge_register_handlers(self, register) -> None:  # type: ignore[no-untyped-def]
+        async def handler(session, message) -> None:  # type: ignore[no-untyped-def]
+            return None
+
+        register("say", handler)

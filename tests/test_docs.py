@@ -35,6 +35,32 @@ def test_no_documented_hook_is_missing_from_hookspecs() -> None:
     assert set(re.findall(r"^## (npcbridge_\w+)$", doc, re.M)) == set(HOOKS)
 
 
+def _section(hook: str) -> str:
+    doc = (ROOT / "docs" / "plugins.md").read_text()
+    match = re.search(rf"^## {hook}\n(.*?)(?=^## |\Z)", doc, re.M | re.S)
+    assert match, f"docs/plugins.md has no '## {hook}' section"
+    return match.group(1)
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_documented_arguments_and_call_mode_match_the_spec(hook: str) -> None:
+    """The section's first paragraph states ``hook(args)`` and ``Call mode: `mode```, exactly as
+    the spec declares them (the arguments in order, the mode from the one CALL_MODES table)."""
+    first = _section(hook).strip().split("\n\n", 1)[0]
+    signature = re.search(rf"`{hook}\(([^)]*)\)`", first)
+    assert signature, f"{hook}: the first paragraph does not show `{hook}(...)`"
+    documented = [a.strip() for a in signature.group(1).split(",") if a.strip()]
+    declared = list(inspect.signature(getattr(hookspecs, hook)).parameters)
+    assert documented == declared, f"{hook}: docs say {documented}, the spec {declared}"
+    mode = re.search(r"Call\s+mode:\s+`([^`]+)`", first)
+    assert mode, f"{hook}: the first paragraph does not state 'Call mode: `...`'"
+    assert mode.group(1) == str(hookspecs.CALL_MODES[hook]), hook
+
+
+def test_every_spec_has_a_call_mode() -> None:
+    assert sorted(hookspecs.CALL_MODES) == HOOKS
+
+
 def _renderer():
     spec = importlib.util.spec_from_file_location(
         "render_protocol_doc", ROOT / "tests" / "vectors" / "render_protocol_doc.py"

@@ -1,13 +1,22 @@
-"""Hooks: sync and async, chains, first-answer, refusal, extensions, loading by spec."""
+"""Hooks: sync and async, chains, first-answer, refusal, extensions, registration hooks,
+handlers as tasks, provider catalogs, settings sections, loading (once, with a log line)."""
 
 from __future__ import annotations
 
+import asyncio
+import importlib.metadata
+import logging
 from pathlib import Path
 
 import pytest
+import sample_plugins
 
+from npcbridge import plugins
+from npcbridge.app import StartupError
+from npcbridge.builtin.model_select import pick
 from npcbridge.client import NpcBridgeError
-from npcbridge.plugins import PluginLoadError, make_plugin_manager
+from npcbridge.models import default_models
+from npcbridge.plugins import ENTRY_POINT_GROUP, PluginLoadError, make_plugin_manager
 from npcbridge.testing.bridge import start_bridge
 from npcbridge.testing.fake_upstream import FakeUpstream
 
@@ -63,3 +72,204 @@ async def test_parameters_groq_rejects_are_dropped(
         assert body["stream_options"] == {"include_usage": True}
     finally:
         await b.close()
+
+
+# ------------------------------------------------------------------------ message handlers
+
+
+async def test_a_slow_handler_does_not_delay_the_connections_other_messages(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    b = await start_bridge(fake_upstream, tmp_path, plugins=("sample_plugins:SlowHandler",))
+    try:
+        slow = b.app.plugins.get_plugin("sample_plugins:SlowHandler")
+        async with await b.client() as client:
+            waiting = asyncio.ensure_future(client.request({"type": "x.wait"}))
+            await asyncio.sleep(0.05)
+            pong = await asyncio.wait_for(client.request({"type": "ping"}), 2)
+            assert pong["type"] == "pong" and not waiting.done()
+            slow.release.set()
+            assert (await asyncio.wait_for(waiting, 2))["type"] == "x.wait"
+    finally:
+        await b.close()
+
+
+async def test_extension_errors_carry_the_request_id_and_keep_the_connection(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    b = await start_bridge(fake_upstream, tmp_path, plugins=("sample_plugins:SlowHandler",))
+    try:
+        async with await b.client() as client:
+            with pytest.raises(NpcBridgeError) as refused:
+                await asyncio.wait_for(client.request({"type": "x.refuse", "id": "r-1"}), 2)
+            assert refused.value.code == "bad_request"
+            with pytest.raises(NpcBridgeError) as crashed:
+                await asyncio.wait_for(client.request({"type": "x.crash", "id": "r-2"}), 2)
+            assert crashed.value.code == "internal"
+            assert "bug" not in str(crashed.value)
+            pong = await asyncio.wait_for(client.request({"type": "ping"}), 2)
+            assert pong["type"] == "pong"  # the connection survived
+    finally:
+        await b.close()
+
+
+async def test_handlers_and_features_come_only_from_the_registration_hooks(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    b = await start_bridge(fake_upstream, tmp_path)
+    try:
+        assert {"quest.generate", "scene.say", "memory.add"} <= set(b.app.registry.handlers)
+        assert b.app.features[:4] == ("stream", "cancel", "emotes", "actions")
+        assert {"quest", "barks", "scenes", "memory"} <= set(b.app.features)
+        assert "/metrics" in b.app.http_routes
+        with pytest.raises(TypeError):
+            b.app.registry.handlers["x.new"] = None  # type: ignore[index]
+    finally:
+        await b.close()
+
+
+async def test_a_plugin_cannot_take_a_core_message_type(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    with pytest.raises(PluginLoadError, match="'say' cannot be registered"):
+        await start_bridge(fake_upstream, tmp_path, plugins=("sample_plugins:TakesCoreType",))
+
+
+# ------------------------------------------------------------------------ reply.end, prompts
+
+
+async def test_reply_fields_are_added_and_a_system_note_is_per_request(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    b = await start_bridge(fake_upstream, tmp_path, plugins=("sample_plugins:ReplyFields",))
+    try:
+        async with await b.client() as client:
+            tired = await client.say("blacksmith", "p1", "[[reply:Aye.]]", context={"tired": 1})
+            assert await asyncio.wait_for(tired.text(), 5) == "Aye."
+            assert tired.end["mood"] == "calm" and tired.end["finish_seen"] == "stop"
+            assert tired.end["text"] == "Aye."  # a field the server sets is kept
+            plain = await client.say("blacksmith", "p1", "[[reply:Hm.]]")
+            await asyncio.wait_for(plain.text(), 5)
+        first, second = (r.body["messages"][0]["content"] for r in fake_upstream.requests)
+        assert first.endswith("The player looks tired.")
+        assert "tired" not in second
+    finally:
+        await b.close()
+
+
+# ------------------------------------------------------------------------ providers
+
+
+async def test_a_providers_models_join_the_catalog_but_not_tier_selection(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    b = await start_bridge(fake_upstream, tmp_path, plugins=("sample_plugins:CannedProvider",))
+    try:
+        catalog = b.app.catalog
+        assert catalog.ids()[:4] == [m.id for m in default_models()]  # the defaults stay
+        canned = catalog.resolve("canned-1")
+        assert canned.provider == "canned" and canned.tier is None
+        assert "canned-1" not in [e.id for e in catalog.by_tier("small")]
+        assert "canned-small" in [e.id for e in catalog.by_tier("small")]  # it opted in
+        # every Groq model unhealthy: tier selection still never falls to canned-1
+        assert pick(catalog, "small", lambda model: model.startswith("canned")) == "canned-small"
+        async with await b.client() as client:
+            assert "canned-1" in client.welcome["models"]
+            reply = await client.say("blacksmith", "p1", "hi", context={"canned": True})
+            assert await asyncio.wait_for(reply.text(), 5) == "Canned words."
+            assert reply.end["model"] == "canned-1"
+        assert not fake_upstream.requests
+    finally:
+        await b.close()
+
+
+async def test_a_model_naming_an_unregistered_provider_stops_start_up(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    models = [{"id": "llama-3.1-8b-instant"}, {"id": "mystery", "provider": "nowhere"}]
+    with pytest.raises(StartupError) as info:
+        await start_bridge(fake_upstream, tmp_path, models=models)
+    assert "'mystery'" in str(info.value) and "'nowhere'" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+# ------------------------------------------------------------------------ settings
+
+
+async def test_a_plugins_settings_section_is_validated_in_one_line(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    plugins = ("sample_plugins:Settings",)
+    b = await start_bridge(
+        fake_upstream, tmp_path, plugins=plugins, extra={"sample": {"loudness": 3}}
+    )
+    try:
+        assert b.app.plugin_settings("sample").loudness == 3  # type: ignore[attr-defined]
+        assert b.app.plugin_settings("sample").greeting == "hello"  # type: ignore[attr-defined]
+    finally:
+        await b.close()
+    with pytest.raises(PluginLoadError) as info:
+        await start_bridge(
+            fake_upstream, tmp_path, plugins=plugins, extra={"sample": {"loudness": "lots"}}
+        )
+    assert str(info.value).startswith("extra.sample.loudness: ")
+    assert "\n" not in str(info.value)
+
+
+# ------------------------------------------------------------------------ loading
+
+
+def _entry_points(*specs: tuple[str, str]) -> list[importlib.metadata.EntryPoint]:
+    return [importlib.metadata.EntryPoint(name, value, ENTRY_POINT_GROUP) for name, value in specs]
+
+
+def test_a_plugin_installed_and_named_is_loaded_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    found = _entry_points(("shout", "sample_plugins:Shouting"), ("pick", "sample_plugins"))
+    monkeypatch.setattr(plugins.importlib.metadata, "entry_points", lambda group: found)
+    with caplog.at_level(logging.INFO, "npcbridge.plugins"):
+        pm = make_plugin_manager(
+            None, configured=["sample_plugins:Shouting"], extra=["sample_plugins"]
+        )
+    shouting = pm.get_plugin("shout")
+    assert isinstance(shouting, sample_plugins.Shouting)  # a class is instantiated, once
+    assert pm.get_plugin("sample_plugins:Shouting") is None
+    assert pm.get_plugin("pick") is sample_plugins
+    assert [p.name for p in pm.loaded] == ["shout", "pick"]
+    assert pm.loaded[0].sources == ["entry point (unknown distribution)", "config"]
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("plugin ")]
+    assert lines == [
+        "plugin shout unversioned from entry point (unknown distribution), config",
+        "plugin pick unversioned from entry point (unknown distribution), --plugin",
+    ]
+
+
+def test_an_installed_plugin_logs_its_distribution_and_version(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO, "npcbridge.plugins"):
+        pm = make_plugin_manager(None, extra=["npcbridge_pirate"], entry_points=False)
+    assert pm.loaded[0].version == "0.1.0"
+    assert "plugin npcbridge_pirate 0.1.0 from --plugin" in caplog.messages
+
+
+def test_a_broken_entry_point_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    found = _entry_points(("broken", "no_such_module_here:thing"))
+    monkeypatch.setattr(plugins.importlib.metadata, "entry_points", lambda group: found)
+    with pytest.raises(PluginLoadError, match="'broken'.*ModuleNotFoundError"):
+        make_plugin_manager(None)
+
+
+def test_call_modes_drive_dispatch() -> None:
+    pm = make_plugin_manager(None, extra=["sample_plugins:PickModel"], entry_points=False)
+
+    class Turnish:
+        npc = "mage"
+        context: dict = {}
+
+    assert pm.call_sync("npcbridge_select_model", turn=Turnish(), catalog=None) == (
+        "llama-3.3-70b-versatile"
+    )
+    with pytest.raises(TypeError, match="must be synchronous"):
+        pm.call_sync("npcbridge_shutdown", app=None)

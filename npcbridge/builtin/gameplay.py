@@ -1,15 +1,16 @@
 """Gameplay features as a builtin plugin: quests, barks, group scenes and the speaker cut.
 
-At start-up it serves ``quest.generate``, ``barks.generate`` and the ``scene.*`` messages
-(``app.handlers``) and announces ``quest``, ``barks`` and ``scenes`` in ``welcome.features``. On
-every turn it adds the scene to the prompt (scene turns only) and cuts lines in which the NPC
-speaks as someone else (see :mod:`npcbridge.features.speakers`). Settings: ``[extra.gameplay]``
-(:mod:`npcbridge.features.settings`).
+It declares the ``[extra.gameplay]`` settings section (:mod:`npcbridge.features.settings`),
+serves ``quest.generate``, ``barks.generate`` and the ``scene.*`` messages and announces
+``quest``, ``barks`` and ``scenes`` in ``welcome.features``, all through the registration hooks.
+On every turn it adds the scene to the prompt (scene turns only) and cuts lines in which the NPC
+speaks as someone else (see :mod:`npcbridge.features.speakers`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from ..features.barks import BarkGenerator
@@ -52,27 +53,46 @@ class Plugin:
 
     def __init__(self, app: Any) -> None:
         self.app = app
-        self.settings = GameplaySettings.from_config(getattr(app, "config", None))
-        self.quests = QuestGenerator(app, self.settings.quest)
-        self.barks = BarkGenerator(app, self.settings.barks)
-        self.scenes = SceneManager(app, self.settings.scenes)
+        self.configure(GameplaySettings())
 
-    # ------------------------------------------------------------ start-up: message handlers
+    def configure(self, settings: GameplaySettings) -> None:
+        """Build the generators and the scene manager for ``settings``."""
+        self.settings = settings
+        self.quests = QuestGenerator(self.app, settings.quest)
+        self.barks = BarkGenerator(self.app, settings.barks)
+        self.scenes = SceneManager(self.app, settings.scenes)
+
+    # ------------------------------------------------------------ start-up: registration
+
+    @hookimpl
+    def npcbridge_register_settings(self, register: Callable[..., None]) -> None:
+        """``[extra.gameplay]``."""
+        register("gameplay", GameplaySettings)
 
     @hookimpl
     def npcbridge_startup(self, app: Any) -> None:
-        """Serve the feature messages and announce them."""
-        app.handlers["quest.generate"] = self.on_quest
-        app.handlers["barks.generate"] = self.on_barks
-        app.handlers["scene.start"] = self.on_scene_start
-        app.handlers["scene.say"] = self.on_scene_say
-        app.handlers["scene.add"] = self.on_scene_add
-        app.handlers["scene.remove"] = self.on_scene_remove
-        app.handlers["scene.interrupt"] = self.on_scene_interrupt
-        app.handlers["scene.end"] = self.on_scene_end
+        """Take the validated settings."""
+        settings = app.plugin_settings("gameplay")
+        assert isinstance(settings, GameplaySettings)
+        self.configure(settings)
+
+    @hookimpl
+    def npcbridge_register_handlers(self, register: Callable[..., None]) -> None:
+        """Serve the feature messages (quests and barks track their own cancellable work)."""
+        register("quest.generate", self.on_quest)
+        register("barks.generate", self.on_barks)
+        register("scene.start", self.on_scene_start)
+        register("scene.say", self.on_scene_say)
+        register("scene.add", self.on_scene_add)
+        register("scene.remove", self.on_scene_remove)
+        register("scene.interrupt", self.on_scene_interrupt)
+        register("scene.end", self.on_scene_end)
+
+    @hookimpl
+    def npcbridge_register_features(self, register: Callable[[str], None]) -> None:
+        """Announce ``quest``, ``barks`` and ``scenes``."""
         for feature in FEATURES:
-            if feature not in app.features:
-                app.features.append(feature)
+            register(feature)
 
     async def on_quest(self, session: Any, msg: Message) -> None:
         """``quest.generate`` → ``quest``."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ..hookspecs import hookimpl
@@ -15,11 +16,11 @@ class Plugin:
         self.app = app
 
     @hookimpl
-    def npcbridge_startup(self, app: Any) -> None:
-        """Register the metrics route on the WebSocket port."""
+    def npcbridge_register_routes(self, register: Callable[..., None], app: Any) -> None:
+        """Serve the metrics on the WebSocket port (``[metrics]`` ``enabled``, ``path``)."""
         settings = app.config.metrics
         if settings.enabled:
-            app.http_routes[settings.path] = app.gateway.metrics.render
+            register(settings.path, app.gateway.metrics.render)
 
     @hookimpl
     def npcbridge_after_turn(self, turn: Turn, result: TurnResult) -> None:

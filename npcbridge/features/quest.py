@@ -23,7 +23,6 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..plugins import call_first
 from ..protocol.errors import DecodeError, ErrorCode, ProtocolError
 from ..protocol.messages import Persona, QuestGenerate
 from ..providers.base import ProviderRequest
@@ -381,8 +380,8 @@ class QuestGenerator:
         self.settings = settings
 
     async def _model(self, turn: Turn) -> ModelEntry:
-        name = self.settings.model or await call_first(
-            self.app.plugins, "npcbridge_select_model", turn=turn, catalog=self.app.catalog
+        name = self.settings.model or await self.app.plugins.call(
+            "npcbridge_select_model", turn=turn, catalog=self.app.catalog
         )
         return self.app.model_entry(name or self.app.default_model)
 

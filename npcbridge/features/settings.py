@@ -1,4 +1,5 @@
-"""Configuration of the gameplay features: the ``[extra.gameplay]`` table of the config file.
+"""Configuration of the gameplay features: the ``[extra.gameplay]`` table of the config file
+(declared by the gameplay plugin through ``npcbridge_register_settings``).
 
 ```toml
 [extra.gameplay.quest]
@@ -15,8 +16,6 @@ max_replies = 3
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -72,9 +71,3 @@ class GameplaySettings(_Section):
     quest: QuestSettings = Field(default_factory=QuestSettings)
     barks: BarksSettings = Field(default_factory=BarksSettings)
     scenes: SceneSettings = Field(default_factory=SceneSettings)
-
-    @classmethod
-    def from_config(cls, config: Any) -> GameplaySettings:
-        """Read ``config.extra["gameplay"]`` (absent: the defaults)."""
-        extra = getattr(config, "extra", None) or {}
-        return cls.model_validate(extra.get("gameplay") or {})

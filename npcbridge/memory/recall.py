@@ -6,7 +6,6 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..plugins import call_first
 from ..stores.base import MemoryRecord
 from .ranking import Scored, Weights, lexical_relevance, rank
 from .settings import MemorySettings
@@ -34,8 +33,8 @@ async def relevance(app: App, query: str, texts: Sequence[str]) -> list[float] |
     if not query.strip() or not texts:
         return None
     try:
-        answer = await call_first(
-            app.plugins, "npcbridge_memory_relevance", query=query, texts=list(texts), app=app
+        answer = await app.plugins.call(
+            "npcbridge_memory_relevance", query=query, texts=list(texts), app=app
         )
         if answer is not None:
             scores = [float(x) for x in answer]

@@ -26,7 +26,6 @@ from websockets.exceptions import ConnectionClosed
 from ..actions import check_schema
 from ..builtin.persona import persona_from_card
 from ..pipeline import error_frame, internal_error, ok_frame
-from ..plugins import call_first
 from ..protocol import (
     PROTOCOL_VERSION,
     CloseCode,
@@ -97,6 +96,8 @@ class Session:
         self.client = ""
         self.npcs: dict[str, Persona] = {}
         self.turns: dict[str | int, asyncio.Task[None]] = {}
+        #: handlers running as their own tasks, not cancellable by id (see _spawn)
+        self.handler_tasks: set[asyncio.Task[None]] = set()
         self.recent: OrderedDict[str | int, None] = OrderedDict()
         self.bad_in_a_row = 0
         self.buckets: OrderedDict[str | None, TokenBucket] = OrderedDict()
@@ -133,10 +134,11 @@ class Session:
             )
 
     async def _shutdown(self) -> None:
-        for task in list(self.turns.values()):
+        tasks = [*self.turns.values(), *self.handler_tasks]
+        for task in tasks:
             task.cancel()
-        if self.turns:
-            await asyncio.wait(list(self.turns.values()), timeout=5)
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
         await self.outbox.close()
 
     async def _close(self, code: CloseCode, reason: str) -> None:
@@ -223,15 +225,21 @@ class Session:
             message = validate(raw, CLIENT_MESSAGES)
             await self._dispatch(message, raw)
         except ProtocolError as exc:
-            if exc.refused is None and raw is not None:
-                exc.refused = refused_type(raw)
-            self.send_error(exc)
-            if isinstance(exc, DecodeError):
-                self.bad_in_a_row += 1
-                if self.bad_in_a_row > self.config.max_bad_messages:
-                    await self._close(CloseCode.POLICY_VIOLATION, "too many bad messages")
+            if await self._refuse(exc, raw):
                 return
         self.bad_in_a_row = 0
+
+    async def _refuse(self, exc: ProtocolError, raw: dict[str, Any] | None) -> bool:
+        """Send the error refusing ``raw``; True when it was a ``bad_request`` (counted)."""
+        if exc.refused is None and raw is not None:
+            exc.refused = refused_type(raw)
+        self.send_error(exc)
+        if isinstance(exc, DecodeError):
+            self.bad_in_a_row += 1
+            if self.bad_in_a_row > self.config.max_bad_messages:
+                await self._close(CloseCode.POLICY_VIOLATION, "too many bad messages")
+            return True
+        return False
 
     def _rate_limit(self, raw: dict[str, Any]) -> None:
         """Raise ``rate_limited`` when the message's player (or the connection) is over its rate."""
@@ -268,17 +276,43 @@ class Session:
             self.send({"type": "pong", **({"id": message.id} if message.id is not None else {})})
         elif isinstance(message, Hello):
             raise DecodeError("hello was already received")
-        elif message.type.startswith("x."):
-            await self._extension(raw)
         else:
             handler = self.app.handlers.get(message.type)
-            if handler is None:
+            request_id = getattr(message, "id", None)
+            if handler is not None and handler.cancellable and request_id is not None:
+                self.track(request_id, handler(self, message))
+            elif handler is not None:
+                self._spawn(raw, handler(self, message))
+            elif message.type.startswith("x."):
+                self._spawn(raw, self._extension(raw))
+            else:
                 raise ProtocolError(
                     ErrorCode.UNKNOWN_TYPE,
                     "field 'type': this message type is not enabled on this server",
                     request_id=getattr(message, "id", None),
                 )
-            await handler(self, message)
+
+    def _spawn(self, raw: dict[str, Any], coro: Awaitable[None]) -> None:
+        """Run a handler as its own task, so the connection's other messages (a ``ping``) are
+        served while it works. A ``ProtocolError`` it raises refuses the message with its id,
+        as if raised here; any other exception answers ``internal`` with the id."""
+        request_id = request_id_of(raw)
+
+        async def run() -> None:
+            try:
+                await coro
+            except ProtocolError as exc:
+                if exc.request_id is None:
+                    exc.request_id = request_id
+                await self._refuse(exc, raw)
+            except Exception as exc:
+                stage = f"the {raw['type']} handler"
+                self.app.pipeline.failures.report(request_id or "-", "-", stage, exc)
+                self.send_error(internal_error(request_id))
+
+        task = asyncio.create_task(run())
+        self.handler_tasks.add(task)
+        task.add_done_callback(self.handler_tasks.discard)
 
     def _define(self, message: NpcDefine) -> None:
         if message.persona is not None:
@@ -391,9 +425,7 @@ class Session:
         # a cancel that crosses the reply's end on the wire is not an error: nothing to do
 
     async def _extension(self, raw: dict[str, Any]) -> None:
-        answer = await call_first(
-            self.app.plugins, "npcbridge_extension", message=raw, session=self
-        )
+        answer = await self.app.plugins.call("npcbridge_extension", message=raw, session=self)
         request_id = raw.get("id")
         if answer is None:
             raise ProtocolError(

@@ -1,0 +1,114 @@
+"""What plugins register at start-up: message handlers, HTTP routes, welcome features, settings.
+
+The registration hooks (``npcbridge_register_*`` in :mod:`npcbridge.hookspecs`) hand each plugin
+a ``register`` callback bound to one :class:`Registry`; nothing else writes into it. The session
+reads :attr:`Registry.handlers`, the HTTP layer :attr:`Registry.routes`, ``welcome``
+:attr:`Registry.features`, plugins their validated settings through
+:meth:`Registry.settings`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from .plugins import PluginLoadError
+
+#: ``async def handler(session, message)``
+HandlerFn = Callable[[Any, Any], Awaitable[None]]
+#: ``route() -> (status, content type, body bytes)``
+Route = Callable[[], tuple[int, str, bytes]]
+
+#: message types the session itself serves; no plugin may take them over
+CORE_TYPES = frozenset({"hello", "say", "cancel", "npc.define", "ping"})
+#: features of the core protocol, always announced first
+CORE_FEATURES = ("stream", "cancel", "emotes", "actions")
+RESERVED_PATHS = frozenset({"/healthz"})
+
+
+class RegistrationError(PluginLoadError):
+    """A plugin registered something that clashes (a type or path twice, a core type)."""
+
+
+@dataclass(frozen=True)
+class MessageHandler:
+    """A registered client message type."""
+
+    type: str
+    fn: HandlerFn
+    #: in flight under its request id while it runs (``max_in_flight``, ``cancel``)
+    cancellable: bool = False
+
+    def __call__(self, session: Any, message: Any) -> Awaitable[None]:
+        """Run the handler for one message."""
+        return self.fn(session, message)
+
+
+@dataclass
+class Registry:
+    """Handlers, routes, features and settings sections of one server."""
+
+    _handlers: dict[str, MessageHandler] = field(default_factory=dict)
+    _routes: dict[str, Route] = field(default_factory=dict)
+    _features: list[str] = field(default_factory=lambda: list(CORE_FEATURES))
+    _settings: dict[str, BaseModel] = field(default_factory=dict)
+
+    @property
+    def handlers(self) -> Mapping[str, MessageHandler]:
+        """Registered message types (read-only)."""
+        return MappingProxyType(self._handlers)
+
+    @property
+    def routes(self) -> Mapping[str, Route]:
+        """Registered HTTP GET paths (read-only)."""
+        return MappingProxyType(self._routes)
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        """``welcome.features`` in announcement order."""
+        return tuple(self._features)
+
+    def add_handler(self, type: str, handler: HandlerFn, cancellable: bool = False) -> None:
+        """The ``register`` of ``npcbridge_register_handlers``."""
+        if not isinstance(type, str) or not type or type in CORE_TYPES:
+            raise RegistrationError(f"register_handlers: {type!r} cannot be registered")
+        if type in self._handlers:
+            raise RegistrationError(f"register_handlers: {type!r} is registered twice")
+        self._handlers[type] = MessageHandler(type, handler, cancellable)
+
+    def add_route(self, path: str, route: Route) -> None:
+        """The ``register`` of ``npcbridge_register_routes``."""
+        if not isinstance(path, str) or not path.startswith("/") or path in RESERVED_PATHS:
+            raise RegistrationError(f"register_routes: {path!r} cannot be registered")
+        if path in self._routes:
+            raise RegistrationError(f"register_routes: {path!r} is registered twice")
+        self._routes[path] = route
+
+    def add_feature(self, name: str) -> None:
+        """The ``register`` of ``npcbridge_register_features`` (a repeated name counts once)."""
+        if not isinstance(name, str) or not name:
+            raise RegistrationError(f"register_features: {name!r} is not a feature name")
+        if name not in self._features:
+            self._features.append(name)
+
+    def add_settings(self, name: str, model: type[BaseModel], extra: Mapping[str, Any]) -> None:
+        """Validate ``extra[name]`` (the ``[extra.<name>]`` table) against ``model``."""
+        if name in self._settings:
+            raise RegistrationError(f"register_settings: {name!r} is registered twice")
+        data = extra.get(name) or {}
+        if not isinstance(data, Mapping):
+            raise RegistrationError(f"extra.{name}: must be a table")
+        try:
+            self._settings[name] = model.model_validate(dict(data))
+        except ValidationError as exc:
+            first = exc.errors(include_url=False, include_input=False)[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise RegistrationError(f"extra.{name}.{where}: {first['msg']}") from None
+
+    def settings(self, name: str) -> BaseModel:
+        """The validated settings section ``name``; KeyError when nobody registered it."""
+        return self._settings[name]
