@@ -43,6 +43,7 @@ from .budget import (
     counters_of,
 )
 from .cache import CachedReply, ResponseCache, cache_key
+from .deadline import StreamDeadline
 from .metrics import Metrics
 from .models import ModelEntry
 from .protocol.errors import ErrorCode, ProtocolError
@@ -407,6 +408,7 @@ class Gateway:
         now = asyncio.get_running_loop().time()
         deadline = now + (self.turn_deadline(turn) - sent)
         first_deadline = min(deadline, now + self.app.config.upstream.first_token_timeout_s)
+        stream_deadline = StreamDeadline(deadline)
         events = provider.stream(request).__aiter__()
         committed = False
         outcome = "cancelled"
@@ -417,9 +419,11 @@ class Gateway:
         try:
             while True:
                 try:
-                    # a timer around the read only, never around a yield to the consumer
-                    async with asyncio.timeout_at(deadline if committed else first_deadline):
-                        event = await events.__anext__()
+                    if committed:
+                        event = await stream_deadline.next(events)
+                    else:  # a timer around the read only, never around a yield
+                        async with asyncio.timeout_at(first_deadline):
+                            event = await events.__anext__()
                 except StopAsyncIteration:
                     event = StreamDone(finish="stop")  # a provider that sends no end event
                 except TimeoutError:
@@ -465,6 +469,7 @@ class Gateway:
             breaker.release()
             raise
         finally:
+            stream_deadline.close()
             aclose = getattr(events, "aclose", None)
             if aclose is not None:
                 await aclose()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from npcbridge.client import NpcBridgeError
+from npcbridge.deadline import StreamDeadline
 from npcbridge.process import configure_logging, redact
 from npcbridge.protocol import encode, unpack
 from npcbridge.providers.openai_compat import OpenAICompatProvider
@@ -293,3 +295,38 @@ def test_redact_finds_credentials_in_every_shape(text: str) -> None:
     clean = redact(text)
     assert "s3cr3t" not in clean and "[redacted]" in clean, clean
     assert redact("the authorization of the guild") == "the authorization of the guild"
+
+
+async def _ticks(gap: float) -> AsyncIterator[int]:
+    n = 0
+    while True:
+        await asyncio.sleep(gap)
+        n += 1
+        yield n
+
+
+async def test_stream_deadline_interrupts_a_read_and_leaves_other_cancels_alone() -> None:
+    loop = asyncio.get_running_loop()
+    deadline = StreamDeadline(loop.time() + 0.15)
+    ticks = _ticks(0.05).__aiter__()
+    got = []
+    with pytest.raises(TimeoutError):
+        while True:
+            got.append(await deadline.next(ticks))
+    assert 1 <= len(got) <= 3 and loop.time() < deadline.when + 0.05
+    with pytest.raises(TimeoutError):  # a read after the instant fails at once
+        await deadline.next(_ticks(10).__aiter__())
+    deadline.close()
+
+    async def reader() -> None:
+        slow = StreamDeadline(loop.time() + 10)
+        try:
+            await slow.next(_ticks(10).__aiter__())
+        finally:
+            slow.close()
+
+    task = asyncio.create_task(reader())
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
