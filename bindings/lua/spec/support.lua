@@ -163,4 +163,27 @@ function S.same(a, b, path)
   return true
 end
 
+-- WebSocket frames -----------------------------------------------------------------------------
+-- a server frame (unmasked), with reserved bits `rsv` set when given
+function S.server_frame(opcode, payload, fin, rsv)
+  local f = require("npcbridge.wsproto").encode_frame(opcode, payload, fin)
+  if rsv then f = string.char(f:byte(1) + rsv * 16) .. f:sub(2) end
+  return f
+end
+
+-- decode the frames a client sent (checking each is masked)
+local luassert = require("luassert") -- busted's `assert`, which only spec files see as a global
+function S.client_frames(bytes)
+  local p = require("npcbridge.wsproto").Parser.new()
+  p:feed(bytes)
+  local out = {}
+  while true do
+    local f = p:next()
+    if not f then break end
+    luassert.is_true(f.masked, "client frames must be masked (5.1)")
+    out[#out + 1] = f
+  end
+  return out
+end
+
 return S
