@@ -20,7 +20,7 @@ from .plugins import PluginManager, make_plugin_manager
 from .protocol.errors import ErrorCode, ProtocolError
 from .protocol.messages import Persona
 from .providers.base import Provider, UpstreamError
-from .registry import Registry, Route
+from .registry import MessageHandler, Registry, Route
 from .stores import Store, open_store
 
 log = logging.getLogger("npcbridge")
@@ -67,9 +67,9 @@ class App:
         return self.registry.features
 
     @property
-    def handlers(self) -> dict[str, Any]:
+    def handlers(self) -> Mapping[str, MessageHandler]:
         """Message types served by ``npcbridge_register_handlers`` (read-only)."""
-        return _LegacyHandlers(self.registry)
+        return self.registry.handlers
 
     @property
     def http_routes(self) -> Mapping[str, Route]:
@@ -100,7 +100,6 @@ class App:
                 "replies from the 'offline' provider, not from an LLM"
             )
         self.store = await open_store(self.config.store.url)
-        self.registry.add_feature("memory")  # TODO(plugins): the memory plugin registers it
         await self.plugins.call("npcbridge_startup", app=self)
         registry = self.registry
         await self.plugins.call(
@@ -190,14 +189,3 @@ class App:
         if persona is None:
             raise ProtocolError(ErrorCode.UNKNOWN_NPC, "field 'npc': unknown npc; define it first")
         return persona
-
-
-class _LegacyHandlers(dict[str, Any]):
-    """TODO(plugins): transitional ``app.handlers[type] = fn`` until memory registers."""
-
-    def __init__(self, registry: Registry) -> None:
-        super().__init__(registry.handlers)
-        self.registry = registry
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self.registry.add_handler(key, value)

@@ -281,8 +281,3 @@ def make_plugin_manager(
     for loaded in pm.loaded:
         log.info("%s", loaded.describe())
     return pm
-
-
-async def call_first(pm: PluginManager, hook_name: str, **kwargs: Any) -> Any:
-    """TODO(plugins): transitional alias of ``pm.call`` for the session's extension call."""
-    return await pm.call(hook_name, **kwargs)

@@ -273,3 +273,23 @@ def test_call_modes_drive_dispatch() -> None:
     )
     with pytest.raises(TypeError, match="must be synchronous"):
         pm.call_sync("npcbridge_shutdown", app=None)
+
+
+async def test_an_edited_turn_text_goes_upstream_but_the_history_keeps_the_players_line(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    b = await start_bridge(fake_upstream, tmp_path, plugins=("sample_plugins:Shouting",))
+    try:
+        async with await b.client() as client:
+            first = await client.say("blacksmith", "p1", "[[reply:aye]] please")
+            await asyncio.wait_for(first.text(), 5)
+            second = await client.say("blacksmith", "p1", "[[reply:so]] again")
+            await asyncio.wait_for(second.text(), 5)
+        assert fake_upstream.requests[0].body["messages"][-1]["content"] == "[[reply:aye]] "
+        assert b.app.store is not None
+        stored = await b.app.store.recent_turns("blacksmith", "p1", 5)
+        assert [t.user_text for t in stored] == ["[[reply:aye]] please", "[[reply:so]] again"]
+        history = [m["content"] for m in fake_upstream.requests[1].body["messages"]]
+        assert "[[reply:aye]] please" in history  # the next prompt remembers what was said
+    finally:
+        await b.close()

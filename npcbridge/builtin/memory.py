@@ -25,13 +25,14 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..hookspecs import hookimpl
 from ..memory.handlers import MemoryHandlers
 from ..memory.recall import memory_message, ranked, within_budget
-from ..memory.settings import MemorySettings, load_settings
+from ..memory.settings import MemorySettings
 from ..memory.summarize import Summarizer
 from ..memory.tokens import fit_window, message_tokens, turn_messages
 from ..stores.base import Store, TurnRecord
@@ -70,14 +71,22 @@ class Plugin:
         self.app = app
         self.settings = MemorySettings()
         self.summarizer = Summarizer(app, self.settings)
+        self.handlers = MemoryHandlers(self.settings, self.summarizer)
         self.writes: WriteQueue | None = None
 
     # ---------------------------------------------------------------- lifecycle
 
     @hookimpl
+    def npcbridge_register_settings(self, register: Callable[..., None]) -> None:
+        """``[extra.memory]``."""
+        register("memory", MemorySettings)
+
+    @hookimpl
     def npcbridge_startup(self, app: App) -> None:
-        """Read ``[extra.memory]`` and serve the ``memory.*`` messages."""
-        self.settings = load_settings(app.config.extra)
+        """Take the validated ``[extra.memory]``; open the write queue and the summarizer."""
+        settings = app.plugin_settings("memory")
+        assert isinstance(settings, MemorySettings)
+        self.settings = settings
         if app.store is not None:
             metrics = app.gateway.metrics
             self.writes = WriteQueue(
@@ -87,7 +96,17 @@ class Plugin:
             )
             metrics.memory_writes_queued.set_function(lambda: self.writes_pending)
         self.summarizer = Summarizer(app, self.settings, self.writes)
-        MemoryHandlers(self.settings, self.summarizer, self.writes).register(app.handlers)
+        self.handlers = MemoryHandlers(self.settings, self.summarizer, self.writes)
+
+    @hookimpl
+    def npcbridge_register_handlers(self, register: Callable[..., None]) -> None:
+        """Serve the ``memory.*`` messages."""
+        self.handlers.register(register)
+
+    @hookimpl
+    def npcbridge_register_features(self, register: Callable[[str], None]) -> None:
+        """Announce ``memory``."""
+        register("memory")
 
     @property
     def writes_pending(self) -> int:
@@ -232,7 +251,7 @@ class Plugin:
         record = TurnRecord(
             npc=turn.npc,
             player=turn.player,
-            user_text=turn.text,
+            user_text=turn.player_text,  # hooks may have edited turn.text for the upstream
             reply_text=text,
             status=status_of(finish),
             finish=finish,

@@ -8,10 +8,10 @@
   the NPC would recall for ``text``, best first, each with ``score``. Querying does not count
   as recalling (recency is left unchanged).
 
-Handlers run inline in the connection's receive loop, so a ``memory.add`` is stored before the
-next message of that connection (a ``say`` right after it already recalls the fact). While the
-store cannot be reached a ``memory.add`` is queued (and answered ``ok``), replayed in order when
-the store is back; ``memory.forget`` and ``memory.query`` answer a retryable ``internal``.
+Each message runs as its own task (registered through ``npcbridge_register_handlers``): a
+``say`` sent after a ``memory.add`` was answered ``ok`` recalls the fact. While the store cannot
+be reached a ``memory.add`` is queued (and answered ``ok``), replayed in order when the store is
+back; ``memory.forget`` and ``memory.query`` answer a retryable ``internal``.
 """
 
 from __future__ import annotations
@@ -71,11 +71,11 @@ class MemoryHandlers:
         self.summarizer = summarizer
         self.writes = writes
 
-    def register(self, handlers: dict[str, Any]) -> None:
-        """Install into ``app.handlers``."""
-        handlers["memory.add"] = _guarded(self.add, self.writes)
-        handlers["memory.forget"] = _guarded(self.forget, self.writes)
-        handlers["memory.query"] = _guarded(self.query, self.writes)
+    def register(self, register: Callable[..., None]) -> None:
+        """Serve the three types through ``npcbridge_register_handlers``'s ``register``."""
+        register("memory.add", _guarded(self.add, self.writes))
+        register("memory.forget", _guarded(self.forget, self.writes))
+        register("memory.query", _guarded(self.query, self.writes))
 
     @staticmethod
     def _store(session: Any, request_id: Any) -> Store:

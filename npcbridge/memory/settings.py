@@ -10,9 +10,7 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class MemorySettings(BaseModel):
@@ -47,16 +45,3 @@ class MemorySettings(BaseModel):
     shutdown_wait_s: float = Field(default=10.0, ge=0)
     #: memory writes kept while the store cannot be reached; beyond it the oldest are dropped
     write_queue_max: int = Field(default=10_000, ge=1)
-
-
-def load_settings(extra: dict[str, Any]) -> MemorySettings:
-    """Settings from ``config.extra``; raises ValueError with one line naming a bad field."""
-    data = extra.get("memory", {})
-    if not isinstance(data, dict):
-        raise ValueError("extra.memory: must be a table")
-    try:
-        return MemorySettings.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ValueError(f"extra.memory.{where}: {first['msg']}") from None
