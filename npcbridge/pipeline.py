@@ -95,6 +95,7 @@ class Pipeline:
             tools=turn.tools or None,
             params=dict(turn.params),
             persona_name=turn.persona.name,
+            kind=turn.kind,
         )
         return turn.model, request
 

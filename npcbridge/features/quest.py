@@ -8,7 +8,12 @@
 4. Still invalid: parse the answers as the seed's plain-text layout (``标题:``/``描述:``/``目标:``/
    ``奖励:``, English labels too), and as a last resort ask for that layout explicitly.
 
-Only a validated quest is ever sent; otherwise the request gets ``error`` ``upstream_error``.
+Only a validated quest is ever sent; otherwise the request gets ``error`` ``upstream_error``
+naming the rule the answers broke (a parse failure only when no answer parsed at all).
+Offline (the chosen model is the ``offline`` provider's) no request is made: a canned quest
+(:func:`npcbridge.providers.offline.offline_quest`) is built to the difficulty's counts and
+validated like a model's answer (``source`` ``offline``); a declared game field its canned
+values cannot satisfy answers ``upstream_error`` with ``retryable: false``.
 Difficulty is concrete (see :data:`DIFFICULTIES` and ``docs/features.md``).
 """
 
@@ -26,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..protocol.errors import DecodeError, ErrorCode, ProtocolError
 from ..protocol.messages import Persona, QuestGenerate
 from ..providers.base import ProviderRequest
+from ..providers.offline import offline_quest, offline_value
 from ..turn import Turn, Usage
 from .settings import QuestSettings
 from .upstream import Completion, complete
@@ -108,7 +114,13 @@ class QuestModel(BaseModel):
 
 
 class QuestInvalid(ValueError):
-    """A candidate quest did not validate; the message is fed back to the model."""
+    """A candidate quest did not validate; the message is fed back to the model. ``rule`` is
+    True when the answer parsed and broke a rule (a count, a length, a field's schema), False
+    when it could not be read at all."""
+
+    def __init__(self, message: str, *, rule: bool = False) -> None:
+        super().__init__(message)
+        self.rule = rule
 
 
 def check_fields(fields: dict[str, dict[str, Any]], request_id: Any) -> None:
@@ -167,7 +179,7 @@ def validate_quest(data: Any, difficulty: str, fields: dict[str, dict[str, Any]]
             f"{'.'.join(str(p) for p in e['loc']) or 'quest'}: {e['msg']}"
             for e in exc.errors(include_url=False, include_input=False)
         ]
-        raise QuestInvalid("; ".join(problems[:5])) from None
+        raise QuestInvalid("; ".join(problems[:5]), rule=True) from None
     rule = DIFFICULTIES[difficulty]
     problems = []
     lo, hi = rule.objectives
@@ -196,10 +208,12 @@ def validate_quest(data: Any, difficulty: str, fields: dict[str, dict[str, Any]]
             continue
         errors = sorted(Draft202012Validator(schema).iter_errors(data[name]), key=str)
         if errors:
-            problems.append(f"{name}: {errors[0].message}")
+            # the keyword, not jsonschema's message: that one quotes the value
+            where = "".join(f"[{p!r}]" for p in errors[0].absolute_path)
+            problems.append(f"{name}{where}: breaks its schema's {errors[0].validator!r} rule")
         quest[name] = data[name]
     if problems:
-        raise QuestInvalid("; ".join(problems[:5]))
+        raise QuestInvalid("; ".join(problems[:5]), rule=True)
     return quest
 
 
@@ -407,11 +421,15 @@ class QuestGenerator:
             app=self.app,
         )
         model = await self._model(turn)
+        if model.provider == "offline":
+            return self.offline(msg, persona, model.id)
         usage = Usage()
         cost = 0.0
         attempts = 0
         answers: list[str] = []
         last_problem = "no answer"
+        #: the last answer that parsed but broke a rule: what the error reports
+        rule_problem: str | None = None
         model_id = model.id
 
         async def ask(
@@ -463,6 +481,7 @@ class QuestGenerator:
             return outcome(validate_quest(parse_json(first), msg.difficulty, fields), "json")
         except QuestInvalid as exc:
             last_problem = str(exc)
+            rule_problem = last_problem if exc.rule else rule_problem
         if self.settings.repair:
             repair = [
                 *messages,
@@ -480,13 +499,14 @@ class QuestGenerator:
                 )
             except QuestInvalid as exc:
                 last_problem = str(exc)
+                rule_problem = last_problem if exc.rule else rule_problem
         for answer in reversed(answers):
             try:
                 return outcome(
                     validate_quest(parse_text(answer, fields), msg.difficulty, fields), "text"
                 )
-            except QuestInvalid:
-                continue
+            except QuestInvalid as exc:
+                rule_problem = rule_problem or (str(exc) if exc.rule else None)
         if self.settings.text_fallback:
             plain = [
                 {"role": "system", "content": system_prompt(msg, persona, "text")},
@@ -499,12 +519,39 @@ class QuestGenerator:
                 )
             except QuestInvalid as exc:
                 last_problem = str(exc)
+                rule_problem = rule_problem or (last_problem if exc.rule else None)
+        # a model samples: the same request may well succeed when asked again
         raise ProtocolError(
             ErrorCode.UPSTREAM_ERROR,
-            f"the model did not produce a valid quest ({last_problem})",
+            f"the model did not produce a valid quest: {rule_problem or last_problem}",
             request_id=msg.id,
             retryable=True,
         )
+
+    def offline(self, msg: QuestGenerate, persona: Persona, model_id: str) -> QuestOutcome:
+        """A canned quest (no request), validated like a model's answer; a declared field the
+        canned values cannot satisfy is an error that asking again cannot change."""
+        rule = DIFFICULTIES[msg.difficulty]
+        fields = msg.fields or {}
+        giver = persona.name[:1].upper() + persona.name[1:]
+        gold = (rule.gold[0] + rule.gold[1]) // 2 // 5 * 5
+        data = offline_quest(
+            giver, msg.theme, rule.objectives[0], rule.rewards[0], gold, rule.scope
+        )
+        data.update({name: offline_value(schema) for name, schema in fields.items()})
+        try:
+            quest = validate_quest(data, msg.difficulty, fields)
+        except QuestInvalid as exc:
+            raise ProtocolError(
+                ErrorCode.UPSTREAM_ERROR,
+                f"offline mode cannot write this quest: {exc}; a model (GROQ_API_KEY) can",
+                request_id=msg.id,
+                retryable=False,
+            ) from None
+        quest["difficulty"] = msg.difficulty
+        if msg.npc:
+            quest["giver"] = msg.npc
+        return QuestOutcome(quest, "offline", model_id, Usage(), 0.0, 0)
 
 
 def quest_frame(request_id: Any, outcome: QuestOutcome) -> dict[str, Any]:

@@ -194,6 +194,7 @@ class Summarizer:
             max_tokens=self.settings.summary_max_tokens,
             temperature=0.2,
             persona_name=persona.name,
+            kind="summary",
         )
         parts: list[str] = []
         async for event in self.app.gateway.stream(turn, model, request):

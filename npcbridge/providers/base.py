@@ -24,6 +24,9 @@ class ProviderRequest:
     params: dict[str, Any] = field(default_factory=dict)
     #: a hint the offline provider uses to stay in character
     persona_name: str | None = None
+    #: what the turn is (``say``, ``bark``, ``scene``, ``summary``...): a hint for the offline
+    #: provider, which answers each kind with fitting canned content
+    kind: str = "say"
 
 
 @dataclass
