@@ -17,8 +17,9 @@
 ---@class npcbridge.websocket
 local M = { _VERSION = "0.1.0" }
 
-local base = (...):match("^(.-)[^%.]+$") or ""
+local base = (...) and (...):match("^(.-)[^%.]+$") or ""
 local wsproto = require(base .. "wsproto")
+local url = require(base .. "url")
 local socket = require("socket")
 
 local sub, find = string.sub, string.find
@@ -27,24 +28,7 @@ local sub, find = string.sub, string.find
 ---@param url string
 ---@return table|nil parts
 ---@return string|nil err
-function M.parse_url(url)
-  local scheme, rest = url:match("^(wss?)://(.*)$")
-  if not scheme then return nil, "url must start with ws:// or wss://" end
-  local hostport, path = rest:match("^([^/?#]*)(.*)$")
-  if path == "" then path = "/" end
-  if sub(path, 1, 1) == "?" then path = "/" .. path end
-  path = path:gsub("#.*$", "")
-  local host, port
-  if sub(hostport, 1, 1) == "[" then
-    host, port = hostport:match("^%[([^%]]+)%]:?(%d*)$")
-  else
-    host, port = hostport:match("^([^:]+):?(%d*)$")
-  end
-  if not host or host == "" then return nil, "url has no host" end
-  local secure = scheme == "wss"
-  port = tonumber(port) or (secure and 443 or 80)
-  return { scheme = scheme, host = host, port = port, path = path, secure = secure }
-end
+M.parse_url = url.parse_url
 
 ---@class npcbridge.websocket.Options
 ---@field max_message number|nil largest incoming message in bytes (default 16 MiB); bigger: close 1009

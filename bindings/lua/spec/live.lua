@@ -45,4 +45,12 @@ function L.post_async(url)
   return req
 end
 
+--- A loopback port nothing listens on (bound by the OS, then released).
+function L.refused_port()
+  local s = assert(socket.bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return port
+end
+
 return L
