@@ -2,10 +2,12 @@ class_name NPCBridgeRequest
 extends RefCounted
 ## One request sent to the npcbridge server and everything the server answered to it.
 ##
-## [NPCBridgeConnection] creates these and matches the server's messages to them by [member id].
-## A request is [member done] after its final answer ([code]ok[/code], [code]reply.end[/code],
-## [code]quest[/code], [code]memory[/code], [code]error[/code] ...) or after a client-side failure
-## (connection lost, timeout). Failures are values: check [method is_ok] and [member error_code].
+## [NPCBridgeProtocol] creates these and hands each the server's messages with its [member id]
+## ([NPCBridgeRouter] decides which message ends it). A request is [member done] after its
+## final answer ([code]ok[/code], [code]reply.end[/code], [code]quest[/code],
+## [code]memory[/code], [code]scene.done[/code], [code]error[/code] ...) or after a client-side
+## failure (not connected, connection lost, timeout). Failures are values: check
+## [method is_ok] and [member error_code].
 ## [codeblock]
 ## var request := NPCBridge.request("memory.query", {"npc": "blacksmith", "player": "p1"})
 ## await request.wait()
@@ -19,17 +21,23 @@ extends RefCounted
 signal message_received(message: Dictionary)
 ## Emitted once, when the request is done (succeeded or failed).
 signal finished(request: NPCBridgeRequest)
+## Emitted when an NPC of this [code]scene.say[/code]'s scene starts a reply: [param reply] is
+## a request of its own (type [constant NPCBridgeRouter.SCENE_REPLY], id
+## [code]"<this id>/<n>"[/code]) that streams and ends like a [code]say[/code].
+signal scene_reply_started(reply: NPCBridgeRequest)
 
-## Messages that stream before a request's final answer.
-const STREAMING_TYPES: Array[String] = ["reply.start", "reply.delta", "emote", "action"]
 ## Client-side error code: the connection closed before the answer came.
 const CONNECTION_LOST := "connection_lost"
-## Client-side error code: the request could not be sent (not connected, encoding failed ...).
+## Client-side error code: the request could not be sent (the connection is closed, encoding
+## failed ...).
 const NOT_SENT := "not_sent"
+## Client-side error code: the request waited [member NPCBridgeProtocol.queue_timeout_s] for a
+## connection to the server, which did not open.
+const NOT_CONNECTED := "not_connected"
 ## Client-side error code: no answer within the connection's request timeout.
 const TIMEOUT := "timeout"
 
-## The request id (an int chosen by the connection).
+## The request id (an int chosen by the connection, or the id given in the request's fields).
 var id: Variant = null
 ## The message type, e.g. [code]"say"[/code].
 var type: String = ""
@@ -37,6 +45,11 @@ var type: String = ""
 var message: Dictionary = {}
 ## Every message received for this request, in order.
 var messages: Array[Dictionary] = []
+## True once a server message for this request arrived (a scene reply counts for its
+## [code]scene.say[/code]).
+var seen: bool = false
+## The replies of this [code]scene.say[/code]'s exchange, in the order they started.
+var scene_replies: Array[NPCBridgeRequest] = []
 ## The final answer ([code]ok[/code], [code]reply.end[/code], ...); empty until done or on error.
 var response: Dictionary = {}
 ## True once the request has its final answer or has failed.
@@ -52,8 +65,8 @@ var retryable: bool = false
 var retry_after_ms: int = 0
 ## Time (msec since engine start) of the last activity: sending or a message received.
 var last_activity_msec: int = 0
-## The [NPCBridgeConnection] that sent the request (a weak reference; set by the connection).
-var connection_ref: WeakRef = null
+## The [NPCBridgeProtocol] that sent the request (a weak reference; set by the protocol).
+var protocol_ref: WeakRef = null
 
 
 func _init(request_type: String = "", request_id: Variant = null) -> void:
@@ -78,40 +91,54 @@ func wait() -> NPCBridgeRequest:
 
 
 ## Asks the server to stop working on this request (a [code]cancel[/code] message). A streamed
-## reply then ends with finish [code]"cancelled"[/code] and the text so far.
+## reply then ends with finish [code]"cancelled"[/code] and the text so far. A scene reply is
+## stopped through its [code]scene.say[/code] (cancel that request, or send
+## [code]scene.interrupt[/code]); here it gives [constant ERR_UNAVAILABLE].
 func cancel() -> Error:
 	if done:
 		return ERR_ALREADY_EXISTS
-	var connection: NPCBridgeConnection = connection_ref.get_ref() if connection_ref else null
-	if connection == null:
+	if type == NPCBridgeRouter.SCENE_REPLY:
+		return ERR_UNAVAILABLE
+	var protocol: Object = protocol_ref.get_ref() if protocol_ref else null
+	if protocol == null:
 		return ERR_UNCONFIGURED
-	return connection.send_message({"type": "cancel", "id": id})
+	return protocol.send_message({"type": "cancel", "id": id})
 
 
-## Called by the connection for each message with this request's id.
-func handle_message(incoming: Dictionary) -> void:
+## Records [param incoming], a server message with this request's id ([NPCBridgeProtocol] calls
+## it); [param final] is true when the message ends the request. A final [code]error[/code]
+## fails the request (a [code]reply.end[/code] with finish "error" before it stays in
+## [member response]); any other final message is the [member response].
+func receive(incoming: Dictionary, final: bool) -> void:
 	if done:
 		return
+	seen = true
 	last_activity_msec = Time.get_ticks_msec()
 	messages.append(incoming)
 	message_received.emit(incoming)
-	var kind: String = incoming.get("type", "")
-	if kind in STREAMING_TYPES:
-		return
-	if kind == "reply.end" and incoming.get("finish", "") == "error":
-		# An `error` with the same id follows; keep the partial reply and wait for it.
+	var kind: Variant = incoming.get("type")
+	if kind is String and kind == "reply.end":
 		response = incoming
+	if not final:
 		return
-	if kind == "error":
+	if kind is String and kind == "error":
 		fail(
 			str(incoming.get("code", "internal")),
 			str(incoming.get("message", "")),
-			bool(incoming.get("retryable", false)),
-			int(incoming.get("retry_after_ms", 0))
+			incoming.get("retryable") is bool and incoming["retryable"],
+			_whole(incoming.get("retry_after_ms"))
 		)
 		return
 	response = incoming
 	_finish()
+
+
+## Adds [param reply], a scene reply of this [code]scene.say[/code] ([NPCBridgeRouter] calls it).
+func add_scene_reply(reply: NPCBridgeRequest) -> void:
+	seen = true
+	last_activity_msec = Time.get_ticks_msec()
+	scene_replies.append(reply)
+	scene_reply_started.emit(reply)
 
 
 ## Ends the request as failed (used by the connection for client-side failures too).
@@ -123,6 +150,10 @@ func fail(code: String, text: String, can_retry: bool = false, after_ms: int = 0
 	retryable = can_retry
 	retry_after_ms = after_ms
 	_finish()
+
+
+static func _whole(value: Variant) -> int:
+	return int(value) if value is int or value is float else 0
 
 
 func _finish() -> void:
