@@ -18,7 +18,7 @@ import logging
 import secrets
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from websockets.asyncio.connection import Connection
 from websockets.exceptions import ConnectionClosed
@@ -62,6 +62,7 @@ MAX_RATE_BUCKETS = 1024
 STREAM_FRAMES = frozenset({"reply.start", "reply.delta", "emote", "action"})
 
 Handler = Callable[["Session", Message], Awaitable[None]]
+S = TypeVar("S")
 
 
 class TokenBucket:
@@ -98,6 +99,8 @@ class Session:
         self.turns: dict[str | int, asyncio.Task[None]] = {}
         #: handlers running as their own tasks, not cancellable by id (see _spawn)
         self.handler_tasks: set[asyncio.Task[None]] = set()
+        #: per-connection state of plugins, one instance per class (see plugin_state)
+        self._plugin_state: dict[type, object] = {}
         self.recent: OrderedDict[str | int, None] = OrderedDict()
         self.bad_in_a_row = 0
         self.buckets: OrderedDict[str | None, TokenBucket] = OrderedDict()
@@ -387,8 +390,18 @@ class Session:
         if result is not None:
             await self.app.pipeline.finish(turn, result)
 
-    def track(self, request_id: str | int, coro: Awaitable[None]) -> None:
-        """Run a request handler as a cancellable in-flight task (used by feature handlers)."""
+    def plugin_state(self, kind: type[S]) -> S:
+        """This connection's instance of ``kind``, made by ``kind()`` on first use: where a
+        plugin keeps per-connection state (a feature's open scenes); it ends with the
+        connection."""
+        found = self._plugin_state.get(kind)
+        if found is None:
+            found = self._plugin_state[kind] = kind()
+        return cast(S, found)
+
+    def track(self, request_id: str | int, coro: Awaitable[None]) -> asyncio.Task[None]:
+        """Run a request handler as a cancellable in-flight task (used by feature handlers);
+        returns the task (a ``cancel`` of ``request_id`` cancels it)."""
         try:
             self._admit(request_id)
         except ProtocolError:
@@ -410,7 +423,8 @@ class Session:
             finally:
                 self.turns.pop(request_id, None)
 
-        self.turns[request_id] = asyncio.create_task(run())
+        task = self.turns[request_id] = asyncio.create_task(run())
+        return task
 
     def _cancel(self, message: Cancel) -> None:
         task = self.turns.get(message.id)
