@@ -9,14 +9,15 @@ survive a restart (SQLite) and are shared between processes (Redis). Keys::
     budget:global:<YYYY-MM-DD>             everything on one UTC day
 
 Admission **reserves** the turn's worst case (its prompt estimate plus its ``max_tokens``, at
-the highest price of the models it may be served by) in every limited scope, atomically in the
+the highest price of the models it may be served by; a budgeted turn that sets no ``max_tokens``
+is sent with ``gateway.budget_max_tokens``) in every limited scope, atomically in the
 store (``reserve_counters``: check and add in one transaction or script); a turn that does not
 fit is refused with ``budget_exceeded`` before anything goes upstream. When the turn ends
 (complete, failed, cancelled) the reservation is **settled**: the difference between the real
 cost and the reserved amount is added. So concurrent turns, in one process or many sharing a
 store, cannot together spend past a limit: a turn is admitted only while the reservations of
 the running turns plus what was spent fit, and a turn's real cost exceeds its reservation only
-when its reply outgrows its ``max_tokens`` estimate (see docs/gateway.md).
+by what its real prompt outgrows the prompt estimate (see docs/gateway.md).
 """
 
 from __future__ import annotations

@@ -178,8 +178,14 @@ class Gateway:
     def price(self, turn: Turn, model: ModelEntry) -> ModelEntry:
         """The entry whose prices ``turn`` pays for ``model`` (an uncatalogued model is priced
         conservatively when a budget applies to the turn, see :class:`UncataloguedPrices`)."""
-        budgeted = any(scope.limit_usd is not None for scope in self.budget_scopes(turn))
-        return self.uncatalogued.entry(model, budgeted)
+        return self.uncatalogued.entry(model, _budgeted(self.budget_scopes(turn)))
+
+    def capped(self, request: ProviderRequest, scopes: list[Scope]) -> ProviderRequest:
+        """``request`` with a ``max_tokens`` cap (``gateway.budget_max_tokens``) when a budget
+        applies and the turn sets none: the reservation is then a true worst case."""
+        if request.max_tokens is not None or not _budgeted(scopes):
+            return request
+        return replace(request, max_tokens=self.app.config.gateway.budget_max_tokens)
 
     def cacheable(self, turn: Turn, request: ProviderRequest) -> bool:
         """Whether the reply may come from, and go into, the response cache."""
@@ -203,6 +209,11 @@ class Gateway:
     ) -> AsyncIterator[StreamEvent]:
         """Yield the events of the turn's reply; raise :class:`UpstreamError` or
         :class:`ProtocolError` when it cannot be served."""
+        scopes = self.budget_scopes(turn)
+        # rate limits keep the expected reply size; budgets reserve the cap that goes upstream
+        prompt_tokens, output_tokens = self.estimate_tokens(request)
+        rate_tokens = prompt_tokens + output_tokens
+        request = self.capped(request, scopes)
         key = cache_key(request) if self.cacheable(turn, request) else None
         if key is not None:
             hit = self.cache.get(key)
@@ -218,20 +229,18 @@ class Gateway:
             self.metrics.cache_misses.inc()
 
         # reserve the worst case: the whole max_tokens on the priciest model of the chain
-        prompt_tokens, output_tokens = self.estimate_tokens(request)
+        output_cap = request.max_tokens or output_tokens  # capped whenever a budget applies
         worst = max(
-            self.price(turn, entry).cost_usd(prompt_tokens, output_tokens)
+            self.price(turn, entry).cost_usd(prompt_tokens, output_cap)
             for entry in self.chain(turn, model)
         )
         try:
-            reservation = await self.budgets.reserve(
-                self.budget_scopes(turn), worst, turn.request_id
-            )
+            reservation = await self.budgets.reserve(scopes, worst, turn.request_id)
         except ProtocolError:
             self.metrics.budget_refusals.inc()
             raise
         try:
-            async for event in self._serve(turn, model, request, reservation, key):
+            async for event in self._serve(turn, model, request, reservation, key, rate_tokens):
                 yield event
         finally:
             try:
@@ -246,14 +255,13 @@ class Gateway:
         request: ProviderRequest,
         reservation: Reservation,
         key: str | None,
+        tokens: int,
     ) -> AsyncIterator[StreamEvent]:
         retry = self.app.config.retry
         now = time.perf_counter()
         turn_deadline = self.turn_deadline(turn)
         wait_deadline = min(turn.started_at + self.latency_budget_s(turn), turn_deadline)
         total_deadline = now + retry.max_total_ms / 1000
-        prompt_tokens, output_tokens = self.estimate_tokens(request)
-        tokens = prompt_tokens + output_tokens
         client = turn.player or f"npc:{turn.npc}"
         last: BaseException | None = None
         chain = self.chain(turn, model)
@@ -546,6 +554,11 @@ class _BreakerOpen(Exception):
         super().__init__(f"circuit breaker of {model} is open")
         self.retry_after = retry_after
         self.cause = cause if isinstance(cause, UpstreamError) else None
+
+
+def _budgeted(scopes: list[Scope]) -> bool:
+    """Whether a budget limits one of ``scopes``."""
+    return any(scope.limit_usd is not None for scope in scopes)
 
 
 def _reason(exc: UpstreamError) -> str:

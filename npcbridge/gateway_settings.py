@@ -32,8 +32,11 @@ class GatewaySettings(_Section):
     )
     #: when less than this fraction of a budget is left, selection steps down one tier
     low_budget_fraction: float = Field(default=0.2, ge=0, le=1)
-    #: output tokens assumed for admission estimates when a turn sets no ``max_tokens``
+    #: output tokens assumed for rate-limit estimates when a turn sets no ``max_tokens``
     expected_output_tokens: int = Field(default=200, ge=1)
+    #: the ``max_tokens`` sent upstream, and reserved, for a turn that sets none while a budget
+    #: applies to it: a reply cannot outgrow its reservation
+    budget_max_tokens: int = Field(default=1024, ge=1)
     #: the longest a turn may take from its request to the end of the upstream's reply
     #: (waits, retries and streaming included); past it the reply ends with an error
     turn_deadline_s: float = Field(default=60.0, gt=0)

@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from test_memory_processes import serve_env, serving
 
 from npcbridge.client import Client, NpcBridgeError
+from npcbridge.protocol.messages import Usage
 from npcbridge.stores import Store, open_store
 from npcbridge.testing.bridge import Bridge, start_bridge
 from npcbridge.testing.fake_upstream import FakeUpstream, Reply, count_prompt_tokens
@@ -93,13 +95,16 @@ def worst_turn_usd(fake: FakeUpstream) -> float:
     return max(r.usage["prompt_tokens"] for r in fake.requests if r.usage) / 1000 + 0.1
 
 
-async def say_all(url: str, n: int) -> list[tuple[str, float]]:
+async def say_all(
+    url: str, n: int, words: int = 60, max_tokens: int | None = MAX_TOKENS
+) -> list[tuple[str, float]]:
     """``n`` concurrent says from one player on one connection: (outcome, cost_usd) each."""
+    options = {} if max_tokens is None else {"max_tokens": max_tokens}
     async with await Client.connect(url) as client:
         await client.define_npc("smith", SMITH)
 
         async def one(i: int) -> tuple[str, float]:
-            reply = await client.say("smith", "p1", f"[[words:60]] {i}", max_tokens=MAX_TOKENS)
+            reply = await client.say("smith", "p1", f"[[words:{words}]] {i}", **options)
             try:
                 await reply.text()
             except NpcBridgeError as exc:
@@ -111,15 +116,15 @@ async def say_all(url: str, n: int) -> list[tuple[str, float]]:
 
 
 async def pricey_bridge(fake: FakeUpstream, tmp_path: Path, **overrides: Any) -> Bridge:
-    return await start_bridge(
-        fake,
-        tmp_path,
-        models=[PRICEY],
-        upstream__default_model="pricey",
-        server__max_in_flight=64,
-        budget__per_player_usd_per_day=LIMIT_USD,
+    # a turn without max_tokens is capped (and reserved) at MAX_TOKENS: ~$0.1 of the $1
+    settings: dict[str, Any] = {
+        "upstream__default_model": "pricey",
+        "server__max_in_flight": 64,
+        "budget__per_player_usd_per_day": LIMIT_USD,
+        "gateway__budget_max_tokens": MAX_TOKENS,
         **overrides,
-    )
+    }
+    return await start_bridge(fake, tmp_path, models=[PRICEY], **settings)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
@@ -141,6 +146,24 @@ async def test_concurrent_turns_cannot_overrun_a_budget(
     assert billed_usd(fake_upstream) <= LIMIT_USD + worst
     assert spent == pytest.approx(sum(served))  # settled to the real cost, nothing left held
     assert spent == pytest.approx(billed_usd(fake_upstream))
+
+
+async def test_turns_without_max_tokens_are_capped_so_the_bound_holds(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    # replies of 1,000 tokens, far past the 200 a turn without max_tokens is expected to write
+    fake_upstream.ttft_ms = 300
+    b = await pricey_bridge(fake_upstream, tmp_path, gateway__budget_max_tokens=150)
+    try:
+        outcomes = await say_all(b.url, 32, words=1000, max_tokens=None)
+    finally:
+        await b.close()
+    served = [cost for finish, cost in outcomes if finish in ("stop", "length")]
+    assert served and len(served) < 32
+    assert {r.body.get("max_tokens") for r in fake_upstream.requests} == {150}
+    worst = max(r.usage["prompt_tokens"] for r in fake_upstream.requests if r.usage) / 1000
+    assert billed_usd(fake_upstream) <= LIMIT_USD + worst + 0.15
+    assert sum(served) == pytest.approx(billed_usd(fake_upstream))
 
 
 async def test_two_processes_on_redis_cannot_overrun_a_budget(
@@ -253,6 +276,13 @@ async def test_cancelled_turn_is_charged_an_estimate(
     assert usage["input_tokens"] == count_prompt_tokens(fake_upstream.requests[0].body["messages"])
     assert end["cost_usd"] == pytest.approx((usage["input_tokens"] + usage["output_tokens"]) / 1000)
     assert spent == pytest.approx(end["cost_usd"])  # charged, and the reservation released
+
+
+def test_reply_end_usage_types_estimated() -> None:
+    assert Usage.model_validate({"input_tokens": 1, "estimated": True}).estimated is True
+    assert Usage.model_validate({"input_tokens": 1}).estimated is None
+    with pytest.raises(ValidationError):
+        Usage.model_validate({"estimated": "yes"})
 
 
 async def test_turn_broken_after_deltas_is_charged_an_estimate(

@@ -367,10 +367,12 @@ class ReplyDelta(Message):
 
 
 class Usage(Message):
-    """Tokens the upstream reported for a turn."""
+    """Tokens the upstream reported for a turn, or estimated (``estimated: true``) when it
+    reported none (a cancelled or broken stream)."""
 
     input_tokens: StrictInt = 0
     output_tokens: StrictInt = 0
+    estimated: StrictBool | None = None
 
 
 class Timing(Message):
