@@ -102,8 +102,11 @@ class UnknownModel(KeyError):
 class Catalog:
     """Lookup of model entries by id or alias."""
 
-    def __init__(self, entries: list[ModelEntry]) -> None:
+    def __init__(self, entries: list[ModelEntry], fallback: ModelEntry | None = None) -> None:
         self.entries = list(entries)
+        #: what :meth:`entry` gives for a name the catalog does not know (offline: the offline
+        #: model); None passes the name through as a zero-cost entry
+        self.fallback = fallback
         self._by_name: dict[str, ModelEntry] = {}
         for entry in self.entries:
             for name in (entry.id, *entry.aliases):
@@ -121,6 +124,15 @@ class Catalog:
             return self._by_name[name]
         except KeyError:
             raise UnknownModel(name) from None
+
+    def entry(self, name: str) -> ModelEntry:
+        """The entry for an id or alias; an unknown name gives :attr:`fallback`, else passes
+        through as-is at zero cost (for servers such as Ollama whose models are not in the
+        catalog)."""
+        found = self._by_name.get(name)
+        if found is not None:
+            return found
+        return self.fallback if self.fallback is not None else ModelEntry(id=name)
 
     def get(self, name: str) -> ModelEntry | None:
         """Return the entry for an id or alias, or None."""
