@@ -7,7 +7,7 @@ Modes::
     python -m bench.loadgen idle --ws WS_URL --conns N
 
 Time outside the mock is measured with the stamps the mock puts into every token (the fake
-upstream's ``stamp_tokens``, see ``npcbridge/testing/fake_upstream.py``): for a request sent at
+upstream's ``stamp_tokens``, see ``npcbridge.testing.fake_upstream``): for a request sent at
 ``t0`` whose first token was received at ``t1``, ``overhead = (t1 - t0) - (sent_ns -
 arrival_ns)`` of that first token, i.e. the time to first token minus the mock's own time to
 first token. For every token, ``delay = received - sent_ns``.
