@@ -52,6 +52,7 @@ build = {
     ["npcbridge.wsproto_close"] = "npcbridge/wsproto_close.lua",
     ["npcbridge.wsproto_handshake"] = "npcbridge/wsproto_handshake.lua",
     ["npcbridge.websocket"] = "npcbridge/websocket.lua",
+    ["npcbridge.tcp"] = "npcbridge/tcp.lua",
     ["npcbridge.utf8scan"] = "npcbridge/utf8scan.lua",
     ["npcbridge.random"] = "npcbridge/random.lua",
     ["npcbridge.router"] = "npcbridge/router.lua",

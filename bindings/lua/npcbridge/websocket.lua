@@ -2,7 +2,8 @@
 ---
 --- The game calls `ws:update()` from its loop; every socket is in non-blocking mode
 --- (`settimeout(0)`), so one call returns after at most `max_read` bytes or `max_update_time`
---- seconds of work, whichever comes first. The protocol itself lives in `wsproto` (no I/O).
+--- seconds of work, whichever comes first. The protocol itself lives in `wsproto` (no I/O), the
+--- socket calls (TCP, TLS, reads within a budget) in `tcp`; this module drives both.
 --- The only blocking step is the DNS lookup of a host name in `connect()`; use an IP address
 --- (e.g. 127.0.0.1), or pass one already resolved as the `address` option, to avoid it.
 ---
@@ -20,9 +21,11 @@ local M = { _VERSION = "0.1.0" }
 local base = (...) and (...):match("^(.-)[^%.]+$") or ""
 local wsproto = require(base .. "wsproto")
 local url = require(base .. "url")
+local tcp = require(base .. "tcp")
 local socket = require("socket")
 
 local sub, find = string.sub, string.find
+local ipairs, pcall, require, setmetatable, tostring = ipairs, pcall, require, setmetatable, tostring
 
 --- Parse a ws:// or wss:// URL. Returns {scheme, host, port, path, secure} or nil, err.
 ---@param url string
@@ -91,44 +94,22 @@ function Client:connect()
     self.ssl = ssl
   end
   self.target = self.opts.address or parts.host
-  local tcp
-  if find(self.target, ":", 1, true) and socket.tcp6 then tcp = socket.tcp6() else tcp = socket.tcp() end
-  if not tcp then return nil, "cannot create a TCP socket" end
-  tcp:settimeout(0)
-  if tcp.setoption then pcall(tcp.setoption, tcp, "tcp-nodelay", true) end
-  local ok, cerr = tcp:connect(self.target, parts.port)
-  self.sock = tcp
-  if ok then
-    self:_connected()
-  elseif cerr == "timeout" or cerr == "Operation already in progress" then
-    self.state = "connecting"
-  else
-    tcp:close()
-    self.sock = nil
+  local sock, connected = tcp.open(self.target, parts.port)
+  if not sock then
     self.state = "closed"
-    return nil, "connect: " .. tostring(cerr)
+    return nil, connected
   end
+  self.sock = sock
+  if connected then self:_connected() else self.state = "connecting" end
   return true
 end
 
+-- TCP is connected: TLS first for wss://, then the opening handshake.
 function Client:_connected()
   if self.parts.secure then
-    local params = self.opts.ssl_params
-    if not params then
-      params = { mode = "client", protocol = "any", options = { "all", "no_sslv2", "no_sslv3" } }
-      local f = io.open("/etc/ssl/certs/ca-certificates.crt", "rb")
-      if f then
-        f:close()
-        params.verify = "peer"
-        params.cafile = "/etc/ssl/certs/ca-certificates.crt"
-      else
-        params.verify = "none"
-      end
-    end
-    local conn, err = self.ssl.wrap(self.sock, params)
-    if not conn then return self:_abort("tls: " .. tostring(err)) end
-    if conn.sni then conn:sni(self.parts.host) end
-    conn:settimeout(0)
+    local params = self.opts.ssl_params or tcp.default_tls_params()
+    local conn, err = tcp.wrap_tls(self.ssl, self.sock, params, self.parts.host)
+    if not conn then return self:_abort(err) end
     self.sock = conn
     self.state = "tls"
     return self:_tls_step()
@@ -137,11 +118,9 @@ function Client:_connected()
 end
 
 function Client:_tls_step()
-  local ok, err = self.sock:dohandshake()
-  if ok then return self:_start_handshake() end
-  if err ~= "wantread" and err ~= "wantwrite" and err ~= "timeout" then
-    return self:_abort("tls handshake: " .. tostring(err))
-  end
+  local done, err = tcp.tls_step(self.sock)
+  if done then return self:_start_handshake() end
+  if err then return self:_abort(err) end
 end
 
 function Client:_start_handshake()
@@ -185,33 +164,16 @@ function Client:_flush()
     end
   end
   if self.wpos > #self.wbuf then return true end
-  local last, err, partial = self.sock:send(self.wbuf, self.wpos)
-  last = last or partial
-  if last and last >= self.wpos then self.wpos = last + 1 end
+  local err
+  self.wpos, err = tcp.write(self.sock, self.wbuf, self.wpos)
   if self.wpos > #self.wbuf then self.wbuf, self.wpos = "", 1 end
-  if err and err ~= "timeout" and err ~= "wantwrite" and err ~= "wantread" then return nil, err end
+  if err then return nil, err end
   return true
 end
 
 -- read what is available, up to the per-update budget; returns data, closed_err
 function Client:_read()
-  local parts, total = {}, 0
-  local budget = self.opts.max_read or 1048576
-  local t_end = socket.gettime() + (self.opts.max_update_time or 0.005)
-  while total < budget do
-    local data, err, partial = self.sock:receive(8192)
-    data = data or partial
-    if data and #data > 0 then
-      parts[#parts + 1] = data
-      total = total + #data
-    end
-    if err then
-      if err == "timeout" or err == "wantread" or err == "wantwrite" then break end
-      return table.concat(parts), err
-    end
-    if socket.gettime() > t_end then break end
-  end
-  return table.concat(parts)
+  return tcp.read(self.sock, self.opts.max_read or 1048576, self.opts.max_update_time or 0.005)
 end
 
 function Client:_handle_events(events)
@@ -260,14 +222,11 @@ function Client:update()
   -- work the protocol deferred until the application had seen the messages before it
   local resume = self.proto ~= nil and self.proto:pending()
   if st == "connecting" then
-    local _, writable = socket.select(nil, { self.sock }, 0)
-    if writable and #writable > 0 then
-      local ok, err = self.sock:connect(self.target, self.parts.port)
-      if ok or err == "already connected" then
-        self:_connected()
-      else
-        self:_abort("connect: " .. tostring(err))
-      end
+    local done, err = tcp.finish_connect(self.sock, self.target, self.parts.port)
+    if done then
+      self:_connected()
+    elseif err then
+      self:_abort(err)
     elseif now > self.deadline then
       self:_abort("connect: timed out")
     end
