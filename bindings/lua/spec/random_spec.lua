@@ -4,7 +4,7 @@
 -- Load `name` afresh with /dev/urandom unreadable (as on Windows), then restore everything.
 local function load_without_urandom(name)
   local saved_open, saved = io.open, {}
-  for _, m in ipairs({ "npcbridge.random", "npcbridge.wsproto", name }) do
+  for _, m in ipairs({ "npcbridge.random", "npcbridge.wsproto", "npcbridge.wsproto_handshake", name }) do
     saved[m], package.loaded[m] = package.loaded[m], nil
   end
   io.open = function(path, ...)
