@@ -100,7 +100,7 @@ func _init(adapter: NPCBridgeSocket) -> void:
 	_adapter = adapter
 	_adapter.opened.connect(_on_opened)
 	_adapter.received.connect(_on_received)
-	_adapter.closed.connect(func(code: int, reason: String) -> void: _drop(code, reason, true))
+	_adapter.closed.connect(_on_closed)
 	_adapter.polled.connect(_on_polled)
 
 
@@ -226,6 +226,10 @@ func _on_opened() -> void:
 	send_message(hello)
 
 
+func _on_closed(code: int, reason: String) -> void:
+	_drop(code, reason, true)
+
+
 func _on_received(data: PackedByteArray, is_text: bool) -> void:
 	if is_text:
 		error_received.emit("bad_message", "the server sent a text frame", null)
@@ -293,9 +297,14 @@ func _make_request(type: String, fields: Dictionary) -> NPCBridgeRequest:
 	handle.message["type"] = type
 	handle.message["id"] = request_id
 	# Connected first, so the request has left the pending table when others hear it finished.
-	handle.finished.connect(router.remove)
-	handle.finished.connect(func(done: NPCBridgeRequest) -> void: _outbox.erase(done))
+	# (A method, not a lambda: a lambda would hold this protocol and make a reference cycle.)
+	handle.finished.connect(_forget)
 	return handle
+
+
+func _forget(handle: NPCBridgeRequest) -> void:
+	router.remove(handle)
+	_outbox.erase(handle)
 
 
 ## Why [param given] cannot be a request id (empty: it can, or none was given).
