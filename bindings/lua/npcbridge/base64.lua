@@ -2,7 +2,7 @@
 ---@class npcbridge.base64
 local M = { _VERSION = "0.1.0" }
 
-local floor, char, byte, sub = math.floor, string.char, string.byte, string.sub
+local floor, char, byte, sub, concat = math.floor, string.char, string.byte, string.sub, table.concat
 
 local ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 local ENC, DEC = {}, {}
@@ -24,7 +24,7 @@ function M.encode(s)
     local c3, c4 = floor(n / 64) % 64, n % 64
     out[#out + 1] = ENC[c1] .. ENC[c2] .. (b and ENC[c3] or "=") .. (c and ENC[c4] or "=")
   end
-  return table.concat(out)
+  return concat(out)
 end
 
 --- Decode base64; returns nil and a message for input that is not canonical padded base64.
@@ -59,7 +59,7 @@ function M.decode(s)
       out[#out + 1] = char(b1)
     end
   end
-  return table.concat(out)
+  return concat(out)
 end
 
 return M

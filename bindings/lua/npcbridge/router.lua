@@ -7,7 +7,9 @@
 ---   r:add(7, "say", record)            -- a message of type "say" was sent under id 7
 ---   local rec, what = r:route(frame)   -- what: "stream" | "partial" | "opened" | "end" | nil
 ---@class npcbridge.router
-local M = {}
+local M = { _VERSION = "0.1.0" }
+
+local setmetatable = setmetatable
 
 -- Frames of a reply in progress: they never end a request.
 M.STREAM_TYPES = { ["reply.start"] = true, ["reply.delta"] = true, ["action"] = true, ["emote"] = true }

@@ -4,7 +4,7 @@
 ---@class npcbridge.sha1
 local M = { _VERSION = "0.1.0" }
 
-local floor, char, byte, format = math.floor, string.char, string.byte, string.format
+local floor, char, byte, format, rep = math.floor, string.char, string.byte, string.format, string.rep
 
 local TWO32 = 4294967296
 
@@ -64,7 +64,7 @@ function M.digest(msg)
   local bits = len * 8
   local pad = 64 - ((len + 9) % 64)
   if pad == 64 then pad = 0 end
-  msg = msg .. "\128" .. string.rep("\0", pad) .. be32(floor(bits / TWO32)) .. be32(bits % TWO32)
+  msg = msg .. "\128" .. rep("\0", pad) .. be32(floor(bits / TWO32)) .. be32(bits % TWO32)
   local h0, h1, h2, h3, h4 = 0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0
   local w = {}
   for chunk = 1, #msg, 64 do

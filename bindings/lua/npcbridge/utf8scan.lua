@@ -2,7 +2,7 @@
 --- messages, close reasons). Well-formed means RFC 3629: no overlong forms, no surrogates,
 --- nothing above U+10FFFF. Pure Lua, arithmetic only.
 ---@class npcbridge.utf8scan
-local M = {}
+local M = { _VERSION = "0.1.0" }
 
 local byte, sub = string.byte, string.sub
 
