@@ -9,13 +9,20 @@ local msgpack = require(base .. "msgpack")
 local websocket = require(base .. "websocket")
 local url = require(base .. "url")
 local errors = require(base .. "errors")
+local random = require(base .. "random")
 local socket = require("socket")
 
 local pairs, ipairs, pcall, require, tostring, assert, type = pairs, ipairs, pcall, require, tostring, assert, type
-local random = math.random
+local byte = string.byte
 local new_error, call = errors.new, errors.call
 
 local function now() return socket.gettime() end
+
+-- A number in [0, 1) from npcbridge.random: the game's math.random is never advanced.
+local function fraction()
+  local a, b = byte(random.bytes(2), 1, 2)
+  return (a * 256 + b) / 65536
+end
 
 --- Open the connection. `on_connect` runs from `update()` once `welcome` arrives.
 --- The one blocking call of the client: it resolves the URL's host name (an IP address needs no
@@ -233,7 +240,7 @@ function M:_lost(err)
     local max = self.opts.reconnect_max or 15
     local delay = initial * 2 ^ (self.attempts - 1)
     if delay > max then delay = max end
-    delay = delay * (0.8 + 0.4 * random()) -- jitter: clients restarted together spread out
+    delay = delay * (0.8 + 0.4 * fraction()) -- jitter: clients restarted together spread out
     self.reconnect_at = now() + delay
     self.state = "waiting"
   else

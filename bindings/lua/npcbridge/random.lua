@@ -1,5 +1,6 @@
 --- Random bytes for the WebSocket handshake key (RFC 6455 section 4.1) and for every frame mask
---- (section 5.3), which must be unpredictable to whoever controls the data being sent.
+--- (section 5.3), which must be unpredictable to whoever controls the data being sent; the
+--- client's reconnect jitter draws from it too.
 ---
 --- The best source the platform offers, chosen once when the module loads (`M.source`):
 ---   "urandom"  /dev/urandom (Linux, macOS, the BSDs; LÖVE on those too)
@@ -8,7 +9,7 @@
 --- It never calls math.random or love.math.random: the game's generators are neither reseeded
 --- nor advanced, so a game that seeds them for reproducible runs keeps its sequences.
 ---@class npcbridge.random
-local M = {}
+local M = { _VERSION = "0.1.0" }
 
 local base = (...) and (...):match("^(.-)[^%.]+$") or ""
 local sha1 = require(base .. "sha1")

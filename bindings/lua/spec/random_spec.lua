@@ -60,6 +60,23 @@ describe("random bytes", function()
     end)
   end)
 
+  it("reconnect delays leave a seeded game sequence intact", function()
+    local L = require("spec.live")
+    local c = require("npcbridge").new({ url = "ws://127.0.0.1:" .. L.refused_port() .. "/",
+      reconnect_initial = 0.01, reconnect_max = 0.02 })
+    math.randomseed(1234)
+    local a = { math.random(1, 1000), math.random(1, 1000) }
+    math.randomseed(1234)
+    math.random(1, 1000)
+    without_game_rng(function()
+      assert(c:connect())
+      L.pump({ c }, function() return c.attempts >= 3 end, 5)
+    end)
+    c:close()
+    assert.is_true(c.attempts >= 3, "it did not reconnect")
+    assert.are.equal(a[2], math.random(1, 1000))
+  end)
+
   it("keeps a seeded game sequence intact", function()
     local _, random = load_without_urandom("npcbridge.random")
     math.randomseed(1234)
