@@ -29,11 +29,24 @@ def _serve_parser(sub: Any) -> None:
 
 def _chat_parser(sub: Any) -> None:
     p = sub.add_parser("chat", help="talk to an NPC from the terminal")
-    p.add_argument("--npc", required=True, help="NPC name (defined in the server's config, or new)")
-    p.add_argument("--url", default="ws://127.0.0.1:8765/")
+    p.add_argument("--npc", required=True, help="NPC id (defined in the server's config, or new)")
+    p.add_argument(
+        "--url",
+        default="ws://127.0.0.1:8765/",
+        help="the server's WebSocket URL, ws:// or wss:// (default: %(default)s)",
+    )
     p.add_argument("--token", help="client token (env NPCBRIDGE_TOKEN)")
-    p.add_argument("--player", default="player")
-    p.add_argument("--persona", help="describe the NPC to define it for this chat")
+    p.add_argument("--player", default="player", help="player id (default: %(default)s)")
+    p.add_argument(
+        "--persona",
+        metavar="DESCRIPTION",
+        help="define the NPC for this chat from a description, e.g. 'A gruff blacksmith.'",
+    )
+    p.add_argument(
+        "--name",
+        help="the name the NPC goes by with --persona (default: from the description, "
+        "'A gruff blacksmith.' -> 'the gruff blacksmith')",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,46 +116,10 @@ async def _run_server(config: Any, plugins: list[str]) -> int:
 def _chat(args: argparse.Namespace) -> int:
     import os
 
+    from .client.chat import chat
+
     token = args.token or os.environ.get("NPCBRIDGE_TOKEN")
-    try:
-        return asyncio.run(_chat_loop(args.url, args.npc, args.player, token, args.persona))
-    except KeyboardInterrupt:
-        return 0
-
-
-async def _chat_loop(
-    url: str, npc: str, player: str, token: str | None, persona: str | None
-) -> int:
-    from .client import Client, NpcBridgeError
-
-    try:
-        client = await Client.connect(url, token=token, client=f"npcbridge-chat/{__version__}")
-    except (OSError, NpcBridgeError) as exc:
-        print(f"npcbridge chat: cannot connect to {url}: {exc}", file=sys.stderr)
-        return 1
-    async with client:
-        models = ", ".join(client.welcome["models"])
-        print(f"connected to {client.welcome['server']} (models: {models})")
-        if persona:
-            await client.define_npc(npc, {"name": npc, "description": persona})
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                line = await loop.run_in_executor(None, input, "you> ")
-            except EOFError:
-                return 0
-            if not line.strip():
-                continue
-            print(f"{npc}> ", end="", flush=True)
-            try:
-                reply = await client.say(npc, player, line)
-                async for delta in reply:
-                    print(delta, end="", flush=True)
-                print()
-                for emote in reply.emotes:
-                    print(f"  *{emote}*")
-            except NpcBridgeError as exc:
-                print(f"\n[error {exc.code}] {exc.message}", file=sys.stderr)
+    return chat(args.url, args.npc, args.player, token, args.persona, args.name)
 
 
 if __name__ == "__main__":

@@ -201,3 +201,118 @@ async def test_serve_settles_the_heap_once_listening(tmp_path: Path) -> None:
         log = await stop(proc)
     match = re.search(r"heap settled: (\d+) start-up objects frozen", head + log)
     assert match and int(match.group(1)) > 10_000
+
+
+async def start_chat(env: dict[str, str], *args: str) -> asyncio.subprocess.Process:
+    """Start ``npcbridge chat`` with pipes on stdin, stdout and stderr."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "npcbridge.cli",
+        "chat",
+        *args,
+        env=env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def read_until(stream: asyncio.StreamReader, needle: str) -> str:
+    """Read ``stream`` until ``needle`` appeared; return everything read."""
+    seen = ""
+    while needle not in seen:
+        chunk = await asyncio.wait_for(stream.read(256), 30)
+        assert chunk, f"stream ended before {needle!r}: {seen!r}"
+        seen += chunk.decode()
+    return seen
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (the OS just gave it out and it was closed)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_chat_failures_to_connect_are_one_line(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    not_npcbridge = "ws://" + fake_upstream.base_url.split("://", 1)[1].split("/", 1)[0] + "/"
+    urls = {
+        "http://127.0.0.1:8765/": "ws:// or wss://",
+        "127.0.0.1:8765": "ws:// or wss://",
+        not_npcbridge: "not an npcbridge server",
+        f"ws://127.0.0.1:{closed_port()}/": "cannot connect",
+    }
+    for url, reason in urls.items():
+        chat = await start_chat(base_env(tmp_path), "--npc", "smith", "--url", url)
+        _, err = await asyncio.wait_for(chat.communicate(b""), 60)
+        lines = err.decode().strip().splitlines()
+        assert chat.returncode == 1, (url, err)
+        assert len(lines) == 1 and reason in lines[0] and "Traceback" not in lines[0], (url, err)
+
+
+async def test_chat_persona_is_defined_from_the_description(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    env = base_env(tmp_path) | {"GROQ_API_KEY": "k", "NPCBRIDGE_BASE_URL": fake_upstream.base_url}
+    proc, url, _ = await start_serve(env)
+    try:
+        chat = await start_chat(
+            env, "--npc", "smith", "--url", url, "--persona", "A gruff blacksmith."
+        )
+        out, _ = await asyncio.wait_for(chat.communicate(b"[[reply:Aye.]]\n"), 30)
+        assert chat.returncode == 0 and "smith> Aye." in out.decode()
+    finally:
+        await stop(proc)
+    system = " ".join(
+        m["content"] for m in fake_upstream.requests[-1].messages if m["role"] == "system"
+    )
+    assert "You are the gruff blacksmith." in system and "A gruff blacksmith." in system
+    assert "You are smith" not in system
+
+
+async def test_chat_exits_at_once_on_ctrl_c_at_the_prompt(tmp_path: Path) -> None:
+    proc, url, _ = await start_serve(base_env(tmp_path))
+    try:
+        chat = await start_chat(base_env(tmp_path), "--npc", "blacksmith", "--url", url)
+        assert chat.stdout is not None and chat.stderr is not None
+        await read_until(chat.stdout, "you> ")
+        # the prompt is written just before the read starts: a signal in between would only be
+        # seen after the next line (a window no person at a keyboard hits), so give it time
+        await asyncio.sleep(0.5)
+        chat.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(chat.wait(), 10) == 0  # no Enter needed
+        assert (await chat.stdout.read()).decode() == "\n"
+        assert "Traceback" not in (await chat.stderr.read()).decode()
+    finally:
+        await stop(proc)
+
+
+async def test_chat_reconnects_after_the_server_drops(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    env = base_env(tmp_path) | {"GROQ_API_KEY": "k", "NPCBRIDGE_BASE_URL": fake_upstream.base_url}
+    proc, url, _ = await start_serve(env)
+    chat = await start_chat(env, "--npc", "innkeeper", "--url", url, "--persona", "An innkeeper.")
+    assert chat.stdin is not None and chat.stdout is not None and chat.stderr is not None
+    try:
+        chat.stdin.write(b"[[reply:One.]]\n")
+        await read_until(chat.stdout, "innkeeper> One.")
+        await stop(proc)
+        await read_until(chat.stderr, "connection lost; reconnecting")
+        port = url.rsplit(":", 1)[1].strip("/")
+        proc, _, _ = await start_serve(env, "--port", port)
+        await read_until(chat.stderr, "[reconnected]")
+        chat.stdin.write(b"[[reply:Two.]]\n")
+        await read_until(chat.stdout, "innkeeper> Two.")
+        chat.stdin.close()
+        assert await asyncio.wait_for(chat.wait(), 10) == 0
+        assert "Traceback" not in (await chat.stderr.read()).decode()
+    finally:
+        if chat.returncode is None:
+            chat.kill()
+        await stop(proc)

@@ -13,7 +13,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from .. import __version__
-from ..protocol import PROTOCOL_VERSION, encode, unpack
+from ..protocol import PROTOCOL_VERSION, DecodeError, encode, unpack
 from .errors import NpcBridgeError
 from .requests import Requests
 from .routing import RequestId, Router
@@ -45,11 +45,16 @@ async def open_session(
     except BaseException:
         await ws.close()
         raise
-    frame = unpack(first) if isinstance(first, bytes) else {"type": "text"}
-    if frame.get("type") != "welcome":
-        await ws.close()
+    try:
+        frame = unpack(first) if isinstance(first, bytes) else None
+    except DecodeError:
+        frame = None
+    if isinstance(frame, dict) and frame.get("type") == "welcome":
+        return ws, frame
+    await ws.close()
+    if isinstance(frame, dict) and frame.get("type") == "error":
         raise NpcBridgeError.from_frame(frame)
-    return ws, frame
+    raise NpcBridgeError("bad_handshake", "the server did not answer hello with welcome")
 
 
 class Client(Requests):
