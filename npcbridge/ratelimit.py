@@ -83,6 +83,13 @@ class Bucket:
         #: a faster refill learnt from a reset header, valid until the bucket is full again
         self.boost_rate = 0.0
 
+    @classmethod
+    def per_second(cls, rate: float, clock: Callable[[], float] = time.monotonic) -> Bucket:
+        """``rate`` per second holding ``max(1, rate)``: a whole unit is always possible (the
+        server's per-connection and per-player message limits)."""
+        capacity = max(1.0, rate)
+        return cls(capacity, capacity / rate, "messages", clock=clock)
+
     def _capacity(self) -> float:
         return min(float(self.burst), self.limit) if self.burst else self.limit
 
@@ -112,6 +119,14 @@ class Bucket:
         """Remove ``amount`` (the level may go negative: a debt repaid by the refill)."""
         self.refill(now)
         self.level -= amount
+
+    def try_take(self, amount: float = 1.0, now: float | None = None) -> float:
+        """Take ``amount`` when it is there and return 0.0; else take nothing and return the
+        seconds until it is."""
+        wait = self.wait_s(amount, now)
+        if not wait:
+            self.level -= amount
+        return wait
 
     def give_back(self, amount: float) -> None:
         """Return ``amount`` (an estimate that was too high, or a request that never went)."""

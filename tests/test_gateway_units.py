@@ -63,6 +63,20 @@ def test_burst_caps_the_bucket() -> None:
     assert bucket.wait_s(1) == 0 and bucket.level == 1
 
 
+def test_per_second_bucket_takes_only_what_is_there() -> None:
+    # the server's message limits: rate per second, a whole message always possible
+    clock = Clock()
+    fast = Bucket.per_second(20.0, clock)
+    assert [fast.try_take() for _ in range(20)] == [0.0] * 20
+    assert fast.try_take() == pytest.approx(0.05)
+    assert fast.try_take() == pytest.approx(0.05)  # a refused take holds nothing
+    slow = Bucket.per_second(0.5, clock)
+    assert slow.capacity == 1 and slow.try_take() == 0.0
+    assert slow.try_take() == pytest.approx(2.0)
+    clock.now += 2.0
+    assert slow.try_take() == 0.0
+
+
 def test_header_correction_shrinks_and_refills_by_reset() -> None:
     clock = Clock()
     bucket = Bucket(250_000, 60.0, "tokens", clock=clock)

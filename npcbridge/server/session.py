@@ -46,6 +46,7 @@ from ..protocol.messages import (
     Ping,
     Say,
 )
+from ..ratelimit import Bucket
 from ..turn import Turn
 from .outbox import Outbox
 
@@ -65,27 +66,6 @@ Handler = Callable[["Session", Message], Awaitable[None]]
 S = TypeVar("S")
 
 
-class TokenBucket:
-    """``rate`` messages per second with a burst of ``burst``; time from the event loop."""
-
-    __slots__ = ("rate", "burst", "tokens", "at")
-
-    def __init__(self, rate: float, burst: float, now: float) -> None:
-        self.rate = rate
-        self.burst = burst
-        self.tokens = burst
-        self.at = now
-
-    def take(self, now: float) -> float:
-        """Take one token; return 0.0 when allowed, else the seconds until one is available."""
-        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
-        self.at = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return 0.0
-        return (1.0 - self.tokens) / self.rate
-
-
 class Session:
     """State of one connection."""
 
@@ -103,7 +83,7 @@ class Session:
         self._plugin_state: dict[type, object] = {}
         self.recent: OrderedDict[str | int, None] = OrderedDict()
         self.bad_in_a_row = 0
-        self.buckets: OrderedDict[str | None, TokenBucket] = OrderedDict()
+        self.buckets: OrderedDict[str | None, Bucket] = OrderedDict()
         self.outbox = Outbox(ws, self.config.send_timeout_s, self.config.send_queue_bytes)
 
     def send(self, frame: dict[str, Any]) -> None:
@@ -248,16 +228,16 @@ class Session:
         """Raise ``rate_limited`` when the message's player (or the connection) is over its rate."""
         player = raw.get("player")
         key = player if isinstance(player, str) else None
-        now = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
         bucket = self.buckets.get(key)
         if bucket is None:
             rate = self.config.max_messages_per_s
-            bucket = self.buckets[key] = TokenBucket(rate, max(1.0, rate), now)
+            bucket = self.buckets[key] = Bucket.per_second(rate, clock=loop.time)
             if len(self.buckets) > MAX_RATE_BUCKETS:
                 self.buckets.popitem(last=False)
         else:
             self.buckets.move_to_end(key)
-        wait_s = bucket.take(now)
+        wait_s = bucket.try_take(1.0, loop.time())
         if wait_s:
             raise ProtocolError(
                 ErrorCode.RATE_LIMITED,
