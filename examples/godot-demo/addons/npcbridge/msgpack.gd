@@ -79,19 +79,11 @@ class RawString:
 		var start := 0
 		var at := bytes.find(0)
 		while at >= 0:
-			parts.append(text_of(bytes.slice(start, at)))
+			parts.append(NPCBridgeUTF8.to_text(bytes.slice(start, at)))
 			start = at + 1
 			at = bytes.find(0, start)
-		parts.append(text_of(bytes.slice(start)))
+		parts.append(NPCBridgeUTF8.to_text(bytes.slice(start)))
 		return String.chr(0xFFFD).join(parts)
-
-	## The [String] of valid UTF-8 [param utf8] holding no U+0000, a leading U+FEFF kept (the
-	## engine's own UTF-8 reader drops one).
-	static func text_of(utf8: PackedByteArray) -> String:
-		var text := utf8.get_string_from_utf8()
-		if utf8.size() >= 3 and utf8[0] == 0xEF and utf8[1] == 0xBB and utf8[2] == 0xBF:
-			text = String.chr(0xFEFF) + text
-		return text
 
 
 ## Encodes [param value] canonically. Supported: null, bool, int, float, String, StringName,
@@ -119,44 +111,9 @@ static func decode(data: PackedByteArray) -> Result:
 	return result
 
 
-## True when [param data] is well-formed UTF-8 (no overlong forms, surrogates or values past
-## U+10FFFF).
+## True when [param data] is well-formed UTF-8 (see [method NPCBridgeUTF8.is_valid]).
 static func is_valid_utf8(data: PackedByteArray) -> bool:
-	var i := 0
-	var n := data.size()
-	while i < n:
-		var b := data[i]
-		if b < 0x80:
-			i += 1
-			continue
-		var extra := 0
-		var cp := 0
-		var minimum := 0
-		if b >= 0xC2 and b <= 0xDF:
-			extra = 1
-			cp = b & 0x1F
-			minimum = 0x80
-		elif b >= 0xE0 and b <= 0xEF:
-			extra = 2
-			cp = b & 0x0F
-			minimum = 0x800
-		elif b >= 0xF0 and b <= 0xF4:
-			extra = 3
-			cp = b & 0x07
-			minimum = 0x10000
-		else:
-			return false
-		if i + extra >= n:
-			return false
-		for k in range(1, extra + 1):
-			var c := data[i + k]
-			if c & 0xC0 != 0x80:
-				return false
-			cp = (cp << 6) | (c & 0x3F)
-		if cp < minimum or cp > 0x10FFFF or (cp >= 0xD800 and cp <= 0xDFFF):
-			return false
-		i += extra + 1
-	return true
+	return NPCBridgeUTF8.is_valid(data)
 
 
 static func _write(out: StreamPeerBuffer, value: Variant, depth: int) -> String:
@@ -411,7 +368,7 @@ static func _read_str(input: StreamPeerBuffer, n: int) -> Result:
 		return Result.new(null, "invalid UTF-8 in a string")
 	if bytes.has(0):
 		return Result.new(RawString.new(bytes))
-	return Result.new(RawString.text_of(bytes))
+	return Result.new(NPCBridgeUTF8.to_text(bytes))
 
 
 static func _read_bin(input: StreamPeerBuffer, n: int) -> Result:
