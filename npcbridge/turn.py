@@ -50,15 +50,25 @@ class Turn:
     model: ModelEntry | None = None
     emotes: list[str] = field(default_factory=list)
     actions: list[dict[str, Any]] = field(default_factory=list)
-    #: per-turn scratch space for plugins, keyed by plugin name
+    #: tool calls that failed validation (``name``, ``reason``), listed in ``reply.end``
+    rejected_actions: list[dict[str, Any]] = field(default_factory=list)
+    #: the tier the model selection asked for (None: the selection did not use tiers)
+    tier: str | None = None
+    #: set by the gateway: the model that answered (a fallback, or the cached reply's model),
+    #: the milliseconds from the request to the attempt that answered, whether the reply came
+    #: from the response cache, and what the attempts used (reported or estimated)
+    served_model: str | None = None
+    queue_ms: float | None = None
+    cached: bool = False
+    usage: Usage | None = None
+    #: per-turn scratch space for plugins: each plugin keeps its values under its own name
+    #: (the name it is registered under, e.g. its module's ``__name__``), never core values
     state: dict[str, Any] = field(default_factory=dict)
     started_at: float = field(default_factory=time.perf_counter)
     emit: Callable[[dict[str, Any]], None] = field(default=lambda frame: None, repr=False)
     #: the kind of work: "say", "bark", "quest", "summary", "scene"
     kind: str = "say"
     cacheable: bool = False
-    #: the server application (config, catalog, store); None in bare unit tests
-    app: Any = field(default=None, repr=False)
     #: the player's line as the client sent it: hooks may edit ``text`` (what goes upstream),
     #: the stored history keeps this (empty at construction: a copy of ``text``)
     player_text: str = ""
