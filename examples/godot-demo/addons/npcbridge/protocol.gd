@@ -343,9 +343,14 @@ func _drop(code: int, reason: String, may_reconnect: bool) -> void:
 		_wanted = false
 	if was == State.OPEN or was == State.HANDSHAKING:
 		disconnected.emit(code, reason)
-	if was == State.CONNECTING or was == State.HANDSHAKING:
-		var why := reason if not reason.is_empty() else "the connection closed (%d)" % code
-		connection_failed.emit(why)
+	if was == State.CONNECTING:
+		connection_failed.emit(
+			reason if not reason.is_empty() else "cannot reach %s (close code %d)" % [url, code]
+		)
+	elif was == State.HANDSHAKING:
+		connection_failed.emit(
+			reason if not reason.is_empty() else "closed before welcome (close code %d)" % code
+		)
 	if may_reconnect and _wanted and auto_reconnect:
 		_schedule_reconnect()
 	else:

@@ -133,6 +133,24 @@ func test_request_on_closed_connection_fails_as_value() -> void:
 	check_eq(bridge.send_message({"type": "ping"}), ERR_CONNECTION_ERROR, "send_message errors")
 
 
+func test_unreachable_server_is_reported_and_queued_requests_fail() -> void:
+	# Port 1: nothing listens there (and browsers refuse it), so every attempt fails.
+	var bridge := NPCBridgeConnection.new()
+	bridge.reconnect_min_s = 0.2
+	bridge.reconnect_max_s = 0.2
+	bridge.queue_timeout_s = 1.5
+	add_child(bridge)
+	var failures: Array[String] = []
+	bridge.connection_failed.connect(func(why: String) -> void: failures.append(why))
+	bridge.connect_to_server("ws://127.0.0.1:1/")
+	var queued := await bridge.request("ping").wait()
+	check_eq(queued.error_code, NPCBridgeRequest.NOT_CONNECTED, "the queued request fails")
+	check(failures.size() >= 2, "connection_failed for every attempt: %s" % [failures])
+	check(failures.size() > 0 and "127.0.0.1:1" in failures[0], "names the URL: %s" % [failures])
+	check(bridge.state != NPCBridgeConnection.State.OPEN, "never open")
+	bridge.close()
+
+
 func test_reconnects_after_server_restart() -> void:
 	if not require_server():
 		return
