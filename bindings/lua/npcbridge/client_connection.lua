@@ -181,7 +181,7 @@ function M:_after_welcome()
     if pending[npc] then
       local id = self:_new_id()
       self.router:add(id, "npc.define", {
-        deadline = now() + (self.opts.request_timeout or 120),
+        deadline = now() + self:_timeout(nil),
         cb = { on_error = function(e) call(self.on_error, e) end },
       })
       self:_send_now(msgpack.map({ type = "npc.define", id = id, npc = npc, persona = self.npcs[npc] }))

@@ -15,6 +15,14 @@ local new_error, call = errors.new, errors.call
 
 local function now() return socket.gettime() end
 
+-- Seconds a request may wait for its next frame: its own `timeout`, else the client's
+-- `request_timeout`; nil or 0 keep the default of 120.
+function M:_timeout(callbacks)
+  local timeout = callbacks and callbacks.timeout or self.opts.request_timeout
+  if not timeout or timeout <= 0 then timeout = 120 end
+  return timeout
+end
+
 -- The next request id the client chooses (integers from 1; a game may choose its own).
 function M:_new_id()
   self.next_id = self.next_id + 1
@@ -70,9 +78,7 @@ function M:request(mtype, fields, callbacks)
   if self.router:get(msg.id) then
     return self:_refuse(callbacks.on_error, new_error("bad_request", "id " .. tostring(msg.id) .. " is in flight", false))
   end
-  local timeout = callbacks.timeout or self.opts.request_timeout
-  if not timeout or timeout <= 0 then timeout = 120 end
-  self.router:add(msg.id, mtype, { cb = callbacks, deadline = now() + timeout, msg = msg })
+  self.router:add(msg.id, mtype, { cb = callbacks, deadline = now() + self:_timeout(callbacks), msg = msg })
   local ok, err = self:_dispatch(msg)
   if not ok then
     self.router:remove(msg.id)
@@ -129,7 +135,7 @@ function M:_route(msg)
   -- every frame of a request keeps it, and the scene it belongs to, from timing out
   local r = req
   while r do
-    r.deadline = now() + ((r.cb and r.cb.timeout) or self.opts.request_timeout or 120)
+    r.deadline = now() + self:_timeout(r.cb)
     r = r.parent
   end
   if what == "end" and t == "error" then

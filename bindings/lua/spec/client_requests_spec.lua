@@ -1,6 +1,7 @@
 -- The client's requests without a server (npcbridge.client_requests): failures that must reach
 -- a callback, and frames fed to the client directly (the routing rule itself: flows_spec.lua).
 local npcbridge = require("npcbridge")
+local socket = require("socket")
 local L = require("spec.live")
 local S = require("spec.support")
 
@@ -73,5 +74,41 @@ describe("client routing of server frames", function()
       message = "too many requests in flight", retryable = true })
     assert.are.equal("too_many_in_flight", failed and failed.code)
     assert.is_nil(c.router:get("t-2"))
+  end)
+end)
+
+describe("request timeouts", function()
+  -- A connected client whose socket takes everything and reports nothing.
+  local function idle_client(opts)
+    local c = npcbridge.new(opts)
+    c.state = "ready"
+    c.ws = { send = function() return true end, update = function() return {} end }
+    return c
+  end
+
+  it("request_timeout = 0 keeps the default after a frame arrives", function()
+    local failed
+    local c = idle_client({ request_timeout = 0 })
+    assert(c:say("blacksmith", "p1", "hi", { id = "t-3", on_error = function(e) failed = e end }))
+    c:_on_server_message({ type = "reply.start", id = "t-3", npc = "blacksmith", model = "m" })
+    socket.select(nil, nil, 0.01)
+    c:update()
+    assert.is_nil(failed)
+    assert.truthy(c.router:get("t-3"))
+  end)
+
+  it("request_timeout = 0 keeps the default for NPCs defined again after a reconnect", function()
+    local general
+    local c = idle_client({ request_timeout = 0, on_error = function(e) general = e end })
+    assert(c:define_npc("blacksmith", { name = "Brom" }))
+    c.router:take_all()
+    c.state = "connecting" -- a new connection: welcome makes the client define Brom again
+    c:_on_server_message({ type = "welcome", session = "s-2", protocol = 1 })
+    socket.select(nil, nil, 0.01)
+    c:update()
+    assert.is_nil(general)
+    local pending = 0
+    for _ in pairs(c.router.requests) do pending = pending + 1 end
+    assert.are.equal(1, pending) -- the npc.define sent again waits for its answer
   end)
 end)
