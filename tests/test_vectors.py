@@ -50,6 +50,16 @@ def test_message_vector_round_trips(kind: str) -> None:
     assert encode(model) == raw
 
 
+@pytest.mark.parametrize("variant", INDEX["variants"], ids=lambda v: v["name"])
+def test_variant_vector_round_trips(variant: dict) -> None:
+    raw = (VECTORS / f"{variant['name']}.msgpack").read_bytes()
+    twin = json.loads((VECTORS / f"{variant['name']}.json").read_text())
+    assert unpack(raw) == twin and twin["type"] == variant["type"]
+    kind = variant["type"]
+    model = decode_client(raw) if kind in CLIENT_MESSAGES else decode_server(raw)
+    assert encode(model) == raw
+
+
 def _untag(value):
     if isinstance(value, dict):
         if set(value) == {"$int"}:

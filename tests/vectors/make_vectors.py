@@ -7,7 +7,10 @@ update ``docs/protocol.md`` and the three clients, commit together.
 
 Files:
 - ``<type>.msgpack`` / ``<type>.json``: one canonical message per kind and its readable twin.
-- ``index.json``: the list of message kinds (so clients need no directory listing).
+- ``<name>.msgpack`` / ``<name>.json``: further examples of a kind (``VARIANTS``, such as an
+  ``error`` that refuses a request).
+- ``index.json``: the list of message kinds, and of the variants with their ``type`` (so
+  clients need no directory listing).
 - ``codec.json``: msgpack type-coverage cases; each has ``hex`` (input), ``canonical_hex`` (what a
   canonical encoder writes for the decoded value) and ``value`` in tagged JSON
   (``{"$int": "..."}`` for integers beyond 2^53, ``{"$bin": "<hex>"}`` for bin,
@@ -122,6 +125,7 @@ MESSAGES: list[dict[str, Any]] = [
                 "kind": "fact",
                 "importance": 8,
                 "at": 1764000000.5,
+                "score": 0.8125,
             },
         ],
     },
@@ -218,6 +222,34 @@ MESSAGES: list[dict[str, Any]] = [
         "retryable": True,
         "retry_after_ms": 2500,
     },
+]
+
+
+#: more examples of a kind that already has its vector, each in ``<name>.msgpack`` /
+#: ``<name>.json`` and listed in ``index.json`` under ``variants`` ({name, type})
+VARIANTS: list[tuple[str, dict[str, Any]]] = [
+    (
+        "error-refused",
+        {
+            "type": "error",
+            "id": "t-7",
+            "code": "bad_request",
+            "message": "field 'id': a request with this id is already in flight",
+            "retryable": False,
+            "refused": "say",
+        },
+    ),
+    (
+        "error-unsupported",
+        {
+            "type": "error",
+            "code": "unsupported_protocol",
+            "message": "field 'protocol': this version is not supported; supported versions: 1",
+            "retryable": False,
+            "refused": "hello",
+            "supported": [1],
+        },
+    ),
 ]
 
 
@@ -331,7 +363,13 @@ def write_all(folder: Path = HERE) -> dict[str, bytes]:
         kinds.append(kind)
         put(f"{kind}.msgpack", pack(message))
         put(f"{kind}.json", _json(message))
-    put("index.json", _json({"messages": kinds, "codec": "codec.json", "invalid": "invalid.json"}))
+    variants = []
+    for name, message in VARIANTS:
+        variants.append({"name": name, "type": message["type"]})
+        put(f"{name}.msgpack", pack(message))
+        put(f"{name}.json", _json(message))
+    index = {"messages": kinds, "variants": variants, "codec": "codec.json"}
+    put("index.json", _json({**index, "invalid": "invalid.json"}))
     put("codec.json", _json({"cases": codec_cases()}))
     put("invalid.json", _json({"cases": INVALID}))
     put("flows.json", _json(_flows().document()))

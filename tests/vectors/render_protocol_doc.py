@@ -1,6 +1,7 @@
 """Refresh the examples in docs/protocol.md from the vectors' JSON twins.
 
-Each message kind has a ``### `kind``` heading followed by a ```` ```json ```` block; this script
+Each message kind (and each variant, such as ``error-refused``) has a ``### `name``` heading
+followed by a ```` ```json ```` block; this script
 rewrites those blocks in place (run it after ``make_vectors.py``). ``tests/test_docs.py`` fails
 when an example differs from its vector or a kind has no example.
 """
@@ -13,7 +14,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 DOC = HERE.parent.parent / "docs" / "protocol.md"
-EXAMPLE = re.compile(r"^### `([a-z.]+)`\n\n```json\n(.*?)\n```", re.M | re.S)
+EXAMPLE = re.compile(r"^### `([a-z.-]+)`\n\n```json\n(.*?)\n```", re.M | re.S)
 
 
 def twin_json(kind: str) -> str:
