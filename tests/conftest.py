@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from npcbridge.app import App
 from npcbridge.testing.bridge import Bridge, start_bridge
 from npcbridge.testing.fake_upstream import FakeUpstream
+from npcbridge.testing.scripted import ScriptedProvider, start_scripted_app
 
 
 @pytest.fixture
@@ -26,3 +28,19 @@ async def bridge(fake_upstream: FakeUpstream, tmp_path: Path) -> AsyncIterator[B
         yield b
     finally:
         await b.close()
+
+
+@pytest.fixture
+def scripted() -> ScriptedProvider:
+    """An in-process provider answering from a script (``scripted.script(...)``)."""
+    return ScriptedProvider()
+
+
+@pytest.fixture
+async def scripted_app(scripted: ScriptedProvider) -> AsyncIterator[App]:
+    """A started App (no server, in-memory store) whose upstream is the ``scripted`` provider."""
+    app = await start_scripted_app(scripted)
+    try:
+        yield app
+    finally:
+        await app.close()

@@ -50,7 +50,17 @@ async def start_bridge(
 ) -> Bridge:
     """Start a server against ``fake`` on ``port`` (0: any free one). ``overrides`` use
     ``section__field=value`` keys."""
-    config = stack_config(fake.base_url, str(tmp_path / "bridge.db"))
+    config = bridge_config(fake.base_url, str(tmp_path / "bridge.db"), **overrides)
+    app = App(config, plugins, entry_points=entry_points)
+    server = await serve(app, port=port)
+    return Bridge(app, server, fake)
+
+
+def bridge_config(upstream_url: str, store_url: str, **overrides: Any) -> Config:
+    """The test stack's configuration (:func:`~.stack.stack_config`) with ``overrides``:
+    ``section__field=value`` sets one field, ``section=value`` a whole section (``models=[]``,
+    ``extra={...}``). The API key is ``test-key`` unless ``upstream__api_key`` says otherwise."""
+    config = stack_config(upstream_url, store_url)
     data = config.model_dump()
     for dotted, value in overrides.items():
         section, _, key = dotted.partition("__")
@@ -61,6 +71,4 @@ async def start_bridge(
     if data["server"]["token"] is not None and not isinstance(data["server"]["token"], str):
         data["server"]["token"] = config.server.token.get_secret_value()  # type: ignore[union-attr]
     data["upstream"]["api_key"] = overrides.get("upstream__api_key", "test-key")
-    app = App(Config.model_validate(data), plugins, entry_points=entry_points)
-    server = await serve(app, port=port)
-    return Bridge(app, server, fake)
+    return Config.model_validate(data)
