@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..providers.base import ProviderRequest, StreamDone, TextDelta, UpstreamError
+from ..providers.base import ProviderRequest, StreamDone, TextDelta
 from ..turn import Turn, Usage
 
 if TYPE_CHECKING:
@@ -33,8 +33,10 @@ class Completion:
 async def complete(app: App, turn: Turn, model: ModelEntry, request: ProviderRequest) -> Completion:
     """Run ``request`` through ``app.gateway.stream`` and collect the text.
 
-    ``turn`` is copied with fresh ``state`` so every attempt is accounted on its own. Upstream
-    failures raise :class:`npcbridge.protocol.ProtocolError` (already translated).
+    ``turn`` is copied with fresh ``state`` so every attempt is accounted on its own. An upstream
+    failure raises :class:`npcbridge.providers.base.UpstreamError` as the gateway gave it (its
+    ``status`` tells the caller what the upstream said); the caller translates it for the client
+    (``app.upstream_error``).
     """
     attempt = dataclasses.replace(turn, state={}, started_at=time.perf_counter())
     attempt.model = model
@@ -43,18 +45,13 @@ async def complete(app: App, turn: Turn, model: ModelEntry, request: ProviderReq
     usage: Usage | None = None  # None: the gateway's count (turn.state) stands in
     finish = "stop"
     first_at: float | None = None
-    try:
-        async for event in app.gateway.stream(attempt, model, request):
-            if isinstance(event, TextDelta):
-                first_at = first_at or time.perf_counter()
-                parts.append(event.text)
-            elif isinstance(event, StreamDone):
-                finish = "length" if event.finish == "length" else "stop"
-                usage = event.usage or usage
-    except UpstreamError as exc:
-        error = app.upstream_error(exc, turn.request_id)
-        error.upstream_status = exc.status  # type: ignore[attr-defined]
-        raise error from None
+    async for event in app.gateway.stream(attempt, model, request):
+        if isinstance(event, TextDelta):
+            first_at = first_at or time.perf_counter()
+            parts.append(event.text)
+        elif isinstance(event, StreamDone):
+            finish = "length" if event.finish == "length" else "stop"
+            usage = event.usage or usage
     model_id = str(attempt.state.get("served_model", model.id))
     text = "".join(parts)
     queue_ms = float(attempt.state.get("queue_ms", 0.0))
