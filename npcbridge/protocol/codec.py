@@ -7,6 +7,7 @@ floats always as float64, ``bytes`` as msgpack bin, ``None`` fields left out of 
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import msgpack
@@ -32,6 +33,8 @@ def canonical(value: Any) -> Any:
     """Return ``value`` with every map's keys sorted (the canonical order)."""
     if isinstance(value, dict):
         return {k: canonical(value[k]) for k in sorted(value, key=_key_bytes)}
+    if isinstance(value, msgpack.ExtType):
+        return value  # a tuple, but written as ext: not an array
     if isinstance(value, (list, tuple)):
         return [canonical(v) for v in value]
     return value
@@ -58,8 +61,101 @@ def encode(message: BaseModel | dict[str, Any]) -> bytes:
     return pack(message)
 
 
-def unpack(data: bytes) -> Any:
-    """Unpack msgpack bytes, raising :class:`DecodeError` on anything that is not one value."""
+#: type byte -> payload bytes after it, for scalars of a fixed size
+_FIXED_SIZE = {0xC0: 0, 0xC2: 0, 0xC3: 0, 0xCA: 4, 0xCB: 8, 0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8}
+_FIXED_SIZE |= {0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8, 0xD4: 2, 0xD5: 3, 0xD6: 5, 0xD7: 9, 0xD8: 17}
+#: type byte -> (bytes of its length field, bytes between the length and the data) for str/bin/ext
+_SIZED = {0xC4: (1, 0), 0xC5: (2, 0), 0xC6: (4, 0), 0xC7: (1, 1), 0xC8: (2, 1), 0xC9: (4, 1)}
+_SIZED |= {0xD9: (1, 0), 0xDA: (2, 0), 0xDB: (4, 0)}
+#: type byte -> (bytes of its count field, values per counted entry) for array16/32, map16/32
+_COUNTED = {0xDC: (2, 1), 0xDD: (4, 1), 0xDE: (2, 2), 0xDF: (4, 2)}
+_TRUNCATED = "not a msgpack value: truncated input"
+
+
+def _scan(data: bytes) -> tuple[int, tuple[int, int] | None]:
+    """Walk one msgpack value without building it; return its nesting depth and where the
+    value of a top-level ``id`` key lies (for the error answer).
+
+    This runs before the real unpacker, which has no depth option and pre-allocates every
+    array and map from its declared count: a container must fit in the bytes that are left,
+    so a small frame cannot make it allocate much, however it nests."""
+    end = len(data)
+    pos = 0
+    left = [1]  # values still to read in each open container (the first entry: the root)
+    root_map = False
+    root_values = 0
+    want_id = False
+    id_span: tuple[int, int] | None = None
+    deepest = 0
+    while left:
+        if left[-1] == 0:
+            left.pop()
+            continue
+        left[-1] -= 1
+        if pos >= end:
+            raise DecodeError(_TRUNCATED)
+        at_root_key = at_root_value = False
+        if root_map and len(left) == 2:
+            at_root_key = (root_values - left[-1]) % 2 == 1
+            at_root_value = not at_root_key and want_id
+            want_id = False
+        start, b = pos, data[pos]
+        pos += 1
+        count = -1
+        if b <= 0x7F or b >= 0xE0:
+            pass
+        elif b <= 0x8F:
+            count = 2 * (b & 0x0F)
+        elif b <= 0x9F:
+            count = b & 0x0F
+        elif b <= 0xBF:
+            pos += b & 0x1F
+        elif b in _FIXED_SIZE:
+            pos += _FIXED_SIZE[b]
+        elif b in _SIZED:
+            width, gap = _SIZED[b]
+            pos += width + gap + int.from_bytes(data[pos : pos + width], "big")
+        elif b in _COUNTED:
+            width, per = _COUNTED[b]
+            count = per * int.from_bytes(data[pos : pos + width], "big")
+            pos += width
+        else:
+            raise DecodeError("not a msgpack value: invalid type byte")
+        if pos > end:
+            raise DecodeError(_TRUNCATED)
+        if count >= 0:
+            if count > end - pos:  # every value takes at least one byte
+                raise DecodeError(_TRUNCATED)
+            if len(left) == 1 and (0x80 <= b <= 0x8F or b in (0xDE, 0xDF)):
+                root_map, root_values = True, count
+            left.append(count)
+            deepest = max(deepest, len(left) - 1)
+        elif at_root_key:
+            header = _str_header(b)
+            want_id = header > 0 and pos - start - header == 2 and data[pos - 2 : pos] == b"id"
+        elif at_root_value:
+            id_span = (start, pos)
+    return deepest, id_span
+
+
+def _str_header(b: int) -> int:
+    """Header bytes of a msgpack str starting with type byte ``b`` (-1: not a str)."""
+    if 0xA0 <= b <= 0xBF:
+        return 1
+    return {0xD9: 2, 0xDA: 3, 0xDB: 5}.get(b, -1)
+
+
+def unpack(data: bytes, max_depth: int | None = None) -> Any:
+    """Unpack msgpack bytes, raising :class:`DecodeError` on anything that is not one value
+    (or, with ``max_depth``, nests more maps/arrays than that; the error then carries a
+    top-level ``id`` when one could be read)."""
+    depth, id_span = _scan(data)
+    if max_depth is not None and depth > max_depth:
+        rid = None
+        if id_span is not None:
+            with contextlib.suppress(ValueError):
+                rid = request_id_of({"id": msgpack.unpackb(data[id_span[0] : id_span[1]])})
+        raise DecodeError(f"message nests deeper than {max_depth} levels", request_id=rid)
     try:
         value = msgpack.unpackb(
             data,
@@ -70,7 +166,7 @@ def unpack(data: bytes) -> Any:
     except msgpack.ExtraData:
         raise DecodeError("not one msgpack value: trailing bytes after the message") from None
     except msgpack.StackError:
-        raise DecodeError(f"not a msgpack value: nested deeper than {MAX_DEPTH} levels") from None
+        raise DecodeError("not a msgpack value: nested too deep") from None
     except msgpack.FormatError:
         raise DecodeError("not a msgpack value: invalid type byte") from None
     except UnicodeDecodeError:
@@ -79,22 +175,6 @@ def unpack(data: bytes) -> Any:
         reason = "truncated" if "incomplete" in str(exc).lower() or not data else "malformed"
         raise DecodeError(f"not a msgpack value: {reason} input") from None
     return value
-
-
-def _depth(value: Any, limit: int) -> bool:
-    """Return True when ``value`` nests no deeper than ``limit`` levels."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, dict):
-            if level > limit:
-                return False
-            stack.extend((v, level + 1) for v in item.values())
-        elif isinstance(item, list):
-            if level > limit:
-                return False
-            stack.extend((v, level + 1) for v in item)
-    return True
 
 
 def request_id_of(raw: Any) -> str | int | None:
@@ -122,13 +202,9 @@ def refused_type(raw: Any) -> str | None:
 
 def decode_map(data: bytes) -> dict[str, Any]:
     """Decode bytes into a map with a string ``type``; raise :class:`DecodeError` otherwise."""
-    raw = unpack(data)
+    raw = unpack(data, MAX_DEPTH)
     if not isinstance(raw, dict):
         raise DecodeError("a message must be a msgpack map")
-    if not _depth(raw, MAX_DEPTH):
-        raise DecodeError(
-            f"message nests deeper than {MAX_DEPTH} levels", request_id=request_id_of(raw)
-        )
     mtype = raw.get("type")
     if not isinstance(mtype, str):
         raise DecodeError("a message needs a string 'type'", request_id=request_id_of(raw))
