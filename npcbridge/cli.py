@@ -74,11 +74,14 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config, overrides=overrides)
     except ConfigError as exc:
-        print(f"npcbridge: bad config: {exc}", file=sys.stderr)
+        print(f"npcbridge: config error: {exc}", file=sys.stderr)
         return 2
     configure_logging(config.log_level)
     try:
         return asyncio.run(_run_server(config, args.plugin))
+    except ConfigError as exc:  # a plugin's settings section, validated once it is loaded
+        print(f"npcbridge: config error: {exc}", file=sys.stderr)
+        return 2
     except (PluginLoadError, StartupError) as exc:
         print(f"npcbridge: cannot start: {exc}", file=sys.stderr)
         return 2

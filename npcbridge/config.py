@@ -1,7 +1,11 @@
 """Configuration: a TOML file, then environment variables, then command-line flags.
 
-Validated with pydantic; :func:`load_config` raises :class:`ConfigError` with one line that names
-the bad field, which the CLI prints before exiting. Environment names (documented in the README):
+Validated with pydantic: every section is a typed model reachable from one :class:`Config`
+(``config.section(name)``): the core's as fields, a plugin's ``[extra.<name>]`` table once the
+plugin registers its model (``npcbridge_register_settings``, validated by :class:`Sections`).
+Every error is one line naming the field (``gateway.turn_deadline_s: must be a number``):
+:func:`load_config` and :meth:`Sections.register` raise :class:`ConfigError`, which the CLI
+prints before exiting. Environment names (documented in the README):
 
 =====================  ==============================
 ``NPCBRIDGE_CONFIG``   TOML file to read
@@ -25,7 +29,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
 
 from .gateway_settings import (
     BreakerSettings,
@@ -104,6 +117,45 @@ class StoreConfig(_Section):
     url: str = "npcbridge.db"
 
 
+class Sections(BaseModel):
+    """The ``[extra.<name>]`` tables: raw until the plugin owning one registers its model, then
+    validated (:meth:`register`) and handed out typed (:meth:`section`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    _models: dict[str, BaseModel] = PrivateAttr(default_factory=dict)
+
+    def __getitem__(self, name: str) -> Any:
+        return (self.__pydantic_extra__ or {})[name]
+
+    def __setitem__(self, name: str, table: Any) -> None:
+        setattr(self, name, table)
+
+    def __contains__(self, name: object) -> bool:
+        return name in (self.__pydantic_extra__ or {})
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The raw table ``name`` as read from the file (``default`` when absent)."""
+        return (self.__pydantic_extra__ or {}).get(name, default)
+
+    def register(self, name: str, model: type[BaseModel]) -> BaseModel:
+        """Validate the table ``name`` against ``model`` (an absent table gives its defaults)
+        and keep the result; :class:`ConfigError` in one line naming the field."""
+        table = self.get(name) or {}
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"extra.{name}: must be a table")
+        try:
+            section = model.model_validate(dict(table))
+        except ValidationError as exc:
+            raise ConfigError(one_line(exc, f"extra.{name}")) from None
+        self._models[name] = section
+        return section
+
+    def section(self, name: str) -> BaseModel:
+        """The validated table ``name``; KeyError when no plugin registered it."""
+        return self._models[name]
+
+
 class Config(_Section):
     """The whole configuration."""
 
@@ -123,7 +175,15 @@ class Config(_Section):
     plugins: list[str] = Field(default_factory=list)
     disable_plugins: list[str] = Field(default_factory=list)
     log_level: str = "INFO"
-    extra: dict[str, Any] = Field(default_factory=dict)
+    extra: Sections = Field(default_factory=Sections)
+
+    def section(self, name: str) -> BaseModel:
+        """Any settings section, typed: a core one (``gateway``, ``server``, ...) or a plugin's
+        registered ``[extra.<name>]``; KeyError when there is none of that name."""
+        core = getattr(self, name, None) if name in type(self).model_fields else None
+        if isinstance(core, BaseModel):
+            return core
+        return self.extra.section(name)
 
     @model_validator(mode="after")
     def _token_off_loopback(self) -> Config:
@@ -202,12 +262,59 @@ def load_config(
 
 
 def _first_error(exc: ValidationError) -> str:
-    first = exc.errors(include_url=False)[0]
-    where = ".".join(str(p) for p in first["loc"]) or "config"
-    msg = first["msg"]
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, ") :]
-        if not first["loc"]:
+    return one_line(exc)
+
+
+#: what a value must be, by pydantic error type (the message never repeats the value)
+_MUST_BE = {
+    "float_parsing": "must be a number",
+    "float_type": "must be a number",
+    "finite_number": "must be a finite number",
+    "int_parsing": "must be an integer",
+    "int_type": "must be an integer",
+    "int_from_float": "must be an integer",
+    "bool_parsing": "must be true or false",
+    "bool_type": "must be true or false",
+    "string_type": "must be a string",
+    "list_type": "must be a list",
+    "dict_type": "must be a table",
+    "model_type": "must be a table",
+    "model_attributes_type": "must be a table",
+    "extra_forbidden": "is not a known setting",
+    "missing": "is required",
+}
+_BOUNDS = {
+    "greater_than": ("gt", "must be greater than"),
+    "greater_than_equal": ("ge", "must be at least"),
+    "less_than": ("lt", "must be less than"),
+    "less_than_equal": ("le", "must be at most"),
+}
+
+
+def field_message(error: ErrorDetails) -> str:
+    """What is wrong with one field, in our words."""
+    kind, ctx = error["type"], error.get("ctx") or {}
+    if kind in _MUST_BE:
+        return _MUST_BE[kind]
+    if kind in _BOUNDS:
+        key, words = _BOUNDS[kind]
+        return f"{words} {ctx.get(key)}"
+    if kind == "literal_error":
+        return f"must be {ctx.get('expected')}"
+    msg = error["msg"]
+    return msg[len("Value error, ") :] if msg.startswith("Value error, ") else msg
+
+
+def one_line(exc: ValidationError, prefix: str = "") -> str:
+    """The first problem of ``exc`` as ``<prefix>.<field path>: <what is wrong>`` (the count of
+    further problems appended), without the value that was given."""
+    errors = exc.errors(include_url=False, include_input=False)
+    first = errors[0]
+    where = ".".join([*([prefix] if prefix else []), *(str(p) for p in first["loc"])])
+    msg = field_message(first)
+    if not where:
+        if first["type"] == "value_error":
             return msg  # model-level checks name their field themselves
-    more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
+        where = "config"
+    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
     return f"{where}: {msg}{more}"

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
+from .config import ConfigError, Sections
 from .plugins import PluginLoadError
 
 #: ``async def handler(session, message)``
@@ -32,6 +33,11 @@ RESERVED_PATHS = frozenset({"/healthz"})
 
 class RegistrationError(PluginLoadError):
     """A plugin registered something that clashes (a type or path twice, a core type)."""
+
+
+class SettingsError(RegistrationError, ConfigError):
+    """A plugin's settings section does not validate (one line naming the field): a
+    configuration error, found while the plugins are registered."""
 
 
 @dataclass(frozen=True)
@@ -95,19 +101,18 @@ class Registry:
         if name not in self._features:
             self._features.append(name)
 
-    def add_settings(self, name: str, model: type[BaseModel], extra: Mapping[str, Any]) -> None:
-        """Validate ``extra[name]`` (the ``[extra.<name>]`` table) against ``model``."""
+    def add_settings(
+        self, name: str, model: type[BaseModel], extra: Sections | Mapping[str, Any]
+    ) -> None:
+        """Validate the ``[extra.<name>]`` table against ``model``; the typed section is then
+        also ``config.section(name)``."""
         if name in self._settings:
             raise RegistrationError(f"register_settings: {name!r} is registered twice")
-        data = extra.get(name) or {}
-        if not isinstance(data, Mapping):
-            raise RegistrationError(f"extra.{name}: must be a table")
+        sections = extra if isinstance(extra, Sections) else Sections.model_validate(dict(extra))
         try:
-            self._settings[name] = model.model_validate(dict(data))
-        except ValidationError as exc:
-            first = exc.errors(include_url=False, include_input=False)[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise RegistrationError(f"extra.{name}.{where}: {first['msg']}") from None
+            self._settings[name] = sections.register(name, model)
+        except ConfigError as exc:
+            raise SettingsError(str(exc)) from None
 
     def settings(self, name: str) -> BaseModel:
         """The validated settings section ``name``; KeyError when nobody registered it."""
