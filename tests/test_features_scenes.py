@@ -277,3 +277,65 @@ async def test_a_scene_without_npcs_is_quiet(bridge: Bridge) -> None:
     assert frames == [
         {"type": "scene.done", "id": "e", "scene": "empty", "replies": [], "stopped": "quiet"}
     ]
+
+
+class _Connection:
+    """Only what features.connection.Connection declares: no ``turns``, no other attributes."""
+
+    def __init__(self) -> None:
+        self.id = "c1"
+        self.npcs = {"innkeeper": Persona.model_validate(INNKEEPER)}
+        self.sent: list[dict[str, Any]] = []
+        self.state: dict[type, object] = {}
+        self.tracked: dict[str | int, asyncio.Task[None]] = {}
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in {"id", "npcs", "sent", "state", "tracked"}:
+            raise AttributeError(f"a feature patched the connection: {name}")
+        object.__setattr__(self, name, value)
+
+    def send(self, frame: dict[str, Any]) -> None:
+        self.sent.append(frame)
+
+    def track(self, request_id: str | int, coro: Any) -> asyncio.Task[None]:
+        task = self.tracked[request_id] = asyncio.ensure_future(coro)
+        return task
+
+    def check_text(self, kind: str, text: str, request_id: str | int | None) -> None:
+        pass
+
+    def plugin_state(self, kind: type[Any]) -> Any:
+        return self.state.setdefault(kind, kind())
+
+
+async def test_scenes_use_only_the_declared_connection_interface() -> None:
+    """Scenes live in the connection's plugin_state and the exchange is the task track returns;
+    nothing is written onto the connection and its in-flight table is never read."""
+    from npcbridge.features.scenes import ConnectionScenes, SceneManager
+    from npcbridge.features.settings import SceneSettings
+    from npcbridge.protocol.messages import SceneSay, SceneStart
+
+    class Services:
+        @staticmethod
+        def persona(npc: str, npcs: dict[str, Persona]) -> Persona:
+            return npcs[npc]
+
+    manager = SceneManager(Services(), SceneSettings())  # type: ignore[arg-type]
+    conn = _Connection()
+    manager.start(conn, SceneStart(id=1, scene="tavern", player="p1", npcs=["innkeeper"]))
+    assert list(conn.plugin_state(ConnectionScenes).by_name) == ["tavern"]
+    manager.remove(conn, "tavern", "innkeeper", 2)
+    # nobody left to answer: the exchange ends at once, without a turn
+    await manager.say(conn, SceneSay(id=3, scene="tavern", text="hello?"))
+    scene = manager.get(conn, "tavern", 4)
+    assert scene.task is conn.tracked[3]
+    await asyncio.wait_for(conn.tracked[3], 5)
+    assert conn.sent[-1] == {
+        "type": "scene.done",
+        "id": 3,
+        "scene": "tavern",
+        "replies": [],
+        "stopped": "quiet",
+    }
+    manager.end(conn, "tavern", 5)
+    assert conn.plugin_state(ConnectionScenes).by_name == {}
