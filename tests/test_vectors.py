@@ -90,3 +90,51 @@ def test_codec_case(case: dict) -> None:
 def test_invalid_bytes_give_decode_error(case: dict) -> None:
     with pytest.raises(DecodeError):
         unpack(bytes.fromhex(case["hex"]))
+
+
+def _canonical_cases() -> list[dict]:
+    return json.loads((VECTORS / "canonical.json").read_text())["cases"]
+
+
+def _sent(value):
+    """A canonical.json message as its sender holds it: tagged floats, None for unset fields."""
+    if isinstance(value, dict):
+        if set(value) == {"$float"}:
+            return float(value["$float"])
+        return {k: _sent(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_sent(v) for v in value]
+    return value
+
+
+def _left_out(value):
+    if isinstance(value, dict):
+        return {k: _left_out(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_left_out(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("case", _canonical_cases(), ids=lambda c: c["name"])
+def test_canonical_case(case: dict) -> None:
+    sent = _sent(case["message"])
+    registry = CLIENT_MESSAGES if sent["type"] in CLIENT_MESSAGES else SERVER_MESSAGES
+    assert encode(registry[sent["type"]].model_validate(sent)).hex() == case["hex"]
+    decoded = unpack(bytes.fromhex(case["hex"]))
+    assert decoded == _left_out(sent)
+    floats = [(k, v) for k, v in _walk(decoded) if k in FLOAT_FIELDS]
+    assert all(type(v) is float for _, v in floats)
+
+
+FLOAT_FIELDS = json.loads((VECTORS / "canonical.json").read_text())["float_fields"]
+
+
+def _walk(value, key=None):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _walk(v, k)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _walk(v, key)
+    else:
+        yield key, value

@@ -17,6 +17,8 @@ Files:
   ``{"$float": x}`` for floats).
 - ``invalid.json``: byte strings every decoder must reject with an error value (never a crash).
 - ``flows.json``: sequences of server frames and how each request must end (``make_flows.py``).
+- ``canonical.json``: messages and the bytes a canonical encoder writes for them: whole-number
+  floats, unset fields, keys beyond the BMP (``make_canonical.py``).
 """
 
 from __future__ import annotations
@@ -323,6 +325,11 @@ def codec_cases() -> list[dict[str, Any]]:
         _case("fixmap unsorted input", b"\x82\xa1b\x02\xa1a\x01", {"a": 1, "b": 2}),
         _case("empty map", b"\x80", {}),
         _case(
+            "map keys beyond the BMP: UTF-16 order in, UTF-8 byte order out",
+            b"\x83\xa1z\x03\xa4\xf0\x9f\x98\x80\x01\xa3\xef\xbd\xa1\x02",
+            {"z": 3, "\U0001f600": 1, "\uff61": 2},
+        ),
+        _case(
             "map16",
             b"\xde\x00\x10"
             + b"".join(bytes([0xA2, 0x6B, 0x61 + i]) + bytes([i]) for i in range(16)),
@@ -372,13 +379,14 @@ def write_all(folder: Path = HERE) -> dict[str, bytes]:
     put("index.json", _json({**index, "invalid": "invalid.json"}))
     put("codec.json", _json({"cases": codec_cases()}))
     put("invalid.json", _json({"cases": INVALID}))
-    put("flows.json", _json(_flows().document()))
+    put("flows.json", _json(_sibling("make_flows").document()))
+    put("canonical.json", _json(_sibling("make_canonical").document()))
     return written
 
 
-def _flows() -> Any:
-    """The flow vectors' generator, ``make_flows.py`` beside this file."""
-    spec = importlib.util.spec_from_file_location("make_flows", HERE / "make_flows.py")
+def _sibling(name: str) -> Any:
+    """A generator module beside this file (``make_flows.py``, ``make_canonical.py``)."""
+    spec = importlib.util.spec_from_file_location(name, HERE / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
