@@ -145,3 +145,15 @@ async def test_client_follows_the_flow(flow: dict[str, Any]) -> None:
     await client.close()
     assert got == expected
     assert unsolicited == strays
+
+
+async def test_a_scene_say_sent_with_request_answers_scene_done() -> None:
+    flow = next(f for f in FLOWS if f["name"].startswith("scene exchange"))
+    conn = ScriptedConnection(flow["frames"])
+    client = Client(conn, {"type": "welcome"})  # type: ignore[arg-type]
+    answer = asyncio.create_task(client.request({"type": "scene.say", "id": "s-1"}))
+    await asyncio.sleep(0)
+    conn.release.set()
+    done = await asyncio.wait_for(answer, 5)
+    assert done["type"] == "scene.done" and not client._reader.done()
+    await client.close()

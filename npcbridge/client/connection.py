@@ -229,11 +229,11 @@ class Client(Requests):
             self.unsolicited.put_nowait(frame)
             return
         if routed.parent is not None:
-            exchange = self._targets[routed.parent]
             reply = Reply(self, routed.request)
             self._targets[routed.request] = reply
-            assert isinstance(exchange, SceneExchange)
-            exchange.queue.put_nowait(reply)
+            exchange = self._targets[routed.parent]
+            if isinstance(exchange, SceneExchange):  # else sent with request(): scene.done only
+                exchange.queue.put_nowait(reply)
         target = self._targets[routed.request]
         if routed.ended is not None:
             del self._targets[routed.request]
