@@ -61,7 +61,22 @@ def test_depth_limit_counts_every_map_and_array() -> None:
 
 
 def test_counts_larger_than_the_bytes_left_are_truncated() -> None:
+    # frames large enough to be scanned before they are unpacked
     with pytest.raises(DecodeError, match="truncated"):
-        unpack(b"\xdd\x00\x01\x00\x00" + b"\x01" * 10)
+        unpack(b"\xdd\x00\x01\x00\x00" + b"\x01" * 600)
     with pytest.raises(DecodeError, match="truncated"):
+        unpack(b"\xdf\x00\x00\x01\x00" + b"\xa1a\x01" * 200)
+    with pytest.raises(DecodeError):  # a small one: the unpacker itself refuses it
         unpack(b"\xdf\x00\x00\x00\x03\xa1a\x01")
+
+
+def test_a_small_deep_wide_frame_allocates_little() -> None:
+    frame = b"\xdc\xff\xff" * 170 + b"\x00\x00"  # 512 bytes: unpacked without the scan
+    tracemalloc.start()
+    try:
+        with pytest.raises(DecodeError):
+            decode_map(frame)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20, f"peak {peak} bytes"

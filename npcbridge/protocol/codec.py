@@ -149,6 +149,13 @@ def unpack(data: bytes, max_depth: int | None = None) -> Any:
     """Unpack msgpack bytes, raising :class:`DecodeError` on anything that is not one value
     (or, with ``max_depth``, nests more maps/arrays than that; the error then carries a
     top-level ``id`` when one could be read)."""
+    if len(data) <= _UNPACK_DIRECTLY:
+        value = _unpackb(data)
+        if max_depth is not None and _depth(value) > max_depth:
+            raise DecodeError(
+                f"message nests deeper than {max_depth} levels", request_id=request_id_of(value)
+            )
+        return value
     depth, id_span = _scan(data)
     if max_depth is not None and depth > max_depth:
         rid = None
@@ -156,6 +163,32 @@ def unpack(data: bytes, max_depth: int | None = None) -> Any:
             with contextlib.suppress(ValueError):
                 rid = request_id_of({"id": msgpack.unpackb(data[id_span[0] : id_span[1]])})
         raise DecodeError(f"message nests deeper than {max_depth} levels", request_id=rid)
+    return _unpackb(data)
+
+
+#: frames up to this many bytes are unpacked without the scan (most frames: a ``reply.delta``,
+#: a ``say``): the unpacker caps each declared count at the frame's length, so however such a
+#: frame nests (at most this many levels) it cannot make the unpacker allocate much
+_UNPACK_DIRECTLY = 512
+
+
+def _depth(value: Any) -> int:
+    """How many maps/arrays ``value`` nests (a small value: see ``_UNPACK_DIRECTLY``)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            item = item.values()
+        elif not isinstance(item, list):
+            continue
+        deepest = max(deepest, level + 1)
+        stack.extend((v, level + 1) for v in item)
+    return deepest
+
+
+def _unpackb(data: bytes) -> Any:
+    """msgpack's unpacker, its failures as :class:`DecodeError`."""
     try:
         value = msgpack.unpackb(
             data,
