@@ -1,11 +1,29 @@
-"""Error codes and close codes of protocol v1.
+"""Error codes and close codes of protocol v1, and the exceptions that carry them.
 
 Every failure a peer can see is one of :class:`ErrorCode`. Inside the server, code that wants to
-answer a request with an error raises :class:`ProtocolError`; the connection layer turns it into an
-``error`` frame. The exception hierarchy is flat on purpose::
+answer a message or a request with an error raises :class:`ProtocolError`; the connection layer
+(:mod:`npcbridge.protocol.connection`, and the session for a running request) turns it into an
+``error`` frame (:func:`npcbridge.protocol.frames.error_frame`). The hierarchy is flat on
+purpose::
 
-    ProtocolError            an error the peer is told about (code, message, retryable, retry_after)
-    └── DecodeError          bytes that are not a valid protocol message (always ``bad_request``)
+    Exception
+    └── ProtocolError        an error the peer is told about: code, message, retryable,
+        │                    retry_after_ms, request_id, refused, extra fields
+        │                    - unknown_type (codec.validate, the connection's dispatch)
+        │                    - unauthorized, unsupported_protocol (handshake: closes 4001 / 4002)
+        │                    - rate_limited, too_many_in_flight, unknown_npc (at the door)
+        │                    - budget_exceeded, upstream_*, filtered, internal (a running turn)
+        └── DecodeError      not a valid message, always ``bad_request``; the only kind that
+                             counts toward ``max_bad_messages`` (more in a row close 1008)
+                             - codec.unpack / decode_map / validate (bytes, map, fields)
+                             - the connection: text frame, not ``hello`` first, a second
+                               ``hello``, duplicate id, cancel of an unknown id, invalid
+                               ``npc.define``, text over ``max_text_chars``
+
+An error raised before a message was accepted refuses it (``refused`` set to the message's
+type); one raised by a request that was accepted ends it (no ``refused``). Exceptions that are
+not a :class:`ProtocolError` never reach the wire: the server logs them and answers
+``internal``. A ``ValueError`` from a Character Card becomes a :class:`DecodeError`.
 """
 
 from __future__ import annotations
