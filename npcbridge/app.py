@@ -1,4 +1,16 @@
-"""The server application: configuration, plugins, catalog, providers and the pipeline.
+"""The composition root: builds each part of one server and hands it only what it needs.
+
+Nothing but the roots (this module, the CLI, the test stacks in :mod:`npcbridge.testing`)
+imports it. The parts, in the order they are built:
+
+* the model :class:`~npcbridge.models.Catalog` and the :class:`~npcbridge.metrics.Metrics`;
+* the :class:`~npcbridge.gateway.Gateway` (config sections, catalog, metrics, the providers the
+  plugins register, the store once it is open);
+* the hook caller (:class:`~npcbridge.plugins.PluginManager`) and the
+  :class:`~npcbridge.pipeline.Pipeline` (hooks, gateway, catalog, default model);
+* the :class:`~npcbridge.api.PluginAPI` plugins type against (with
+  :class:`~npcbridge.runner.TurnRunner` as its ``turns``), then the plugins themselves;
+* the :class:`~npcbridge.server.context.ServerContext` the server's connections use.
 
 One :class:`App` per server; nothing here is global, so tests can run several side by side.
 """
@@ -12,15 +24,18 @@ from typing import Any
 from pydantic import BaseModel
 
 from . import SERVER_NAME
+from .api import PluginAPI
 from .config import Config
-from .gateway import Gateway, upstream_protocol_error
+from .gateway import Gateway
+from .metrics import Metrics
 from .models import OFFLINE_MODEL, Catalog, ModelEntry
 from .pipeline import Pipeline
-from .plugins import PluginManager, make_plugin_manager
-from .protocol.errors import ErrorCode, ProtocolError
+from .plugins import PluginManager, load_plugins
 from .protocol.messages import Persona
-from .providers.base import Provider, UpstreamError
+from .providers.base import Provider
 from .registry import MessageHandler, Registry, Route
+from .runner import TurnRunner
+from .server.context import ServerContext
 from .stores import Store, open_store
 
 log = logging.getLogger("npcbridge")
@@ -31,19 +46,48 @@ class StartupError(Exception):
 
 
 class App:
-    """Everything one server needs, built from a :class:`Config`."""
+    """One server, built from a :class:`Config` (see the module docstring)."""
 
     def __init__(
         self, config: Config, plugins: Iterable[str] = (), *, entry_points: bool = True
     ) -> None:
         self.config = config
         self.offline = config.upstream.use_offline()
-        self.catalog = Catalog([OFFLINE_MODEL] if self.offline else config.models)
+        self.catalog = (
+            Catalog([OFFLINE_MODEL], fallback=OFFLINE_MODEL)
+            if self.offline
+            else Catalog(config.models)
+        )
         self.default_model = "offline" if self.offline else config.upstream.default_model
         #: what plugins registered: handlers, routes, features, settings sections
         self.registry = Registry()
-        self.plugins: PluginManager = make_plugin_manager(
-            self,
+        self.providers: dict[str, Provider] = {}
+        self.npcs: dict[str, Persona] = dict(config.npcs)
+        self.store: Store | None = None
+        self.gateway = Gateway(
+            config,
+            self.catalog,
+            Metrics(known_models=self.catalog.ids()),
+            self.providers,
+            lambda: self.store,
+        )
+        self.plugins = PluginManager()
+        self.pipeline = Pipeline(self.plugins, self.gateway, self.catalog, self.default_model)
+        self.api = PluginAPI(
+            config=config,
+            catalog=self.catalog,
+            settings=self.registry.settings,
+            metrics=self.gateway.metrics,
+            npcs=self.npcs,
+            call=self.plugins.call,
+            turns=TurnRunner(self.pipeline, self.gateway, self.plugins, self.default_model),
+            store=lambda: self.store,
+            offline=self.offline,
+            default_model=self.default_model,
+        )
+        load_plugins(
+            self.plugins,
+            self.api,
             configured=config.plugins,
             extra=plugins,
             disabled=config.disable_plugins,
@@ -53,13 +97,22 @@ class App:
             "npcbridge_register_settings",
             register=lambda name, model: self.registry.add_settings(name, model, config.extra),
         )
-        self.providers: dict[str, Provider] = {}
-        self.npcs: dict[str, Persona] = dict(config.npcs)
-        self.pipeline = Pipeline(self)
-        self.gateway = Gateway(self)
-        self.store: Store | None = None
+        self.context = ServerContext(
+            settings=config.server,
+            server_name=SERVER_NAME,
+            offline=self.offline,
+            metrics_path=config.metrics.path,
+            catalog=self.catalog,
+            registry=self.registry,
+            pipeline=self.pipeline,
+            api=self.api,
+        )
         self.started = False
-        self.sessions: set[Any] = set()
+
+    @property
+    def sessions(self) -> set[Any]:
+        """The open connections."""
+        return self.context.sessions
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -90,7 +143,7 @@ class App:
         """Register providers and their models, open the store (``config.store.url``), run the
         startup hooks, then collect handlers, routes and features from the plugins."""
         await self.plugins.call(
-            "npcbridge_register_providers", register=self._register_provider, app=self
+            "npcbridge_register_providers", register=self._register_provider, api=self.api
         )
         self._check_providers()
         if self.offline:
@@ -100,14 +153,16 @@ class App:
                 "replies from the 'offline' provider, not from an LLM"
             )
         self.store = await open_store(self.config.store.url)
-        await self.plugins.call("npcbridge_startup", app=self)
+        await self.plugins.call("npcbridge_startup", api=self.api)
         registry = self.registry
         await self.plugins.call(
-            "npcbridge_register_handlers", register=registry.add_handler, app=self
+            "npcbridge_register_handlers", register=registry.add_handler, api=self.api
         )
-        await self.plugins.call("npcbridge_register_routes", register=registry.add_route, app=self)
         await self.plugins.call(
-            "npcbridge_register_features", register=registry.add_feature, app=self
+            "npcbridge_register_routes", register=registry.add_route, api=self.api
+        )
+        await self.plugins.call(
+            "npcbridge_register_features", register=registry.add_feature, api=self.api
         )
         self.started = True
 
@@ -118,7 +173,7 @@ class App:
             return
         self.started = False
         try:
-            await self.plugins.call("npcbridge_shutdown", app=self)
+            await self.plugins.call("npcbridge_shutdown", api=self.api)
         finally:
             for provider in self.providers.values():
                 await provider.aclose()
@@ -159,33 +214,3 @@ class App:
                     f"model {entry.id!r} names provider {entry.provider!r}, which no plugin "
                     f"registered (registered: {', '.join(sorted(self.providers)) or 'none'})"
                 )
-
-    def model_entry(self, name: str) -> ModelEntry:
-        """The catalog entry for a model id or alias; unknown names pass through as-is (for
-        servers such as Ollama whose models are not in the catalog) at zero cost."""
-        entry = self.catalog.get(name)
-        if entry is not None:
-            return entry
-        if self.offline:
-            return OFFLINE_MODEL
-        return ModelEntry(id=name)
-
-    def provider_for(self, model: ModelEntry) -> Provider:
-        """The provider that serves ``model``."""
-        provider = self.providers.get(model.provider)
-        if provider is None:
-            raise ProtocolError(
-                ErrorCode.INTERNAL, f"no provider {model.provider!r} for model {model.id!r}"
-            )
-        return provider
-
-    def upstream_error(self, exc: UpstreamError, request_id: str | int | None) -> ProtocolError:
-        """Translate an upstream failure for the client (never leaks the API key)."""
-        return upstream_protocol_error(exc, request_id)
-
-    def persona(self, npc: str, session_npcs: dict[str, Persona]) -> Persona:
-        """The persona of ``npc``: defined on the connection, else in config."""
-        persona = session_npcs.get(npc) or self.npcs.get(npc)
-        if persona is None:
-            raise ProtocolError(ErrorCode.UNKNOWN_NPC, "field 'npc': unknown npc; define it first")
-        return persona

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pluggy
 
 if TYPE_CHECKING:
-    from .app import App
+    from .api import PluginAPI
     from .models import Catalog
     from .turn import Turn, TurnResult
 
@@ -78,17 +78,19 @@ CALL_MODES: dict[str, CallMode] = {
 
 
 @hookspec
-def npcbridge_startup(app: App) -> None | Awaitable[None]:
+def npcbridge_startup(api: PluginAPI) -> None | Awaitable[None]:
     """Run once when the server starts, after configuration, providers and the store are ready.
 
     Use it to open connections, warm caches or load models (heavy work belongs here, not in the
-    first turn). ``app`` gives ``config``, ``store``, ``catalog``, ``plugins`` and
-    ``plugin_settings(name)``. An exception stops start-up with the plugin's message.
+    first turn). ``api`` (:class:`npcbridge.api.PluginAPI`) gives ``store``, ``catalog``,
+    ``plugin_settings(name)``, ``metrics``, ``logger(name)``, ``persona(npc)``, ``call`` (the
+    hooks) and ``turns`` (the pipeline and gateway); a class plugin keeps it for later. An
+    exception stops start-up with the plugin's message.
     """
 
 
 @hookspec
-def npcbridge_shutdown(app: App) -> None | Awaitable[None]:
+def npcbridge_shutdown(api: PluginAPI) -> None | Awaitable[None]:
     """Run once when the server stops; close what ``npcbridge_startup`` opened."""
 
 
@@ -101,13 +103,13 @@ def npcbridge_register_settings(register: Callable[[str, Any], None]) -> None:
 
     The server validates the config file's ``[extra.<name>]`` table against ``model`` when it is
     built (a bad value stops start-up with one line naming the field) and hands the validated
-    instance out as ``app.plugin_settings(name)``; an absent table gives the model's defaults.
+    instance out as ``api.plugin_settings(name)``; an absent table gives the model's defaults.
     Runs before ``npcbridge_startup``; must be synchronous.
     """
 
 
 @hookspec
-def npcbridge_register_providers(register: Callable[..., None], app: App) -> None:
+def npcbridge_register_providers(register: Callable[..., None], api: PluginAPI) -> None:
     """Register upstream providers: call ``register(name, provider, models=[...])`` for each.
 
     ``provider`` implements :class:`npcbridge.providers.base.Provider`. ``models`` (optional) are
@@ -119,7 +121,7 @@ def npcbridge_register_providers(register: Callable[..., None], app: App) -> Non
 
 
 @hookspec
-def npcbridge_register_handlers(register: Callable[..., None], app: App) -> None:
+def npcbridge_register_handlers(register: Callable[..., None], api: PluginAPI) -> None:
     """Serve client message types: call ``register(type, handler, cancellable=False)``.
 
     ``handler`` is ``async def handler(session, message)``; ``message`` is the validated message
@@ -133,7 +135,7 @@ def npcbridge_register_handlers(register: Callable[..., None], app: App) -> None
 
 
 @hookspec
-def npcbridge_register_routes(register: Callable[[str, Any], None], app: App) -> None:
+def npcbridge_register_routes(register: Callable[[str, Any], None], api: PluginAPI) -> None:
     """Add HTTP GET routes on the WebSocket port: call ``register(path, route)``.
 
     ``route()`` returns ``(status, content_type, body_bytes)``; it runs on the event loop, so it
@@ -142,7 +144,7 @@ def npcbridge_register_routes(register: Callable[[str, Any], None], app: App) ->
 
 
 @hookspec
-def npcbridge_register_features(register: Callable[[str], None], app: App) -> None:
+def npcbridge_register_features(register: Callable[[str], None], api: PluginAPI) -> None:
     """Announce features in ``welcome.features``: call ``register(name)`` for each."""
 
 
@@ -170,7 +172,7 @@ def npcbridge_recall(turn: Turn) -> list[dict[str, str]] | None | Awaitable[Any]
 
 @hookspec
 def npcbridge_memory_relevance(
-    query: str, texts: list[str], app: App
+    query: str, texts: list[str], api: PluginAPI
 ) -> list[float] | None | Awaitable[list[float] | None]:
     """Return how relevant each of ``texts`` (long-term memories) is to ``query`` (the
     player's line, or the ``memory.query`` text): one float per text, any scale (for example

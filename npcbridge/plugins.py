@@ -1,6 +1,6 @@
 """The plugin manager of one server: loading plugins and calling hooks by their declared mode.
 
-There is no global plugin manager: each :class:`npcbridge.app.App` builds its own. Plugins come
+There is no global plugin manager: each server builds its own. Plugins come
 from (in registration order) the builtins, the ``npcbridge`` entry-point group, the config's
 ``plugins`` list and ``--plugin module:attr`` flags. Later registrations are called first. A
 plugin reached twice (installed *and* named in config or on the command line) is loaded once; a
@@ -23,12 +23,15 @@ import inspect
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from . import __version__, hookspecs
 from .hookspecs import CALL_MODES, CallMode
+
+if TYPE_CHECKING:
+    from .api import PluginAPI
 
 log = logging.getLogger("npcbridge.plugins")
 
@@ -219,23 +222,36 @@ def _version_of(obj: Any) -> str:
 
 
 def make_plugin_manager(
-    app: Any,
+    api: PluginAPI | None,
     extra: Iterable[str] = (),
     disabled: Iterable[str] = (),
     entry_points: bool = True,
     configured: Iterable[str] = (),
 ) -> PluginManager:
-    """Build a plugin manager: the builtins, then entry points, ``configured`` (the config's
-    ``plugins``) and ``extra`` (``--plugin``) specs; ``disabled`` names are unregistered.
-
-    A builtin module with a ``Plugin`` class is registered as ``Plugin(app)`` so that its state
-    belongs to this server alone."""
+    """A new :class:`PluginManager` with the plugins :func:`load_plugins` finds."""
     pm = PluginManager()
+    load_plugins(pm, api, extra, disabled, entry_points, configured)
+    return pm
+
+
+def load_plugins(
+    pm: PluginManager,
+    api: PluginAPI | None,
+    extra: Iterable[str] = (),
+    disabled: Iterable[str] = (),
+    entry_points: bool = True,
+    configured: Iterable[str] = (),
+) -> None:
+    """Register the builtins, then entry points, ``configured`` (the config's ``plugins``) and
+    ``extra`` (``--plugin``) specs; ``disabled`` names are unregistered.
+
+    A builtin module with a ``Plugin`` class is registered as ``Plugin(api)`` so that its state
+    belongs to this server alone (``api`` is None only in tests of loading itself)."""
     builtin_names = []
     for name in BUILTIN_PLUGINS:
         module = importlib.import_module(name)
         factory = getattr(module, "Plugin", None)
-        pm.register(factory(app) if factory is not None else module, name=name)
+        pm.register(factory(api) if factory is not None else module, name=name)
         builtin_names.append(name.rpartition(".")[2])
     #: id of the object a source names -> its LoadedPlugin (so one plugin loads once)
     seen: dict[int, LoadedPlugin] = {}
@@ -280,4 +296,3 @@ def make_plugin_manager(
     log.info("builtin plugins %s (npcbridge %s)", ", ".join(builtin_names), __version__)
     for loaded in pm.loaded:
         log.info("%s", loaded.describe())
-    return pm

@@ -18,7 +18,7 @@ model) pair gets one :class:`ModelLimiter` holding a token bucket per configured
   :class:`RateLimitWait`, which carries the expected wait; the gateway then tries a fallback
   model or answers ``rate_limited`` with ``retry_after_ms``.
 
-When the store is shared between server processes (``app.store.shared``), the configured limits
+When the store is shared between server processes (the store's ``shared``), the configured limits
 are also counted in fixed windows through the store's atomic counters, so several processes
 behind one key stay under the limit together.
 """

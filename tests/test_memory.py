@@ -375,7 +375,7 @@ async def test_filtered_turn_is_stored_as_filtered_not_replayed(
 
 class _BrokenRelevance:
     @hookimpl
-    def npcbridge_memory_relevance(self, query: str, texts: list[str], app: Any) -> list[float]:
+    def npcbridge_memory_relevance(self, query: str, texts: list[str], api: Any) -> list[float]:
         raise RuntimeError("embedding service down")
 
 
@@ -383,7 +383,7 @@ class _ReverseRelevance:
     """Scores the first-added memory highest, whatever the words say."""
 
     @hookimpl
-    def npcbridge_memory_relevance(self, query: str, texts: list[str], app: Any) -> list[float]:
+    def npcbridge_memory_relevance(self, query: str, texts: list[str], api: Any) -> list[float]:
         return [float(len(texts) - i) for i in range(len(texts))]
 
 

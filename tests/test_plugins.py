@@ -272,7 +272,7 @@ def test_call_modes_drive_dispatch() -> None:
         "llama-3.3-70b-versatile"
     )
     with pytest.raises(TypeError, match="must be synchronous"):
-        pm.call_sync("npcbridge_shutdown", app=None)
+        pm.call_sync("npcbridge_shutdown", api=None)
 
 
 async def test_an_edited_turn_text_goes_upstream_but_the_history_keeps_the_players_line(

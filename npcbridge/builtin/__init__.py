@@ -1,5 +1,6 @@
 """Default behaviour, registered as ordinary plugins (each module is one plugin).
 
 A module either defines hook implementations at top level, or a ``Plugin`` class that takes
-the :class:`npcbridge.app.App` (for plugins that need configuration or per-server state).
+the server's :class:`npcbridge.api.PluginAPI` (for plugins that need configuration or
+per-server state).
 """

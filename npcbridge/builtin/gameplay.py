@@ -24,22 +24,22 @@ from ..hookspecs import hookimpl
 from ..turn import Turn
 
 if TYPE_CHECKING:
-    from ..app import App
+    from ..api import PluginAPI
 
 
 class Plugin:
     """Per-server state: the settings and the features built from them."""
 
-    def __init__(self, app: App) -> None:
-        self.app = app
+    def __init__(self, api: PluginAPI) -> None:
+        self.api = api
         self.configure(GameplaySettings())
 
     def configure(self, settings: GameplaySettings) -> None:
         """Build the features for ``settings``."""
         self.settings = settings
-        self.quest = QuestFeature(self.app, settings.quest)
-        self.barks = BarksFeature(self.app, settings.barks)
-        self.scenes = ScenesFeature(self.app, settings.scenes)
+        self.quest = QuestFeature(self.api, settings.quest)
+        self.barks = BarksFeature(self.api, settings.barks)
+        self.scenes = ScenesFeature(self.api, settings.scenes)
         #: in announcement (and handler registration) order
         self.features: tuple[Feature, ...] = (self.quest, self.barks, self.scenes)
 
@@ -51,9 +51,9 @@ class Plugin:
         register("gameplay", GameplaySettings)
 
     @hookimpl
-    def npcbridge_startup(self, app: App) -> None:
+    def npcbridge_startup(self, api: PluginAPI) -> None:
         """Take the validated settings."""
-        settings = app.plugin_settings("gameplay")
+        settings = api.plugin_settings("gameplay")
         assert isinstance(settings, GameplaySettings)
         self.configure(settings)
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
+from ..api import PluginAPI
 from ..hookspecs import hookimpl
 from ..turn import Turn, TurnResult
 
@@ -12,20 +12,20 @@ from ..turn import Turn, TurnResult
 class Plugin:
     """Counts turns by finish and errors by code into the gateway's metrics."""
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
+    def __init__(self, api: PluginAPI) -> None:
+        self.api = api
 
     @hookimpl
-    def npcbridge_register_routes(self, register: Callable[..., None], app: Any) -> None:
+    def npcbridge_register_routes(self, register: Callable[..., None], api: PluginAPI) -> None:
         """Serve the metrics on the WebSocket port (``[metrics]`` ``enabled``, ``path``)."""
-        settings = app.config.metrics
+        settings = api.config.metrics
         if settings.enabled:
-            register(settings.path, app.gateway.metrics.render)
+            register(settings.path, api.metrics.render)
 
     @hookimpl
     def npcbridge_after_turn(self, turn: Turn, result: TurnResult) -> None:
         """Count the turn and, when it failed, its error code."""
-        metrics = self.app.gateway.metrics
+        metrics = self.api.metrics
         metrics.turns.labels(result.finish, metrics.model(result.model)).inc()
         if result.error_code:
             metrics.errors.labels(result.error_code).inc()

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
+from ..api import PluginAPI
 from ..hookspecs import hookimpl
 from ..providers.offline import OfflineProvider
 from ..providers.openai_compat import OpenAICompatProvider
 
 
 @hookimpl
-def npcbridge_register_providers(register: Callable[[str, Any], None], app: Any) -> None:
+def npcbridge_register_providers(register: Callable[..., None], api: PluginAPI) -> None:
     """Register ``offline`` always, and ``openai`` when an API key is configured."""
-    upstream = app.config.upstream
+    upstream = api.config.upstream
     register("offline", OfflineProvider(tokens_per_s=upstream.offline_tokens_per_s))
     if not upstream.use_offline():
         register(

@@ -31,6 +31,7 @@ from .recall import ranked
 from .settings import MemorySettings
 
 if TYPE_CHECKING:
+    from ..api import PluginAPI
     from .summarize import Summarizer
 
 log = logging.getLogger("npcbridge.memory")
@@ -62,11 +63,16 @@ def _guarded(handler: Handler, writes: WriteQueue | None) -> Handler:
 
 
 class MemoryHandlers:
-    """Serves the three message types for one app."""
+    """Serves the three message types for one server."""
 
     def __init__(
-        self, settings: MemorySettings, summarizer: Summarizer, writes: WriteQueue | None = None
+        self,
+        api: PluginAPI,
+        settings: MemorySettings,
+        summarizer: Summarizer,
+        writes: WriteQueue | None = None,
     ) -> None:
+        self.api = api
         self.settings = settings
         self.summarizer = summarizer
         self.writes = writes
@@ -77,24 +83,23 @@ class MemoryHandlers:
         register("memory.forget", _guarded(self.forget, self.writes))
         register("memory.query", _guarded(self.query, self.writes))
 
-    @staticmethod
-    def _store(session: Any, request_id: Any) -> Store:
-        store = session.app.store
+    def _store(self, request_id: Any) -> Store:
+        store = self.api.store
         if store is None:
             raise ProtocolError(
                 ErrorCode.INTERNAL, "no store is open on this server", request_id=request_id
             )
-        return store  # type: ignore[no-any-return]
+        return store
 
     async def add(self, session: Any, message: MemoryAdd) -> None:
         """``memory.add``: store a fact about an NPC the connection can talk to (else
         ``unknown_npc``, as for ``say``)."""
         try:
-            session.app.persona(message.npc, session.npcs)
+            self.api.persona(message.npc, session.npcs)
         except ProtocolError as exc:
             exc.request_id = message.id
             raise
-        store = self._store(session, message.id)
+        store = self._store(message.id)
         now = time.time()
         fact = MemoryRecord(
             npc=message.npc,
@@ -113,16 +118,16 @@ class MemoryHandlers:
 
     async def forget(self, session: Any, message: MemoryForget) -> None:
         """``memory.forget``: erase a player's data (one NPC or all)."""
-        store = self._store(session, message.id)
+        store = self._store(message.id)
         self.summarizer.cancel_for(message.player, message.npc)
         removed = await store.forget(message.player, message.npc)
         session.send(ok_frame(message.id, removed=removed))
 
     async def query(self, session: Any, message: MemoryQuery) -> None:
         """``memory.query``: the memories the NPC would recall, best first."""
-        store = self._store(session, message.id)
+        store = self._store(message.id)
         memories = await store.memories(message.npc, message.player)
-        scored = await ranked(session.app, self.settings, memories, message.text or "", time.time())
+        scored = await ranked(self.api, self.settings, memories, message.text or "", time.time())
         items = [
             {
                 "text": s.memory.text,

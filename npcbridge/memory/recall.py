@@ -12,7 +12,7 @@ from .settings import MemorySettings
 from .tokens import MESSAGE_OVERHEAD, estimate_tokens
 
 if TYPE_CHECKING:
-    from ..app import App
+    from ..api import PluginAPI
 
 log = logging.getLogger("npcbridge.memory")
 
@@ -27,14 +27,14 @@ def weights(settings: MemorySettings) -> Weights:
     )
 
 
-async def relevance(app: App, query: str, texts: Sequence[str]) -> list[float] | None:
+async def relevance(api: PluginAPI, query: str, texts: Sequence[str]) -> list[float] | None:
     """Relevance of each text to ``query``: the first plugin answering
     ``npcbridge_memory_relevance`` (embeddings), else lexical overlap. None without a query."""
     if not query.strip() or not texts:
         return None
     try:
-        answer = await app.plugins.call(
-            "npcbridge_memory_relevance", query=query, texts=list(texts), app=app
+        answer = await api.call(
+            "npcbridge_memory_relevance", query=query, texts=list(texts), api=api
         )
         if answer is not None:
             scores = [float(x) for x in answer]
@@ -47,10 +47,10 @@ async def relevance(app: App, query: str, texts: Sequence[str]) -> list[float] |
 
 
 async def ranked(
-    app: App, settings: MemorySettings, memories: list[MemoryRecord], query: str, now: float
+    api: PluginAPI, settings: MemorySettings, memories: list[MemoryRecord], query: str, now: float
 ) -> list[Scored]:
     """``memories`` ranked for ``query`` at ``now``, best first."""
-    rel = await relevance(app, query, [m.text for m in memories])
+    rel = await relevance(api, query, [m.text for m in memories])
     return rank(memories, now, rel, weights(settings))
 
 

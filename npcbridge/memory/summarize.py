@@ -1,7 +1,7 @@
 """Long-term memory from old turns: summaries written in the background.
 
 When enough complete turns of a (npc, player) pair lie beyond the conversation window and
-past the summary watermark, one background task asks a cheap model (through ``app.gateway``,
+past the summary watermark, one background task asks a cheap model (through ``api.turns``,
 with a :class:`~npcbridge.turn.Turn` of kind ``"summary"``, so budgets, rate limits and
 retries apply as to any turn) to summarise them, stores the summary as a ``summary`` memory and
 advances the watermark. The player's reply never waits for it.
@@ -28,7 +28,7 @@ from ..turn import Turn
 from .settings import MemorySettings
 
 if TYPE_CHECKING:
-    from ..app import App
+    from ..api import PluginAPI
 
 log = logging.getLogger("npcbridge.memory")
 
@@ -42,15 +42,15 @@ SUMMARY_INSTRUCTIONS = (
 )
 
 
-def cheap_model(app: App, settings: MemorySettings) -> ModelEntry:
+def cheap_model(api: PluginAPI, settings: MemorySettings) -> ModelEntry:
     """The summary model: the configured one, else the cheapest "small" model."""
     if settings.summary_model:
-        return app.model_entry(settings.summary_model)
-    if app.offline:
-        return app.model_entry("offline")
-    small = app.catalog.by_tier("small") or app.catalog.entries
+        return api.model_entry(settings.summary_model)
+    if api.offline:
+        return api.model_entry("offline")
+    small = api.catalog.by_tier("small") or api.catalog.entries
     if not small:
-        return app.model_entry(app.default_model)
+        return api.model_entry(api.default_model)
     return min(small, key=lambda e: (e.input_usd_per_m + e.output_usd_per_m, e.id))
 
 
@@ -67,9 +67,9 @@ class Summarizer:
     """Schedules and runs summaries for one server."""
 
     def __init__(
-        self, app: App, settings: MemorySettings, writes: WriteQueue | None = None
+        self, api: PluginAPI, settings: MemorySettings, writes: WriteQueue | None = None
     ) -> None:
-        self.app = app
+        self.api = api
         self.settings = settings
         #: the memory plugin's write queue (summaries written during an outage wait in it)
         self.writes = writes
@@ -108,7 +108,7 @@ class Summarizer:
         return True
 
     async def _run(self, npc: str, persona: Persona, player: str, turns: list[TurnRecord]) -> None:
-        store = self.app.store
+        store = self.api.store
         if store is None:
             return
         lease = f"lease:summary:{len(npc)}:{npc}:{player}"
@@ -165,7 +165,7 @@ class Summarizer:
         self, npc: str, persona: Persona, player: str, turns: list[TurnRecord]
     ) -> str:
         """Ask the cheap model for a summary of ``turns``; return its text (stripped)."""
-        model = cheap_model(self.app, self.settings)
+        model = cheap_model(self.api, self.settings)
         dialogue = transcript(turns, persona.name, player)
         messages = [
             {
@@ -184,7 +184,6 @@ class Summarizer:
             kind="summary",
             max_tokens=self.settings.summary_max_tokens,
             temperature=0.2,
-            app=self.app,
         )
         turn.model = model
         turn.messages = messages
@@ -197,7 +196,7 @@ class Summarizer:
             kind="summary",
         )
         parts: list[str] = []
-        async for event in self.app.gateway.stream(turn, model, request):
+        async for event in self.api.turns.stream(turn, model, request):
             if isinstance(event, TextDelta):
                 parts.append(event.text)
         return "".join(parts).strip()

@@ -1,4 +1,4 @@
-"""Start and stop the WebSocket server for an :class:`App`."""
+"""Start and stop the WebSocket server of an :class:`~.context.Application`."""
 
 from __future__ import annotations
 
@@ -12,13 +12,12 @@ from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as ws_serve
 
 from ..protocol import CloseCode, ErrorCode, ProtocolError
+from .context import Application
 from .http import make_process_request
 from .session import Session
 
 if TYPE_CHECKING:
     from websockets.asyncio.server import Server as WsServer
-
-    from ..app import App
 
 log = logging.getLogger("npcbridge.server")
 
@@ -26,7 +25,7 @@ log = logging.getLogger("npcbridge.server")
 class Server:
     """A running server: ``host``/``port`` as bound, ``url`` to connect to."""
 
-    def __init__(self, app: App, ws_server: WsServer) -> None:
+    def __init__(self, app: Application, ws_server: WsServer) -> None:
         self.app = app
         self.ws_server = ws_server
         sock = next(iter(ws_server.sockets))
@@ -91,7 +90,7 @@ async def refuse_over_ip_cap(ws: ServerConnection, cap: int) -> None:
 
 
 async def serve(
-    app: App,
+    app: Application,
     host: str | None = None,
     port: int | None = None,
     *,
@@ -103,9 +102,10 @@ async def serve(
     every WebSocket setting, limit and HTTP route; the WebSocket conformance tests use it to
     run the Autobahn cases (which need an echo peer) against this exact server setup.
     """
-    cfg = app.config.server
+    context = app.context
+    cfg = context.settings
     await app.start()
-    sessions: set[Session] = set()
+    sessions = context.sessions
     per_ip: Counter[str] = Counter()
 
     async def handler(ws: ServerConnection) -> None:
@@ -120,7 +120,7 @@ async def serve(
             if connection_handler is not None:
                 await connection_handler(ws)
                 return
-            session = Session(app, ws)
+            session = Session(context, ws)
             sessions.add(session)
             try:
                 await session.run()
@@ -145,16 +145,15 @@ async def serve(
         compression=None,
         origins=origins,
         process_request=make_process_request(
-            app, lambda: len(sessions), lambda ip: per_ip.get(ip, 0)
+            context, lambda: len(sessions), lambda ip: per_ip.get(ip, 0)
         ),
-        server_header=app.server_name,
+        server_header=context.server_name,
     )
     server = Server(app, ws_server)
-    app.sessions = sessions
     log.info(
         "npcbridge listening on %s (models: %s%s)",
         server.url,
-        ", ".join(app.catalog.ids()),
-        "; OFFLINE replies" if app.offline else "",
+        ", ".join(context.catalog.ids()),
+        "; OFFLINE replies" if context.offline else "",
     )
     return server

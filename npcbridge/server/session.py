@@ -51,7 +51,7 @@ from ..turn import Turn
 from .outbox import Outbox
 
 if TYPE_CHECKING:
-    from ..app import App
+    from .context import ServerContext
 
 log = logging.getLogger("npcbridge.server")
 
@@ -69,10 +69,11 @@ S = TypeVar("S")
 class Session:
     """State of one connection."""
 
-    def __init__(self, app: App, ws: Connection) -> None:
-        self.app = app
+    def __init__(self, context: ServerContext, ws: Connection) -> None:
+        #: the server's parts this connection uses (pipeline, registry, plugin API)
+        self.context = context
         self.ws = ws
-        self.config = app.config.server
+        self.config = context.settings
         self.id = secrets.token_hex(8)
         self.client = ""
         self.npcs: dict[str, Persona] = {}
@@ -177,9 +178,9 @@ class Session:
                 "type": "welcome",
                 "protocol": PROTOCOL_VERSION,
                 "session": self.id,
-                "server": self.app.server_name,
-                "models": self.app.catalog.ids(),
-                "features": list(self.app.features),
+                "server": self.context.server_name,
+                "models": self.context.catalog.ids(),
+                "features": list(self.context.registry.features),
                 "limits": {
                     "max_message_bytes": self.config.max_message_bytes,
                     "max_in_flight": self.config.max_in_flight,
@@ -260,7 +261,7 @@ class Session:
         elif isinstance(message, Hello):
             raise DecodeError("hello was already received")
         else:
-            handler = self.app.handlers.get(message.type)
+            handler = self.context.registry.handlers.get(message.type)
             request_id = getattr(message, "id", None)
             if handler is not None and handler.cancellable and request_id is not None:
                 self.track(request_id, handler(self, message))
@@ -290,7 +291,7 @@ class Session:
                 await self._refuse(exc, raw)
             except Exception as exc:
                 stage = f"the {raw['type']} handler"
-                self.app.pipeline.failures.report(request_id or "-", "-", stage, exc)
+                self.context.pipeline.failures.report(request_id or "-", "-", stage, exc)
                 self.send_error(internal_error(request_id))
 
         task = asyncio.create_task(run())
@@ -339,14 +340,13 @@ class Session:
         self.check_text("say", message.text, message.id)
         self._admit(message.id)
         try:
-            persona = self.app.persona(message.npc, self.npcs)
+            persona = self.context.api.persona(message.npc, self.npcs)
         except ProtocolError as exc:
             exc.request_id = message.id
             raise
         turn = Turn.from_say(
             message, persona, self.id, self.send if message.stream else self._send_final
         )
-        turn.app = self.app
         self.turns[message.id] = asyncio.create_task(self._run_turn(turn))
 
     def _send_final(self, frame: dict[str, Any]) -> None:
@@ -358,9 +358,9 @@ class Session:
     async def _run_turn(self, turn: Turn) -> None:
         result = None
         try:
-            result = await self.app.pipeline.run(turn)
+            result = await self.context.pipeline.run(turn)
         except Exception as exc:  # the pipeline answers its own failures; this is the backstop
-            self.app.pipeline.failures.report(turn.request_id, turn.npc, "the turn", exc)
+            self.context.pipeline.failures.report(turn.request_id, turn.npc, "the turn", exc)
             self.send_error(internal_error(turn.request_id))
         finally:
             self.turns.pop(turn.request_id, None)
@@ -368,7 +368,7 @@ class Session:
             if len(self.recent) > RECENT_IDS:
                 self.recent.popitem(last=False)
         if result is not None:
-            await self.app.pipeline.finish(turn, result)
+            await self.context.pipeline.finish(turn, result)
 
     def plugin_state(self, kind: type[S]) -> S:
         """This connection's instance of ``kind``, made by ``kind()`` on first use: where a
@@ -419,7 +419,7 @@ class Session:
         # a cancel that crosses the reply's end on the wire is not an error: nothing to do
 
     async def _extension(self, raw: dict[str, Any]) -> None:
-        answer = await self.app.plugins.call("npcbridge_extension", message=raw, session=self)
+        answer = await self.context.api.call("npcbridge_extension", message=raw, session=self)
         request_id = raw.get("id")
         if answer is None:
             raise ProtocolError(

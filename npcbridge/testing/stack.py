@@ -105,7 +105,7 @@ class Stack:
         plugins: tuple[str, ...] = ()
         if importlib.util.find_spec("npcbridge_moderation") is not None:
             config.extra["moderation"] = {"blocklist": [BLOCKED_WORD]}
-            plugins = ("npcbridge_moderation",)
+            plugins = ("npcbridge_moderation:Moderation",)
         app = App(config, plugins, entry_points=False)
         try:
             self.server = await serve(app, port=self.port)

@@ -20,7 +20,7 @@ from ...turn import Turn
 from .settings import BarksSettings
 
 if TYPE_CHECKING:
-    from ...app import App
+    from ...api import PluginAPI
     from ...protocol.messages import Persona
 
 BARK_PROMPT = (
@@ -42,8 +42,8 @@ def _error(frame: dict[str, Any]) -> dict[str, Any]:
 class BarkGenerator:
     """Generates bark batches for one server."""
 
-    def __init__(self, app: App, settings: BarksSettings) -> None:
-        self.app = app
+    def __init__(self, api: PluginAPI, settings: BarksSettings) -> None:
+        self.api = api
         self.settings = settings
 
     async def one(
@@ -56,7 +56,7 @@ class BarkGenerator:
     ) -> dict[str, Any]:
         """One NPC's bark result: ``{npc, text}`` or ``{npc, error}``."""
         try:
-            persona = self.app.persona(item.npc, npcs)
+            persona = self.api.persona(item.npc, npcs)
         except ProtocolError as exc:
             return {"npc": item.npc, "error": {"code": str(exc.code), "message": exc.message}}
         # barks never act: no tools are offered
@@ -78,9 +78,9 @@ class BarkGenerator:
             kind="bark",
             cacheable=self.settings.cacheable,
         )
-        result = await self.app.pipeline.run(turn)
+        result = await self.api.turns.run(turn)
         if result is not None:
-            await self.app.pipeline.finish(turn, result)
+            await self.api.turns.finish(turn, result)
         errors = [f for f in frames if f.get("type") == "error"]
         if errors:
             return {"npc": item.npc, "error": _error(errors[0])}

@@ -13,7 +13,7 @@ from .generator import BarkGenerator
 from .settings import BarksSettings
 
 if TYPE_CHECKING:
-    from ...app import App
+    from ...api import PluginAPI
 
 
 class BarksFeature:
@@ -21,8 +21,8 @@ class BarksFeature:
 
     name = "barks"
 
-    def __init__(self, app: App, settings: BarksSettings) -> None:
-        self.generator = BarkGenerator(app, settings)
+    def __init__(self, api: PluginAPI, settings: BarksSettings) -> None:
+        self.generator = BarkGenerator(api, settings)
 
     def register_handlers(self, register: RegisterHandler) -> None:
         """``barks.generate`` (the request tracks its own cancellable work)."""

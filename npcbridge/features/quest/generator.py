@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from ...gateway import upstream_protocol_error
 from ...protocol.errors import ErrorCode, ProtocolError
 from ...protocol.messages import Persona, QuestGenerate
 from ...providers.base import ProviderRequest, UpstreamError
@@ -34,7 +35,7 @@ from .schema import DIFFICULTIES, QuestInvalid, quest_schema, validate_quest
 from .settings import QuestSettings
 
 if TYPE_CHECKING:
-    from ...app import App
+    from ...api import PluginAPI
     from ...models import ModelEntry
 
 Layout = Literal["json", "text"]
@@ -89,7 +90,7 @@ def finished(quest: dict[str, Any], msg: QuestGenerate) -> dict[str, Any]:
 class QuestRun:
     """One ``quest.generate`` asking the model: its answers, their cost, and the problems."""
 
-    app: App
+    api: PluginAPI
     msg: QuestGenerate
     persona: Persona
     turn: Turn
@@ -133,7 +134,7 @@ class QuestRun:
             persona_name=self.persona.name,
         )
         self.attempts += 1
-        done = await complete(self.app, self.turn, self.model, request)
+        done = await complete(self.api.turns, self.turn, self.model, request)
         self.usage.input_tokens += done.usage.input_tokens
         self.usage.output_tokens += done.usage.output_tokens
         self.cost_usd += done.cost_usd
@@ -148,7 +149,7 @@ class QuestRun:
         try:
             return await self._complete(messages, response_format)
         except UpstreamError as exc:
-            raise self.app.upstream_error(exc, self.msg.id) from None
+            raise upstream_protocol_error(exc, self.msg.id) from None
 
     async def ask_json(self, messages: list[dict[str, Any]]) -> str:
         """The first answer, in JSON; structured output refused (HTTP 400) falls back to plain
@@ -159,7 +160,7 @@ class QuestRun:
             return await self._complete(messages, self.json_format)
         except UpstreamError as exc:
             if exc.status != 400:
-                raise self.app.upstream_error(exc, self.msg.id) from None
+                raise upstream_protocol_error(exc, self.msg.id) from None
         self.strict, self.json_format = False, {"type": "json_object"}
         return await self.ask(messages, self.json_format)
 
@@ -188,15 +189,15 @@ class QuestRun:
 class QuestGenerator:
     """Generates quests for one server."""
 
-    def __init__(self, app: App, settings: QuestSettings) -> None:
-        self.app = app
+    def __init__(self, api: PluginAPI, settings: QuestSettings) -> None:
+        self.api = api
         self.settings = settings
 
     async def _model(self, turn: Turn) -> ModelEntry:
-        name = self.settings.model or await self.app.plugins.call(
-            "npcbridge_select_model", turn=turn, catalog=self.app.catalog
+        name = self.settings.model or await self.api.call(
+            "npcbridge_select_model", turn=turn, catalog=self.api.catalog
         )
-        return self.app.model_entry(name or self.app.default_model)
+        return self.api.model_entry(name or self.api.default_model)
 
     def _turn(self, msg: QuestGenerate, persona: Persona, session_id: str) -> Turn:
         context = dict(msg.context or {})
@@ -223,7 +224,7 @@ class QuestGenerator:
         model = await self._model(turn)
         if model.provider == "offline":
             return self.offline(msg, persona, model.id)
-        run = QuestRun(self.app, msg, persona, turn, model)
+        run = QuestRun(self.api, msg, persona, turn, model)
         messages = run.messages("json")
         first = await run.ask_json(messages)
         if (outcome := run.check(first, "json", "json")) is not None:

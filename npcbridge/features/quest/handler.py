@@ -16,7 +16,7 @@ from .schema import check_fields
 from .settings import QuestSettings
 
 if TYPE_CHECKING:
-    from ...app import App
+    from ...api import PluginAPI
 
 
 def quest_frame(request_id: Any, outcome: QuestOutcome) -> dict[str, Any]:
@@ -40,9 +40,9 @@ class QuestFeature:
 
     name = "quest"
 
-    def __init__(self, app: App, settings: QuestSettings) -> None:
-        self.app = app
-        self.generator = QuestGenerator(app, settings)
+    def __init__(self, api: PluginAPI, settings: QuestSettings) -> None:
+        self.api = api
+        self.generator = QuestGenerator(api, settings)
 
     def register_handlers(self, register: RegisterHandler) -> None:
         """``quest.generate`` (the request tracks its own cancellable work)."""
@@ -53,7 +53,7 @@ class QuestFeature:
         assert isinstance(msg, QuestGenerate)
         check_fields(msg.fields or {}, msg.id)
         try:
-            persona = self.app.persona(msg.npc, session.npcs) if msg.npc else QUEST_MASTER
+            persona = self.api.persona(msg.npc, session.npcs) if msg.npc else QUEST_MASTER
         except ProtocolError as exc:
             exc.request_id = msg.id
             raise

@@ -26,7 +26,7 @@ from .prompts import scene_messages, scene_prompt
 from .settings import SceneSettings
 
 if TYPE_CHECKING:
-    from ...app import App
+    from ...api import PluginAPI
 
 
 class ScenesFeature:
@@ -34,8 +34,8 @@ class ScenesFeature:
 
     name = "scenes"
 
-    def __init__(self, app: App, settings: SceneSettings) -> None:
-        self.manager = SceneManager(app, settings)
+    def __init__(self, api: PluginAPI, settings: SceneSettings) -> None:
+        self.manager = SceneManager(api, settings)
 
     def register_handlers(self, register: RegisterHandler) -> None:
         """The ``scene.*`` messages."""

@@ -23,14 +23,14 @@ from .scene import STATE_KEY, ConnectionScenes, Line, Scene
 from .settings import SceneSettings
 
 if TYPE_CHECKING:
-    from ...app import App
+    from ...api import PluginAPI
 
 
 class SceneManager:
     """The scenes of every connection of one server (state dies with the connection)."""
 
-    def __init__(self, app: App, settings: SceneSettings) -> None:
-        self.app = app
+    def __init__(self, api: PluginAPI, settings: SceneSettings) -> None:
+        self.api = api
         self.settings = settings
 
     @staticmethod
@@ -47,7 +47,7 @@ class SceneManager:
 
     def _persona(self, session: Connection, npc: str, request_id: Any) -> Persona:
         try:
-            return self.app.persona(npc, session.npcs)
+            return self.api.persona(npc, session.npcs)
         except ProtocolError as exc:
             exc.request_id = request_id
             raise
@@ -224,11 +224,11 @@ class SceneManager:
             turn.state["player_text"] = line.text
         scene.speaking = speaker
         try:
-            result = await self.app.pipeline.run(turn)
+            result = await self.api.turns.run(turn)
         finally:
             scene.speaking = None
         if result is not None:
-            await self.app.pipeline.finish(turn, result)
+            await self.api.turns.finish(turn, result)
         end = seen.get("reply.end")
         if "error" in seen:
             return "error", ""

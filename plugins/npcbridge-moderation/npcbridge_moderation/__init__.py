@@ -1,8 +1,10 @@
 """npcbridge-moderation: a blocklist and length limits on player input and NPC output.
 
-Loaded through the ``npcbridge`` entry-point group. Settings live in ``[extra.moderation]`` of the
-server's configuration (see README.md); they are read at start-up and kept on the app, so
-several servers in one process each have their own. Without settings the plugin does nothing.
+Loaded through the ``npcbridge`` entry-point group: the entry point names the class
+:class:`Moderation`, so every server builds its own instance and several servers in one process
+each have their own settings. Settings live in ``[extra.moderation]`` of the server's
+configuration (see README.md), declared with ``npcbridge_register_settings`` and read at
+start-up. Without settings the plugin does nothing.
 
 * ``npcbridge_before_request``: a player line that is too long or blocked → ``error``
   ``filtered`` (nothing goes upstream).
@@ -16,17 +18,19 @@ several servers in one process each have their own. Without settings the plugin 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 import npcbridge
+from npcbridge.api import PluginAPI
 from npcbridge.pipeline import StopReply
 from npcbridge.protocol.errors import ErrorCode, ProtocolError
 from npcbridge.turn import Turn
 
-APP_ATTRIBUTE = "npcbridge_moderation"
+#: where a reply's streaming state lives in ``turn.state``
+STATE_KEY = "npcbridge_moderation"
 
 
 class Settings(BaseModel):
@@ -82,12 +86,6 @@ class Moderator:
 _INERT = Moderator()
 
 
-def moderator(turn: Turn) -> Moderator:
-    """The moderator of the turn's server (an inert one when it has none)."""
-    found = getattr(turn.app, APP_ATTRIBUTE, None)
-    return found if isinstance(found, Moderator) else _INERT
-
-
 @dataclass
 class OutputState:
     """Streaming state of one reply."""
@@ -111,31 +109,6 @@ def player_text(turn: Turn) -> str | None:
         text = turn.state.get("player_text")
         return text if isinstance(text, str) else None
     return None
-
-
-@npcbridge.hookimpl
-def npcbridge_startup(app: Any) -> None:
-    """Read ``[extra.moderation]`` (an invalid table stops start-up with its error)."""
-    extra = getattr(app.config, "extra", None) or {}
-    settings = Settings.model_validate(extra.get("moderation") or {})
-    setattr(app, APP_ATTRIBUTE, Moderator.from_settings(settings))
-
-
-@npcbridge.hookimpl
-def npcbridge_before_request(turn: Turn) -> None:
-    """Refuse a player line that is too long or contains blocked words."""
-    mod = moderator(turn)
-    text = player_text(turn)
-    if not mod.active or text is None:
-        return
-    limit = mod.settings.max_input_chars
-    if limit is not None and len(text) > limit:
-        raise ProtocolError(
-            ErrorCode.FILTERED, f"the player's line is longer than {limit} characters"
-        )
-    if mod.is_blocked(text):
-        # never echo the blocked word back
-        raise ProtocolError(ErrorCode.FILTERED, "the player's line contains blocked words")
 
 
 def _check(mod: Moderator, state: OutputState, text: str, final: bool) -> str:
@@ -168,28 +141,60 @@ def _check(mod: Moderator, state: OutputState, text: str, final: bool) -> str:
     return release
 
 
-@npcbridge.hookimpl
-def npcbridge_transform_delta(turn: Turn, text: str) -> str | None:
-    """Check the reply as it streams, holding back only the word being written."""
-    mod = moderator(turn)
-    if not mod.active:
-        return None
-    state = turn.state.setdefault(APP_ATTRIBUTE, OutputState())
-    return _check(mod, state, text, final=False)
+class Moderation:
+    """The plugin: one instance per server, holding that server's :class:`Moderator`."""
 
+    def __init__(self) -> None:
+        self.moderator = _INERT
 
-@npcbridge.hookimpl
-def npcbridge_flush_delta(turn: Turn) -> str | None:
-    """Check and release the last word at the end of the stream."""
-    state = turn.state.get(APP_ATTRIBUTE)
-    if not isinstance(state, OutputState) or not state.held:
-        return None
-    return _check(moderator(turn), state, "", final=True)
+    @npcbridge.hookimpl
+    def npcbridge_register_settings(self, register: Callable[..., None]) -> None:
+        """Declare ``[extra.moderation]`` (an invalid table stops start-up in one line)."""
+        register("moderation", Settings)
 
+    @npcbridge.hookimpl
+    def npcbridge_startup(self, api: PluginAPI) -> None:
+        """Build this server's moderator from its validated settings."""
+        settings = api.plugin_settings("moderation")
+        assert isinstance(settings, Settings)
+        self.moderator = Moderator.from_settings(settings)
 
-@npcbridge.hookimpl
-def npcbridge_post_process(turn: Turn, text: str, finish: str) -> str | None:
-    """A filtered reply ends with what was spoken before the block (or ``replacement``)."""
-    if finish != "filtered":
-        return None
-    return moderator(turn).settings.replacement
+    @npcbridge.hookimpl
+    def npcbridge_before_request(self, turn: Turn) -> None:
+        """Refuse a player line that is too long or contains blocked words."""
+        mod = self.moderator
+        text = player_text(turn)
+        if not mod.active or text is None:
+            return
+        limit = mod.settings.max_input_chars
+        if limit is not None and len(text) > limit:
+            raise ProtocolError(
+                ErrorCode.FILTERED, f"the player's line is longer than {limit} characters"
+            )
+        if mod.is_blocked(text):
+            # never echo the blocked word back
+            raise ProtocolError(ErrorCode.FILTERED, "the player's line contains blocked words")
+
+    @npcbridge.hookimpl
+    def npcbridge_transform_delta(self, turn: Turn, text: str) -> str | None:
+        """Check the reply as it streams, holding back only the word being written."""
+        mod = self.moderator
+        if not mod.active:
+            return None
+        state = turn.state.setdefault(STATE_KEY, OutputState())
+        return _check(mod, state, text, final=False)
+
+    @npcbridge.hookimpl
+    def npcbridge_flush_delta(self, turn: Turn) -> str | None:
+        """Check and release the last word at the end of the stream."""
+        state = turn.state.get(STATE_KEY)
+        if not isinstance(state, OutputState) or not state.held:
+            return None
+        return _check(self.moderator, state, "", final=True)
+
+    @npcbridge.hookimpl
+    def npcbridge_post_process(self, turn: Turn, text: str, finish: str) -> str | None:
+        """A filtered reply ends with what was spoken before the block (or ``replacement``)."""
+        if finish != "filtered":
+            return None
+        return self.moderator.settings.replacement

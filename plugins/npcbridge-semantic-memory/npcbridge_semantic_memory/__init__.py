@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import npcbridge
 
 if TYPE_CHECKING:
-    from npcbridge.app import App
+    from npcbridge.api import PluginAPI
 
 # never reach the hub: the weights are local files
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -124,10 +124,10 @@ class SemanticMemory:
         return [float(q @ v) for v in vectors[1:]]
 
     @npcbridge.hookimpl
-    async def npcbridge_startup(self, app: App) -> None:
+    async def npcbridge_startup(self, api: PluginAPI) -> None:
         """Load the model before serving (``preload = true``, the default), or start loading
         it in a background thread (``preload = false``)."""
-        options = app.config.extra.get("semantic_memory", {})
+        options = api.config.extra.get("semantic_memory", {})
         preload = options.get("preload", True) if isinstance(options, dict) else True
         if preload:
             await asyncio.to_thread(self.model)
@@ -136,7 +136,7 @@ class SemanticMemory:
 
     @npcbridge.hookimpl
     async def npcbridge_memory_relevance(
-        self, query: str, texts: list[str], app: App
+        self, query: str, texts: list[str], api: PluginAPI
     ) -> list[float] | None:
         """Embedding relevance of each memory to the query, computed in a thread; None (so
         lexical relevance applies) while the model is still loading. Ranking never starts the

@@ -78,7 +78,7 @@ def test_ranking_with_embeddings(semantic: Any) -> None:
 
 
 class _App:
-    """What the start-up hook reads of an app."""
+    """What the start-up hook reads of the plugin API."""
 
     def __init__(self, **options: Any) -> None:
         self.config = SimpleNamespace(extra={"semantic_memory": options} if options else {})
@@ -86,13 +86,13 @@ class _App:
 
 async def test_hook_answers_none_until_loaded_then_scores() -> None:
     fresh = sm.SemanticMemory()
-    assert await fresh.npcbridge_memory_relevance(QUERY, TEXTS, app=None) is None  # type: ignore[arg-type]
+    assert await fresh.npcbridge_memory_relevance(QUERY, TEXTS, api=None) is None  # type: ignore[arg-type]
     assert fresh._loader is None  # ranking never starts the load (start-up does)
-    await fresh.npcbridge_startup(app=_App(preload=False))  # type: ignore[arg-type]
+    await fresh.npcbridge_startup(api=_App(preload=False))  # type: ignore[arg-type]
     assert fresh._loader is not None
-    assert await fresh.npcbridge_memory_relevance(QUERY, TEXTS, app=None) is None  # type: ignore[arg-type]
+    assert await fresh.npcbridge_memory_relevance(QUERY, TEXTS, api=None) is None  # type: ignore[arg-type]
     fresh._loader.join(300)
-    scores = await fresh.npcbridge_memory_relevance(QUERY, TEXTS, app=None)  # type: ignore[arg-type]
+    scores = await fresh.npcbridge_memory_relevance(QUERY, TEXTS, api=None)  # type: ignore[arg-type]
     assert scores is not None and len(scores) == 3
 
 
@@ -107,7 +107,7 @@ TEXTS = [f"memory {{i}}: " + t for i in range(60) for t in {texts!r}]
 async def main():
     plugin = SemanticMemory()
     app = SimpleNamespace(config=SimpleNamespace(extra={{}}))
-    await plugin.npcbridge_startup(app=app)  # the default configuration
+    await plugin.npcbridge_startup(api=app)  # the default configuration
     gaps, stop = [], asyncio.Event()
 
     async def tick():

@@ -1,0 +1,82 @@
+"""The pipeline and gateway as plugins see them (:class:`npcbridge.api.Turns`).
+
+Plugins that make requests of their own (barks, quests, scenes, summaries) run them through the
+same pipeline and gateway as a ``say``; :class:`TurnRunner` is what the composition root hands
+them, so that they depend on the small :class:`~npcbridge.api.Turns` protocol, not on the two
+classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from .gateway import Gateway
+from .hookguard import checked
+from .models import ModelEntry
+from .pipeline import Pipeline
+from .plugins import PluginManager
+from .providers.base import ProviderRequest, StreamEvent
+from .turn import Turn, TurnResult, Usage
+
+
+class TurnRunner:
+    """:class:`~npcbridge.api.Turns` over one server's pipeline and gateway."""
+
+    def __init__(
+        self, pipeline: Pipeline, gateway: Gateway, hooks: PluginManager, default_model: str
+    ) -> None:
+        self.pipeline = pipeline
+        self.gateway = gateway
+        self.hooks = hooks
+        self.default_model = default_model
+
+    async def run(self, turn: Turn) -> TurnResult | None:
+        """Run ``turn`` through every turn hook and the gateway (see :meth:`Pipeline.run`)."""
+        return await self.pipeline.run(turn)
+
+    async def finish(self, turn: Turn, result: TurnResult) -> None:
+        """The after-turn hooks and the turn's log line."""
+        await self.pipeline.finish(turn, result)
+
+    def stream(
+        self, turn: Turn, model: ModelEntry, request: ProviderRequest
+    ) -> AsyncIterator[StreamEvent]:
+        """The gateway's events for ``request``."""
+        return self.gateway.stream(turn, model, request)
+
+    def result(
+        self,
+        turn: Turn,
+        model_id: str,
+        text: str,
+        finish: str,
+        usage: Usage | None,
+        queue_ms: float,
+        first_token_at: float | None,
+        streamed_text: str,
+    ) -> TurnResult:
+        """The result of work run through :meth:`stream` (see :meth:`Pipeline.result`)."""
+        return self.pipeline.result(
+            turn, model_id, text, finish, usage, queue_ms, first_token_at, streamed_text, None
+        )
+
+    async def select_model(self, turn: Turn) -> ModelEntry:
+        """The model ``npcbridge_select_model`` picks (else the configured default)."""
+        name = checked(
+            "npcbridge_select_model",
+            await self.hooks.call(
+                "npcbridge_select_model", turn=turn, catalog=self.pipeline.catalog
+            ),
+        )
+        return self.pipeline.catalog.entry(name or self.default_model)
+
+    async def budget_left(self, turn: Turn) -> float | None:
+        """The smallest fraction left of the budgets with a limit that apply to ``turn``."""
+        scopes = self.gateway.budget_scopes(turn)
+        if not any(scope.limit_usd is not None for scope in scopes):
+            return None
+        return float(await self.gateway.budgets.remaining_fraction(scopes))
+
+    def available(self, model_id: str) -> bool:
+        """Whether the model's circuit breaker lets requests through."""
+        return bool(self.gateway.breakers.available(model_id))

@@ -1,0 +1,79 @@
+"""The plugin API (npcbridge.api.PluginAPI): what server-level hooks receive and a class plugin
+keeps for its turn hooks (docs/plugins.md, "The plugin API")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from npcbridge import hookimpl
+from npcbridge.api import PluginAPI
+from npcbridge.testing.scripted import ScriptedProvider, say, start_scripted_app
+from npcbridge.turn import Turn
+
+
+class KeeperSettings(BaseModel):
+    note: str = "no note"
+
+
+class Keeper:
+    """Keeps the API from start-up and uses it while a turn runs."""
+
+    def __init__(self) -> None:
+        self.api: PluginAPI | None = None
+        self.registered_with: Any = None
+        self.seen: dict[str, Any] = {}
+
+    @hookimpl
+    def npcbridge_register_settings(self, register: Any) -> None:
+        register("keeper", KeeperSettings)
+
+    @hookimpl
+    def npcbridge_startup(self, api: PluginAPI) -> None:
+        self.api = api
+
+    @hookimpl
+    def npcbridge_register_features(self, register: Any, api: PluginAPI) -> None:
+        self.registered_with = api
+
+    @hookimpl
+    async def npcbridge_before_request(self, turn: Turn) -> None:
+        api = self.api
+        assert api is not None
+        settings = api.plugin_settings("keeper")
+        assert isinstance(settings, KeeperSettings)
+        turn.system_parts.append(settings.note)
+        self.seen = {
+            "persona": api.persona("blacksmith").name,
+            "store": api.store is not None,
+            "model": (await api.turns.select_model(turn)).id,
+            "entry": api.model_entry("8b").id,
+            "logger": api.logger("keeper").name,
+        }
+
+
+async def test_a_class_plugin_keeps_the_api_from_start_up_and_uses_it_in_a_turn(
+    scripted: ScriptedProvider,
+) -> None:
+    app = await start_scripted_app(
+        scripted, plugins=("test_plugin_api:Keeper",), extra={"keeper": {"note": "Be brief."}}
+    )
+    try:
+        keeper = app.plugins.get_plugin("test_plugin_api:Keeper")
+        assert isinstance(keeper, Keeper)
+        assert isinstance(keeper.api, PluginAPI) and keeper.registered_with is keeper.api
+        said = await say(app, "blacksmith", "hello")
+        assert said.end["finish"] == "stop"
+    finally:
+        await app.close()
+    assert keeper.seen == {
+        "persona": "Brom",
+        "store": True,
+        "model": "llama-3.1-8b-instant",
+        "entry": "llama-3.1-8b-instant",
+        "logger": "npcbridge.plugin.keeper",
+    }
+    (request,) = scripted.requests
+    assert request.messages[0]["content"].endswith("Be brief.")
+    assert keeper.api.store is None  # closed with the server
