@@ -75,19 +75,15 @@ class _RecordingSocket:
     remote_address = ("127.0.0.1", 1)
 
     def __init__(self) -> None:
-        self.protocol = self
-        self.transport = self
         self.state = State.OPEN
         self.sent: list[bytes] = []
 
-    def get_write_buffer_size(self) -> int:
+    def write_buffer_size(self) -> int:
         return 0
 
-    def send_binary(self, data: bytes) -> None:
+    def send_now(self, data: bytes) -> bool:
         self.sent.append(data)
-
-    def send_data(self) -> None:
-        pass
+        return True
 
     async def send(self, data: bytes) -> None:
         await asyncio.sleep(0)

@@ -12,28 +12,25 @@ from npcbridge.protocol import encode, unpack
 from npcbridge.server.outbox import Outbox
 
 
-class _Transport:
-    def get_write_buffer_size(self) -> int:
-        return 1 << 30  # always "busy": no first-delta fast path
-
-    def abort(self) -> None:
-        pass
-
-
-class _Protocol:
-    state = State.OPEN
-
-
 class StuckSocket:
     """A connection whose sends complete only when ``release`` is set."""
 
+    state = State.OPEN
+
     def __init__(self) -> None:
-        self.protocol = _Protocol()
-        self.transport = _Transport()
         self.remote_address = ("127.0.0.1", 1)
         self.release = asyncio.Event()
         self.sent: list[bytes] = []
         self.closed_with: int | None = None
+
+    def write_buffer_size(self) -> int:
+        return 1 << 30  # always "busy": no first-delta fast path
+
+    def send_now(self, data: bytes) -> bool:
+        raise AssertionError("no fast path while the buffer is full")
+
+    def abort(self) -> None:
+        pass
 
     async def send(self, data: bytes) -> None:
         await self.release.wait()
@@ -99,3 +96,22 @@ async def test_a_client_that_never_reads_is_closed_once_over_the_bound() -> None
     await asyncio.sleep(0.01)
     assert ws.closed_with == 1008
     await outbox.close()
+
+
+def test_the_server_uses_only_public_websockets_api() -> None:
+    """websockets documents a connection's methods and a few attributes; its ``protocol``,
+    ``transport``, ``send_data`` and underscored names are internals that change between
+    releases, so the server never reaches for them."""
+    import re
+    from pathlib import Path
+
+    import npcbridge.server
+
+    private = re.compile(r"\.(protocol|transport)\.|\.send_data\(|\b(ws|connection)\._\w")
+    found = [
+        f"{path.name}:{n}: {line.strip()}"
+        for path in sorted(Path(npcbridge.server.__file__).parent.glob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if private.search(line) and "from ." not in line and "npcbridge.protocol." not in line
+    ]
+    assert found == []

@@ -61,6 +61,12 @@ class RunHandler:
         """The message type (the handler's key)."""
         return self.message.type
 
+    @property
+    def request_id(self) -> str | int | None:
+        """The message's ``id``, when it has one."""
+        value = getattr(self.message, "id", None)
+        return value if isinstance(value, (str, int)) else None
+
 
 @dataclass(frozen=True, slots=True)
 class RunExtension:

@@ -20,6 +20,9 @@ text (which repeats it) and counts only its frame overhead. So a client that rea
 only if the replies it has in flight at one moment hold more than the bound unsent, and the
 memory one connection can hold for sending is ``max_queue_bytes`` plus the WebSocket write
 buffer (32 KiB).
+
+The outbox works on any :class:`OutboxSocket`; the server's is
+:class:`~.connection.BridgeConnection`.
 """
 
 from __future__ import annotations
@@ -27,9 +30,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import Any
+from typing import Any, Protocol
 
-from websockets.asyncio.connection import Connection
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
@@ -41,6 +43,33 @@ log = logging.getLogger("npcbridge.server")
 DEFAULT_QUEUE_BYTES = 1024 * 1024
 #: a first delta skips the queue only while the socket's write buffer is below this
 FAST_PATH_BUFFER_BYTES = 32 * 1024
+
+
+class OutboxSocket(Protocol):
+    """What the outbox needs of a WebSocket connection."""
+
+    @property
+    def remote_address(self) -> Any:
+        """The peer's address (for the log)."""
+
+    @property
+    def state(self) -> State:
+        """The WebSocket state (a first delta is written at once only while ``OPEN``)."""
+
+    async def send(self, message: bytes) -> None:
+        """Send one binary message, waiting while the write buffer is full."""
+
+    async def close(self, code: int, reason: str) -> None:
+        """Run the closing handshake."""
+
+    def send_now(self, data: bytes) -> bool:
+        """Write one binary message at once; False when that is not possible."""
+
+    def write_buffer_size(self) -> int:
+        """Bytes written and not yet taken by the network."""
+
+    def abort(self) -> None:
+        """Drop the connection at once."""
 
 
 def utf8_size(text: str) -> int:
@@ -104,7 +133,7 @@ class Outbox:
 
     def __init__(
         self,
-        ws: Connection,
+        ws: OutboxSocket,
         send_timeout_s: float,
         max_queue_bytes: int = DEFAULT_QUEUE_BYTES,
     ) -> None:
@@ -183,15 +212,12 @@ class Outbox:
             self._queue
             or self._busy
             or self._wakeup.is_set()
-            or ws.protocol.state is not State.OPEN
-            or ws.transport.get_write_buffer_size() >= FAST_PATH_BUFFER_BYTES
+            or ws.state is not State.OPEN
+            or ws.write_buffer_size() >= FAST_PATH_BUFFER_BYTES
         ):
             return False
-        try:
-            ws.protocol.send_binary(encode_reply_delta(request_id, 0, text))
-            ws.send_data()
-        except Exception:  # the connection is going away: the writer will find out
-            return False
+        if not ws.send_now(encode_reply_delta(request_id, 0, text)):
+            return False  # the connection is going away: the writer will find out
         self._seq[request_id] = 1
         return True
 
@@ -257,7 +283,7 @@ class Outbox:
             pass
         finally:
             # a client that does not read will not read the close frame either
-            self.ws.transport.abort()
+            self.ws.abort()
 
     async def drain(self, within_s: float = 2.0) -> None:
         """Wait until everything queued so far was sent (or the connection is gone)."""

@@ -6,12 +6,14 @@ import gc
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as ws_serve
 
-from ..protocol import CloseCode, ErrorCode, ProtocolError
+from ..protocol import CloseCode, ErrorCode, ProtocolError, encode
+from ..protocol.frames import error_frame
+from .connection import BridgeConnection
 from .context import Application
 from .http import make_process_request
 from .session import Session
@@ -73,9 +75,6 @@ def peer_ip(ws: ServerConnection) -> str:
 
 async def refuse_over_ip_cap(ws: ServerConnection, cap: int) -> None:
     """Answer ``error`` ``rate_limited`` and close 1008: too many connections from one IP."""
-    from ..pipeline import error_frame
-    from ..protocol import encode
-
     exc = ProtocolError(
         ErrorCode.RATE_LIMITED,
         f"more than {cap} connections from one address",
@@ -120,7 +119,7 @@ async def serve(
             if connection_handler is not None:
                 await connection_handler(ws)
                 return
-            session = Session(context, ws)
+            session = Session(context, cast(BridgeConnection, ws))
             sessions.add(session)
             try:
                 await session.run()
@@ -148,6 +147,7 @@ async def serve(
             context, lambda: len(sessions), lambda ip: per_ip.get(ip, 0)
         ),
         server_header=context.server_name,
+        create_connection=BridgeConnection,
     )
     server = Server(app, ws_server)
     log.info(
