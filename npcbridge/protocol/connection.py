@@ -11,15 +11,10 @@ through the machine.
 Phases: ``HELLO`` (only ``hello`` is accepted; :attr:`~ConnectionMachine.hello_deadline`) ->
 ``OPEN`` -> ``CLOSED`` (after a :class:`~npcbridge.protocol.events.Close`; input is ignored).
 
-Rules enforced (docs/protocol.md "Handshake" and "Limits and bad input"): ``hello`` first;
-token; version; text frames and undecodable messages answer ``bad_request`` and more than
-``max_bad_messages`` in a row close with 1008 (any other answer resets the count); more than
-``max_messages_per_s`` messages per ``player`` named in a message (one bucket per player, and
-one for the messages that name none; burst = one second's worth) answer ``rate_limited`` with
-``retry_after_ms``; a request id already in flight answers ``bad_request``, ``max_in_flight``
-requests answer ``too_many_in_flight``; ``cancel`` of an id never used answers ``bad_request``
-while one of a ``say`` that just ended is ignored; ``npc.define`` defines NPCs for this
-connection only. Every error answering a message refuses it and carries ``refused``.
+Rules (docs/protocol.md "Handshake", "Limits and bad input"): ``hello`` first, token, version;
+``bad_request`` for undecodable input, more than ``max_bad_messages`` in a row close 1008; a
+message rate per ``player``; ids in flight, ``max_in_flight``; the ``cancel`` rules; NPCs defined
+per connection. Every error answering a message refuses it and carries ``refused``.
 """
 
 from __future__ import annotations
