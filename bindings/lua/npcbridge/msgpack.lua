@@ -4,7 +4,8 @@
 --- between Lua versions are feature-detected (`math.type`, `math.frexp`, the `//` operator).
 ---
 --- Encoding is canonical (the same bytes as the Python server and `tests/vectors/`): map keys sorted
---- by their bytes, the smallest int/str/bin/array/map form, floats always float64.
+--- by their UTF-8 bytes, the smallest int/str/bin/array/map form, floats always float64. A field
+--- left nil is absent from its table, so it is left out of the message.
 ---
 --- Lua values and msgpack types:
 ---   nil, msgpack.null         <-> nil      (inside arrays and maps nil decodes to `msgpack.null`)
@@ -13,8 +14,11 @@
 ---                                           uint64 values above math.maxinteger decode to a boxed
 ---                                           `msgpack.uint64` so they re-encode exactly.)
 ---   float                     <-> float64  (float32 is read, never written)
----   Lua 5.1 / LuaJIT numbers: an integral number in the int64/uint64 range encodes as an integer,
----       anything else as float64. Integers beyond 2^53 decode to the nearest double (not exact).
+---   a number under a protocol float field (`msgpack.FLOAT_FIELDS`: temperature, cost_usd, timing's
+---   queue_ms/ttft_ms/total_ms, a memory item's at and score) -> float64, whatever its value
+---   msgpack.float(x)           -> float64, whatever its value (decodes as a plain number)
+---   Lua 5.1 / LuaJIT numbers elsewhere: an integral number in the int64/uint64 range encodes as an
+---       integer, anything else as float64. Integers beyond 2^53 decode to the nearest double.
 ---   string                    <-> str      (valid UTF-8 both ways: `encode` refuses a string that
 ---                                           is not, `decode` a str that is not; bytes go in a bin)
 ---   msgpack.bin(s)            <-> bin      (a table {data = s} with the BIN metatable)
@@ -46,11 +50,15 @@ M.MAP = types.MAP
 M.BIN = types.BIN
 --- Metatable of boxed uint64 values above math.maxinteger (Lua 5.3+ only).
 M.UINT64 = types.UINT64
+--- Metatable of numbers marked with `msgpack.float`: `{value = <number>}`.
+M.FLOAT = types.FLOAT
 --- The nil that can live inside a table.
 M.null = types.null
+--- The protocol's float fields, a set of names: a number under one of them is written as float64.
+M.FLOAT_FIELDS = types.FLOAT_FIELDS
 
-M.array, M.map, M.bin = types.array, types.map, types.bin
-M.is_bin, M.is_array, M.is_map = types.is_bin, types.is_array, types.is_map
+M.array, M.map, M.bin, M.float = types.array, types.map, types.bin, types.float
+M.is_bin, M.is_array, M.is_map, M.is_float = types.is_bin, types.is_array, types.is_map, types.is_float
 
 --- True where Lua has 64-bit integers (5.3+): int64 and uint64 values are then exact.
 M.has_integers = numbers.has_integers

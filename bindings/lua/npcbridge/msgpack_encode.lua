@@ -1,6 +1,7 @@
 --- The msgpack encoder: Lua values to canonical msgpack (the same bytes as the Python server and
---- `tests/vectors/`): map keys sorted by their bytes, the smallest int/str/bin/array/map form,
---- floats always float64. Use it through `npcbridge.msgpack`.
+--- `tests/vectors/`): map keys sorted by their UTF-8 bytes, the smallest int/str/bin/array/map
+--- form, floats always float64: a number under a protocol float field (`msgpack_types.FLOAT_FIELDS`)
+--- or marked with `msgpack.float` too, whatever its value. Use it through `npcbridge.msgpack`.
 ---@class npcbridge.msgpack_encode
 local M = { _VERSION = "0.1.0" }
 
@@ -13,7 +14,9 @@ local byte, char, concat, sort = string.byte, string.char, table.concat, table.s
 local floor = math.floor
 local type, pairs, getmetatable, tostring, pcall, error = type, pairs, getmetatable, tostring, pcall, error
 local be_bytes, encode_number, valid_utf8 = numbers.be_bytes, numbers.encode_number, utf8scan.valid
-local null, BIN, UINT64, ARRAY, MAP = types.null, types.BIN, types.UINT64, types.ARRAY, types.MAP
+local encode_float = numbers.encode_float
+local null, BIN, UINT64, ARRAY, MAP, FLOAT = types.null, types.BIN, types.UINT64, types.ARRAY, types.MAP, types.FLOAT
+local FLOAT_FIELDS = types.FLOAT_FIELDS
 
 local function len_header(n, fix, fixmax, c8, c16, c32)
   if fix and n <= fixmax then return char(fix + n) end
@@ -67,8 +70,14 @@ local function encode_map(t, out, depth, max_depth)
   out[#out + 1] = len_header(#keys, 0x80, 15, nil, 0xDE, 0xDF)
   for i = 1, #keys do
     local k = keys[i]
+    local v = t[k]
     encode_value(k, out, depth, max_depth)
-    encode_value(t[k], out, depth, max_depth)
+    -- a protocol float: float64 even when whole (Lua 5.1 cannot tell 2.0 from 2, 5.3+ has `1`)
+    if type(v) == "number" and FLOAT_FIELDS[k] then
+      out[#out + 1] = encode_float(v + 0.0)
+    else
+      encode_value(v, out, depth, max_depth)
+    end
   end
 end
 
@@ -91,6 +100,8 @@ encode_value = function(v, out, depth, max_depth)
     if mt == BIN then
       out[#out + 1] = len_header(#v.data, nil, 0, 0xC4, 0xC5, 0xC6)
       out[#out + 1] = v.data
+    elseif mt == FLOAT then
+      out[#out + 1] = encode_float(v.value + 0.0)
     elseif mt == UINT64 then
       out[#out + 1] = "\207" .. numbers.uint64_bytes(v.value)
     elseif mt == ARRAY then

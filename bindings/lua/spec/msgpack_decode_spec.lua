@@ -16,8 +16,11 @@ describe("msgpack invalid input", function()
   end
 
   it("never raises on any truncation of every message vector", function()
-    for _, kind in ipairs(index.messages) do
-      local raw = S.read(S.vectors_dir .. "/" .. kind .. ".msgpack")
+    local names = {}
+    for _, kind in ipairs(index.messages) do names[#names + 1] = kind end
+    for _, variant in ipairs(index.variants) do names[#names + 1] = variant.name end
+    for _, name in ipairs(names) do
+      local raw = S.read(S.vectors_dir .. "/" .. name .. ".msgpack")
       for n = 0, #raw - 1 do
         local value, err = msgpack.decode(raw:sub(1, n))
         assert.is_nil(value)
