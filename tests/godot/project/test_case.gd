@@ -72,6 +72,23 @@ static func same(a: Variant, b: Variant) -> bool:
 	return a == b
 
 
+## The value a sender holds for tagged JSON (tests/vectors): [code]{"$float": x}[/code] is a
+## [float], any other whole JSON number an [int] (JSON has one number type), null stays.
+static func untag(tagged: Variant) -> Variant:
+	if tagged is Dictionary and tagged.size() == 1 and tagged.has("$float"):
+		return float(tagged["$float"])
+	if tagged is float:
+		return int(tagged) if tagged == floorf(tagged) else tagged
+	if tagged is Dictionary:
+		var out := {}
+		for key: Variant in tagged:
+			out[key] = untag(tagged[key])
+		return out
+	if tagged is Array:
+		return (tagged as Array).map(untag)
+	return tagged
+
+
 ## Awaits frames until [param condition] returns true or [param timeout_s] seconds pass.
 func wait_until(condition: Callable, timeout_s: float = 10.0) -> bool:
 	var deadline := Time.get_ticks_msec() + int(timeout_s * 1000.0)

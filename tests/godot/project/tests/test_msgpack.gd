@@ -16,18 +16,28 @@ func test_every_message_vector_decodes_and_reencodes_byte_exactly() -> void:
 	var kinds: Array = index["messages"]
 	check(kinds.size() >= 20, "index lists the message kinds")
 	for kind: String in kinds:
-		var raw := FileAccess.get_file_as_bytes(VECTORS + kind + ".msgpack")
-		var decoded := MsgPack.decode(raw)
-		if not check(decoded.is_ok(), "%s decodes: %s" % [kind, decoded.error]):
-			continue
-		check(decoded.value is Dictionary, "%s is a map" % kind)
-		check_eq(decoded.value.get("type"), kind, "%s type" % kind)
-		check(_loose_equal(decoded.value, _json(kind + ".json")), "%s equals its .json twin" % kind)
-		var encoded := MsgPack.encode(decoded.value)
-		check(encoded.is_ok(), "%s re-encodes: %s" % [kind, encoded.error])
-		check_eq(
-			(encoded.value as PackedByteArray).hex_encode(), raw.hex_encode(), "%s bytes" % kind
-		)
+		_check_message_vector(kind, kind)
+	# Variants: more vectors of a type already listed (e.g. an error that refuses a message).
+	var variants: Array = index.get("variants", [])
+	check(variants.size() >= 2, "index lists the variants")
+	for variant: Dictionary in variants:
+		_check_message_vector(variant["name"], variant["type"])
+
+
+## [param file].msgpack decodes to a map of type [param kind] equal to [param file].json and
+## re-encodes to the same bytes.
+func _check_message_vector(file: String, kind: String) -> void:
+	var raw := FileAccess.get_file_as_bytes(VECTORS + file + ".msgpack")
+	check(not raw.is_empty(), "%s.msgpack exists" % file)
+	var decoded := MsgPack.decode(raw)
+	if not check(decoded.is_ok(), "%s decodes: %s" % [file, decoded.error]):
+		return
+	check(decoded.value is Dictionary, "%s is a map" % file)
+	check_eq(decoded.value.get("type"), kind, "%s type" % file)
+	check(_loose_equal(decoded.value, _json(file + ".json")), "%s equals its .json twin" % file)
+	var encoded := MsgPack.encode(decoded.value)
+	check(encoded.is_ok(), "%s re-encodes: %s" % [file, encoded.error])
+	check_eq((encoded.value as PackedByteArray).hex_encode(), raw.hex_encode(), "%s bytes" % file)
 
 
 func test_codec_cases() -> void:
@@ -48,6 +58,30 @@ func test_codec_cases() -> void:
 				case["canonical_hex"],
 				"%s canonical bytes" % name
 			)
+
+
+func test_canonical_vectors() -> void:
+	# What a canonical encoder writes for a message: whole-number floats as float64, unset (null)
+	# fields left out, map keys beyond the BMP in UTF-8 byte order.
+	var doc: Dictionary = _json("canonical.json")
+	var cases: Array = doc["cases"]
+	var float_fields: Array = doc["float_fields"]
+	check(cases.size() >= 5, "canonical.json has its cases")
+	check("cost_usd" in float_fields and "temperature" in float_fields, "float_fields listed")
+	for case: Dictionary in cases:
+		var name: String = case["name"]
+		var hex: String = case["hex"]
+		var encoded := MsgPack.encode(untag(case["message"]))
+		if check(encoded.is_ok(), "%s encodes: %s" % [name, encoded.error]):
+			check_eq((encoded.value as PackedByteArray).hex_encode(), hex, "%s: bytes" % name)
+		var decoded := MsgPack.decode(hex.hex_decode())
+		if not check(decoded.is_ok(), "%s decodes: %s" % [name, decoded.error]):
+			continue
+		var sent: Variant = _left_out(case["message"])
+		check(_tagged_equal(decoded.value, sent), "%s: decoded %s" % [name, decoded.value])
+		check(_floats_are_floats(decoded.value, float_fields), "%s: protocol floats" % name)
+		var again := MsgPack.encode(decoded.value)
+		check_eq((again.value as PackedByteArray).hex_encode(), hex, "%s: decode, encode" % name)
 
 
 func test_invalid_inputs_give_error_values() -> void:
@@ -73,7 +107,25 @@ func test_encoder_errors_and_canonical_forms() -> void:
 		"84a15a04a16103a2c3a902a3e6a89901",
 		"keys sorted by UTF-8 bytes"
 	)
+	# Beyond the BMP the orders differ: UTF-8 puts U+FF61 (ef bd a1) before U+1F600 (f0 9f 98 80),
+	# UTF-16 code units the other way round (d83d < ff61).
+	var astral := MsgPack.encode({String.chr(0x1F600): 1, String.chr(0xFF61): 2, "z": 3})
+	check_eq(
+		(astral.value as PackedByteArray).hex_encode(),
+		"83a17a03a3efbda102a4f09f988001",
+		"keys beyond the BMP sorted by UTF-8 bytes"
+	)
 	check_eq(MsgPack.encode(1.0).value.hex_encode(), "cb3ff0000000000000", "floats are float64")
+	check_eq(MsgPack.encode(2.0).value.hex_encode(), "cb4000000000000000", "2.0 stays a float")
+	check_eq(MsgPack.encode([0.0, 0]).value.hex_encode(), "92cb000000000000000000", "0.0 and 0")
+	# A null map value is an unset field, left out at every depth; a null array item stays.
+	var unset := MsgPack.encode({"a": null, "b": {"c": null, "d": 1}, "e": [null]})
+	check_eq(
+		(unset.value as PackedByteArray).hex_encode(),
+		"82a16281a16401a16591c0",
+		"null map entries left out, null array items kept"
+	)
+	check_eq(MsgPack.encode({"a": null}).value.hex_encode(), "80", "an all-null map is empty")
 	check_eq(MsgPack.encode(&"hi").value.hex_encode(), "a26869", "StringName encodes as str")
 	check_eq(MsgPack.encode(PackedStringArray(["a"])).value.hex_encode(), "91a161", "packed array")
 	var deep: Variant = []
@@ -127,7 +179,8 @@ func test_random_round_trips() -> void:
 		var decoded := MsgPack.decode(encoded.value)
 		if not check(decoded.is_ok(), "round trip %d decodes" % i):
 			return
-		check(same(decoded.value, value), "round trip %d: %s" % [i, value])
+		# Map entries whose value is null are left out by the encoder (unset fields).
+		check(same(decoded.value, _left_out(value)), "round trip %d: %s" % [i, value])
 
 
 func _random_value(rng: RandomNumberGenerator, depth: int) -> Variant:
@@ -216,3 +269,30 @@ func _tagged_equal(value: Variant, tagged: Variant) -> bool:
 				return false
 		return true
 	return same(value, tagged)
+
+
+## [param value] without its null map entries, as the encoder sends it.
+func _left_out(value: Variant) -> Variant:
+	if value is Dictionary:
+		var out := {}
+		for key: Variant in value:
+			if typeof(value[key]) != TYPE_NIL:
+				out[key] = _left_out(value[key])
+		return out
+	if value is Array:
+		return (value as Array).map(_left_out)
+	return value
+
+
+## True when every value under a key named in [param fields], at any depth, is a [float].
+func _floats_are_floats(value: Variant, fields: Array) -> bool:
+	if value is Array:
+		return (value as Array).all(_floats_are_floats.bind(fields))
+	if not value is Dictionary:
+		return true
+	for key: Variant in value:
+		if key in fields and not value[key] is float:
+			return false
+		if not _floats_are_floats(value[key], fields):
+			return false
+	return true

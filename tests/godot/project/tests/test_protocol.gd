@@ -7,6 +7,7 @@ extends NPCBTestCase
 
 const MsgPack := preload("res://addons/npcbridge/msgpack.gd")
 const FLOWS := "res://vectors/flows.json"
+const CANONICAL := "res://vectors/canonical.json"
 
 
 ## A socket adapter that opens only when told to, records what is sent and delivers what the
@@ -15,6 +16,8 @@ class FakeSocket:
 	extends NPCBridgeSocket
 	## Decoded messages sent through the adapter, in order.
 	var sent: Array[Dictionary] = []
+	## The bytes of each message sent, in order.
+	var sent_bytes: Array[PackedByteArray] = []
 	## How many times the protocol asked to open.
 	var opens: int = 0
 	## What open() returns.
@@ -26,6 +29,7 @@ class FakeSocket:
 
 	func send(data: PackedByteArray) -> Error:
 		sent.append(MsgPack.decode(data).value)
+		sent_bytes.append(data)
 		return OK
 
 	func close(_code: int = 1000, _reason: String = "") -> void:
@@ -179,6 +183,29 @@ func test_request_ids_given_or_numbered() -> void:
 	check(not numbered.done and not named.done, "the first two still wait")
 	fake.deliver({"type": "pong", "id": "t-1"})
 	check(named.is_ok() and not numbered.done, "answers go by id")
+
+
+func test_say_sends_the_canonical_bytes() -> void:
+	# The say messages of the canonical vectors, made with say(): a whole-number temperature stays
+	# float64, unset (null) fields are left out, context keys beyond the BMP sort by UTF-8 bytes.
+	var fake := _fake()
+	var protocol := _open_protocol(fake)
+	var cases: Array = JSON.parse_string(FileAccess.get_file_as_string(CANONICAL))["cases"]
+	var said := 0
+	for case: Dictionary in cases:
+		var message: Dictionary = untag(case["message"])
+		if message["type"] != "say":
+			continue
+		said += 1
+		var fields := message.duplicate()
+		for key: String in ["type", "npc", "text", "player"]:
+			fields.erase(key)
+		fake.sent_bytes.clear()
+		protocol.say(message["npc"], message["text"], message["player"], fields)
+		var name: String = case["name"]
+		if check_eq(fake.sent_bytes.size(), 1, "%s: sent" % name):
+			check_eq(fake.sent_bytes[0].hex_encode(), case["hex"], "%s: bytes" % name)
+	check(said >= 3, "the say cases ran (%d)" % said)
 
 
 func test_no_server_fails_queued_requests_with_not_connected() -> void:
