@@ -11,40 +11,6 @@ var skipped: String = ""
 var options: Dictionary = {}
 
 
-## Marks the test skipped unless a server URL was given; returns true when there is one.
-func require_server() -> bool:
-	if options.get("ws", "") == "":
-		skipped = "no npcbridge server (--ws) was given"
-		return false
-	return true
-
-
-## A new [NPCBridgeConnection] (child of this test) for the test server: URL and token from the
-## options, quick reconnects. Not connected yet.
-func new_connection() -> NPCBridgeConnection:
-	var bridge := NPCBridgeConnection.new()
-	bridge.url = options.get("ws", "")
-	bridge.token = options.get("token", "")
-	bridge.reconnect_min_s = 0.2
-	bridge.reconnect_max_s = 1.0
-	add_child(bridge)
-	return bridge
-
-
-## Records a failure unless [param condition] holds; returns [param condition].
-func check(condition: bool, what: String) -> bool:
-	if not condition:
-		failures.append(what)
-	return condition
-
-
-## Records a failure unless [param actual] deeply equals [param expected] (types included).
-func check_eq(actual: Variant, expected: Variant, what: String) -> bool:
-	return check(
-		same(actual, expected), "%s: expected %s, got %s" % [what, str(expected), str(actual)]
-	)
-
-
 ## Deep equality that also compares types (so 1 != 1.0 and "a" != &"a").
 static func same(a: Variant, b: Variant) -> bool:
 	if typeof(a) != typeof(b):
@@ -87,6 +53,40 @@ static func untag(tagged: Variant) -> Variant:
 	if tagged is Array:
 		return (tagged as Array).map(untag)
 	return tagged
+
+
+## Marks the test skipped unless a server URL was given; returns true when there is one.
+func require_server() -> bool:
+	if options.get("ws", "") == "":
+		skipped = "no npcbridge server (--ws) was given"
+		return false
+	return true
+
+
+## A new [NPCBridgeConnection] (child of this test) for the test server: URL and token from the
+## options, quick reconnects. Not connected yet.
+func new_connection() -> NPCBridgeConnection:
+	var bridge := NPCBridgeConnection.new()
+	bridge.url = options.get("ws", "")
+	bridge.token = options.get("token", "")
+	bridge.reconnect_min_s = 0.2
+	bridge.reconnect_max_s = 1.0
+	add_child(bridge)
+	return bridge
+
+
+## Records a failure unless [param condition] holds; returns [param condition].
+func check(condition: bool, what: String) -> bool:
+	if not condition:
+		failures.append(what)
+	return condition
+
+
+## Records a failure unless [param actual] deeply equals [param expected] (types included).
+func check_eq(actual: Variant, expected: Variant, what: String) -> bool:
+	return check(
+		same(actual, expected), "%s: expected %s, got %s" % [what, str(expected), str(actual)]
+	)
 
 
 ## Awaits frames until [param condition] returns true or [param timeout_s] seconds pass.

@@ -1,7 +1,7 @@
 class_name NPCBridgeProtocol
 extends RefCounted
 ## The npcbridge protocol (version 1) over a socket adapter: handshake, requests and their
-## answers, queueing while (re)connecting, reconnects with backoff, timeouts.
+## answers, queueing while (re)connecting ([NPCBridgeOutbox]), reconnects with backoff, timeouts.
 ##
 ## It takes its [NPCBridgeSocket] in the constructor and only talks to it: it sends each message
 ## as one binary message through [method NPCBridgeSocket.send], decodes what the adapter hands
@@ -86,7 +86,7 @@ var router: NPCBridgeRouter = NPCBridgeRouter.new()
 
 var _adapter: NPCBridgeSocket = null
 var _next_id: int = 1
-var _outbox: Array[NPCBridgeRequest] = []  # made before the handshake, sent after it
+var _outbox: NPCBridgeOutbox = NPCBridgeOutbox.new()  # made before the handshake, sent after it
 var _definitions: Dictionary = {}  # npc id -> persona map, re-sent after a reconnect
 var _attempt: int = 0
 var _reconnect_at_msec: int = 0
@@ -123,7 +123,7 @@ func close(code: int = 1000, reason: String = "") -> void:
 	_wanted = false
 	_adapter.close(code, reason)
 	_drop(code, reason, false)
-	_fail_queued(NPCBridgeRequest.NOT_SENT, "the connection was closed")
+	_outbox.fail_all(NPCBridgeRequest.NOT_SENT, "the connection was closed")
 
 
 ## True when the handshake is done and requests go out at once.
@@ -143,7 +143,7 @@ func request(type: String, fields: Dictionary = {}) -> NPCBridgeRequest:
 	elif state == State.OPEN:
 		_send_request(handle)
 	elif _wanted:
-		_outbox.append(handle)
+		_outbox.add(handle)
 	else:
 		handle.fail.call_deferred(NPCBridgeRequest.NOT_SENT, "not connected")
 	return handle
@@ -269,16 +269,10 @@ func _on_welcome(message: Dictionary) -> void:
 	connect_count += 1
 	_set_state(State.OPEN)
 	# Definitions first (also those of NPCs defined before a reconnect), then queued requests.
-	var queued_defines := {}
-	for queued in _outbox:
-		if queued.type == "npc.define":
-			queued_defines[queued.message.get("npc")] = true
 	for npc: String in _definitions:
-		if not queued_defines.has(npc):
+		if not _outbox.defines(npc):
 			_send_request(_make_request("npc.define", {"npc": npc, "persona": _definitions[npc]}))
-	var queued_requests := _outbox.duplicate()
-	_outbox.clear()
-	for queued: NPCBridgeRequest in queued_requests:
+	for queued in _outbox.take_all():
 		_send_request(queued)
 	connected.emit(message)
 
@@ -304,7 +298,7 @@ func _make_request(type: String, fields: Dictionary) -> NPCBridgeRequest:
 
 func _forget(handle: NPCBridgeRequest) -> void:
 	router.remove(handle)
-	_outbox.erase(handle)
+	_outbox.remove(handle)
 
 
 ## Why [param given] cannot be a request id (empty: it can, or none was given).
@@ -315,11 +309,8 @@ func _id_problem(given: Variant) -> String:
 		return "id: must be a String or an int"
 	if given is String and (given as String).to_utf8_buffer().size() > 128:
 		return "id: at most 128 bytes"
-	if router.has_id(given):
+	if router.has_id(given) or _outbox.has_id(given):
 		return "id: already in use"
-	for queued in _outbox:
-		if typeof(queued.id) == typeof(given) and queued.id == given:
-			return "id: already in use"
 	return ""
 
 
@@ -356,19 +347,12 @@ func _drop(code: int, reason: String, may_reconnect: bool) -> void:
 	else:
 		_set_state(State.DISCONNECTED)
 		if not _wanted:
-			_fail_queued(NPCBridgeRequest.NOT_SENT, "not connected")
+			_outbox.fail_all(NPCBridgeRequest.NOT_SENT, "not connected")
 
 
 func _fail_pending(why: String) -> void:
 	for handle in router.take_all():
 		handle.fail(NPCBridgeRequest.CONNECTION_LOST, why, true)
-
-
-func _fail_queued(code: String, why: String) -> void:
-	var queued := _outbox.duplicate()
-	_outbox.clear()
-	for handle: NPCBridgeRequest in queued:
-		handle.fail(code, why, code == NPCBridgeRequest.NOT_CONNECTED)
 
 
 func _schedule_reconnect() -> void:
@@ -402,12 +386,7 @@ func _check_timeouts(now: int) -> void:
 				router.remove(handle)
 				var why := "no answer within %.0f s" % request_timeout_s
 				handle.fail(NPCBridgeRequest.TIMEOUT, why, true)
-	if queue_timeout_s > 0.0 and not _outbox.is_empty():
-		var waited := now - int(queue_timeout_s * 1000.0)
-		for handle in _outbox.duplicate():
-			if handle.last_activity_msec < waited:
-				var why := "no connection to the server within %.0f s" % queue_timeout_s
-				handle.fail(NPCBridgeRequest.NOT_CONNECTED, why, true)
+	_outbox.expire(now, queue_timeout_s)
 
 
 func _set_state(new_state: State) -> void:

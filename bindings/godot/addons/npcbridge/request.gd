@@ -69,6 +69,10 @@ var last_activity_msec: int = 0
 var protocol_ref: WeakRef = null
 
 
+static func _whole(value: Variant) -> int:
+	return int(value) if value is int or value is float else 0
+
+
 func _init(request_type: String = "", request_id: Variant = null) -> void:
 	type = request_type
 	id = request_id
@@ -150,10 +154,6 @@ func fail(code: String, text: String, can_retry: bool = false, after_ms: int = 0
 	retryable = can_retry
 	retry_after_ms = after_ms
 	_finish()
-
-
-static func _whole(value: Variant) -> int:
-	return int(value) if value is int or value is float else 0
 
 
 func _finish() -> void:

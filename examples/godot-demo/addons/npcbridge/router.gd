@@ -27,18 +27,10 @@ const SCENE_REPLY := "scene reply"
 var _pending: Dictionary = {}  # id -> NPCBridgeRequest
 
 
-## Where one message goes: to [member request] (null: it is stray), which it ends when
-## [member final] is true.
-class Route:
-	extends RefCounted
-	## The pending request the message belongs to (null: none).
-	var request: NPCBridgeRequest = null
-	## True when the message ends [member request] (which is no longer pending then).
-	var final: bool = false
-
-	func _init(to: NPCBridgeRequest = null, ends: bool = false) -> void:
-		request = to
-		final = ends
+## The String at [param key] of [param message] (empty when absent or not a String).
+static func _text(message: Dictionary, key: String) -> String:
+	var value: Variant = message.get(key)
+	return value if value is String else ""
 
 
 ## Waits for the answers to [param request] (sent under [member NPCBridgeRequest.id]).
@@ -116,7 +108,15 @@ func _open_scene_reply(request_id: Variant, message: Dictionary) -> Route:
 	return Route.new(reply, false)
 
 
-## The String at [param key] of [param message] (empty when absent or not a String).
-static func _text(message: Dictionary, key: String) -> String:
-	var value: Variant = message.get(key)
-	return value if value is String else ""
+## Where one message goes: to [member request] (null: it is stray), which it ends when
+## [member final] is true.
+class Route:
+	extends RefCounted
+	## The pending request the message belongs to (null: none).
+	var request: NPCBridgeRequest = null
+	## True when the message ends [member request] (which is no longer pending then).
+	var final: bool = false
+
+	func _init(to: NPCBridgeRequest = null, ends: bool = false) -> void:
+		request = to
+		final = ends

@@ -2,15 +2,6 @@ extends NPCBTestCase
 ## NPCBridgeConnection against a real npcbridge server (the test stack).
 
 
-func _connection() -> NPCBridgeConnection:
-	return new_connection()
-
-
-func _open(bridge: NPCBridgeConnection) -> bool:
-	bridge.connect_to_server()
-	return await wait_until(bridge.is_open, 15.0)
-
-
 func test_connects_and_gets_welcome() -> void:
 	if not require_server():
 		return
@@ -184,6 +175,15 @@ func test_reconnects_after_server_restart() -> void:
 	var reply := await bridge.say("gd_restart_guard", "[[reply:Halt. Who goes there?]]").wait()
 	check(reply.is_ok(), "say after reconnect: %s %s" % [reply.error_code, reply.error_message])
 	check_eq(reply.response.get("text"), "Halt. Who goes there?", "reply after reconnect")
+
+
+func _connection() -> NPCBridgeConnection:
+	return new_connection()
+
+
+func _open(bridge: NPCBridgeConnection) -> bool:
+	bridge.connect_to_server()
+	return await wait_until(bridge.is_open, 15.0)
 
 
 func _restart_server(down_ms: int) -> int:

@@ -11,16 +11,6 @@ const QUEST_JSON := (
 var _bridge: NPCBridgeConnection = null
 
 
-func _open() -> bool:
-	_bridge = new_connection()
-	_bridge.connect_to_server()
-	return await wait_until(_bridge.is_open, 15.0)
-
-
-func _of_type(messages: Array, kind: String) -> Array:
-	return messages.filter(func(m: Dictionary) -> bool: return m.get("type") == kind)
-
-
 func test_features_are_announced() -> void:
 	if not require_server() or not check(await _open(), "connected"):
 		return
@@ -151,3 +141,13 @@ func test_blocked_player_line_is_filtered() -> void:
 	var say := {"npc": "blacksmith", "player": "gd-feat", "text": "you grobblewort!"}
 	var reply := await _bridge.request("say", say).wait()
 	check_eq(reply.error_code, "filtered", "moderation refuses the line")
+
+
+func _open() -> bool:
+	_bridge = new_connection()
+	_bridge.connect_to_server()
+	return await wait_until(_bridge.is_open, 15.0)
+
+
+func _of_type(messages: Array, kind: String) -> Array:
+	return messages.filter(func(m: Dictionary) -> bool: return m.get("type") == kind)

@@ -7,10 +7,6 @@ const MsgPack := preload("res://addons/npcbridge/msgpack.gd")
 const VECTORS := "res://vectors/"
 
 
-func _json(file: String) -> Variant:
-	return JSON.parse_string(FileAccess.get_file_as_string(VECTORS + file))
-
-
 func test_every_message_vector_decodes_and_reencodes_byte_exactly() -> void:
 	var index: Dictionary = _json("index.json")
 	var kinds: Array = index["messages"]
@@ -22,22 +18,6 @@ func test_every_message_vector_decodes_and_reencodes_byte_exactly() -> void:
 	check(variants.size() >= 2, "index lists the variants")
 	for variant: Dictionary in variants:
 		_check_message_vector(variant["name"], variant["type"])
-
-
-## [param file].msgpack decodes to a map of type [param kind] equal to [param file].json and
-## re-encodes to the same bytes.
-func _check_message_vector(file: String, kind: String) -> void:
-	var raw := FileAccess.get_file_as_bytes(VECTORS + file + ".msgpack")
-	check(not raw.is_empty(), "%s.msgpack exists" % file)
-	var decoded := MsgPack.decode(raw)
-	if not check(decoded.is_ok(), "%s decodes: %s" % [file, decoded.error]):
-		return
-	check(decoded.value is Dictionary, "%s is a map" % file)
-	check_eq(decoded.value.get("type"), kind, "%s type" % file)
-	check(_loose_equal(decoded.value, _json(file + ".json")), "%s equals its .json twin" % file)
-	var encoded := MsgPack.encode(decoded.value)
-	check(encoded.is_ok(), "%s re-encodes: %s" % [file, encoded.error])
-	check_eq((encoded.value as PackedByteArray).hex_encode(), raw.hex_encode(), "%s bytes" % file)
 
 
 func test_codec_cases() -> void:
@@ -181,6 +161,26 @@ func test_random_round_trips() -> void:
 			return
 		# Map entries whose value is null are left out by the encoder (unset fields).
 		check(same(decoded.value, _left_out(value)), "round trip %d: %s" % [i, value])
+
+
+func _json(file: String) -> Variant:
+	return JSON.parse_string(FileAccess.get_file_as_string(VECTORS + file))
+
+
+## [param file].msgpack decodes to a map of type [param kind] equal to [param file].json and
+## re-encodes to the same bytes.
+func _check_message_vector(file: String, kind: String) -> void:
+	var raw := FileAccess.get_file_as_bytes(VECTORS + file + ".msgpack")
+	check(not raw.is_empty(), "%s.msgpack exists" % file)
+	var decoded := MsgPack.decode(raw)
+	if not check(decoded.is_ok(), "%s decodes: %s" % [file, decoded.error]):
+		return
+	check(decoded.value is Dictionary, "%s is a map" % file)
+	check_eq(decoded.value.get("type"), kind, "%s type" % file)
+	check(_loose_equal(decoded.value, _json(file + ".json")), "%s equals its .json twin" % file)
+	var encoded := MsgPack.encode(decoded.value)
+	check(encoded.is_ok(), "%s re-encodes: %s" % [file, encoded.error])
+	check_eq((encoded.value as PackedByteArray).hex_encode(), raw.hex_encode(), "%s bytes" % file)
 
 
 func _random_value(rng: RandomNumberGenerator, depth: int) -> Variant:

@@ -6,39 +6,6 @@ const SMITH_LINE := "Aye lad, leave it on the anvil and come back at dawn."
 var _bridge: NPCBridgeConnection = null
 
 
-func _open() -> bool:
-	_bridge = new_connection()
-	_bridge.connect_to_server()
-	return await wait_until(_bridge.is_open, 15.0)
-
-
-func _speaker(npc_id: String, persona: NPCPersona = null) -> NPCSpeaker:
-	var speaker := NPCSpeaker.new()
-	speaker.npc_id = npc_id
-	speaker.persona = persona
-	speaker.player_id = "gd-tester"
-	speaker.connection = _bridge
-	add_child(speaker)
-	return speaker
-
-
-func _smith_persona() -> NPCPersona:
-	var persona := NPCPersona.new()
-	persona.name = "Brom"
-	persona.description = "The village blacksmith, rough but kind."
-	persona.personality = "gruff, honest, protective of the village"
-	persona.speech_style = "short sentences, calls everyone 'lad'"
-	persona.knowledge = PackedStringArray(["The mine closed last winter."])
-	persona.actions = [
-		{
-			"name": "open_shop",
-			"description": "Show the shop window to the player.",
-			"parameters": {"type": "object", "properties": {}},
-		}
-	]
-	return persona
-
-
 func test_persona_to_dict_leaves_out_empty_fields() -> void:
 	var persona := NPCPersona.new()
 	persona.name = "Aelindra"
@@ -204,3 +171,36 @@ func test_upstream_cut_mid_reply_fails_with_partial_text() -> void:
 	# sent the error.
 	check_eq(reply.finish, "error", "reply.end finish")
 	check(reply.text.begins_with("One two three"), "partial text kept: " + reply.text)
+
+
+func _open() -> bool:
+	_bridge = new_connection()
+	_bridge.connect_to_server()
+	return await wait_until(_bridge.is_open, 15.0)
+
+
+func _speaker(npc_id: String, persona: NPCPersona = null) -> NPCSpeaker:
+	var speaker := NPCSpeaker.new()
+	speaker.npc_id = npc_id
+	speaker.persona = persona
+	speaker.player_id = "gd-tester"
+	speaker.connection = _bridge
+	add_child(speaker)
+	return speaker
+
+
+func _smith_persona() -> NPCPersona:
+	var persona := NPCPersona.new()
+	persona.name = "Brom"
+	persona.description = "The village blacksmith, rough but kind."
+	persona.personality = "gruff, honest, protective of the village"
+	persona.speech_style = "short sentences, calls everyone 'lad'"
+	persona.knowledge = PackedStringArray(["The mine closed last winter."])
+	persona.actions = [
+		{
+			"name": "open_shop",
+			"description": "Show the shop window to the player.",
+			"parameters": {"type": "object", "properties": {}},
+		}
+	]
+	return persona
