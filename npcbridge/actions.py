@@ -92,9 +92,7 @@ def dispatch(turn: Turn, collector: ToolCallCollector) -> None:
         args, reason = validate_call(turn.persona.actions, call["name"], call["arguments"])
         if reason is not None:
             log.info("npc=%s rejected tool call: %s", turn.npc, reason)
-            turn.state.setdefault("rejected_actions", []).append(
-                {"name": call["name"], "reason": reason}
-            )
+            turn.rejected_actions.append({"name": call["name"], "reason": reason})
             continue
         assert args is not None
         action = {"name": call["name"], "args": args}

@@ -61,7 +61,12 @@ from .retry import Verdict, backoff_s, classify, counts_against_health, retry_af
 from .turn import Usage
 
 if TYPE_CHECKING:
-    from .app import App
+    from collections.abc import Callable, Mapping
+
+    from .config import Config
+    from .models import Catalog
+    from .providers.base import Provider
+    from .stores.base import Store
     from .turn import Turn
 
 log = logging.getLogger("npcbridge.gateway")
@@ -120,17 +125,27 @@ class _Committed(Exception):
 class Gateway:
     """Streams a turn from the provider that serves its model, carefully (see module doc)."""
 
-    def __init__(self, app: App) -> None:
-        self.app = app
-        config = app.config
+    def __init__(
+        self,
+        config: Config,
+        catalog: Catalog,
+        metrics: Metrics,
+        providers: Mapping[str, Provider],
+        store: Callable[[], Store | None],
+    ) -> None:
+        """``providers`` and ``store`` are filled at start-up (``store()`` is None before)."""
+        self.config = config
+        self.catalog = catalog
+        self.providers = providers
+        self.store = store
         self.limiter = RateLimiter(config.ratelimit)
         self.breakers = Breakers(config.breaker)
         self.cache = ResponseCache(config.cache)
-        self.metrics = Metrics(known_models=app.catalog.ids())
+        self.metrics = metrics
         self.metrics.track_queue(self.limiter.queue_length)
         self.memory_counters = MemoryCounters()
         self.budgets = Budgets(config.budget, self.counters)
-        self.uncatalogued = UncataloguedPrices(app.catalog, config.gateway)
+        self.uncatalogued = UncataloguedPrices(catalog, config.gateway)
         self.rng = random.Random()
         self._exported: set[str] = set()
 
@@ -138,11 +153,20 @@ class Gateway:
 
     def counters(self) -> Counters:
         """The store's atomic counters when it has them, else this process's own."""
-        return counters_of(self.app.store) or self.memory_counters
+        return counters_of(self.store()) or self.memory_counters
+
+    def provider_for(self, model: ModelEntry) -> Provider:
+        """The provider that serves ``model``."""
+        provider = self.providers.get(model.provider)
+        if provider is None:
+            raise ProtocolError(
+                ErrorCode.INTERNAL, f"no provider {model.provider!r} for model {model.id!r}"
+            )
+        return provider
 
     def shared_store(self) -> Any:
         """The store when several processes share it (for shared rate-limit windows)."""
-        store = self.app.store
+        store = self.store()
         if store is not None and getattr(store, "shared", False) and counters_of(store):
             return store
         return None
@@ -152,7 +176,7 @@ class Gateway:
         over ``gateway.latency_budget_ms[urgency]``)."""
         ms = persona_option(turn, "latency_budget_ms")
         if ms is None:
-            ms = self.app.config.gateway.budget_ms(turn.urgency)
+            ms = self.config.gateway.budget_ms(turn.urgency)
         return float(ms) / 1000
 
     def chain(self, turn: Turn, model: ModelEntry) -> list[ModelEntry]:
@@ -162,7 +186,7 @@ class Gateway:
             names = model.fallbacks
         chain = [model]
         for name in names:
-            entry = self.app.model_entry(str(name))
+            entry = self.catalog.entry(str(name))
             if entry.id not in {e.id for e in chain}:
                 chain.append(entry)
         return chain
@@ -185,11 +209,11 @@ class Gateway:
         applies and the turn sets none: the reservation is then a true worst case."""
         if request.max_tokens is not None or not _budgeted(scopes):
             return request
-        return replace(request, max_tokens=self.app.config.gateway.budget_max_tokens)
+        return replace(request, max_tokens=self.config.gateway.budget_max_tokens)
 
     def cacheable(self, turn: Turn, request: ProviderRequest) -> bool:
         """Whether the reply may come from, and go into, the response cache."""
-        if not self.app.config.cache.enabled:
+        if not self.config.cache.enabled:
             return False
         return (
             request.temperature == 0
@@ -199,7 +223,7 @@ class Gateway:
 
     def estimate_tokens(self, request: ProviderRequest) -> tuple[int, int]:
         """(prompt, output) token estimates for admission and rate limiting."""
-        output = request.max_tokens or self.app.config.gateway.expected_output_tokens
+        output = request.max_tokens or self.config.gateway.expected_output_tokens
         return estimate_prompt_tokens(request), output
 
     # ------------------------------------------------------------------ the turn
@@ -219,9 +243,9 @@ class Gateway:
             hit = self.cache.get(key)
             if hit is not None:
                 self.metrics.cache_hits.inc()
-                turn.state["cached"] = True
-                turn.state["served_model"] = hit.model or model.id
-                turn.state["queue_ms"] = _ms(time.perf_counter() - turn.started_at)
+                turn.cached = True
+                turn.served_model = hit.model or model.id
+                turn.queue_ms = _ms(time.perf_counter() - turn.started_at)
                 for text in hit.deltas:
                     yield TextDelta(text)
                 yield StreamDone(finish=hit.finish, usage=Usage(0, 0))
@@ -257,7 +281,7 @@ class Gateway:
         key: str | None,
         tokens: int,
     ) -> AsyncIterator[StreamEvent]:
-        retry = self.app.config.retry
+        retry = self.config.retry
         now = time.perf_counter()
         turn_deadline = self.turn_deadline(turn)
         wait_deadline = min(turn.started_at + self.latency_budget_s(turn), turn_deadline)
@@ -277,7 +301,7 @@ class Gateway:
             while True:
                 if time.perf_counter() >= turn_deadline:
                     raise UpstreamError(timeout=True, reason=Reason.DEADLINE)
-                if self.app.config.breaker.enabled and not breaker.acquire():
+                if self.config.breaker.enabled and not breaker.acquire():
                     # the cause: this turn's own failure, else the one that opened the breaker
                     cause = last if isinstance(last, UpstreamError) else breaker.last_failure
                     last = _BreakerOpen(candidate.id, breaker.retry_after_s(), cause)
@@ -288,7 +312,7 @@ class Gateway:
                     breaker.release()
                     last = exc
                     break
-                turn.state["queue_ms"] = _ms(time.perf_counter() - turn.started_at)
+                turn.queue_ms = _ms(time.perf_counter() - turn.started_at)
                 served = replace(request, model=candidate.id)
                 try:
                     async for event in self._attempt(
@@ -344,7 +368,7 @@ class Gateway:
     def turn_deadline(self, turn: Turn) -> float:
         """When the turn must be over (``perf_counter`` time): ``gateway.turn_deadline_s`` after
         its request arrived. A reply still streaming then ends with ``upstream_timeout``."""
-        return turn.started_at + self.app.config.gateway.turn_deadline_s
+        return turn.started_at + self.config.gateway.turn_deadline_s
 
     def _retry_delay(
         self, exc: UpstreamError, attempt: int, limiter: ModelLimiter
@@ -356,9 +380,9 @@ class Gateway:
         one) and the rate-limit queue enforces it; other waits are slept here. Either way the
         wait is at least the full-jitter back-off and at least the ``retry-after``.
         """
-        retry = self.app.config.retry
+        retry = self.config.retry
         after = retry_after_s(exc)
-        blocked = exc.status == 429 and after is not None and self.app.config.ratelimit.enabled
+        blocked = exc.status == 429 and after is not None and self.config.ratelimit.enabled
         if blocked and after is not None:
             limiter.block(after)  # even when this turn moves on: spare the model for everyone
         if after is not None and after * 1000 > retry.max_retry_after_ms:
@@ -377,14 +401,14 @@ class Gateway:
         wait_deadline: float,
     ) -> None:
         """Wait for rate-limit capacity (local buckets, then the shared windows)."""
-        if not self.app.config.ratelimit.enabled:
+        if not self.config.ratelimit.enabled:
             return
         deadline = time.monotonic() + (wait_deadline - time.perf_counter())
         try:
             waited = await limiter.acquire(client, tokens, deadline)
             store = self.shared_store()
             if store is not None:
-                limits = self.app.config.ratelimit.limits_for(model.id)
+                limits = self.config.ratelimit.limits_for(model.id)
                 try:
                     waited += await SharedWindows(store, limits, limiter.name).reserve(
                         tokens, deadline
@@ -410,12 +434,12 @@ class Gateway:
     ) -> AsyncIterator[StreamEvent]:
         """One upstream request. Raises :class:`UpstreamError` when it failed before its first
         delta went out, :class:`_Committed` when it failed after."""
-        provider = self.app.provider_for(model)
+        provider = self.provider_for(model)
         sent = time.perf_counter()
         # loop-clock instants: the first event's limit, and the turn's deadline for every event
         now = asyncio.get_running_loop().time()
         deadline = now + (self.turn_deadline(turn) - sent)
-        first_deadline = min(deadline, now + self.app.config.upstream.first_token_timeout_s)
+        first_deadline = min(deadline, now + self.config.upstream.first_token_timeout_s)
         stream_deadline = StreamDeadline(deadline)
         events = provider.stream(request).__aiter__()
         committed = False
@@ -454,7 +478,7 @@ class Gateway:
                     usage = event.usage
                     outcome = "ok"
                     self._after_success(model, event, breaker, limiter, tokens)
-                    turn.state["served_model"] = model.id
+                    turn.served_model = model.id
                     if key is not None and not tool_calls and event.finish in ("stop", "length"):
                         self.cache.put(key, CachedReply(tuple(deltas), event.finish, model.id))
                     yield event
@@ -464,7 +488,7 @@ class Gateway:
             outcome = _reason(exc)
             if not committed:
                 limiter.settle(tokens, 0)  # nothing was generated
-            if self.app.config.ratelimit.use_headers and exc.headers:
+            if self.config.ratelimit.use_headers and exc.headers:
                 limiter.observe(exc.headers)
             if counts_against_health(exc):
                 breaker.failure(exc)
@@ -497,7 +521,7 @@ class Gateway:
         breaker.success()
         if done.usage is not None:
             limiter.settle(tokens, done.usage.input_tokens + done.usage.output_tokens)
-        if self.app.config.ratelimit.use_headers and done.headers:
+        if self.config.ratelimit.use_headers and done.headers:
             limiter.observe(done.headers)  # after settling: the upstream's word is the last
 
     def _charge(
@@ -512,7 +536,7 @@ class Gateway:
     ) -> None:
         """Count the attempt's cost: the real usage, or an estimate for a stream that stopped
         after it began (the upstream bills what it generated). The turn's reservation is
-        settled to it when the turn ends; ``turn.state["usage"]`` is what ``reply.end`` shows."""
+        settled to it when the turn ends; ``turn.usage`` is what ``reply.end`` shows."""
         if usage is None:
             if not committed:
                 return
@@ -524,8 +548,8 @@ class Gateway:
         self.metrics.tokens.labels(self.metrics.model(model.id), "output").inc(usage.output_tokens)
         self.metrics.cost.labels(self.metrics.model(model.id)).inc(cost)
         reservation.cost_usd += cost
-        turn.state["usage"] = usage
-        turn.state["served_model"] = model.id
+        turn.usage = usage
+        turn.served_model = model.id
 
     def _final_error(self, last: BaseException | None, turn: Turn) -> Exception:
         """The error that ends a turn no model could serve."""

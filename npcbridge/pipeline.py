@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from . import actions
+from .gateway import Gateway, upstream_protocol_error
 from .hookguard import HookFailures, checked
 from .models import ModelEntry
 from .plugins import call_impl
@@ -24,7 +25,8 @@ from .providers.base import ProviderRequest, StreamDone, TextDelta, ToolCallDelt
 from .turn import Turn, TurnResult, Usage
 
 if TYPE_CHECKING:
-    from .app import App
+    from .models import Catalog
+    from .plugins import PluginManager
 
 log = logging.getLogger("npcbridge.turn")
 
@@ -51,15 +53,21 @@ def _ms(seconds: float) -> float:
 
 
 class Pipeline:
-    """Runs turns for one :class:`App`."""
+    """Runs the turns of one server: its hooks, its gateway, its model catalog."""
 
-    def __init__(self, app: App) -> None:
-        self.app = app
+    def __init__(
+        self, hooks: PluginManager, gateway: Gateway, catalog: Catalog, default_model: str
+    ) -> None:
+        self.hooks = hooks
+        self.gateway = gateway
+        self.catalog = catalog
+        #: the model a turn gets when no ``npcbridge_select_model`` hook picks one
+        self.default_model = default_model
         self.failures = HookFailures()
 
     async def prepare(self, turn: Turn) -> tuple[ModelEntry, ProviderRequest]:
         """Build the upstream request: persona, recall, model, before-request hooks."""
-        pm = self.app.plugins
+        pm = self.hooks
         parts: list[str] = []
         persona = await pm.call("npcbridge_persona", turn=turn)
         for part in checked("npcbridge_persona", persona, each=True):
@@ -72,9 +80,9 @@ class Pipeline:
             recalled.extend(messages)
         name = checked(
             "npcbridge_select_model",
-            await pm.call("npcbridge_select_model", turn=turn, catalog=self.app.catalog),
+            await pm.call("npcbridge_select_model", turn=turn, catalog=self.catalog),
         )
-        turn.model = self.app.model_entry(name or self.app.default_model)
+        turn.model = self.catalog.entry(name or self.default_model)
         if turn.persona.actions and not turn.tools:
             turn.tools = actions.tools_for(turn.persona.actions)
         system = {"role": "system", "content": "\n\n".join(turn.system_parts)}
@@ -117,7 +125,7 @@ class Pipeline:
             return None
         except asyncio.CancelledError:
             _uncancel()
-            model_id = turn.model.id if turn.model else self.app.default_model
+            model_id = turn.model.id if turn.model else self.default_model
             result = self.result(turn, model_id, "", "cancelled", None, 0.0, None, "", None)
             turn.emit(await self.reply_end(turn, result))
             return None
@@ -128,7 +136,7 @@ class Pipeline:
 
     async def stream(self, turn: Turn, model: ModelEntry, request: ProviderRequest) -> TurnResult:
         """Stream from the gateway, send deltas, finish the turn."""
-        pm = self.app.plugins
+        pm = self.hooks
         transform = pm.caller("npcbridge_transform_delta")
         streamed: list[str] = []
         tool_calls = actions.ToolCallCollector()
@@ -145,7 +153,7 @@ class Pipeline:
                 if turn.stream:
                     turn.emit({"type": "reply.delta", "id": turn.request_id, "text": text})
 
-        events = self.app.gateway.stream(turn, model, request)
+        events = self.gateway.stream(turn, model, request)
         try:
             async for event in events:
                 if isinstance(event, TextDelta):
@@ -159,7 +167,7 @@ class Pipeline:
                 elif isinstance(event, StreamDone):
                     finish = "length" if event.finish == "length" else "stop"
                     usage = event.usage
-                    model_id = turn.state.get("served_model", model_id)
+                    model_id = turn.served_model or model_id
         except StopReply as stop:
             finish = stop.finish
             send(stop.spoken)
@@ -170,7 +178,7 @@ class Pipeline:
             _uncancel()
             finish = "cancelled"
         except UpstreamError as exc:
-            finish, error = "error", self.app.upstream_error(exc, turn.request_id)
+            finish, error = "error", upstream_protocol_error(exc, turn.request_id)
         except ProtocolError as exc:
             exc.request_id = turn.request_id
             finish, error = "error", exc
@@ -182,7 +190,7 @@ class Pipeline:
                 await aclose()
 
         # the gateway reports the time spent waiting (rate-limit queue, retry back-off)
-        queue_ms = float(turn.state.get("queue_ms", queue_ms))
+        queue_ms = turn.queue_ms if turn.queue_ms is not None else queue_ms
         try:
             send(self.flush(turn))
         except StopReply as stop:  # the held-back end of the reply was refused
@@ -223,7 +231,7 @@ class Pipeline:
     def flush(self, turn: Turn) -> str:
         """Collect text the delta transforms held back; text one transform releases still passes
         through the transforms after it."""
-        pm = self.app.plugins
+        pm = self.hooks
         flushers = {impl.plugin: impl for impl in pm.impls("npcbridge_flush_delta")}
         pending = ""
         for impl in pm.impls("npcbridge_transform_delta"):
@@ -253,11 +261,11 @@ class Pipeline:
         first token and total time from ``turn.started_at`` (``first_token_at``: perf_counter
         of the first delta, None when there was none)."""
         now = time.perf_counter()
-        if usage is None and "usage" in turn.state:  # not reported: what the gateway counted
-            usage = turn.state["usage"]
-            model_id = str(turn.state.get("served_model", model_id))
+        if usage is None and turn.usage is not None:  # not reported: what the gateway counted
+            usage = turn.usage
+            model_id = turn.served_model or model_id
         usage = usage or Usage()
-        entry = self.app.gateway.price(turn, self.app.model_entry(model_id))
+        entry = self.gateway.price(turn, self.catalog.entry(model_id))
         return TurnResult(
             text=text,
             finish=finish,
@@ -269,16 +277,14 @@ class Pipeline:
             total_ms=_ms(now - turn.started_at),
             streamed_text=streamed_text,
             error_code=str(error.code) if error else None,
-            cached=bool(turn.state.get("cached", False)),
+            cached=turn.cached,
         )
 
     async def reply_end(self, turn: Turn, result: TurnResult) -> dict[str, Any]:
         """:meth:`end_frame` with the fields ``npcbridge_reply_fields`` hooks add (a field the
         frame already has is kept; the clash is logged)."""
         frame = self.end_frame(turn, result)
-        for fields in await self.app.plugins.call(
-            "npcbridge_reply_fields", turn=turn, result=result
-        ):
+        for fields in await self.hooks.call("npcbridge_reply_fields", turn=turn, result=result):
             for key, value in dict(fields).items():
                 if key in frame:
                     log.warning("npcbridge_reply_fields: field %r is taken; not added", key)
@@ -314,8 +320,8 @@ class Pipeline:
             frame["emotes"] = list(turn.emotes)
         if turn.actions:
             frame["actions"] = list(turn.actions)
-        if turn.state.get("rejected_actions"):
-            frame["rejected_actions"] = list(turn.state["rejected_actions"])
+        if turn.rejected_actions:
+            frame["rejected_actions"] = list(turn.rejected_actions)
         if result.cached:
             frame["cached"] = True
         return frame
@@ -323,7 +329,7 @@ class Pipeline:
     async def finish(self, turn: Turn, result: TurnResult) -> None:
         """Run the after-turn hooks and log the turn (errors in plugins are logged, not raised)."""
         try:
-            await self.app.plugins.call("npcbridge_after_turn", turn=turn, result=result)
+            await self.hooks.call("npcbridge_after_turn", turn=turn, result=result)
         except Exception:
             log.exception("after-turn hook failed for npc %s", turn.npc)
         log.info(

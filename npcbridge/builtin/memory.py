@@ -40,7 +40,7 @@ from ..stores.writes import WriteQueue
 from ..turn import Turn, TurnResult
 
 if TYPE_CHECKING:
-    from ..app import App
+    from ..api import PluginAPI
 
 log = logging.getLogger("npcbridge.memory")
 
@@ -67,11 +67,11 @@ class TurnMemory:
 class Plugin:
     """The builtin memory plugin (one per server)."""
 
-    def __init__(self, app: App) -> None:
-        self.app = app
+    def __init__(self, api: PluginAPI) -> None:
+        self.api = api
         self.settings = MemorySettings()
-        self.summarizer = Summarizer(app, self.settings)
-        self.handlers = MemoryHandlers(self.settings, self.summarizer)
+        self.summarizer = Summarizer(api, self.settings)
+        self.handlers = MemoryHandlers(api, self.settings, self.summarizer)
         self.writes: WriteQueue | None = None
 
     # ---------------------------------------------------------------- lifecycle
@@ -82,21 +82,21 @@ class Plugin:
         register("memory", MemorySettings)
 
     @hookimpl
-    def npcbridge_startup(self, app: App) -> None:
+    def npcbridge_startup(self, api: PluginAPI) -> None:
         """Take the validated ``[extra.memory]``; open the write queue and the summarizer."""
-        settings = app.plugin_settings("memory")
+        settings = api.plugin_settings("memory")
         assert isinstance(settings, MemorySettings)
         self.settings = settings
-        if app.store is not None:
-            metrics = app.gateway.metrics
+        if api.store is not None:
+            metrics = api.metrics
             self.writes = WriteQueue(
-                app.store,
+                api.store,
                 limit=self.settings.write_queue_max,
                 on_drop=metrics.memory_writes_dropped.inc,
             )
             metrics.memory_writes_queued.set_function(lambda: self.writes_pending)
-        self.summarizer = Summarizer(app, self.settings, self.writes)
-        self.handlers = MemoryHandlers(self.settings, self.summarizer, self.writes)
+        self.summarizer = Summarizer(api, self.settings, self.writes)
+        self.handlers = MemoryHandlers(api, self.settings, self.summarizer, self.writes)
 
     @hookimpl
     def npcbridge_register_handlers(self, register: Callable[..., None]) -> None:
@@ -114,7 +114,7 @@ class Plugin:
         return self.writes.pending if self.writes is not None else 0
 
     @hookimpl
-    async def npcbridge_shutdown(self, app: App) -> None:
+    async def npcbridge_shutdown(self, api: PluginAPI) -> None:
         """Wait for summaries still being written and queued writes (the store closes after
         this), each up to ``shutdown_wait_s``."""
         await self.summarizer.close()
@@ -128,7 +128,7 @@ class Plugin:
         """Top long-term memories (one system message), then the recent complete exchanges.
 
         When the store fails the NPC answers without memory (logged) rather than not at all."""
-        if self.app.store is None or turn.kind != "say":
+        if self.api.store is None or turn.kind != "say":
             return []
         try:
             return await self._recall(turn)
@@ -146,7 +146,7 @@ class Plugin:
             return []
 
     async def _recall(self, turn: Turn) -> list[dict[str, Any]]:
-        store = self.app.store
+        store = self.api.store
         assert store is not None
         s = self.settings
         state = turn.state[STATE_KEY] = TurnMemory()
@@ -157,7 +157,7 @@ class Plugin:
         complete = [t for t in state.turns if t.status == "complete"][-s.window_max_turns :]
         out: list[dict[str, Any]] = []
         if memories and s.recall_limit and s.memory_tokens:
-            scored = await ranked(self.app, s, memories, turn.text, time.time())
+            scored = await ranked(self.api, s, memories, turn.text, time.time())
             chosen = within_budget(scored, s.recall_limit, s.memory_tokens)
             if chosen:
                 state.recalled_ids = [c.memory.id for c in chosen]
@@ -205,10 +205,10 @@ class Plugin:
     async def npcbridge_post_process(self, turn: Turn, text: str, finish: str) -> None:
         """Store the finished turn before ``reply.end`` goes out (called after every other
         post-processor, so ``text`` is final)."""
-        if turn.kind != "say" or self.app.store is None:
+        if turn.kind != "say" or self.api.store is None:
             return
         state = turn.state.setdefault(STATE_KEY, TurnMemory())
-        model = turn.state.get("served_model") or (turn.model.id if turn.model else "")
+        model = turn.served_model or (turn.model.id if turn.model else "")
         write = asyncio.ensure_future(self._store(turn, text, finish, model))
         try:
             state.stored = await asyncio.shield(write)
@@ -225,7 +225,7 @@ class Plugin:
     @hookimpl
     async def npcbridge_after_turn(self, turn: Turn, result: TurnResult) -> None:
         """Store turns not stored yet, mark recalled memories, schedule a summary."""
-        store = self.app.store
+        store = self.api.store
         if turn.kind != "say" or store is None:
             return
         state = turn.state.setdefault(STATE_KEY, TurnMemory())
@@ -247,7 +247,7 @@ class Plugin:
         self.summarizer.schedule(turn.npc, turn.persona, turn.player, todo)
 
     async def _store(self, turn: Turn, text: str, finish: str, model: str) -> TurnRecord:
-        assert self.app.store is not None
+        assert self.api.store is not None
         record = TurnRecord(
             npc=turn.npc,
             player=turn.player,
@@ -260,7 +260,7 @@ class Plugin:
             request_id=str(turn.request_id),
             at=time.time(),
         )
-        store: Store = self.app.store
+        store: Store = self.api.store
         await self._write(lambda: store.append_turn(record))
         return record
 

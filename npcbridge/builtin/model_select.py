@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..api import PluginAPI
 from ..hookspecs import hookimpl
 from ..models import Catalog, Tier
 from ..turn import Turn
@@ -70,23 +71,25 @@ def pick(catalog: Catalog, tier: Tier, available: Any, preferred: str | None = N
     return None
 
 
-@hookimpl(trylast=True)
-async def npcbridge_select_model(turn: Turn, catalog: Catalog) -> str | None:
-    """The persona's model, else the seed's rule by urgency, budget and model health."""
-    if turn.persona.model:
-        return turn.persona.model
-    app = turn.app
-    if app is None:
-        return None
-    if app.offline:
-        return str(app.default_model)
-    settings = app.config.gateway
-    tier = wanted_tier(turn, settings)
-    gateway = app.gateway
-    scopes = gateway.budget_scopes(turn)
-    if any(s.limit_usd is not None for s in scopes):
-        if await gateway.budgets.remaining_fraction(scopes) < settings.low_budget_fraction:
+class Plugin:
+    """The default ``npcbridge_select_model`` of one server."""
+
+    def __init__(self, api: PluginAPI) -> None:
+        self.api = api
+
+    @hookimpl(trylast=True)
+    async def npcbridge_select_model(self, turn: Turn, catalog: Catalog) -> str | None:
+        """The persona's model, else the seed's rule by urgency, budget and model health."""
+        if turn.persona.model:
+            return turn.persona.model
+        api = self.api
+        if api.offline:
+            return api.default_model
+        settings = api.config.gateway
+        tier = wanted_tier(turn, settings)
+        left = await api.turns.budget_left(turn)
+        if left is not None and left < settings.low_budget_fraction:
             tier = step_down(tier)
-    turn.state["tier"] = tier
-    default = str(app.default_model)
-    return pick(catalog, tier, gateway.breakers.available, default) or default
+        turn.tier = tier
+        default = api.default_model
+        return pick(catalog, tier, api.turns.available, default) or default

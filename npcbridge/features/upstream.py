@@ -15,7 +15,7 @@ from ..providers.base import ProviderRequest, StreamDone, TextDelta
 from ..turn import Turn, Usage
 
 if TYPE_CHECKING:
-    from ..app import App
+    from ..api import Turns
     from ..models import ModelEntry
 
 
@@ -30,13 +30,15 @@ class Completion:
     cost_usd: float
 
 
-async def complete(app: App, turn: Turn, model: ModelEntry, request: ProviderRequest) -> Completion:
-    """Run ``request`` through ``app.gateway.stream`` and collect the text.
+async def complete(
+    turns: Turns, turn: Turn, model: ModelEntry, request: ProviderRequest
+) -> Completion:
+    """Run ``request`` through ``turns.stream`` (the gateway) and collect the text.
 
     ``turn`` is copied with fresh ``state`` so every attempt is accounted on its own. An upstream
     failure raises :class:`npcbridge.providers.base.UpstreamError` as the gateway gave it (its
     ``status`` tells the caller what the upstream said); the caller translates it for the client
-    (``app.upstream_error``).
+    (:func:`npcbridge.gateway.upstream_protocol_error`).
     """
     attempt = dataclasses.replace(turn, state={}, started_at=time.perf_counter())
     attempt.model = model
@@ -45,7 +47,7 @@ async def complete(app: App, turn: Turn, model: ModelEntry, request: ProviderReq
     usage: Usage | None = None  # None: the gateway's count (turn.state) stands in
     finish = "stop"
     first_at: float | None = None
-    async for event in app.gateway.stream(attempt, model, request):
+    async for event in turns.stream(attempt, model, request):
         if isinstance(event, TextDelta):
             first_at = first_at or time.perf_counter()
             parts.append(event.text)
@@ -55,8 +57,6 @@ async def complete(app: App, turn: Turn, model: ModelEntry, request: ProviderReq
     model_id = str(attempt.state.get("served_model", model.id))
     text = "".join(parts)
     queue_ms = float(attempt.state.get("queue_ms", 0.0))
-    result = app.pipeline.result(
-        attempt, model_id, text, finish, usage, queue_ms, first_at, text, None
-    )
-    await app.pipeline.finish(attempt, result)
+    result = turns.result(attempt, model_id, text, finish, usage, queue_ms, first_at, text)
+    await turns.finish(attempt, result)
     return Completion(text, model_id, finish, result.usage, result.cost_usd)
