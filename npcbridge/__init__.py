@@ -3,7 +3,7 @@
 Plugin authors write ``@npcbridge.hookimpl``; see ``docs/plugins.md``.
 """
 
-from .hookspecs import hookimpl, hookspec
+from .plugin.specs import hookimpl, hookspec
 
 __version__ = "0.1.0"
 SERVER_NAME = f"npcbridge/{__version__}"

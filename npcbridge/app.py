@@ -3,13 +3,14 @@
 Nothing but the roots (this module, the CLI, the test stacks in :mod:`npcbridge.testing`)
 imports it. The parts, in the order they are built:
 
-* the model :class:`~npcbridge.models.Catalog` and the :class:`~npcbridge.metrics.Metrics`;
-* the :class:`~npcbridge.gateway.Gateway` (config sections, catalog, metrics, the providers the
+* the model :class:`~npcbridge.gateway.catalog.Catalog` and the
+  :class:`~npcbridge.gateway.metrics.Metrics`;
+* the :class:`~npcbridge.gateway.core.Gateway` (config sections, catalog, metrics, the providers the
   plugins register, the store once it is open);
-* the hook caller (:class:`~npcbridge.plugins.PluginManager`) and the
-  :class:`~npcbridge.pipeline.Pipeline` (hooks, gateway, catalog, default model);
-* the :class:`~npcbridge.api.PluginAPI` plugins type against (with
-  :class:`~npcbridge.runner.TurnRunner` as its ``turns``), then the plugins themselves;
+* the hook caller (:class:`~npcbridge.plugin.manager.PluginManager`) and the
+  :class:`~npcbridge.pipeline.run.Pipeline` (hooks, gateway, catalog, default model);
+* the :class:`~npcbridge.plugin.api.PluginAPI` plugins type against (with
+  :class:`~npcbridge.pipeline.runner.TurnRunner` as its ``turns``), then the plugins themselves;
 * the :class:`~npcbridge.server.context.ServerContext` the server's connections use.
 
 One :class:`App` per server; nothing here is global, so tests can run several side by side.
@@ -24,17 +25,17 @@ from typing import Any
 from pydantic import BaseModel
 
 from . import SERVER_NAME
-from .api import PluginAPI
 from .config import Config
-from .gateway import Gateway
-from .metrics import Metrics
-from .models import OFFLINE_MODEL, Catalog, ModelEntry
-from .pipeline import Pipeline
-from .plugins import PluginManager, load_plugins
+from .gateway.catalog import OFFLINE_MODEL, Catalog, ModelEntry
+from .gateway.core import Gateway
+from .gateway.metrics import Metrics
+from .pipeline.run import Pipeline
+from .pipeline.runner import TurnRunner
+from .plugin.api import PluginAPI
+from .plugin.manager import PluginManager, load_plugins
+from .plugin.registry import MessageHandler, Registry, Route
 from .protocol.messages import Persona
 from .providers.base import Provider
-from .registry import MessageHandler, Registry, Route
-from .runner import TurnRunner
 from .server.context import ServerContext
 from .stores import Store, open_store
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from . import __version__
 from .config import ConfigError, load_config
-from .plugins import PluginLoadError
+from .plugin.manager import PluginLoadError
 from .process import configure_logging, stop_event
 
 

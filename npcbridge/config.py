@@ -40,7 +40,8 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
-from .gateway_settings import (
+from .gateway.catalog import ModelEntry, default_models
+from .gateway.settings import (
     BreakerSettings,
     BudgetSettings,
     CacheSettings,
@@ -49,7 +50,6 @@ from .gateway_settings import (
     RateLimitSettings,
     RetrySettings,
 )
-from .models import ModelEntry, default_models
 from .protocol.messages import Persona
 
 GROQ_BASE_URL = "https://api.groq.com/openai/v1"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import npcbridge
+from npcbridge.pipeline.turn import Turn, TurnResult
 from npcbridge.protocol import ErrorCode, ProtocolError
-from npcbridge.turn import Turn, TurnResult
 
 
 class Shouting:
@@ -107,7 +107,7 @@ class CannedProvider:
 
     @npcbridge.hookimpl
     def npcbridge_register_providers(self, register) -> None:  # type: ignore[no-untyped-def]
-        from npcbridge.models import ModelEntry
+        from npcbridge.gateway.catalog import ModelEntry
 
         register(
             "canned",

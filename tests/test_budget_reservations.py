@@ -202,7 +202,7 @@ async def test_uncatalogued_model_is_priced_when_budgets_are_on(
         fake_upstream.script(Reply(text="A long answer.", usage=usage))
         async with await b.client() as client:
             await client.define_npc("smith", {**SMITH, "model": "mystery-model"})
-            with caplog.at_level(logging.WARNING, logger="npcbridge.gateway"):
+            with caplog.at_level(logging.WARNING, logger="npcbridge.gateway.core"):
                 first = await client.say("smith", "p1", "hello")
                 await first.text()
                 await (await client.say("smith", "p2", "hello")).text()

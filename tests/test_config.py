@@ -12,7 +12,7 @@ import pytest
 
 from npcbridge.config import ConfigError, load_config
 from npcbridge.memory.settings import MemorySettings
-from npcbridge.registry import Registry, SettingsError
+from npcbridge.plugin.registry import Registry, SettingsError
 
 
 def config_error(tmp_path: Path, toml: str) -> str:

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from npcbridge.actions import check_schema
 from npcbridge.builtin.persona import persona_from_card
+from npcbridge.gateway.ratelimit import Bucket
+from npcbridge.pipeline.actions import check_schema
 from npcbridge.protocol import CloseCode, DecodeError, ErrorCode, Persona, ProtocolError, pack
 from npcbridge.protocol.connection import (
     HELLO_TIMEOUT_S,
@@ -27,7 +28,6 @@ from npcbridge.protocol.events import (
     RunHandler,
     StartTurn,
 )
-from npcbridge.ratelimit import Bucket
 
 SMITH = Persona.model_validate({"name": "Brom"})
 HANDLERS = {"quest.generate": True, "memory.add": False}

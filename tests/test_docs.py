@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from npcbridge import hookspecs
+from npcbridge.plugin import specs as hookspecs
 
 ROOT = Path(__file__).resolve().parent.parent
 HOOKS = sorted(

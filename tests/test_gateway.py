@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from npcbridge.breaker import BreakerState
 from npcbridge.client import NpcBridgeError
+from npcbridge.gateway.breaker import BreakerState
 from npcbridge.testing.bridge import Bridge, start_bridge
 from npcbridge.testing.fake_upstream import FakeUpstream, Reply
 from npcbridge.testing.redis_server import redis_session_url, redis_url  # noqa: F401

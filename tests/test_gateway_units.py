@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from npcbridge.breaker import BreakerState, CircuitBreaker
-from npcbridge.budget import Budgets, MemoryCounters, to_nano
-from npcbridge.cache import CachedReply, ResponseCache, cache_key
 from npcbridge.config import load_config
-from npcbridge.gateway_settings import (
+from npcbridge.gateway.breaker import BreakerState, CircuitBreaker
+from npcbridge.gateway.budget import Budgets, MemoryCounters, to_nano
+from npcbridge.gateway.cache import CachedReply, ResponseCache, cache_key
+from npcbridge.gateway.ratelimit import Bucket, ModelLimiter, RateLimitWait
+from npcbridge.gateway.retry import Verdict, backoff_s, classify, counts_against_health
+from npcbridge.gateway.settings import (
     BudgetSettings,
     CacheSettings,
     ModelLimits,
@@ -24,8 +26,6 @@ from npcbridge.gateway_settings import (
 )
 from npcbridge.protocol.errors import ProtocolError
 from npcbridge.providers.base import ProviderRequest, UpstreamError
-from npcbridge.ratelimit import Bucket, ModelLimiter, RateLimitWait
-from npcbridge.retry import Verdict, backoff_s, classify, counts_against_health
 
 
 class Clock:

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from npcbridge.app import App
+from npcbridge.pipeline.turn import Usage
 from npcbridge.protocol.messages import BarksGenerate
 from npcbridge.providers.base import UpstreamError
 from npcbridge.testing.scripted import Script, ScriptedProvider, say, start_scripted_app
-from npcbridge.turn import Usage
 
 SMALL, LARGE = "llama-3.1-8b-instant", "llama-3.3-70b-versatile"
 

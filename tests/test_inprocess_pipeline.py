@@ -8,11 +8,11 @@ from typing import Any
 from websockets.protocol import State
 
 from npcbridge.app import App
+from npcbridge.pipeline.turn import Usage
 from npcbridge.protocol import unpack
 from npcbridge.providers.base import Reason, UpstreamError
 from npcbridge.server.outbox import Outbox
 from npcbridge.testing.scripted import Script, ScriptedProvider, say
-from npcbridge.turn import Usage
 
 
 async def test_a_reply_streams_its_tokens_and_reports_the_scripted_usage(

@@ -11,18 +11,18 @@ from typing import Any
 import pytest
 
 from npcbridge import hookimpl
-from npcbridge.builtin.memory import Plugin, TurnMemory
 from npcbridge.client import Client, NpcBridgeError
+from npcbridge.gateway.catalog import ModelEntry
+from npcbridge.memory.plugin import Plugin, TurnMemory
 from npcbridge.memory.ranking import Weights, lexical_relevance, rank
 from npcbridge.memory.tokens import estimate_tokens, fit_window
-from npcbridge.models import ModelEntry
-from npcbridge.pipeline import StopReply
+from npcbridge.pipeline.run import StopReply
+from npcbridge.pipeline.turn import Turn
 from npcbridge.protocol.messages import Persona
 from npcbridge.stores import MemoryRecord, TurnRecord, open_store
 from npcbridge.testing.bridge import Bridge, start_bridge
 from npcbridge.testing.fake_upstream import FakeUpstream, Reply
 from npcbridge.testing.redis_server import redis_session_url, redis_url  # noqa: F401
-from npcbridge.turn import Turn
 
 SMITH = {"name": "Brom", "description": "A blacksmith, rough but kind."}
 

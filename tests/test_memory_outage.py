@@ -132,7 +132,7 @@ async def test_redis_killed_under_load_loses_no_acknowledged_turn(
             await asyncio.sleep(0.5)
             stop.set()
             await asyncio.gather(*load)
-            writes = bridge.app.plugins.get_plugin("npcbridge.builtin.memory")
+            writes = bridge.app.plugins.get_plugin("npcbridge.memory.plugin")
             plugin_queue = getattr(writes, "writes", None)
             assert plugin_queue is not None
             assert await plugin_queue.drained(10)

@@ -1,5 +1,5 @@
-"""The plugin API (npcbridge.api.PluginAPI): what server-level hooks receive and a class plugin
-keeps for its turn hooks (docs/plugins.md, "The plugin API")."""
+"""The plugin API (npcbridge.plugin.api.PluginAPI): what server-level hooks receive and a class
+plugin keeps for its turn hooks (docs/plugins.md, "The plugin API")."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from npcbridge import hookimpl
-from npcbridge.api import PluginAPI
+from npcbridge.pipeline.turn import Turn
+from npcbridge.plugin.api import PluginAPI
 from npcbridge.testing.scripted import ScriptedProvider, say, start_scripted_app
-from npcbridge.turn import Turn
 
 
 class KeeperSettings(BaseModel):

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import sample_plugins
 
-from npcbridge import plugins
 from npcbridge.app import StartupError
 from npcbridge.builtin.model_select import pick
 from npcbridge.client import NpcBridgeError
-from npcbridge.models import default_models
-from npcbridge.plugins import ENTRY_POINT_GROUP, PluginLoadError, make_plugin_manager
+from npcbridge.gateway.catalog import default_models
+from npcbridge.plugin import manager as plugins
+from npcbridge.plugin.manager import ENTRY_POINT_GROUP, PluginLoadError, make_plugin_manager
 from npcbridge.testing.bridge import start_bridge
 from npcbridge.testing.fake_upstream import FakeUpstream
 
@@ -228,7 +228,7 @@ def test_a_plugin_installed_and_named_is_loaded_once(
 ) -> None:
     found = _entry_points(("shout", "sample_plugins:Shouting"), ("pick", "sample_plugins"))
     monkeypatch.setattr(plugins.importlib.metadata, "entry_points", lambda group: found)
-    with caplog.at_level(logging.INFO, "npcbridge.plugins"):
+    with caplog.at_level(logging.INFO, "npcbridge.plugin.manager"):
         pm = make_plugin_manager(
             None, configured=["sample_plugins:Shouting"], extra=["sample_plugins"]
         )
@@ -248,7 +248,7 @@ def test_a_plugin_installed_and_named_is_loaded_once(
 def test_an_installed_plugin_logs_its_distribution_and_version(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    with caplog.at_level(logging.INFO, "npcbridge.plugins"):
+    with caplog.at_level(logging.INFO, "npcbridge.plugin.manager"):
         pm = make_plugin_manager(None, extra=["npcbridge_pirate"], entry_points=False)
     assert pm.loaded[0].version == "0.1.0"
     assert "plugin npcbridge_pirate 0.1.0 from --plugin" in caplog.messages

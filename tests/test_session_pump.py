@@ -12,8 +12,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from npcbridge.config import ServerConfig
+from npcbridge.plugin.registry import Registry
 from npcbridge.protocol import DecodeError, ErrorCode, Persona, ProtocolError, pack, unpack
-from npcbridge.registry import Registry
 from npcbridge.server.context import ServerContext
 from npcbridge.server.session import Session
 

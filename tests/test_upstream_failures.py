@@ -14,7 +14,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from npcbridge.client import NpcBridgeError
-from npcbridge.deadline import StreamDeadline
+from npcbridge.gateway.deadline import StreamDeadline
 from npcbridge.process import configure_logging, redact
 from npcbridge.protocol import encode, unpack
 from npcbridge.providers.openai_compat import OpenAICompatProvider

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..hookspecs import hookimpl
-from ..turn import Turn
+from ..pipeline.turn import Turn
+from ..plugin.specs import hookimpl
 
 MAX_EMOTE_CHARS = 160
 MAX_PAREN_WORDS = 6

@@ -20,11 +20,11 @@ from ..features.quest import QuestFeature
 from ..features.scenes import ScenesFeature
 from ..features.settings import GameplaySettings
 from ..features.speakers import hooks as speaker_cut
-from ..hookspecs import hookimpl
-from ..turn import Turn
+from ..pipeline.turn import Turn
+from ..plugin.specs import hookimpl
 
 if TYPE_CHECKING:
-    from ..api import PluginAPI
+    from ..plugin.api import PluginAPI
 
 
 class Plugin:

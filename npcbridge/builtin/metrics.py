@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..api import PluginAPI
-from ..hookspecs import hookimpl
-from ..turn import Turn, TurnResult
+from ..pipeline.turn import Turn, TurnResult
+from ..plugin.api import PluginAPI
+from ..plugin.specs import hookimpl
 
 
 class Plugin:

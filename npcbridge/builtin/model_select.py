@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api import PluginAPI
-from ..hookspecs import hookimpl
-from ..models import Catalog, Tier
-from ..turn import Turn
+from ..gateway.catalog import Catalog, Tier
+from ..pipeline.turn import Turn
+from ..plugin.api import PluginAPI
+from ..plugin.specs import hookimpl
 
 #: tiers from the cheapest and fastest to the largest
 TIER_ORDER: tuple[Tier, ...] = ("small", "large", "largest")

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..hookspecs import hookimpl
+from ..pipeline.turn import Turn
+from ..plugin.specs import hookimpl
 from ..protocol.messages import Persona
-from ..turn import Turn
 
 RULES = (
     "Stay in character as {name} at all times; never mention being an AI, a model or a game. "

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from ..hookspecs import hookimpl
-from ..turn import Turn
+from ..pipeline.turn import Turn
+from ..plugin.specs import hookimpl
 
 _SENTENCE_END = re.compile(r"[.!?\u2026\u3002\uff01\uff1f][\"'\u201d\u2019)\]]*")
 _SPACES = re.compile(r"[ \t]{2,}")

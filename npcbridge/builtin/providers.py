@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..api import PluginAPI
-from ..hookspecs import hookimpl
+from ..plugin.api import PluginAPI
+from ..plugin.specs import hookimpl
 from ..providers.offline import OfflineProvider
 from ..providers.openai_compat import OpenAICompatProvider
 

@@ -11,12 +11,12 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..pipeline.turn import Turn, Usage
 from ..providers.base import ProviderRequest, StreamDone, TextDelta
-from ..turn import Turn, Usage
 
 if TYPE_CHECKING:
-    from ..api import Turns
-    from ..models import ModelEntry
+    from ..gateway.catalog import ModelEntry
+    from ..plugin.api import Turns
 
 
 @dataclass
@@ -38,7 +38,7 @@ async def complete(
     ``turn`` is copied with fresh ``state`` so every attempt is accounted on its own. An upstream
     failure raises :class:`npcbridge.providers.base.UpstreamError` as the gateway gave it (its
     ``status`` tells the caller what the upstream said); the caller translates it for the client
-    (:func:`npcbridge.gateway.upstream_protocol_error`).
+    (:func:`npcbridge.gateway.core.upstream_protocol_error`).
     """
     attempt = dataclasses.replace(turn, state={}, started_at=time.perf_counter())
     attempt.model = model

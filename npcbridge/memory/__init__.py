@@ -8,6 +8,6 @@ The pieces, each small and testable alone:
 * :mod:`.summarize` -- background summaries of turns that left the window;
 * :mod:`.handlers` -- the ``memory.add`` / ``memory.forget`` / ``memory.query`` messages.
 
-The hooks that tie them into a turn live in :mod:`npcbridge.builtin.memory`. Design notes and
+The hooks that tie them into a turn live in :mod:`npcbridge.memory.plugin`. Design notes and
 the reasons behind them: ``docs/memory.md``.
 """

@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from ..pipeline import ok_frame
+from ..pipeline.run import ok_frame
 from ..protocol.errors import ErrorCode, ProtocolError
 from ..protocol.messages import MemoryAdd, MemoryForget, MemoryQuery
 from ..stores.base import MemoryRecord, Store
@@ -31,7 +31,7 @@ from .recall import ranked
 from .settings import MemorySettings
 
 if TYPE_CHECKING:
-    from ..api import PluginAPI
+    from ..plugin.api import PluginAPI
     from .summarize import Summarizer
 
 log = logging.getLogger("npcbridge.memory")

@@ -12,7 +12,7 @@ from .settings import MemorySettings
 from .tokens import MESSAGE_OVERHEAD, estimate_tokens
 
 if TYPE_CHECKING:
-    from ..api import PluginAPI
+    from ..plugin.api import PluginAPI
 
 log = logging.getLogger("npcbridge.memory")
 

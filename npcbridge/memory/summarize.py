@@ -2,7 +2,7 @@
 
 When enough complete turns of a (npc, player) pair lie beyond the conversation window and
 past the summary watermark, one background task asks a cheap model (through ``api.turns``,
-with a :class:`~npcbridge.turn.Turn` of kind ``"summary"``, so budgets, rate limits and
+with a :class:`~npcbridge.pipeline.turn.Turn` of kind ``"summary"``, so budgets, rate limits and
 retries apply as to any turn) to summarise them, stores the summary as a ``summary`` memory and
 advances the watermark. The player's reply never waits for it.
 
@@ -19,16 +19,16 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from ..models import ModelEntry
+from ..gateway.catalog import ModelEntry
+from ..pipeline.turn import Turn
 from ..protocol.messages import Persona
 from ..providers.base import ProviderRequest, TextDelta
 from ..stores.base import MemoryRecord, TurnRecord
 from ..stores.writes import WriteQueue
-from ..turn import Turn
 from .settings import MemorySettings
 
 if TYPE_CHECKING:
-    from ..api import PluginAPI
+    from ..plugin.api import PluginAPI
 
 log = logging.getLogger("npcbridge.memory")
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-from ..turn import Usage
+from ..pipeline.turn import Usage
 
 
 @dataclass

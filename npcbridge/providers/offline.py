@@ -16,7 +16,7 @@ import hashlib
 import re
 from collections.abc import AsyncIterator
 
-from ..turn import Usage
+from ..pipeline.turn import Usage
 from .base import ProviderRequest, StreamDone, StreamEvent, TextDelta
 
 _OPENERS = (

@@ -14,8 +14,8 @@ try:  # the HTTP library the installed openai SDK is built on
 except ImportError:  # pragma: no cover - SDK releases built on httpx
     from httpx import Response as _HttpResponse  # type: ignore[no-redef]
 
+from ..pipeline.turn import Usage
 from ..process import add_secret
-from ..turn import Usage
 from .base import (
     ProviderRequest,
     Reason,

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from ..api import PluginAPI
     from ..config import ServerConfig
-    from ..models import Catalog
-    from ..pipeline import Pipeline
-    from ..registry import Registry
+    from ..gateway.catalog import Catalog
+    from ..pipeline.run import Pipeline
+    from ..plugin.api import PluginAPI
+    from ..plugin.registry import Registry
 
 
 @dataclass

@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from websockets.exceptions import ConnectionClosed
 
-from ..actions import check_schema
 from ..builtin.persona import persona_from_card
+from ..gateway.ratelimit import Bucket
+from ..pipeline.actions import check_schema
+from ..pipeline.turn import Turn
 from ..protocol import CloseCode, ErrorCode, ProtocolError
 from ..protocol.codec import request_id_of
 from ..protocol.connection import ConnectionMachine, ConnectionSettings, Phase, ServerParts
@@ -35,8 +37,6 @@ from ..protocol.events import (
 )
 from ..protocol.frames import error_frame, internal_error
 from ..protocol.messages import Message
-from ..ratelimit import Bucket
-from ..turn import Turn
 from .connection import BridgeConnection
 from .outbox import Outbox
 

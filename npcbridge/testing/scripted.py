@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..app import App
-from ..hookspecs import hookimpl
+from ..pipeline.turn import Turn, TurnResult, Usage
+from ..plugin.specs import hookimpl
 from ..protocol.messages import Say
 from ..providers.base import (
     ProviderRequest,
@@ -37,7 +38,6 @@ from ..providers.base import (
     ToolCallDelta,
     UpstreamError,
 )
-from ..turn import Turn, TurnResult, Usage
 from .bridge import bridge_config
 from .fake_upstream import ToolCall, count_prompt_tokens, default_reply, tokenize
 

@@ -6,7 +6,7 @@ Replace the hooks below with your own; every hook is described in npcbridge's do
 from __future__ import annotations
 
 import npcbridge
-from npcbridge.turn import Turn, TurnResult
+from npcbridge.pipeline.turn import Turn, TurnResult
 
 
 @npcbridge.hookimpl

@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from ...pipeline.turn import Turn
 from ...protocol.errors import ProtocolError
 from ...protocol.messages import BarkRequest, BarksGenerate
-from ...turn import Turn
 from .settings import BarksSettings
 
 if TYPE_CHECKING:
-    from ...api import PluginAPI
+    from ...plugin.api import PluginAPI
     from ...protocol.messages import Persona
 
 BARK_PROMPT = (

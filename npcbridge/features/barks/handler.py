@@ -13,7 +13,7 @@ from .generator import BarkGenerator
 from .settings import BarksSettings
 
 if TYPE_CHECKING:
-    from ...api import PluginAPI
+    from ...plugin.api import PluginAPI
 
 
 class BarksFeature:

@@ -22,12 +22,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from ...gateway import upstream_protocol_error
+from ...gateway.core import upstream_protocol_error
+from ...pipeline.turn import Turn, Usage
 from ...protocol.errors import ErrorCode, ProtocolError
 from ...protocol.messages import Persona, QuestGenerate
 from ...providers.base import ProviderRequest, UpstreamError
 from ...providers.offline import offline_quest, offline_value
-from ...turn import Turn, Usage
 from ..upstream import complete
 from .parse import parse_json, parse_text
 from .prompts import repair_prompt, system_prompt, user_prompt
@@ -35,8 +35,8 @@ from .schema import DIFFICULTIES, QuestInvalid, quest_schema, validate_quest
 from .settings import QuestSettings
 
 if TYPE_CHECKING:
-    from ...api import PluginAPI
-    from ...models import ModelEntry
+    from ...gateway.catalog import ModelEntry
+    from ...plugin.api import PluginAPI
 
 Layout = Literal["json", "text"]
 

@@ -16,7 +16,7 @@ from .schema import check_fields
 from .settings import QuestSettings
 
 if TYPE_CHECKING:
-    from ...api import PluginAPI
+    from ...plugin.api import PluginAPI
 
 
 def quest_frame(request_id: Any, outcome: QuestOutcome) -> dict[str, Any]:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ...pipeline import ok_frame
+from ...pipeline.run import ok_frame
+from ...pipeline.turn import Turn
 from ...protocol.messages import (
     Message,
     SceneAdd,
@@ -18,7 +19,6 @@ from ...protocol.messages import (
     SceneSay,
     SceneStart,
 )
-from ...turn import Turn
 from ..connection import Connection
 from ..feature import RegisterHandler
 from .manager import SceneManager
@@ -26,7 +26,7 @@ from .prompts import scene_messages, scene_prompt
 from .settings import SceneSettings
 
 if TYPE_CHECKING:
-    from ...api import PluginAPI
+    from ...plugin.api import PluginAPI
 
 
 class ScenesFeature:

@@ -14,16 +14,16 @@ import asyncio
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from ...pipeline.turn import Turn
 from ...protocol.errors import DecodeError, ProtocolError
 from ...protocol.messages import Persona, SceneSay, SceneStart
-from ...turn import Turn
 from ..connection import Connection
 from .ranking import choose_first, choose_next
 from .scene import STATE_KEY, ConnectionScenes, Line, Scene
 from .settings import SceneSettings
 
 if TYPE_CHECKING:
-    from ...api import PluginAPI
+    from ...plugin.api import PluginAPI
 
 
 class SceneManager:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...turn import Turn
+from ...pipeline.turn import Turn
 from .scene import scene_of
 
 

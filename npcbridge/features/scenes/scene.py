@@ -12,8 +12,8 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...pipeline.turn import Turn
 from ...protocol.messages import Persona
-from ...turn import Turn
 
 #: where a scene turn carries its scene (``turn.state`` is keyed by plugin)
 STATE_KEY = "scene"

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 
-from ...pipeline import StopReply
-from ...turn import Turn
+from ...pipeline.run import StopReply
+from ...pipeline.turn import Turn
 from ..scenes.prompts import speaker_names
 from .cut import SpeakerCut, cut_speaker_lines, make_cut
 

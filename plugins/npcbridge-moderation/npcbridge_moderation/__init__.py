@@ -10,7 +10,7 @@ start-up. Without settings the plugin does nothing.
   ``filtered`` (nothing goes upstream).
 * ``npcbridge_transform_delta`` / ``npcbridge_flush_delta``: the reply is checked as it
   streams; only the word being written is held back. A blocked word or the output limit raises
-  :class:`npcbridge.pipeline.StopReply` with finish ``"filtered"``: the upstream request is
+  :class:`npcbridge.pipeline.run.StopReply` with finish ``"filtered"``: the upstream request is
   closed and the blocked text never reaches the player.
 * ``npcbridge_post_process``: a filtered reply's final text (``replacement`` when configured).
 """
@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, ConfigDict, Field
 
 import npcbridge
-from npcbridge.api import PluginAPI
-from npcbridge.pipeline import StopReply
+from npcbridge.pipeline.run import StopReply
+from npcbridge.pipeline.turn import Turn
+from npcbridge.plugin.api import PluginAPI
 from npcbridge.protocol.errors import ErrorCode, ProtocolError
-from npcbridge.turn import Turn
 
 #: where a reply's streaming state lives in ``turn.state``
 STATE_KEY = "npcbridge_moderation"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 import npcbridge
-from npcbridge.turn import Turn
+from npcbridge.pipeline.turn import Turn
 
 SWAPS = ((r"\byou\b", "ye"), (r"\byour\b", "yer"), (r"\bmy\b", "me"), (r"\bhello\b", "ahoy"))
 SIGN_OFF = "Arr!"

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import npcbridge
 
 if TYPE_CHECKING:
-    from npcbridge.api import PluginAPI
+    from npcbridge.plugin.api import PluginAPI
 
 # never reach the hub: the weights are local files
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

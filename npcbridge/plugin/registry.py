@@ -1,6 +1,6 @@
 """What plugins register at start-up: message handlers, HTTP routes, welcome features, settings.
 
-The registration hooks (``npcbridge_register_*`` in :mod:`npcbridge.hookspecs`) hand each plugin
+The registration hooks (``npcbridge_register_*`` in :mod:`npcbridge.plugin.specs`) hand each plugin
 a ``register`` callback bound to one :class:`Registry`; nothing else writes into it. The session
 reads :attr:`Registry.handlers`, the HTTP layer :attr:`Registry.routes`, ``welcome``
 :attr:`Registry.features`, plugins their validated settings through
@@ -16,8 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .config import ConfigError, Sections
-from .plugins import PluginLoadError
+from ..config import ConfigError, Sections
+from .manager import PluginLoadError
 
 #: ``async def handler(session, message)``
 HandlerFn = Callable[[Any, Any], Awaitable[None]]

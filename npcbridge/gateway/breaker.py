@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from enum import StrEnum
 
-from .gateway_settings import BreakerSettings
+from .settings import BreakerSettings
 
 
 class BreakerState(StrEnum):

@@ -29,12 +29,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .gateway_settings import BudgetSettings, GatewaySettings
-from .models import Catalog, ModelEntry
-from .protocol.errors import ErrorCode, ProtocolError
-from .stores.base import CounterLimit, refuses
+from ..protocol.errors import ErrorCode, ProtocolError
+from ..stores.base import CounterLimit, refuses
+from .catalog import Catalog, ModelEntry
+from .settings import BudgetSettings, GatewaySettings
 
-log = logging.getLogger("npcbridge.gateway")
+log = logging.getLogger("npcbridge.gateway.core")
 
 NANO = 1_000_000_000
 DAY_S = 86400

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .protocol.messages import Persona, Say
+from ..protocol.messages import Persona, Say
 
 if TYPE_CHECKING:
-    from .models import ModelEntry
+    from ..gateway.catalog import ModelEntry
 
 
 @dataclass

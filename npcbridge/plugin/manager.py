@@ -8,7 +8,7 @@ class is instantiated without arguments wherever it comes from. Start-up logs on
 loaded plugin: its name, version and where it came from.
 
 Hooks are called through :meth:`PluginManager.call`, which looks the hook's mode up in
-:data:`npcbridge.hookspecs.CALL_MODES` (all / firstresult / chain) and iterates the
+:data:`npcbridge.plugin.specs.CALL_MODES` (all / firstresult / chain) and iterates the
 implementations in pluggy's order (newest first, ``tryfirst``/``trylast`` respected), so that
 each may be sync or return an awaitable and a "firstresult" hook stops at the first answer
 without starting the rest. Hook wrappers (``wrapper=True``) are not supported. An exception
@@ -27,20 +27,21 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from . import __version__, hookspecs
-from .hookspecs import CALL_MODES, CallMode
+from .. import __version__
+from . import specs as hookspecs
+from .specs import CALL_MODES, CallMode
 
 if TYPE_CHECKING:
     from .api import PluginAPI
 
-log = logging.getLogger("npcbridge.plugins")
+log = logging.getLogger("npcbridge.plugin.manager")
 
 ENTRY_POINT_GROUP = "npcbridge"
 
 BUILTIN_PLUGINS = (
     "npcbridge.builtin.providers",
     "npcbridge.builtin.persona",
-    "npcbridge.builtin.memory",
+    "npcbridge.memory.plugin",
     "npcbridge.builtin.model_select",
     "npcbridge.builtin.metrics",
     "npcbridge.builtin.emotes",
@@ -81,7 +82,7 @@ class PluginManager(pluggy.PluginManager):
         return list(reversed(getattr(self.hook, hook_name).get_hookimpls()))
 
     async def call(self, hook_name: str, **kwargs: Any) -> Any:
-        """Call a hook the way :data:`~npcbridge.hookspecs.CALL_MODES` says; awaits answers.
+        """Call a hook the way :data:`~npcbridge.plugin.specs.CALL_MODES` says; awaits answers.
 
         ``all`` returns the list of non-None answers, ``firstresult`` the first non-None answer
         (or None), ``chain`` the value after every implementation (pass it as its argument)."""

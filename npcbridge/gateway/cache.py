@@ -16,8 +16,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .gateway_settings import CacheSettings
-from .providers.base import ProviderRequest
+from ..providers.base import ProviderRequest
+from .settings import CacheSettings
 
 
 @dataclass(frozen=True)

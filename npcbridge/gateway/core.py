@@ -3,18 +3,18 @@ work. It is the one place where upstream failures are classified into protocol e
 
 For each turn, in order:
 
-1. **cache** (:mod:`npcbridge.cache`): a repeatable request whose reply is cached is streamed
-   from the cache; nothing goes upstream and the turn costs nothing;
-2. **budget admission** (:mod:`npcbridge.budget`): the estimated cost must fit every budget,
+1. **cache** (:mod:`npcbridge.gateway.cache`): a repeatable request whose reply is cached is
+   streamed from the cache; nothing goes upstream and the turn costs nothing;
+2. **budget admission** (:mod:`npcbridge.gateway.budget`): the estimated cost must fit every budget,
    else ``budget_exceeded``;
 3. **the model chain**: the selected model, then its fallbacks (the persona's ``fallbacks`` or
-   the catalog entry's); a model whose circuit breaker (:mod:`npcbridge.breaker`) is open is
+   the catalog entry's); a model whose circuit breaker (:mod:`npcbridge.gateway.breaker`) is open is
    skipped;
-4. per model, **rate limiting** (:mod:`npcbridge.ratelimit`): wait in the fair queue for
+4. per model, **rate limiting** (:mod:`npcbridge.gateway.ratelimit`): wait in the fair queue for
    capacity, unless the wait would pass the turn's latency budget (then the next model, or
    ``rate_limited`` with ``retry_after_ms``);
 5. per attempt, the **stream**, whose first event must come within the first-token timeout;
-   retryable failures (:mod:`npcbridge.retry`) before the first delta are retried with
+   retryable failures (:mod:`npcbridge.gateway.retry`) before the first delta are retried with
    full-jitter back-off (at least the ``retry-after``), bounded by ``retry.max_attempts`` per
    model and ``retry.max_total_ms`` per turn, then the next model is tried. Once a delta went
    out, a failure is final: the pipeline ends the turn with finish "error" and the partial text;
@@ -32,6 +32,17 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from ..pipeline.turn import Usage
+from ..protocol.errors import ErrorCode, ProtocolError
+from ..providers.base import (
+    ProviderRequest,
+    Reason,
+    StreamDone,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    UpstreamError,
+)
 from .breaker import Breakers, BreakerState, CircuitBreaker
 from .budget import (
     Budgets,
@@ -43,33 +54,22 @@ from .budget import (
     counters_of,
 )
 from .cache import CachedReply, ResponseCache, cache_key
+from .catalog import ModelEntry
 from .deadline import StreamDeadline
 from .metrics import Metrics
-from .models import ModelEntry
-from .protocol.errors import ErrorCode, ProtocolError
-from .providers.base import (
-    ProviderRequest,
-    Reason,
-    StreamDone,
-    StreamEvent,
-    TextDelta,
-    ToolCallDelta,
-    UpstreamError,
-)
 from .ratelimit import ModelLimiter, RateLimiter, RateLimitWait, SharedWindows
 from .retry import Verdict, backoff_s, classify, counts_against_health, retry_after_s
-from .turn import Usage
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from .config import Config
-    from .models import Catalog
-    from .providers.base import Provider
-    from .stores.base import Store
-    from .turn import Turn
+    from ..config import Config
+    from ..pipeline.turn import Turn
+    from ..providers.base import Provider
+    from ..stores.base import Store
+    from .catalog import Catalog
 
-log = logging.getLogger("npcbridge.gateway")
+log = logging.getLogger("npcbridge.gateway.core")
 
 
 def upstream_protocol_error(exc: UpstreamError, request_id: str | int | None) -> ProtocolError:

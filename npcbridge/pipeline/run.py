@@ -15,20 +15,20 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from ..gateway.catalog import ModelEntry
+from ..gateway.core import Gateway, upstream_protocol_error
+from ..plugin.guard import HookFailures, checked
+from ..plugin.manager import call_impl
+from ..protocol.errors import ErrorCode, ProtocolError
+from ..providers.base import ProviderRequest, StreamDone, TextDelta, ToolCallDelta, UpstreamError
 from . import actions
-from .gateway import Gateway, upstream_protocol_error
-from .hookguard import HookFailures, checked
-from .models import ModelEntry
-from .plugins import call_impl
-from .protocol.errors import ErrorCode, ProtocolError
-from .providers.base import ProviderRequest, StreamDone, TextDelta, ToolCallDelta, UpstreamError
 from .turn import Turn, TurnResult, Usage
 
 if TYPE_CHECKING:
-    from .models import Catalog
-    from .plugins import PluginManager
+    from ..gateway.catalog import Catalog
+    from ..plugin.manager import PluginManager
 
-log = logging.getLogger("npcbridge.turn")
+log = logging.getLogger("npcbridge.pipeline.turn")
 
 
 class StopReply(Exception):  # noqa: N818 - a signal, not an error

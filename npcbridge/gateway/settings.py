@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .models import Tier
+from .catalog import Tier
 
 DEFAULT_TIERS: dict[str, Tier] = {"realtime": "small", "normal": "small", "deep": "largest"}
 

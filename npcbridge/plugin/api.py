@@ -7,8 +7,8 @@ A plugin keeps it (a class plugin in its ``npcbridge_startup``) to reach the sto
 catalog, its validated settings, the metrics, persona lookup, the hooks, and :class:`Turns`: the
 pipeline and gateway for requests of its own (barks, quests, summaries).
 
-Per-turn hooks get the :class:`~npcbridge.turn.Turn` instead; ``turn.emit`` sends frames to the
-client of that turn, ``session.send`` those of a message handler.
+Per-turn hooks get the :class:`~npcbridge.pipeline.turn.Turn` instead; ``turn.emit`` sends frames to
+the client of that turn, ``session.send`` those of a message handler.
 """
 
 from __future__ import annotations
@@ -17,18 +17,18 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .protocol.errors import ErrorCode, ProtocolError
+from ..protocol.errors import ErrorCode, ProtocolError
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from .config import Config
-    from .metrics import Metrics
-    from .models import Catalog, ModelEntry
-    from .protocol.messages import Persona
-    from .providers.base import ProviderRequest, StreamEvent
-    from .stores.base import Store
-    from .turn import Turn, TurnResult, Usage
+    from ..config import Config
+    from ..gateway.catalog import Catalog, ModelEntry
+    from ..gateway.metrics import Metrics
+    from ..pipeline.turn import Turn, TurnResult, Usage
+    from ..protocol.messages import Persona
+    from ..providers.base import ProviderRequest, StreamEvent
+    from ..stores.base import Store
 
 #: ``await call(hook_name, **arguments)``: a hook called by its declared call mode
 HookCall = Callable[..., Awaitable[Any]]
@@ -55,7 +55,8 @@ class Turns(Protocol):
         first_token_at: float | None,
         streamed_text: str,
     ) -> TurnResult:
-        """The :class:`~npcbridge.turn.TurnResult` of work a plugin ran through :meth:`stream`
+        """The :class:`~npcbridge.pipeline.turn.TurnResult` of work a plugin ran through
+        :meth:`stream`
         (cost from the model's prices; ``first_token_at``: ``time.perf_counter()`` of the first
         delta, or None)."""
 

@@ -29,18 +29,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..hookspecs import hookimpl
-from ..memory.handlers import MemoryHandlers
-from ..memory.recall import memory_message, ranked, within_budget
-from ..memory.settings import MemorySettings
-from ..memory.summarize import Summarizer
-from ..memory.tokens import fit_window, message_tokens, turn_messages
+from ..pipeline.turn import Turn, TurnResult
+from ..plugin.specs import hookimpl
 from ..stores.base import Store, TurnRecord
 from ..stores.writes import WriteQueue
-from ..turn import Turn, TurnResult
+from .handlers import MemoryHandlers
+from .recall import memory_message, ranked, within_budget
+from .settings import MemorySettings
+from .summarize import Summarizer
+from .tokens import fit_window, message_tokens, turn_messages
 
 if TYPE_CHECKING:
-    from ..api import PluginAPI
+    from ..plugin.api import PluginAPI
 
 log = logging.getLogger("npcbridge.memory")
 

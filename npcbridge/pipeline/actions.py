@@ -15,11 +15,11 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from .protocol.messages import ActionSpec
-from .providers.base import ToolCallDelta
+from ..protocol.messages import ActionSpec
+from ..providers.base import ToolCallDelta
 from .turn import Turn
 
-log = logging.getLogger("npcbridge.actions")
+log = logging.getLogger("npcbridge.pipeline.actions")
 
 
 def tools_for(actions: list[ActionSpec]) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ synchronous. pluggy orders implementations newest-registered first; ``tryfirst``
 change that.
 
 :data:`CALL_MODES` is the one table that says how each hook is called; the plugin manager
-(:meth:`npcbridge.plugins.PluginManager.call`) dispatches from it:
+(:meth:`npcbridge.plugin.manager.PluginManager.call`) dispatches from it:
 
 * ``all`` -- every implementation runs; the caller gets the non-None answers in call order;
 * ``firstresult`` -- implementations run in order until one answers non-None; later ones do not
@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import pluggy
 
 if TYPE_CHECKING:
+    from ..gateway.catalog import Catalog
+    from ..pipeline.turn import Turn, TurnResult
     from .api import PluginAPI
-    from .models import Catalog
-    from .turn import Turn, TurnResult
 
 hookspec = pluggy.HookspecMarker("npcbridge")
 hookimpl = pluggy.HookimplMarker("npcbridge")
@@ -82,7 +82,7 @@ def npcbridge_startup(api: PluginAPI) -> None | Awaitable[None]:
     """Run once when the server starts, after configuration, providers and the store are ready.
 
     Use it to open connections, warm caches or load models (heavy work belongs here, not in the
-    first turn). ``api`` (:class:`npcbridge.api.PluginAPI`) gives ``store``, ``catalog``,
+    first turn). ``api`` (:class:`npcbridge.plugin.api.PluginAPI`) gives ``store``, ``catalog``,
     ``plugin_settings(name)``, ``metrics``, ``logger(name)``, ``persona(npc)``, ``call`` (the
     hooks) and ``turns`` (the pipeline and gateway); a class plugin keeps it for later. An
     exception stops start-up with the plugin's message.
@@ -113,7 +113,8 @@ def npcbridge_register_providers(register: Callable[..., None], api: PluginAPI) 
     """Register upstream providers: call ``register(name, provider, models=[...])`` for each.
 
     ``provider`` implements :class:`npcbridge.providers.base.Provider`. ``models`` (optional) are
-    :class:`npcbridge.models.ModelEntry` items added to the catalog, served by this provider;
+    :class:`npcbridge.gateway.catalog.ModelEntry` items added to the catalog, served by this
+    provider;
     they are chosen only when named (persona ``model``, a hook, a fallback) unless an entry sets
     ``tier`` itself. A catalog model naming a provider nobody registered stops start-up. The
     builtin registers ``openai`` (any OpenAI-compatible URL, Groq by default) and ``offline``.

@@ -33,8 +33,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .gateway_settings import ModelLimits, RateLimitSettings
-from .providers.openai_compat import parse_duration_s
+from ..providers.openai_compat import parse_duration_s
+from .settings import ModelLimits, RateLimitSettings
 
 MINUTE = 60.0
 DAY = 86400.0

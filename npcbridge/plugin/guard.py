@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-log = logging.getLogger("npcbridge.turn")
+log = logging.getLogger("npcbridge.pipeline.turn")
 
 #: a note the plugin manager adds to an exception raised by an implementation
 _NOTE_PREFIX = "raised by "

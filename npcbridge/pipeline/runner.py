@@ -1,8 +1,8 @@
-"""The pipeline and gateway as plugins see them (:class:`npcbridge.api.Turns`).
+"""The pipeline and gateway as plugins see them (:class:`npcbridge.plugin.api.Turns`).
 
 Plugins that make requests of their own (barks, quests, scenes, summaries) run them through the
 same pipeline and gateway as a ``say``; :class:`TurnRunner` is what the composition root hands
-them, so that they depend on the small :class:`~npcbridge.api.Turns` protocol, not on the two
+them, so that they depend on the small :class:`~npcbridge.plugin.api.Turns` protocol, not on the two
 classes.
 """
 
@@ -10,17 +10,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from .gateway import Gateway
-from .hookguard import checked
-from .models import ModelEntry
-from .pipeline import Pipeline
-from .plugins import PluginManager
-from .providers.base import ProviderRequest, StreamEvent
+from ..gateway.catalog import ModelEntry
+from ..gateway.core import Gateway
+from ..plugin.guard import checked
+from ..plugin.manager import PluginManager
+from ..providers.base import ProviderRequest, StreamEvent
+from .run import Pipeline
 from .turn import Turn, TurnResult, Usage
 
 
 class TurnRunner:
-    """:class:`~npcbridge.api.Turns` over one server's pipeline and gateway."""
+    """:class:`~npcbridge.plugin.api.Turns` over one server's pipeline and gateway."""
 
     def __init__(
         self, pipeline: Pipeline, gateway: Gateway, hooks: PluginManager, default_model: str

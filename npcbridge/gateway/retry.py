@@ -12,8 +12,8 @@ import random
 import re
 from enum import StrEnum
 
-from .gateway_settings import RetrySettings
-from .providers.base import UpstreamError
+from ..providers.base import UpstreamError
+from .settings import RetrySettings
 
 #: statuses retried on the same model (429 rate limited, 5xx gateway errors, 524 proxy timeout)
 RETRY_STATUSES = frozenset({429, 498, 500, 502, 503, 504, 524})
@@ -60,6 +60,6 @@ def retry_after_s(exc: UpstreamError) -> float | None:
     match = _TRY_AGAIN.search(str(exc))
     if match is None:
         return None
-    from .providers.openai_compat import parse_duration_s
+    from ..providers.openai_compat import parse_duration_s
 
     return parse_duration_s(match.group(1))

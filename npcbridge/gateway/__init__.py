@@ -1,0 +1,3 @@
+"""Everything between a turn and the upstream: the model catalog (``catalog``), the gateway that
+picks, admits, retries and streams (``core``), its settings, rate limits, retries, breakers,
+budgets, the response cache, stream deadlines and metrics. See docs/gateway.md."""
