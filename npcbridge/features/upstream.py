@@ -38,7 +38,7 @@ async def complete(
     ``turn`` is copied with fresh ``state`` so every attempt is accounted on its own. An upstream
     failure raises :class:`npcbridge.providers.base.UpstreamError` as the gateway gave it (its
     ``status`` tells the caller what the upstream said); the caller translates it for the client
-    (:func:`npcbridge.gateway.core.upstream_protocol_error`).
+    (:func:`npcbridge.gateway.errors.upstream_protocol_error`).
     """
     attempt = dataclasses.replace(turn, state={}, started_at=time.perf_counter())
     attempt.model = model

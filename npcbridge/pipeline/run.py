@@ -16,7 +16,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..gateway.catalog import ModelEntry
-from ..gateway.core import Gateway, upstream_protocol_error
+from ..gateway.core import Gateway
+from ..gateway.errors import upstream_protocol_error
 from ..plugin.guard import HookFailures, checked
 from ..plugin.manager import call_impl
 from ..protocol.errors import ErrorCode, ProtocolError

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from ...gateway.core import upstream_protocol_error
+from ...gateway.errors import upstream_protocol_error
 from ...pipeline.turn import Turn, Usage
 from ...protocol.errors import ErrorCode, ProtocolError
 from ...protocol.messages import Persona, QuestGenerate
