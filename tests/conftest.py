@@ -23,11 +23,8 @@ async def fake_upstream() -> AsyncIterator[FakeUpstream]:
 @pytest.fixture
 async def bridge(fake_upstream: FakeUpstream, tmp_path: Path) -> AsyncIterator[Bridge]:
     """An npcbridge server on a free port with the fake upstream behind it."""
-    b = await start_bridge(fake_upstream, tmp_path)
-    try:
+    async with await start_bridge(fake_upstream, tmp_path) as b:
         yield b
-    finally:
-        await b.close()
 
 
 @pytest.fixture

@@ -168,8 +168,7 @@ async def test_bad_npc_define(bridge: Bridge) -> None:
 async def test_too_many_in_flight_and_duplicate_id(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    b = await start_bridge(fake_upstream, tmp_path, server__max_in_flight=2)
-    try:
+    async with await start_bridge(fake_upstream, tmp_path, server__max_in_flight=2) as b:
         async with await b.client() as client:
             assert client.welcome["limits"]["max_in_flight"] == 2
             slow = [await client.say("blacksmith", "p1", "[[slow]]", id=f"s{i}") for i in range(2)]
@@ -180,8 +179,6 @@ async def test_too_many_in_flight_and_duplicate_id(
             for reply in slow:
                 await reply.cancel()
                 await reply.text()
-    finally:
-        await b.close()
 
 
 async def test_duplicate_in_flight_id_is_bad_request(bridge: Bridge) -> None:
@@ -212,8 +209,7 @@ async def test_text_over_max_length(bridge: Bridge) -> None:
 
 
 async def test_auth_required_and_checked(fake_upstream: FakeUpstream, tmp_path: Path) -> None:
-    b = await start_bridge(fake_upstream, tmp_path, server__token="letmein")
-    try:
+    async with await start_bridge(fake_upstream, tmp_path, server__token="letmein") as b:
         with pytest.raises(NpcBridgeError) as info:
             await Client.connect(b.url, token="wrong")
         assert info.value.code == "unauthorized"
@@ -222,8 +218,6 @@ async def test_auth_required_and_checked(fake_upstream: FakeUpstream, tmp_path: 
         assert await closed_with(ws) == 4001
         async with await Client.connect(b.url, token="letmein") as client:
             assert client.welcome["type"] == "welcome"
-    finally:
-        await b.close()
 
 
 async def test_no_auth_when_no_token(bridge: Bridge) -> None:

@@ -133,12 +133,9 @@ async def test_concurrent_turns_cannot_overrun_a_budget(
 ) -> None:
     store = {} if backend == "sqlite" else {"store__url": request.getfixturevalue("redis_url")}
     fake_upstream.ttft_ms = 300  # every turn is still running when the last one is admitted
-    b = await pricey_bridge(fake_upstream, tmp_path, **store)
-    try:
+    async with await pricey_bridge(fake_upstream, tmp_path, **store) as b:
         outcomes = await say_all(b.url, 32)
         spent = await b.app.gateway.budgets.spent_usd(b.app.gateway.budgets.scopes("p1", "")[0])
-    finally:
-        await b.close()
     served = [cost for finish, cost in outcomes if finish == "stop"]
     refused = [finish for finish, _ in outcomes if finish == "budget_exceeded"]
     assert len(served) + len(refused) == 32 and served and refused
@@ -153,11 +150,8 @@ async def test_turns_without_max_tokens_are_capped_so_the_bound_holds(
 ) -> None:
     # replies of 1,000 tokens, far past the 200 a turn without max_tokens is expected to write
     fake_upstream.ttft_ms = 300
-    b = await pricey_bridge(fake_upstream, tmp_path, gateway__budget_max_tokens=150)
-    try:
+    async with await pricey_bridge(fake_upstream, tmp_path, gateway__budget_max_tokens=150) as b:
         outcomes = await say_all(b.url, 32, words=1000, max_tokens=None)
-    finally:
-        await b.close()
     served = [cost for finish, cost in outcomes if finish in ("stop", "length")]
     assert served and len(served) < 32
     assert {r.body.get("max_tokens") for r in fake_upstream.requests} == {150}
@@ -196,8 +190,9 @@ async def test_two_processes_on_redis_cannot_overrun_a_budget(
 async def test_uncatalogued_model_is_priced_when_budgets_are_on(
     fake_upstream: FakeUpstream, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    b = await start_bridge(fake_upstream, tmp_path, budget__per_player_usd_per_day=0.001)
-    try:
+    async with await start_bridge(
+        fake_upstream, tmp_path, budget__per_player_usd_per_day=0.001
+    ) as b:
         usage = {"prompt_tokens": 2000, "completion_tokens": 100, "total_tokens": 2100}
         fake_upstream.script(Reply(text="A long answer.", usage=usage))
         async with await b.client() as client:
@@ -216,8 +211,6 @@ async def test_uncatalogued_model_is_priced_when_budgets_are_on(
             assert info.value.code == "budget_exceeded"  # p1 spent $0.00126 of $0.001
         warned = [r for r in caplog.records if "not in the catalog" in r.getMessage()]
         assert len(warned) == 1 and "mystery-model" in warned[0].getMessage()
-    finally:
-        await b.close()
 
 
 async def test_uncatalogued_price_is_a_setting_and_free_without_budgets(
@@ -225,15 +218,16 @@ async def test_uncatalogued_price_is_a_setting_and_free_without_budgets(
 ) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    priced = await start_bridge(
-        fake_upstream,
-        tmp_path / "a",
-        budget__global_usd_per_day=5.0,
-        gateway__uncatalogued_input_usd_per_m=2.0,
-        gateway__uncatalogued_output_usd_per_m=3.0,
-    )
-    free = await start_bridge(fake_upstream, tmp_path / "b")
-    try:
+    async with (
+        await start_bridge(
+            fake_upstream,
+            tmp_path / "a",
+            budget__global_usd_per_day=5.0,
+            gateway__uncatalogued_input_usd_per_m=2.0,
+            gateway__uncatalogued_output_usd_per_m=3.0,
+        ) as priced,
+        await start_bridge(fake_upstream, tmp_path / "b") as free,
+    ):
         for bridge, prices in ((priced, (2.0, 3.0)), (free, (0.0, 0.0))):
             async with await bridge.client() as client:
                 await client.define_npc("smith", {**SMITH, "model": "local-llama"})
@@ -243,9 +237,6 @@ async def test_uncatalogued_price_is_a_setting_and_free_without_budgets(
             assert usage is not None and reply.end is not None
             expected = usage["prompt_tokens"] * prices[0] + usage["completion_tokens"] * prices[1]
             assert reply.end["cost_usd"] == pytest.approx(expected / 1e6)
-    finally:
-        await priced.close()
-        await free.close()
 
 
 # ------------------------------------------------------------------ cancelled and broken turns
@@ -255,8 +246,7 @@ async def test_cancelled_turn_is_charged_an_estimate(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
     fake_upstream.slow_tokens_per_s = 40
-    b = await pricey_bridge(fake_upstream, tmp_path)
-    try:
+    async with await pricey_bridge(fake_upstream, tmp_path) as b:
         async with await b.client() as client:
             await client.define_npc("smith", SMITH)
             reply = await client.say("smith", "p1", "[[slow]]")
@@ -268,8 +258,6 @@ async def test_cancelled_turn_is_charged_an_estimate(
             end = reply.end
             assert end is not None and end["finish"] == "cancelled"
         spent = await b.app.gateway.budgets.spent_usd(b.app.gateway.budgets.scopes("p1", "")[0])
-    finally:
-        await b.close()
     usage = end["usage"]
     assert usage["estimated"] is True
     assert usage["output_tokens"] >= 5
@@ -288,8 +276,7 @@ def test_reply_end_usage_types_estimated() -> None:
 async def test_turn_broken_after_deltas_is_charged_an_estimate(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    b = await pricey_bridge(fake_upstream, tmp_path)
-    try:
+    async with await pricey_bridge(fake_upstream, tmp_path) as b:
         async with await b.client() as client:
             await client.define_npc("smith", SMITH)
             reply = await client.say("smith", "p1", "[[cut:4]] [[words:40]]")
@@ -300,8 +287,6 @@ async def test_turn_broken_after_deltas_is_charged_an_estimate(
             end = reply.end
             assert end is not None and end["finish"] == "error"
         spent = await b.app.gateway.budgets.spent_usd(b.app.gateway.budgets.scopes("p1", "")[0])
-    finally:
-        await b.close()
     usage = end["usage"]
     # at least a token per streamed piece, at least 4 characters per token
     assert usage["estimated"] is True

@@ -74,11 +74,8 @@ def _failed_by_the_websocket_layer(result: object) -> bool:
 
 
 async def test_autobahn_sections_1_to_7(fake_upstream: FakeUpstream, tmp_path: Path) -> None:
-    server = await _server(fake_upstream, tmp_path, echo=True)
-    try:
+    async with await _server(fake_upstream, tmp_path, echo=True) as server:
         results = await _run(server.url)
-    finally:
-        await server.close()
     assert len(results) > 200
     failing = {r.case_id: _describe(r) for r in results if not r.passed}  # type: ignore[attr-defined]
     assert set(failing) == set(KNOWN_FAILURES), failing
@@ -87,16 +84,13 @@ async def test_autobahn_sections_1_to_7(fake_upstream: FakeUpstream, tmp_path: P
 async def test_autobahn_against_the_protocol_session(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    server = await _server(fake_upstream, tmp_path, echo=False)
-    try:
+    async with await _server(fake_upstream, tmp_path, echo=False) as server:
         results = await _run(server.url)
         # the server is still healthy afterwards
         from npcbridge.client import Client
 
         async with await Client.connect(server.url) as client:
             assert (await client.ping())["type"] == "pong"
-    finally:
-        await server.close()
     unexpected = [
         _describe(r)
         for r in results

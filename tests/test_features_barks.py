@@ -15,8 +15,7 @@ async def test_barks_in_request_order_with_their_own_errors(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
     fake_upstream.tokens_per_s = 300  # replies overlap, so they finish out of order
-    bridge = await start_bridge(fake_upstream, tmp_path)
-    try:
+    async with await start_bridge(fake_upstream, tmp_path) as bridge:
         async with await bridge.client() as client:
             assert "barks" in client.welcome["features"]
             await client.define_npc("baker", {"name": "Hilda", "description": "The baker."})
@@ -48,16 +47,13 @@ async def test_barks_in_request_order_with_their_own_errors(
         )
         assert "weather" not in system["You are Hilda"]
         assert all("tools" not in r.body for r in fake_upstream.requests)
-    finally:
-        await bridge.close()
 
 
 async def test_one_failing_bark_does_not_fail_the_batch(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    bridge = await start_bridge(fake_upstream, tmp_path, retry__max_attempts=1)
-    fake_upstream.script(Reply(status=400), model="llama-3.1-8b-instant")
-    try:
+    async with await start_bridge(fake_upstream, tmp_path, retry__max_attempts=1) as bridge:
+        fake_upstream.script(Reply(status=400), model="llama-3.1-8b-instant")
         async with await bridge.client() as client:
             await client.define_npc("a", {"name": "A", "model": "llama-3.1-8b-instant"})
             await client.define_npc("b", {"name": "B", "model": "llama-3.3-70b-versatile"})
@@ -67,18 +63,15 @@ async def test_one_failing_bark_does_not_fail_the_batch(
         first, second = answer["results"]
         assert first["error"]["code"] == "upstream_error" and "text" not in first
         assert second["text"]
-    finally:
-        await bridge.close()
 
 
 async def test_twenty_barks_respect_five_requests_per_second(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
     # 5 requests per second, evenly spaced (burst 1): the gateway's rate limiter paces the batch
-    bridge = await start_bridge(
+    async with await start_bridge(
         fake_upstream, tmp_path, ratelimit__rpm=300, ratelimit__burst=1, cache__enabled=False
-    )
-    try:
+    ) as bridge:
         async with await bridge.client() as client:
             answer = await client.request(
                 {
@@ -97,13 +90,10 @@ async def test_twenty_barks_respect_five_requests_per_second(
         # any six consecutive requests span at least one second: never more than 5 per second
         assert min(times[i + 5] - times[i] for i in range(15)) >= 0.95
         assert times[-1] - times[0] < 6
-    finally:
-        await bridge.close()
 
 
 async def test_barks_are_cacheable(fake_upstream: FakeUpstream, tmp_path: Path) -> None:
-    bridge = await start_bridge(fake_upstream, tmp_path)
-    try:
+    async with await start_bridge(fake_upstream, tmp_path) as bridge:
         async with await bridge.client() as client:
             batch = {"type": "barks.generate", "npcs": [{"npc": "blacksmith"}, {"npc": "mage"}]}
             first = await client.request(dict(batch))
@@ -112,20 +102,15 @@ async def test_barks_are_cacheable(fake_upstream: FakeUpstream, tmp_path: Path) 
         assert [r["text"] for r in first["results"]] == [r["text"] for r in second["results"]]
         assert all(r.get("cached") for r in second["results"])
         assert not any(r.get("cached") for r in first["results"])
-    finally:
-        await bridge.close()
 
 
 async def test_barks_request_is_validated_strictly(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    bridge = await start_bridge(fake_upstream, tmp_path)
-    try:
+    async with await start_bridge(fake_upstream, tmp_path) as bridge:
         async with await bridge.client() as client:
             for bad in ({"npcs": []}, {"npcs": [{"npc": 3}]}, {"npcs": "blacksmith"}):
                 with pytest.raises(NpcBridgeError) as info:
                     await client.request({"type": "barks.generate", **bad})
                 assert info.value.code == "bad_request"
         assert fake_upstream.requests == []
-    finally:
-        await bridge.close()

@@ -27,11 +27,8 @@ FIELDS = {
 @pytest.fixture
 async def offline(fake_upstream: FakeUpstream, tmp_path: Path) -> AsyncIterator[Bridge]:
     """A server in offline mode (the fake upstream is never asked)."""
-    b = await start_bridge(fake_upstream, tmp_path, upstream__offline=True)
-    try:
+    async with await start_bridge(fake_upstream, tmp_path, upstream__offline=True) as b:
         yield b
-    finally:
-        await b.close()
 
 
 async def test_offline_announces_only_features_that_answer(offline: Bridge) -> None:
@@ -90,13 +87,10 @@ async def test_offline_quest_that_canned_values_cannot_fill_is_final(offline: Br
 @pytest.fixture
 async def plain(fake_upstream: FakeUpstream, tmp_path: Path) -> AsyncIterator[Bridge]:
     """A server asking a json_object model for quests."""
-    b = await start_bridge(
+    async with await start_bridge(
         fake_upstream, tmp_path, extra__gameplay={"quest": {"model": "llama-3.1-8b-instant"}}
-    )
-    try:
+    ) as b:
         yield b
-    finally:
-        await b.close()
 
 
 async def test_failed_quest_names_the_rule_not_the_text_fallback(plain: Bridge) -> None:

@@ -51,25 +51,19 @@ SEED_TEXT = """标题: 幽灵矿井
 @pytest.fixture
 async def strict_bridge(fake_upstream: FakeUpstream, tmp_path: Path) -> AsyncIterator[Bridge]:
     """A server whose quests use a model the catalog marks json_schema-capable."""
-    b = await start_bridge(
+    async with await start_bridge(
         fake_upstream, tmp_path, extra__gameplay={"quest": {"model": "openai/gpt-oss-20b"}}
-    )
-    try:
+    ) as b:
         yield b
-    finally:
-        await b.close()
 
 
 @pytest.fixture
 async def plain_bridge(fake_upstream: FakeUpstream, tmp_path: Path) -> AsyncIterator[Bridge]:
     """A server whose quests use a model without strict structured output (json_object)."""
-    b = await start_bridge(
+    async with await start_bridge(
         fake_upstream, tmp_path, extra__gameplay={"quest": {"model": "llama-3.1-8b-instant"}}
-    )
-    try:
+    ) as b:
         yield b
-    finally:
-        await b.close()
 
 
 async def _quest(bridge: Bridge, **fields: Any) -> dict[str, Any]:

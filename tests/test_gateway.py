@@ -35,11 +35,8 @@ FAST: dict[str, Any] = {
 @pytest.fixture
 async def gw(fake_upstream: FakeUpstream, tmp_path: Path) -> AsyncIterator[Bridge]:
     """A bridge with fast retry settings."""
-    b = await start_bridge(fake_upstream, tmp_path, **FAST)
-    try:
+    async with await start_bridge(fake_upstream, tmp_path, **FAST) as b:
         yield b
-    finally:
-        await b.close()
 
 
 async def bridge_with(fake: FakeUpstream, tmp_path: Path, **overrides: Any) -> Bridge:
@@ -161,8 +158,7 @@ async def test_stream_cut_after_deltas_is_not_retried(gw: Bridge) -> None:
 async def test_first_token_stall_times_out_and_is_retried(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    b = await bridge_with(fake_upstream, tmp_path, upstream__first_token_timeout_s=0.3)
-    try:
+    async with await bridge_with(fake_upstream, tmp_path, upstream__first_token_timeout_s=0.3) as b:
         fake_upstream.script(Reply(stall_s=3.0), Reply(text="Here now."))
         async with await b.client() as client:
             await client.define_npc("smith", ALONE)
@@ -172,17 +168,14 @@ async def test_first_token_stall_times_out_and_is_retried(
             assert time.perf_counter() - started >= 0.3
         assert len(fake_upstream.requests) == 2
         await fake_upstream.wait_disconnect(timeout=3)  # the stalled request was abandoned
-    finally:
-        await b.close()
 
 
 async def test_first_token_stall_everywhere_is_upstream_timeout(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    b = await bridge_with(
+    async with await bridge_with(
         fake_upstream, tmp_path, upstream__first_token_timeout_s=0.2, retry__max_attempts=2
-    )
-    try:
+    ) as b:
         fake_upstream.script(*[Reply(stall_s=3.0)] * 2)
         async with await b.client() as client:
             await client.define_npc("smith", ALONE)
@@ -191,8 +184,6 @@ async def test_first_token_stall_everywhere_is_upstream_timeout(
                 await reply.text()
         assert info.value.code == "upstream_timeout"
         assert len(fake_upstream.requests) == 2
-    finally:
-        await b.close()
 
 
 # ------------------------------------------------------------------ breaker
@@ -201,16 +192,15 @@ async def test_first_token_stall_everywhere_is_upstream_timeout(
 async def test_breaker_opens_skips_the_model_and_closes_after_a_probe(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    b = await bridge_with(
+    async with await bridge_with(
         fake_upstream,
         tmp_path,
         retry__max_attempts=2,
         breaker__failure_threshold=2,
         breaker__cooldown_s=0.4,
-    )
-    fake = fake_upstream
-    breaker = b.app.gateway.breakers.get(SMALL)
-    try:
+    ) as b:
+        fake = fake_upstream
+        breaker = b.app.gateway.breakers.get(SMALL)
         fake.script(Reply(status=503), Reply(status=503), model=SMALL)
         async with await b.client() as client:
             await client.define_npc("smith", PINNED)
@@ -241,15 +231,12 @@ async def test_breaker_opens_skips_the_model_and_closes_after_a_probe(
             assert f"{gauge} 0.0" in b.app.gateway.metrics.render()[2].decode()
         assert models_called(fake)[-1] == SMALL
         assert breaker.opened_count == 1
-    finally:
-        await b.close()
 
 
 async def test_all_breakers_open_fails_fast(fake_upstream: FakeUpstream, tmp_path: Path) -> None:
-    b = await bridge_with(
+    async with await bridge_with(
         fake_upstream, tmp_path, retry__max_attempts=1, breaker__failure_threshold=1
-    )
-    try:
+    ) as b:
         fake_upstream.script(Reply(status=500))
         async with await b.client() as client:
             await client.define_npc("smith", ALONE)
@@ -262,8 +249,6 @@ async def test_all_breakers_open_fails_fast(fake_upstream: FakeUpstream, tmp_pat
         assert info.value.retryable is True
         assert info.value.retry_after_ms is not None and info.value.retry_after_ms > 0
         assert len(fake_upstream.requests) == 1  # the second turn never reached the upstream
-    finally:
-        await b.close()
 
 
 # ------------------------------------------------------------------ rate limits
@@ -284,8 +269,7 @@ async def test_rate_limit_headers_shrink_the_budget(
 ) -> None:
     fake = fake_upstream
     fake.rate_limit_headers = dict(SHRUNK)
-    b = await bridge_with(fake, tmp_path)
-    try:
+    async with await bridge_with(fake, tmp_path) as b:
         async with await b.client() as client:
             await client.define_npc("smith", {**ALONE, "latency_budget_ms": 200})
             await client.define_npc("patient", {**ALONE, "latency_budget_ms": 5000})
@@ -309,17 +293,14 @@ async def test_rate_limit_headers_shrink_the_budget(
         assert len(fake.requests) == 2
         assert waited.end["timing"]["queue_ms"] >= 200
         assert elapsed >= 0.2
-    finally:
-        await b.close()
 
 
 async def test_rate_limit_wait_goes_to_the_fallback_model(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    b = await bridge_with(
+    async with await bridge_with(
         fake_upstream, tmp_path, ratelimit__models={SMALL: {"rpm": 1}}, ratelimit__burst=None
-    )
-    try:
+    ) as b:
         async with await b.client() as client:
             await client.define_npc("smith", {**PINNED, "latency_budget_ms": 300})
             first = await client.say("smith", "p1", "one")
@@ -329,17 +310,16 @@ async def test_rate_limit_wait_goes_to_the_fallback_model(
         assert first.end["model"] == SMALL
         assert second.end["model"] == LARGE  # the small model's minute allowance is spent
         assert models_called(fake_upstream) == [SMALL, LARGE]
-    finally:
-        await b.close()
 
 
 async def test_fair_queue_serves_players_round_robin(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
     # one request every 200 ms, no burst
-    b = await bridge_with(fake_upstream, tmp_path, ratelimit__rpm=300, ratelimit__burst=1)
-    limiter = b.app.gateway.limiter
-    try:
+    async with await bridge_with(
+        fake_upstream, tmp_path, ratelimit__rpm=300, ratelimit__burst=1
+    ) as b:
+        limiter = b.app.gateway.limiter
         async with await b.client() as chatty, await b.client() as quiet:
             await chatty.define_npc("smith", ALONE)
             await quiet.define_npc("smith", ALONE)
@@ -363,8 +343,6 @@ async def test_fair_queue_serves_players_round_robin(
         assert spread >= 1.0  # 7 grants spaced at 5 per second (the first may connect slowly)
         queued = [r.end["timing"]["queue_ms"] for r in spam + calm]
         assert max(queued) >= 1000
-    finally:
-        await b.close()
 
 
 # ------------------------------------------------------------------ cost and budgets
@@ -375,8 +353,9 @@ BIG_USAGE = {"prompt_tokens": 100_000, "completion_tokens": 1000, "total_tokens"
 async def test_player_budget_refuses_the_next_turn(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    b = await bridge_with(fake_upstream, tmp_path, budget__per_player_usd_per_day=0.001)
-    try:
+    async with await bridge_with(
+        fake_upstream, tmp_path, budget__per_player_usd_per_day=0.001
+    ) as b:
         fake_upstream.script(Reply(text="A costly answer.", usage=BIG_USAGE))
         async with await b.client() as client:
             await client.define_npc("smith", ALONE)
@@ -396,15 +375,12 @@ async def test_player_budget_refuses_the_next_turn(
             b.app.gateway.budgets.scopes("rich", "")[0].key
         )
         assert spent / 1e9 == pytest.approx(price(SMALL, BIG_USAGE))
-    finally:
-        await b.close()
 
 
 async def test_session_and_global_budgets(fake_upstream: FakeUpstream, tmp_path: Path) -> None:
-    b = await bridge_with(
+    async with await bridge_with(
         fake_upstream, tmp_path, budget__per_session_usd=0.001, budget__global_usd_per_day=0.008
-    )
-    try:
+    ) as b:
         fake_upstream.script(*[Reply(text="Costly.", usage=BIG_USAGE)] * 2)
         async with await b.client() as one:
             await one.define_npc("smith", ALONE)
@@ -426,8 +402,6 @@ async def test_session_and_global_budgets(fake_upstream: FakeUpstream, tmp_path:
             assert info.value.code == "budget_exceeded"
             assert "global" in info.value.message
         assert len(fake_upstream.requests) == 2
-    finally:
-        await b.close()
 
 
 async def test_cost_matches_reported_usage(gw: Bridge) -> None:
@@ -448,8 +422,7 @@ async def test_cost_matches_reported_usage(gw: Bridge) -> None:
 async def test_selection_follows_urgency_persona_and_budget(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    b = await bridge_with(fake_upstream, tmp_path, budget__per_player_usd_per_day=0.01)
-    try:
+    async with await bridge_with(fake_upstream, tmp_path, budget__per_player_usd_per_day=0.01) as b:
         async with await b.client() as client:
             await client.define_npc("guard", {"name": "Guard"})
             await client.define_npc("sage", {"name": "Sage", "quality": True})
@@ -470,20 +443,17 @@ async def test_selection_follows_urgency_persona_and_budget(
             reply = await client.say("guard", "p1", "hi", urgency="deep")
             await reply.text()
             assert reply.end["model"] == LARGE
-    finally:
-        await b.close()
 
 
 async def test_a_plugin_can_override_selection(fake_upstream: FakeUpstream, tmp_path: Path) -> None:
-    b = await bridge_with(fake_upstream, tmp_path, plugins=("gateway_override_plugin",))
-    try:
+    async with await bridge_with(
+        fake_upstream, tmp_path, plugins=("gateway_override_plugin",)
+    ) as b:
         async with await b.client() as client:
             await client.define_npc("guard", {"name": "Guard"})
             reply = await client.say("guard", "p1", "hi", urgency="deep")
             await reply.text()
         assert reply.end["model"] == LARGE
-    finally:
-        await b.close()
 
 
 # ------------------------------------------------------------------ cache
@@ -582,15 +552,15 @@ async def test_metrics_count_errors_by_code(gw: Bridge) -> None:
 
 async def test_budget_totals_survive_a_restart(fake_upstream: FakeUpstream, tmp_path: Path) -> None:
     fake_upstream.script(Reply(text="Costly.", usage=BIG_USAGE))
-    first = await bridge_with(fake_upstream, tmp_path, budget__per_player_usd_per_day=0.001)
-    try:
+    async with await bridge_with(
+        fake_upstream, tmp_path, budget__per_player_usd_per_day=0.001
+    ) as first:
         async with await first.client() as client:
             await client.define_npc("smith", ALONE)
             await (await client.say("smith", "rich", "hello")).text()
-    finally:
-        await first.close()
-    second = await bridge_with(fake_upstream, tmp_path, budget__per_player_usd_per_day=0.001)
-    try:
+    async with await bridge_with(
+        fake_upstream, tmp_path, budget__per_player_usd_per_day=0.001
+    ) as second:
         assert second.app.gateway.counters() is second.app.store  # persisted, not in memory
         async with await second.client() as client:
             await client.define_npc("smith", ALONE)
@@ -598,8 +568,6 @@ async def test_budget_totals_survive_a_restart(fake_upstream: FakeUpstream, tmp_
                 await (await client.say("smith", "rich", "again")).text()
         assert info.value.code == "budget_exceeded"
         assert len(fake_upstream.requests) == 1
-    finally:
-        await second.close()
 
 
 async def test_shared_store_counts_rate_limits_across_processes(
@@ -607,9 +575,10 @@ async def test_shared_store_counts_rate_limits_across_processes(
 ) -> None:
     # two servers on one store, marked shared as a Redis store is: 2 requests a minute in all
     limits = {"ratelimit__rpm": 2}
-    a = await bridge_with(fake_upstream, tmp_path, **limits)
-    b = await bridge_with(fake_upstream, tmp_path, **limits)
-    try:
+    async with (
+        await bridge_with(fake_upstream, tmp_path, **limits) as a,
+        await bridge_with(fake_upstream, tmp_path, **limits) as b,
+    ):
         for bridge in (a, b):
             assert bridge.app.store is not None
             bridge.app.store.shared = True  # type: ignore[misc]
@@ -625,16 +594,14 @@ async def test_shared_store_counts_rate_limits_across_processes(
         assert info.value.code == "rate_limited"
         assert info.value.retry_after_ms is not None and info.value.retry_after_ms > 100
         assert len(fake_upstream.requests) == 2
-    finally:
-        await a.close()
-        await b.close()
 
 
 async def test_cancel_while_queued_for_rate_limit(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    b = await bridge_with(fake_upstream, tmp_path, ratelimit__rpm=60, ratelimit__burst=1)
-    try:
+    async with await bridge_with(
+        fake_upstream, tmp_path, ratelimit__rpm=60, ratelimit__burst=1
+    ) as b:
         async with await b.client() as client:
             await client.define_npc("smith", ALONE)
             await (await client.say("smith", "p1", "one")).text()
@@ -646,13 +613,10 @@ async def test_cancel_while_queued_for_rate_limit(
             assert queued.end["finish"] == "cancelled"
             assert b.app.gateway.limiter.queue_length() == 0
         assert len(fake_upstream.requests) == 1
-    finally:
-        await b.close()
 
 
 async def test_cancel_during_retry_backoff(fake_upstream: FakeUpstream, tmp_path: Path) -> None:
-    b = await bridge_with(fake_upstream, tmp_path)
-    try:
+    async with await bridge_with(fake_upstream, tmp_path) as b:
         fake_upstream.script(Reply(status=503, retry_after=1.0))
         async with await b.client() as client:
             await client.define_npc("smith", ALONE)
@@ -665,8 +629,6 @@ async def test_cancel_during_retry_backoff(fake_upstream: FakeUpstream, tmp_path
             assert time.perf_counter() - started < 0.5  # did not sit out the back-off
             assert reply.end["finish"] == "cancelled"
         assert len(fake_upstream.requests) == 1
-    finally:
-        await b.close()
 
 
 async def test_npc_budget_and_custom_catalog_from_config(
@@ -683,10 +645,9 @@ async def test_npc_budget_and_custom_catalog_from_config(
         },
         {"id": "studio-70b", "input_usd_per_m": 3.0, "output_usd_per_m": 4.0, "tier": "large"},
     ]
-    b = await bridge_with(
+    async with await bridge_with(
         fake_upstream, tmp_path, models=catalog, upstream__default_model="studio-8b"
-    )
-    try:
+    ) as b:
         fake_upstream.script(Reply(text="Pricey.", usage=BIG_USAGE))
         async with await b.client() as client:
             await client.define_npc("bard", {"name": "Bard", "budget_usd_per_day": 0.05})
@@ -706,8 +667,6 @@ async def test_npc_budget_and_custom_catalog_from_config(
             await duke.text()
             assert duke.end["model"] == "studio-70b"
         assert [r.model for r in fake_upstream.requests] == ["studio-8b", "studio-8b", "studio-70b"]
-    finally:
-        await b.close()
 
 
 async def test_two_servers_on_redis_share_rate_limits_and_budgets(
@@ -720,9 +679,10 @@ async def test_two_servers_on_redis_share_rate_limits_and_budgets(
         "ratelimit__rpm": 3,
         "budget__global_usd_per_day": 0.004,
     }
-    a = await bridge_with(fake_upstream, tmp_path / "a", **settings)
-    b = await bridge_with(fake_upstream, tmp_path / "b", **settings)
-    try:
+    async with (
+        await bridge_with(fake_upstream, tmp_path / "a", **settings) as a,
+        await bridge_with(fake_upstream, tmp_path / "b", **settings) as b,
+    ):
         assert a.app.store is not None and a.app.store.shared
         if time.time() % 60 > 58:  # keep the requests in one fixed minute window
             await asyncio.sleep(2.5)
@@ -744,16 +704,14 @@ async def test_two_servers_on_redis_share_rate_limits_and_budgets(
                 await (await two.say("smith", "p4", "five")).text()
             assert info.value.code == "rate_limited"  # 3 a minute between the two servers
         assert len(fake_upstream.requests) == 3
-    finally:
-        await a.close()
-        await b.close()
 
 
 async def test_retries_are_bounded_in_total_time(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    b = await bridge_with(fake_upstream, tmp_path, retry__max_attempts=10, retry__max_total_ms=300)
-    try:
+    async with await bridge_with(
+        fake_upstream, tmp_path, retry__max_attempts=10, retry__max_total_ms=300
+    ) as b:
         fake_upstream.script(*[Reply(status=503, retry_after=0.2)] * 10)
         async with await b.client() as client:
             await client.define_npc("smith", ALONE)
@@ -767,5 +725,3 @@ async def test_retries_are_bounded_in_total_time(
         assert len(fake_upstream.requests) == 2
         assert fake_upstream.requests[1].monotonic - fake_upstream.requests[0].monotonic >= 0.2
         assert elapsed < 1.0
-    finally:
-        await b.close()

@@ -58,8 +58,9 @@ async def recv(ws: ClientConnection) -> dict[str, Any]:
 
 
 async def test_per_ip_connection_cap(fake_upstream: FakeUpstream, tmp_path: Path) -> None:
-    bridge = await start_bridge(fake_upstream, tmp_path, server__max_connections_per_ip=2)
-    try:
+    async with await start_bridge(
+        fake_upstream, tmp_path, server__max_connections_per_ip=2
+    ) as bridge:
         a = await bridge.client()
         b = await bridge.client()
         with pytest.raises(InvalidStatus) as refused:
@@ -74,13 +75,12 @@ async def test_per_ip_connection_cap(fake_upstream: FakeUpstream, tmp_path: Path
         assert (await c.ping())["type"] == "pong"
         await a.close()
         await c.close()
-    finally:
-        await bridge.close()
 
 
 async def test_per_ip_cap_holds_under_a_burst(fake_upstream: FakeUpstream, tmp_path: Path) -> None:
-    bridge = await start_bridge(fake_upstream, tmp_path, server__max_connections_per_ip=3)
-    try:
+    async with await start_bridge(
+        fake_upstream, tmp_path, server__max_connections_per_ip=3
+    ) as bridge:
 
         async def attempt() -> ClientConnection | None:
             try:
@@ -103,30 +103,26 @@ async def test_per_ip_cap_holds_under_a_burst(fake_upstream: FakeUpstream, tmp_p
         assert len(bridge.app.sessions) == 3
         for ws in admitted:
             await ws.close()
-    finally:
-        await bridge.close()
 
 
 async def test_healthz_is_not_subject_to_the_cap(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    bridge = await start_bridge(fake_upstream, tmp_path, server__max_connections_per_ip=1)
-    try:
+    async with await start_bridge(
+        fake_upstream, tmp_path, server__max_connections_per_ip=1
+    ) as bridge:
         a = await bridge.client()
         url = f"http://127.0.0.1:{bridge.server.port}/healthz"
         body = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).read())
         assert b'"connections": 1' in body
         await a.close()
-    finally:
-        await bridge.close()
 
 
 # ------------------------------------------------------------------------- message rate
 
 
 async def test_message_rate_per_player(fake_upstream: FakeUpstream, tmp_path: Path) -> None:
-    bridge = await start_bridge(fake_upstream, tmp_path, server__max_messages_per_s=4)
-    try:
+    async with await start_bridge(fake_upstream, tmp_path, server__max_messages_per_s=4) as bridge:
         ws = await connect(bridge.url)
         await hello(ws)
         # a burst of one second's worth passes, the rest is refused with rate_limited
@@ -155,15 +151,12 @@ async def test_message_rate_per_player(fake_upstream: FakeUpstream, tmp_path: Pa
         # rate-limited messages are not "bad": the connection stays open
         assert ws.close_code is None
         await ws.close()
-    finally:
-        await bridge.close()
 
 
 async def test_rate_limit_is_per_player_for_say(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    bridge = await start_bridge(fake_upstream, tmp_path, server__max_messages_per_s=2)
-    try:
+    async with await start_bridge(fake_upstream, tmp_path, server__max_messages_per_s=2) as bridge:
         ws = await connect(bridge.url)
         await hello(ws)
         frames = []
@@ -185,18 +178,15 @@ async def test_rate_limit_is_per_player_for_say(
         assert ends == {0, 1, "b"}
         assert errors == {2: "rate_limited"}
         await ws.close()
-    finally:
-        await bridge.close()
 
 
 # ------------------------------------------------------------------------- origins
 
 
 async def test_origin_allowlist(fake_upstream: FakeUpstream, tmp_path: Path) -> None:
-    bridge = await start_bridge(
+    async with await start_bridge(
         fake_upstream, tmp_path, server__allowed_origins=["https://game.example"]
-    )
-    try:
+    ) as bridge:
         with pytest.raises(InvalidStatus) as refused:
             await connect(bridge.url, origin="https://evil.example")  # type: ignore[arg-type]
         assert refused.value.response.status_code == 403
@@ -207,8 +197,6 @@ async def test_origin_allowlist(fake_upstream: FakeUpstream, tmp_path: Path) -> 
         native = await connect(bridge.url)
         assert (await hello(native))["type"] == "welcome"
         await native.close()
-    finally:
-        await bridge.close()
 
 
 # ------------------------------------------------------------------------- slow and dead clients
@@ -217,13 +205,12 @@ async def test_origin_allowlist(fake_upstream: FakeUpstream, tmp_path: Path) -> 
 async def test_client_that_stops_reading_is_closed_with_bounded_memory(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    bridge = await start_bridge(
+    async with await start_bridge(
         fake_upstream,
         tmp_path,
         server__send_queue_bytes=64 * 1024,
         server__send_timeout_s=2.0,
-    )
-    try:
+    ) as bridge:
         # a socket with a small receive buffer, and a client that never reads after the welcome
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -262,8 +249,6 @@ async def test_client_that_stops_reading_is_closed_with_bounded_memory(
             reply = await other.say("blacksmith", "q", "hello")
             assert (await reply.text()).startswith("Well met")
         ws.transport.abort()
-    finally:
-        await bridge.close()
 
 
 async def test_a_client_that_reads_late_gets_a_long_reply_whole(
@@ -272,8 +257,9 @@ async def test_a_client_that_reads_late_gets_a_long_reply_whole(
     """A reply's text is held and counted once (its last coalesced delta is sent from the
     reply.end that repeats it), so a reply under the bound never closes a reading client."""
     bound = 256 * 1024
-    bridge = await start_bridge(fake_upstream, tmp_path, server__send_queue_bytes=bound)
-    try:
+    async with await start_bridge(
+        fake_upstream, tmp_path, server__send_queue_bytes=bound
+    ) as bridge:
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.connect(("127.0.0.1", bridge.server.port))
@@ -301,21 +287,18 @@ async def test_a_client_that_reads_late_gets_a_long_reply_whole(
         assert session.outbox.peak_bytes < len(text.encode()) + 4096
         assert session.outbox.queued_bytes == 0
         await ws.close()
-    finally:
-        await bridge.close()
 
 
 async def test_send_timeout_closes_a_client_that_stops_reading(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
     # a queue bound large enough that only the send timeout can trigger
-    bridge = await start_bridge(
+    async with await start_bridge(
         fake_upstream,
         tmp_path,
         server__send_queue_bytes=16 * 1024 * 1024,
         server__send_timeout_s=0.5,
-    )
-    try:
+    ) as bridge:
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.connect(("127.0.0.1", bridge.server.port))
@@ -342,8 +325,6 @@ async def test_send_timeout_closes_a_client_that_stops_reading(
         await eventually(lambda: not bridge.app.sessions, timeout=10)
         await bridge.fake.wait_disconnect(timeout=10)
         ws.transport.abort()
-    finally:
-        await bridge.close()
 
 
 async def test_deltas_behind_a_slow_socket_coalesce(bridge: Bridge) -> None:
@@ -396,8 +377,7 @@ async def test_api_key_never_leaks(tmp_path: Path, caplog: pytest.LogCaptureFixt
     caplog.set_level(logging.DEBUG)
     # the upstream accepts a different key: every request is answered 401 first
     async with FakeUpstream(api_key="some-other-key", stall_directive_s=3) as fake:
-        server = await _bridge_with_key(fake, tmp_path)
-        try:
+        async with await _bridge_with_key(fake, tmp_path) as server:
             raw: list[bytes] = []
             ws = await connect(server.url, max_size=None)
             await ws.send(encode(HELLO))
@@ -429,8 +409,6 @@ async def test_api_key_never_leaks(tmp_path: Path, caplog: pytest.LogCaptureFixt
             for path in ("/healthz", "/metrics"):
                 url = f"http://127.0.0.1:{server.port}{path}"
                 raw.append(await asyncio.to_thread(_http_get, url))
-        finally:
-            await server.close()
     assert fake.errors >= 10
     assert CANARY not in repr(server.app.config)
     assert CANARY not in str(server.app.config.model_dump())

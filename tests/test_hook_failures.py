@@ -122,8 +122,7 @@ async def test_a_failing_hook_still_ends_the_request(
     plugin: str,
 ) -> None:
     caplog.set_level(logging.ERROR, logger="npcbridge")
-    b = await start_bridge(fake_upstream, tmp_path, plugins=(f"{__name__}:{plugin}",))
-    try:
+    async with await start_bridge(fake_upstream, tmp_path, plugins=(f"{__name__}:{plugin}",)) as b:
         ws = await session(b.url)
         for request_id in (1, 2):
             say = {"type": "say", "id": request_id, "npc": "blacksmith", "player": "p"}
@@ -144,8 +143,6 @@ async def test_a_failing_hook_still_ends_the_request(
         await ws.send(encode({"type": "ping", "id": 3}))
         assert unpack(await asyncio.wait_for(ws.recv(), 5)) == {"type": "pong", "id": 3}
         await ws.close()
-    finally:
-        await b.close()
     records = [r for r in caplog.records if r.name.startswith("npcbridge") and "request" in r.msg]
     assert len(records) == 2, [r.getMessage() for r in caplog.records]
     first, second = (r.getMessage() for r in records)

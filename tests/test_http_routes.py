@@ -33,15 +33,12 @@ async def get(url: str, token: str | None = None) -> tuple[int, bytes]:
 async def test_loopback_peers_see_details_and_metrics(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    bridge = await start_bridge(fake_upstream, tmp_path)
-    try:
+    async with await start_bridge(fake_upstream, tmp_path) as bridge:
         base = f"http://127.0.0.1:{bridge.server.port}"
         status, body = await get(base + "/healthz")
         assert status == 200 and json.loads(body)["offline"] is False
         status, body = await get(base + "/metrics")
         assert status == 200 and b"npcbridge_" in body
-    finally:
-        await bridge.close()
 
 
 async def test_other_peers_need_the_token(
@@ -49,8 +46,7 @@ async def test_other_peers_need_the_token(
 ) -> None:
     # tests only reach the server over loopback: the peer check is what is replaced
     monkeypatch.setattr(http, "is_loopback_peer", lambda connection: False)
-    bridge = await start_bridge(fake_upstream, tmp_path, server__token="s3cret")
-    try:
+    async with await start_bridge(fake_upstream, tmp_path, server__token="s3cret") as bridge:
         base = f"http://127.0.0.1:{bridge.server.port}"
         assert await get(base + "/healthz") == (200, b'{"status": "ok"}\n')
         status, body = await get(base + "/healthz", token="s3cret")
@@ -60,8 +56,6 @@ async def test_other_peers_need_the_token(
             assert status == 401 and b"npcbridge_" not in body
         status, body = await get(base + "/metrics", token="s3cret")
         assert status == 200 and b"npcbridge_" in body
-    finally:
-        await bridge.close()
 
 
 def test_loopback_addresses() -> None:

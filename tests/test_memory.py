@@ -33,11 +33,10 @@ async def mem_bridge(
 ) -> AsyncIterator[Bridge]:
     """A server on each store backend."""
     url = request.getfixturevalue("redis_url") if request.param == "redis" else ""
-    b = await start_bridge(fake_upstream, tmp_path, **({"store__url": url} if url else {}))
-    try:
+    async with await start_bridge(
+        fake_upstream, tmp_path, **({"store__url": url} if url else {})
+    ) as b:
         yield b
-    finally:
-        await b.close()
 
 
 def history(request: Any) -> list[tuple[str, str]]:
@@ -150,8 +149,9 @@ async def test_memory_add_is_validated(bridge: Bridge) -> None:
 
 async def test_window_trimmed_to_token_budget(fake_upstream: FakeUpstream, tmp_path: Path) -> None:
     # each exchange costs (4 + 28) + (4 + 13) = 49 tokens; a 100-token window keeps two
-    b = await start_bridge(fake_upstream, tmp_path, extra__memory={"window_max_tokens": 100})
-    try:
+    async with await start_bridge(
+        fake_upstream, tmp_path, extra__memory={"window_max_tokens": 100}
+    ) as b:
         async with await b.client() as client:
             await client.define_npc("smith", SMITH)
             for i in range(4):
@@ -159,8 +159,6 @@ async def test_window_trimmed_to_token_budget(fake_upstream: FakeUpstream, tmp_p
             await talk(client, "smith", "p1", "now")
         got = [c for r, c in history(fake_upstream.requests[-1]) if r == "assistant"]
         assert got == ["r" * 48 + "2", "r" * 48 + "3"]
-    finally:
-        await b.close()
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
@@ -174,8 +172,9 @@ async def test_old_turns_are_summarised_in_the_background(
     store_url = (
         request.getfixturevalue("redis_url") if backend == "redis" else str(tmp_path / "s.db")
     )
-    b = await start_bridge(fake_upstream, tmp_path, extra__memory=memory, store__url=store_url)
-    try:
+    async with await start_bridge(
+        fake_upstream, tmp_path, extra__memory=memory, store__url=store_url
+    ) as b:
         async with await b.client() as client:
             await client.define_npc("smith", SMITH)
             # window of 2: after the 5th turn, turns 1 and 2 lie beyond it -> one summary
@@ -198,8 +197,6 @@ async def test_old_turns_are_summarised_in_the_background(
         assert "The player is called Ann and wants a sword." in memo["content"]
         items = await store.memories("smith", "p1")
         assert [(m.kind, m.importance) for m in items] == [("summary", 5)]
-    finally:
-        await b.close()
 
 
 async def test_shutdown_waits_for_running_summary(
@@ -231,16 +228,13 @@ async def test_memory_survives_restart(fake_upstream: FakeUpstream, tmp_path: Pa
             {"type": "memory.add", "npc": "smith", "player": "p1", "text": "Ann is a knight"}
         )
     await b.close()
-    b = await start_bridge(fake_upstream, tmp_path)
-    try:
+    async with await start_bridge(fake_upstream, tmp_path) as b:
         async with await b.client() as client:
             await client.define_npc("smith", SMITH)
             await talk(client, "smith", "p1", "who am I?")
         req = fake_upstream.requests[-1]
         assert "Ann is a knight" in req.messages[1]["content"]
         assert ("assistant", "Welcome back, Ann.") in history(req)
-    finally:
-        await b.close()
 
 
 # ------------------------------------------------------------------ units
@@ -358,8 +352,7 @@ class _Censor:
 async def test_filtered_turn_is_stored_as_filtered_not_replayed(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    b = await start_bridge(fake_upstream, tmp_path, plugins=(f"{__name__}:_Censor",))
-    try:
+    async with await start_bridge(fake_upstream, tmp_path, plugins=(f"{__name__}:_Censor",)) as b:
         async with await b.client() as client:
             await client.define_npc("smith", SMITH)
             end = await talk(client, "smith", "p1", "[[reply:The secret is out.]]")
@@ -369,8 +362,6 @@ async def test_filtered_turn_is_stored_as_filtered_not_replayed(
         assert b.app.store is not None
         turns = await b.app.store.recent_turns("smith", "p1", 5)
         assert [t.status for t in turns] == ["filtered", "complete"]
-    finally:
-        await b.close()
 
 
 class _BrokenRelevance:
@@ -393,8 +384,7 @@ class _ReverseRelevance:
 async def test_relevance_hook_decides_and_failures_fall_back_to_lexical(
     fake_upstream: FakeUpstream, tmp_path: Path, plugin: str, first: str
 ) -> None:
-    b = await start_bridge(fake_upstream, tmp_path, plugins=(f"{__name__}:{plugin}",))
-    try:
+    async with await start_bridge(fake_upstream, tmp_path, plugins=(f"{__name__}:{plugin}",)) as b:
         async with await b.client() as client:
             await client.define_npc("smith", SMITH)
             for text in ("p1 likes apples", "p1 lost a sword"):
@@ -405,5 +395,3 @@ async def test_relevance_hook_decides_and_failures_fall_back_to_lexical(
                 {"type": "memory.query", "npc": "smith", "player": "p1", "text": "sword"}
             )
         assert first in answer["items"][0]["text"]
-    finally:
-        await b.close()

@@ -26,10 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 async def test_plugins_from_specs_change_the_turn(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    b = await start_bridge(
+    async with await start_bridge(
         fake_upstream, tmp_path, plugins=("sample_plugins:Shouting", "sample_plugins:PickModel")
-    )
-    try:
+    ) as b:
         shouting = b.app.plugins.get_plugin("sample_plugins:Shouting")
         async with await b.client() as client:
             reply = await client.say("blacksmith", "p1", "[[reply:aye lad]] please")
@@ -48,8 +47,6 @@ async def test_plugins_from_specs_change_the_turn(
             echo = await client.request({"type": "x.echo", "value": 42})
             assert echo == {"type": "x.echo", "id": echo["id"], "value": 42}
         assert [r.finish for r in shouting.finished] == ["stop", "stop"]
-    finally:
-        await b.close()
 
 
 def test_bad_plugin_spec_is_a_clear_error() -> None:
@@ -60,8 +57,9 @@ def test_bad_plugin_spec_is_a_clear_error() -> None:
 async def test_parameters_groq_rejects_are_dropped(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    b = await start_bridge(fake_upstream, tmp_path, plugins=("sample_plugins:GroqUnfriendly",))
-    try:
+    async with await start_bridge(
+        fake_upstream, tmp_path, plugins=("sample_plugins:GroqUnfriendly",)
+    ) as b:
         async with await b.client() as client:
             reply = await client.say("blacksmith", "p1", "[[reply:Aye.]]")
             assert await reply.text() == "Aye."  # the strict fake would answer 400 otherwise
@@ -70,8 +68,6 @@ async def test_parameters_groq_rejects_are_dropped(
         assert body["top_p"] == 0.5
         assert body["messages"][1] == {"role": "user", "content": "Tom: I was here before."}
         assert body["stream_options"] == {"include_usage": True}
-    finally:
-        await b.close()
 
 
 # ------------------------------------------------------------------------ message handlers
@@ -80,8 +76,9 @@ async def test_parameters_groq_rejects_are_dropped(
 async def test_a_slow_handler_does_not_delay_the_connections_other_messages(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    b = await start_bridge(fake_upstream, tmp_path, plugins=("sample_plugins:SlowHandler",))
-    try:
+    async with await start_bridge(
+        fake_upstream, tmp_path, plugins=("sample_plugins:SlowHandler",)
+    ) as b:
         slow = b.app.plugins.get_plugin("sample_plugins:SlowHandler")
         async with await b.client() as client:
             waiting = asyncio.ensure_future(client.request({"type": "x.wait"}))
@@ -90,15 +87,14 @@ async def test_a_slow_handler_does_not_delay_the_connections_other_messages(
             assert pong["type"] == "pong" and not waiting.done()
             slow.release.set()
             assert (await asyncio.wait_for(waiting, 2))["type"] == "x.wait"
-    finally:
-        await b.close()
 
 
 async def test_extension_errors_carry_the_request_id_and_keep_the_connection(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    b = await start_bridge(fake_upstream, tmp_path, plugins=("sample_plugins:SlowHandler",))
-    try:
+    async with await start_bridge(
+        fake_upstream, tmp_path, plugins=("sample_plugins:SlowHandler",)
+    ) as b:
         async with await b.client() as client:
             with pytest.raises(NpcBridgeError) as refused:
                 await asyncio.wait_for(client.request({"type": "x.refuse", "id": "r-1"}), 2)
@@ -109,23 +105,18 @@ async def test_extension_errors_carry_the_request_id_and_keep_the_connection(
             assert "bug" not in str(crashed.value)
             pong = await asyncio.wait_for(client.request({"type": "ping"}), 2)
             assert pong["type"] == "pong"  # the connection survived
-    finally:
-        await b.close()
 
 
 async def test_handlers_and_features_come_only_from_the_registration_hooks(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    b = await start_bridge(fake_upstream, tmp_path)
-    try:
+    async with await start_bridge(fake_upstream, tmp_path) as b:
         assert {"quest.generate", "scene.say", "memory.add"} <= set(b.app.registry.handlers)
         assert b.app.features[:4] == ("stream", "cancel", "emotes", "actions")
         assert {"quest", "barks", "scenes", "memory"} <= set(b.app.features)
         assert "/metrics" in b.app.http_routes
         with pytest.raises(TypeError):
             b.app.registry.handlers["x.new"] = None  # type: ignore[index]
-    finally:
-        await b.close()
 
 
 async def test_a_plugin_cannot_take_a_core_message_type(
@@ -141,8 +132,9 @@ async def test_a_plugin_cannot_take_a_core_message_type(
 async def test_reply_fields_are_added_and_a_system_note_is_per_request(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    b = await start_bridge(fake_upstream, tmp_path, plugins=("sample_plugins:ReplyFields",))
-    try:
+    async with await start_bridge(
+        fake_upstream, tmp_path, plugins=("sample_plugins:ReplyFields",)
+    ) as b:
         async with await b.client() as client:
             tired = await client.say("blacksmith", "p1", "[[reply:Aye.]]", context={"tired": 1})
             assert await asyncio.wait_for(tired.text(), 5) == "Aye."
@@ -153,8 +145,6 @@ async def test_reply_fields_are_added_and_a_system_note_is_per_request(
         first, second = (r.body["messages"][0]["content"] for r in fake_upstream.requests)
         assert first.endswith("The player looks tired.")
         assert "tired" not in second
-    finally:
-        await b.close()
 
 
 # ------------------------------------------------------------------------ providers
@@ -163,8 +153,9 @@ async def test_reply_fields_are_added_and_a_system_note_is_per_request(
 async def test_a_providers_models_join_the_catalog_but_not_tier_selection(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    b = await start_bridge(fake_upstream, tmp_path, plugins=("sample_plugins:CannedProvider",))
-    try:
+    async with await start_bridge(
+        fake_upstream, tmp_path, plugins=("sample_plugins:CannedProvider",)
+    ) as b:
         catalog = b.app.catalog
         assert catalog.ids()[:4] == [m.id for m in default_models()]  # the defaults stay
         canned = catalog.resolve("canned-1")
@@ -179,8 +170,6 @@ async def test_a_providers_models_join_the_catalog_but_not_tier_selection(
             assert await asyncio.wait_for(reply.text(), 5) == "Canned words."
             assert reply.end["model"] == "canned-1"
         assert not fake_upstream.requests
-    finally:
-        await b.close()
 
 
 async def test_a_model_naming_an_unregistered_provider_stops_start_up(
@@ -200,14 +189,11 @@ async def test_a_plugins_settings_section_is_validated_in_one_line(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
     plugins = ("sample_plugins:Settings",)
-    b = await start_bridge(
+    async with await start_bridge(
         fake_upstream, tmp_path, plugins=plugins, extra={"sample": {"loudness": 3}}
-    )
-    try:
+    ) as b:
         assert b.app.plugin_settings("sample").loudness == 3  # type: ignore[attr-defined]
         assert b.app.plugin_settings("sample").greeting == "hello"  # type: ignore[attr-defined]
-    finally:
-        await b.close()
     with pytest.raises(PluginLoadError) as info:
         await start_bridge(
             fake_upstream, tmp_path, plugins=plugins, extra={"sample": {"loudness": "lots"}}
@@ -278,8 +264,9 @@ def test_call_modes_drive_dispatch() -> None:
 async def test_an_edited_turn_text_goes_upstream_but_the_history_keeps_the_players_line(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    b = await start_bridge(fake_upstream, tmp_path, plugins=("sample_plugins:Shouting",))
-    try:
+    async with await start_bridge(
+        fake_upstream, tmp_path, plugins=("sample_plugins:Shouting",)
+    ) as b:
         async with await b.client() as client:
             first = await client.say("blacksmith", "p1", "[[reply:aye]] please")
             await asyncio.wait_for(first.text(), 5)
@@ -291,5 +278,3 @@ async def test_an_edited_turn_text_goes_upstream_but_the_history_keeps_the_playe
         assert [t.user_text for t in stored] == ["[[reply:aye]] please", "[[reply:so]] again"]
         history = [m["content"] for m in fake_upstream.requests[1].body["messages"]]
         assert "[[reply:aye]] please" in history  # the next prompt remembers what was said
-    finally:
-        await b.close()

@@ -221,8 +221,7 @@ async def test_welcome_and_ping(bridge: Bridge) -> None:
 
 
 async def test_offline_mode_is_announced(fake_upstream: FakeUpstream, tmp_path: Path) -> None:
-    b = await start_bridge(fake_upstream, tmp_path, upstream__offline=True)
-    try:
+    async with await start_bridge(fake_upstream, tmp_path, upstream__offline=True) as b:
         async with await b.client() as client:
             assert "offline" in client.welcome["features"]
             assert client.welcome["models"] == ["offline"]
@@ -230,5 +229,3 @@ async def test_offline_mode_is_announced(fake_upstream: FakeUpstream, tmp_path: 
             text = await reply.text()
             assert "Brom" in text and reply.end["model"] == "offline"
         assert fake_upstream.requests == []
-    finally:
-        await b.close()

@@ -43,8 +43,7 @@ async def bridge_with(fake: FakeUpstream, tmp_path: Path, **overrides: Any) -> B
 async def test_garbage_200_is_a_retried_upstream_error_and_nothing_is_remembered(
     fake_upstream: FakeUpstream, tmp_path: Path, kind: str
 ) -> None:
-    b = await bridge_with(fake_upstream, tmp_path, breaker__failure_threshold=10)
-    try:
+    async with await bridge_with(fake_upstream, tmp_path, breaker__failure_threshold=10) as b:
         fake_upstream.script(*[Reply(garbage=kind)] * 3)  # retry.max_attempts = 3
         async with await b.client() as client:
             await client.define_npc("smith", ALONE)
@@ -61,15 +60,12 @@ async def test_garbage_200_is_a_retried_upstream_error_and_nothing_is_remembered
         messages = fake_upstream.requests[-1].messages
         assert [m["role"] for m in messages if m["role"] != "system"] == ["user"]
         assert "swords" not in str(messages)
-    finally:
-        await b.close()
 
 
 async def test_garbage_200_then_a_good_reply_succeeds(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    b = await bridge_with(fake_upstream, tmp_path)
-    try:
+    async with await bridge_with(fake_upstream, tmp_path) as b:
         fake_upstream.script(Reply(garbage="html"))
         async with await b.client() as client:
             await client.define_npc("smith", ALONE)
@@ -78,8 +74,6 @@ async def test_garbage_200_then_a_good_reply_succeeds(
         _, _, body = b.app.gateway.metrics.render()
         line = f'npcbridge_upstream_requests_total{{model="{SMALL}",outcome="bad_response"}} 1.0'
         assert line in body.decode()
-    finally:
-        await b.close()
 
 
 # ------------------------------------------------------------------ turn deadline
@@ -88,8 +82,7 @@ async def test_garbage_200_then_a_good_reply_succeeds(
 async def test_trickling_stream_ends_at_the_turn_deadline(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    b = await bridge_with(fake_upstream, tmp_path, gateway__turn_deadline_s=1.0)
-    try:
+    async with await bridge_with(fake_upstream, tmp_path, gateway__turn_deadline_s=1.0) as b:
         async with await b.client() as client:
             await client.define_npc("smith", ALONE)
             started = asyncio.get_running_loop().time()
@@ -104,29 +97,24 @@ async def test_trickling_stream_ends_at_the_turn_deadline(
         assert 0.9 < elapsed < 3
         await fake_upstream.wait_disconnect()  # the upstream request was closed
         assert len(fake_upstream.requests) == 1
-    finally:
-        await b.close()
 
 
 async def test_turn_deadline_bounds_retries_before_the_first_token(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    b = await bridge_with(
+    async with await bridge_with(
         fake_upstream,
         tmp_path,
         gateway__turn_deadline_s=0.6,
         upstream__first_token_timeout_s=0.4,
         retry__max_attempts=5,
-    )
-    try:
+    ) as b:
         async with await b.client() as client:
             await client.define_npc("smith", ALONE)
             with pytest.raises(NpcBridgeError) as info:
                 await (await client.say("smith", "p1", "[[stall:5]]")).text()
         assert info.value.code == "upstream_timeout"
         assert len(fake_upstream.requests) == 2  # the second attempt was cut by the deadline
-    finally:
-        await b.close()
 
 
 # ------------------------------------------------------------------ breakers keep the cause
@@ -142,14 +130,13 @@ async def test_turn_deadline_bounds_retries_before_the_first_token(
 async def test_open_breakers_report_the_failure_that_opened_them(
     fake_upstream: FakeUpstream, tmp_path: Path, reply: Reply, cause: str
 ) -> None:
-    b = await bridge_with(
+    async with await bridge_with(
         fake_upstream,
         tmp_path,
         retry__max_attempts=1,
         breaker__failure_threshold=2,
         upstream__first_token_timeout_s=0.3,
-    )
-    try:
+    ) as b:
         fake_upstream.script(reply, reply)
         async with await b.client() as client:
             await client.define_npc("smith", ALONE)
@@ -160,8 +147,6 @@ async def test_open_breakers_report_the_failure_that_opened_them(
         assert info.value.code == "upstream_error" and info.value.retryable is True
         assert info.value.message.startswith(f"{cause}; "), info.value.message
         assert info.value.message.endswith("retry later")
-    finally:
-        await b.close()
 
 
 # ------------------------------------------------------------------ connect timeout
@@ -177,13 +162,10 @@ def test_connect_timeout_reaches_the_http_client() -> None:
 
 
 async def test_connect_timeout_is_configured(fake_upstream: FakeUpstream, tmp_path: Path) -> None:
-    b = await bridge_with(fake_upstream, tmp_path, upstream__connect_timeout_s=0.25)
-    try:
+    async with await bridge_with(fake_upstream, tmp_path, upstream__connect_timeout_s=0.25) as b:
         provider = b.app.providers["openai"]
         assert isinstance(provider, OpenAICompatProvider)
         assert provider.client.timeout.connect == 0.25  # type: ignore[union-attr]
-    finally:
-        await b.close()
 
 
 # ------------------------------------------------------------------ the API key stays home
@@ -224,15 +206,14 @@ async def test_canary_key_reaches_no_client_frame_and_no_log_record(
     caplog.set_level(logging.DEBUG)
     configure_logging("debug")  # what `npcbridge serve` does: the redaction filter on the handlers
     async with FakeUpstream(echo_headers=True) as fake:
-        b = await bridge_with(
+        async with await bridge_with(
             fake,
             tmp_path,
             upstream__api_key=CANARY,
             retry__max_attempts=1,
             breaker__enabled=False,
             ratelimit__enabled=False,
-        )
-        try:
+        ) as b:
             seen: list[bytes] = []
             async with connect(b.url, max_size=None) as ws:
                 await ws.send(encode(HELLO))
@@ -249,8 +230,6 @@ async def test_canary_key_reaches_no_client_frame_and_no_log_record(
             # the upstream did echo the key: every request carried it
             assert all(r.headers["authorization"] == f"Bearer {CANARY}" for r in fake.requests)
             assert len(fake.requests) == len(HOSTILE)
-        finally:
-            await b.close()
     frames = [unpack(data) for data in seen]
     errors = [f for f in frames if f.get("type") == "error"]
     assert len(errors) == len(HOSTILE) - 1

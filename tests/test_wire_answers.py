@@ -102,8 +102,7 @@ async def test_a_duplicate_say_is_refused_without_touching_the_live_reply(
 async def test_every_refusal_names_the_refused_type(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    b = await start_bridge(fake_upstream, tmp_path, server__max_in_flight=1)
-    try:
+    async with await start_bridge(fake_upstream, tmp_path, server__max_in_flight=1) as b:
         ws = await session(b)
         cases = [
             ({"type": "cancel", "id": "never"}, "bad_request"),
@@ -125,8 +124,6 @@ async def test_every_refusal_names_the_refused_type(
         reply = await answer(ws, {**SAY, "id": "second", "text": "hi"})
         assert reply["code"] == "too_many_in_flight" and reply["refused"] == "say"
         await ws.close()
-    finally:
-        await b.close()
 
 
 async def test_the_error_ending_a_live_reply_is_not_a_refusal(bridge: Bridge) -> None:
@@ -167,8 +164,7 @@ async def test_a_cancel_naming_a_scene_reply_is_refused(bridge: Bridge) -> None:
 
 
 async def test_hello_refusals(fake_upstream: FakeUpstream, tmp_path: Path) -> None:
-    b = await start_bridge(fake_upstream, tmp_path, server__token="letmein")
-    try:
+    async with await start_bridge(fake_upstream, tmp_path, server__token="letmein") as b:
         ws = await connect(b.url)
         reply = await answer(ws, {**HELLO, "protocol": 2**40, "token": "letmein"})
         assert reply["code"] == "unsupported_protocol" and reply["supported"] == [1]
@@ -176,8 +172,6 @@ async def test_hello_refusals(fake_upstream: FakeUpstream, tmp_path: Path) -> No
         ws = await connect(b.url)
         reply = await answer(ws, HELLO)
         assert reply["code"] == "unauthorized" and reply["refused"] == "hello"
-    finally:
-        await b.close()
 
 
 # ---------------------------------------------------------------- answers

@@ -1,6 +1,12 @@
 """Start a real npcbridge server inside the current event loop, wired to a fake upstream.
 
-Used by the test suites (also the plugins' own suites) and the benchmarks.
+Used by the test suites (also the plugins' own suites) and the benchmarks::
+
+    async with await start_bridge(fake, tmp_path, server__max_in_flight=2) as bridge:
+        async with await bridge.client() as client:
+            ...
+
+The block stops the server (and closes its app) however it ends.
 """
 
 from __future__ import annotations
@@ -35,8 +41,14 @@ class Bridge:
         return await Client.connect(self.url, **options)
 
     async def close(self) -> None:
-        """Stop the server."""
+        """Stop the server (its app included)."""
         await self.server.close()
+
+    async def __aenter__(self) -> Bridge:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
 
 async def start_bridge(
@@ -49,10 +61,14 @@ async def start_bridge(
     **overrides: Any,
 ) -> Bridge:
     """Start a server against ``fake`` on ``port`` (0: any free one). ``overrides`` use
-    ``section__field=value`` keys."""
+    ``section__field=value`` keys. The bridge is an async context manager that stops it."""
     config = bridge_config(fake.base_url, str(tmp_path / "bridge.db"), **overrides)
     app = App(config, plugins, entry_points=entry_points)
-    server = await serve(app, port=port)
+    try:
+        server = await serve(app, port=port)
+    except BaseException:
+        await app.close()  # started, or half-started, before the port could be bound
+        raise
     return Bridge(app, server, fake)
 
 
