@@ -10,7 +10,7 @@ import pytest
 from npcbridge.app import App
 from npcbridge.testing.bridge import Bridge, start_bridge
 from npcbridge.testing.fake_upstream import FakeUpstream
-from npcbridge.testing.scripted import ScriptedProvider, start_scripted_app
+from npcbridge.testing.scripted import ScriptedProvider, running_scripted_app
 
 
 @pytest.fixture
@@ -36,8 +36,5 @@ def scripted() -> ScriptedProvider:
 @pytest.fixture
 async def scripted_app(scripted: ScriptedProvider) -> AsyncIterator[App]:
     """A started App (no server, in-memory store) whose upstream is the ``scripted`` provider."""
-    app = await start_scripted_app(scripted)
-    try:
+    async with running_scripted_app(scripted) as app:
         yield app
-    finally:
-        await app.close()

@@ -13,7 +13,7 @@ from npcbridge.app import App
 from npcbridge.pipeline.turn import Usage
 from npcbridge.protocol.messages import BarksGenerate
 from npcbridge.providers.base import UpstreamError
-from npcbridge.testing.scripted import Script, ScriptedProvider, say, start_scripted_app
+from npcbridge.testing.scripted import Script, ScriptedProvider, running_scripted_app, say
 
 SMALL, LARGE = "llama-3.1-8b-instant", "llama-3.3-70b-versatile"
 
@@ -21,11 +21,8 @@ SMALL, LARGE = "llama-3.1-8b-instant", "llama-3.3-70b-versatile"
 @pytest.fixture
 async def app(scripted: ScriptedProvider) -> AsyncIterator[App]:
     """Retries without back-off, so a retried turn takes no time."""
-    app = await start_scripted_app(scripted, retry__base_delay_ms=0, retry__max_delay_ms=0)
-    try:
+    async with running_scripted_app(scripted, retry__base_delay_ms=0, retry__max_delay_ms=0) as app:
         yield app
-    finally:
-        await app.close()
 
 
 async def test_a_retryable_failure_is_retried_on_the_same_model(
@@ -68,8 +65,7 @@ async def test_a_refused_request_is_final(scripted: ScriptedProvider, app: App) 
 async def test_a_budget_refuses_before_the_upstream_and_is_charged_the_real_usage(
     scripted: ScriptedProvider,
 ) -> None:
-    app = await start_scripted_app(scripted, budget__per_player_usd_per_day=0.001)
-    try:
+    async with running_scripted_app(scripted, budget__per_player_usd_per_day=0.001) as app:
         # the reservation (prompt + max_tokens at the chain's highest price) fits the budget;
         # the usage the upstream reports is what is charged, and it spends the budget
         scripted.script(Script(text="A long speech.", usage=Usage(1000, 20_000)))
@@ -81,8 +77,6 @@ async def test_a_budget_refuses_before_the_upstream_and_is_charged_the_real_usag
         assert len(scripted.requests) == 1  # refused before reaching the upstream
         other = await say(app, "blacksmith", "hello", player="p2", request_id="t-3")
         assert other.error is None  # the budget is per player
-    finally:
-        await app.close()
 
 
 class _Session:
@@ -113,8 +107,9 @@ async def _barks(app: App, message: dict[str, Any]) -> dict[str, Any]:
 async def test_barks_each_npc_gets_its_own_line_or_error_and_repeats_come_from_the_cache(
     scripted: ScriptedProvider,
 ) -> None:
-    app = await start_scripted_app(scripted, extra={"gameplay": {"barks": {"max_concurrency": 1}}})
-    try:
+    async with running_scripted_app(
+        scripted, extra={"gameplay": {"barks": {"max_concurrency": 1}}}
+    ) as app:
         scripted.script("Hot iron, fresh blades!", UpstreamError(status=400))
         message = {
             "type": "barks.generate",
@@ -134,5 +129,3 @@ async def test_barks_each_npc_gets_its_own_line_or_error_and_repeats_come_from_t
             {"npc": "blacksmith", "text": "Hot iron, fresh blades!", "cached": True}
         ]
         assert len(scripted.requests) == 2  # the repeat did not reach the upstream
-    finally:
-        await app.close()

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from npcbridge import hookimpl
 from npcbridge.pipeline.turn import Turn
 from npcbridge.plugin.api import PluginAPI
-from npcbridge.testing.scripted import ScriptedProvider, say, start_scripted_app
+from npcbridge.testing.scripted import ScriptedProvider, running_scripted_app, say
 
 
 class KeeperSettings(BaseModel):
@@ -56,17 +56,14 @@ class Keeper:
 async def test_a_class_plugin_keeps_the_api_from_start_up_and_uses_it_in_a_turn(
     scripted: ScriptedProvider,
 ) -> None:
-    app = await start_scripted_app(
+    async with running_scripted_app(
         scripted, plugins=("test_plugin_api:Keeper",), extra={"keeper": {"note": "Be brief."}}
-    )
-    try:
+    ) as app:
         keeper = app.plugins.get_plugin("test_plugin_api:Keeper")
         assert isinstance(keeper, Keeper)
         assert isinstance(keeper.api, PluginAPI) and keeper.registered_with is keeper.api
         said = await say(app, "blacksmith", "hello")
         assert said.end["finish"] == "stop"
-    finally:
-        await app.close()
     assert keeper.seen == {
         "persona": "Brom",
         "store": True,

@@ -9,13 +9,13 @@ builds a started :class:`~npcbridge.app.App` (no WebSocket server, in-memory SQL
 whose every catalog model it serves::
 
     provider = ScriptedProvider()
-    app = await start_scripted_app(provider)
-    provider.script(UpstreamError(status=503), "Aye, lad.")
-    said = await say(app, "blacksmith", "hello")
+    async with running_scripted_app(provider) as app:
+        provider.script(UpstreamError(status=503), "Aye, lad.")
+        said = await say(app, "blacksmith", "hello")
     assert said.end["text"] == "Aye, lad." and len(provider.requests) == 2
-    await app.close()
 
-The tests' ``scripted`` and ``scripted_app`` fixtures do the set-up and the closing.
+:func:`running_scripted_app` closes the app at the end of the block; the tests' ``scripted``
+and ``scripted_app`` fixtures do the set-up and the closing for the default settings.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -204,6 +205,19 @@ async def start_scripted_app(
     app.plugins.register(ScriptedPlugin(provider), name="npcbridge.testing.scripted")
     await app.start()
     return app
+
+
+@asynccontextmanager
+async def running_scripted_app(
+    provider: ScriptedProvider, *, plugins: tuple[str, ...] = (), **overrides: Any
+) -> AsyncIterator[App]:
+    """:func:`start_scripted_app` as an async context manager: the app is closed at the end of
+    the block, however it ends."""
+    app = await start_scripted_app(provider, plugins=plugins, **overrides)
+    try:
+        yield app
+    finally:
+        await app.close()
 
 
 @dataclass
