@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from .errors import ErrorCode, ProtocolError
-from .messages import SUPPORTED_VERSIONS
+
+#: the version this server speaks first, and every version it speaks
+PROTOCOL_VERSION = 1
+SUPPORTED_VERSIONS = (1,)
 
 
 def check_version(requested: int) -> int:
