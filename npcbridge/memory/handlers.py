@@ -22,8 +22,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from ..pipeline.run import ok_frame
 from ..protocol.errors import ErrorCode, ProtocolError
+from ..protocol.frames import ok_frame
 from ..protocol.messages import MemoryAdd, MemoryForget, MemoryQuery
 from ..stores.base import MemoryRecord, Store
 from ..stores.writes import WriteQueue

@@ -20,7 +20,8 @@ from ..gateway.core import Gateway
 from ..gateway.errors import upstream_protocol_error
 from ..plugin.guard import HookFailures, checked
 from ..plugin.manager import call_impl
-from ..protocol.errors import ErrorCode, ProtocolError
+from ..protocol.errors import ProtocolError
+from ..protocol.frames import error_frame, internal_error
 from ..providers.base import ProviderRequest, StreamDone, TextDelta, ToolCallDelta, UpstreamError
 from . import actions
 from .turn import Turn, TurnResult, Usage
@@ -353,35 +354,3 @@ def _uncancel() -> None:
     task = asyncio.current_task()
     if task is not None:
         task.uncancel()
-
-
-def error_frame(exc: ProtocolError) -> dict[str, Any]:
-    """The ``error`` frame for a protocol error (``refused`` when it refuses a message)."""
-    frame: dict[str, Any] = {
-        **exc.fields,
-        "type": "error",
-        "code": str(exc.code),
-        "message": exc.message,
-        "retryable": bool(exc.retryable),
-    }
-    if exc.request_id is not None:
-        frame["id"] = exc.request_id
-    if exc.retry_after_ms is not None:
-        frame["retry_after_ms"] = int(exc.retry_after_ms)
-    if exc.refused is not None:
-        frame["refused"] = exc.refused
-    return frame
-
-
-def internal_error(request_id: str | int | None) -> ProtocolError:
-    """The ``internal`` error a client gets when the server (or a plugin) failed; the cause is
-    logged, never sent."""
-    return ProtocolError(ErrorCode.INTERNAL, "internal error", request_id=request_id)
-
-
-def ok_frame(request_id: str | int | None, **fields: Any) -> dict[str, Any]:
-    """The ``ok`` frame answering a request (with ``fields`` such as ``removed``)."""
-    frame: dict[str, Any] = {"type": "ok", **fields}
-    if request_id is not None:
-        frame["id"] = request_id
-    return frame

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ...pipeline.run import ok_frame
 from ...pipeline.turn import Turn
+from ...protocol.frames import ok_frame
 from ...protocol.messages import (
     Message,
     SceneAdd,
