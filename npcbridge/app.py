@@ -11,7 +11,9 @@ imports it. The parts, in the order they are built:
   :class:`~npcbridge.pipeline.run.Pipeline` (hooks, gateway, catalog, default model);
 * the :class:`~npcbridge.plugin.api.PluginAPI` plugins type against (with
   :class:`~npcbridge.pipeline.runner.TurnRunner` as its ``turns``), then the plugins themselves;
-* the :class:`~npcbridge.server.context.ServerContext` the server's connections use.
+* the :class:`~npcbridge.server.context.ServerContext` the server's connections use;
+* at start-up, the store and its one :class:`~npcbridge.stores.writes.WriteQueue` (memory
+  writes and budget settlements wait in it while the store cannot be reached).
 
 One :class:`App` per server; nothing here is global, so tests can run several side by side.
 """
@@ -38,6 +40,7 @@ from .protocol.messages import Persona
 from .providers.base import Provider
 from .server.context import ServerContext
 from .stores import Store, open_store
+from .stores.writes import WriteQueue
 
 log = logging.getLogger("npcbridge")
 
@@ -65,12 +68,15 @@ class App:
         self.providers: dict[str, Provider] = {}
         self.npcs: dict[str, Persona] = dict(config.npcs)
         self.store: Store | None = None
+        #: the store's write queue (None while no store is open)
+        self.writes: WriteQueue | None = None
         self.gateway = Gateway(
             config,
             self.catalog,
             Metrics(known_models=self.catalog.ids()),
             self.providers,
             lambda: self.store,
+            writes=lambda: self.writes,
         )
         self.plugins = PluginManager()
         self.pipeline = Pipeline(self.plugins, self.gateway, self.catalog, self.default_model)
@@ -83,6 +89,7 @@ class App:
             call=self.plugins.call,
             turns=TurnRunner(self.pipeline, self.gateway, self.plugins, self.default_model),
             store=lambda: self.store,
+            writes=lambda: self.writes,
             offline=self.offline,
             default_model=self.default_model,
         )
@@ -154,6 +161,11 @@ class App:
                 "replies from the 'offline' provider, not from an LLM"
             )
         self.store = await open_store(self.config.store.url)
+        metrics = self.gateway.metrics
+        self.writes = WriteQueue(self.store, on_drop=metrics.memory_writes_dropped.inc)
+        metrics.memory_writes_queued.set_function(
+            lambda: self.writes.pending if self.writes is not None else 0
+        )
         await self.plugins.call("npcbridge_startup", api=self.api)
         registry = self.registry
         await self.plugins.call(
@@ -181,6 +193,11 @@ class App:
             await self._close_store()
 
     async def _close_store(self) -> None:
+        # the shutdown hooks gave queued writes their time (memory's shutdown_wait_s); what is
+        # still queued now is counted as dropped and logged
+        writes, self.writes = self.writes, None
+        if writes is not None:
+            await writes.close(0)
         store, self.store = self.store, None
         if store is not None:
             await store.close()

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from npcbridge.app import App
 from npcbridge.client import Client
+from npcbridge.gateway.budget import NANO, today
 from npcbridge.stores.writes import WriteQueue
 from npcbridge.testing.bridge import start_bridge
 from npcbridge.testing.fake_upstream import FakeUpstream
 from npcbridge.testing.redis_server import redis_process
+from npcbridge.testing.scripted import say
 
 SMITH = {"name": "Brom", "description": "A blacksmith, rough but kind."}
 
@@ -65,7 +69,7 @@ async def test_queue_replays_in_order_and_drops_the_oldest_beyond_its_bound(
     assert len(lines) == 3, lines  # outage, overflow, recovery
     assert "unavailable (Down: connection refused)" in lines[0]
     assert "queue is full" in lines[1]
-    assert "answers again" in lines[2] and "5 memory writes replayed, 3 dropped" in lines[2]
+    assert "answers again" in lines[2] and "5 writes replayed, 3 dropped" in lines[2]
     assert not any(r.exc_info for r in caplog.records)
 
 
@@ -88,7 +92,7 @@ async def test_queue_close_counts_what_is_left(caplog: pytest.LogCaptureFixture)
         await queue.write(lambda n=n: store.put(n))  # type: ignore[misc]
     await queue.close(0.05)
     assert dropped == [3] and queue.pending == 0
-    assert "3 memory writes were still queued at shutdown" in caplog.text
+    assert "3 writes were still queued at shutdown" in caplog.text
 
 
 async def _chat(client: Client, player: str, stop: asyncio.Event, acked: list[Any]) -> None:
@@ -155,3 +159,43 @@ async def test_redis_killed_under_load_loses_no_acknowledged_turn(
     assert len(outage) == 1 and len(recovery) == 1, [r.getMessage() for r in caplog.records]
     tracebacks = [r.getMessage() for r in caplog.records if r.exc_info]
     assert not tracebacks, tracebacks[:3]
+
+
+async def test_budget_settlements_wait_for_the_store_with_one_line_per_outage(
+    scripted_app: App, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caplog.set_level(logging.INFO)
+    store, writes = scripted_app.store, scripted_app.writes
+    assert store is not None and writes is not None
+    writes.retry_s = writes.max_retry_s = 0.01
+    down = True
+    add_counter, get_counter = store.add_counter, store.get_counter
+
+    async def flaky_add(key: str, amount: float, ttl_s: float | None = None) -> float:
+        if down:
+            raise sqlite3.OperationalError("database is locked")
+        return await add_counter(key, amount, ttl_s)
+
+    async def flaky_get(key: str) -> float:
+        if down:
+            raise sqlite3.OperationalError("database is locked")
+        return await get_counter(key)
+
+    monkeypatch.setattr(store, "add_counter", flaky_add)
+    monkeypatch.setattr(store, "get_counter", flaky_get)
+    costs = []
+    for n in range(3):
+        said = await say(scripted_app, "blacksmith", f"hello {n}", request_id=f"t-{n}")
+        costs.append(said.end["cost_usd"])
+    # each turn queued its settlement and, the outage having begun, its memory write
+    assert writes.down and writes.pending == 6 and all(cost > 0 for cost in costs)
+    down = False
+    assert await writes.drained(5)
+    spent = await store.get_counter(f"budget:global:{today()}") / NANO
+    # the real cost once the store is back (the counters round each cost up to a nano-dollar)
+    assert spent == pytest.approx(sum(costs), abs=1e-8)
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert not [line for line in lines if "could not record the cost" in line], lines
+    assert len([line for line in lines if "is unavailable" in line]) == 1, lines
+    assert len([line for line in lines if "answers again after" in line]) == 1, lines
+    assert not any(r.exc_info for r in caplog.records)

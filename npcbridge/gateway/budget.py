@@ -18,6 +18,10 @@ cost and the reserved amount is added. So concurrent turns, in one process or ma
 store, cannot together spend past a limit: a turn is admitted only while the reservations of
 the running turns plus what was spent fit, and a turn's real cost exceeds its reservation only
 by what its real prompt outgrows the prompt estimate (see docs/gateway.md).
+
+Settling writes through the store's :class:`~npcbridge.stores.writes.WriteQueue`: while the
+store cannot be reached, each counter add waits in that queue (one warning per outage, logged by
+the queue) and is replayed once the store answers, so the counters end up with the real cost.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any, Protocol
 
 from ..protocol.errors import ErrorCode, ProtocolError
 from ..stores.base import CounterLimit, refuses
+from ..stores.writes import WriteQueue
 from .catalog import Catalog, ModelEntry
 from .settings import BudgetSettings, GatewaySettings
 
@@ -138,9 +143,16 @@ class Scope:
 class Budgets:
     """Admission and accounting against the configured budgets."""
 
-    def __init__(self, settings: BudgetSettings, counters: Callable[[], Counters]) -> None:
+    def __init__(
+        self,
+        settings: BudgetSettings,
+        counters: Callable[[], Counters],
+        writes: Callable[[], WriteQueue | None] = lambda: None,
+    ) -> None:
+        """``writes()``: the store's write queue (None before start-up or without a store)."""
         self.settings = settings
         self._counters = counters
+        self._writes = writes
 
     @property
     def counters(self) -> Counters:
@@ -226,7 +238,19 @@ class Budgets:
             if scope.limit_usd is None and scope.name != "global":
                 continue
             if cost != held:
-                await self.counters.add_counter(scope.key, cost - held, ttl_s=_ttl(scope))
+                await self._add(scope.key, cost - held, _ttl(scope))
+
+    async def _add(self, key: str, amount: float, ttl_s: float) -> None:
+        """One counter add of a settlement: through the store's write queue when the counters
+        are the store's (queued while it cannot be reached), else at once. Each add is its own
+        queued write, so replaying one does not repeat the adds of the same settlement that
+        already went through."""
+        counters = self.counters
+        writes = self._writes()
+        if writes is None or writes.store is not counters:
+            await counters.add_counter(key, amount, ttl_s=ttl_s)
+            return
+        await writes.write(lambda: counters.add_counter(key, amount, ttl_s=ttl_s))
 
     async def charge(self, scopes: list[Scope], cost_usd: float) -> None:
         """Add a cost that was not reserved (as :meth:`settle` of an empty reservation)."""

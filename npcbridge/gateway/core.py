@@ -70,6 +70,7 @@ if TYPE_CHECKING:
     from ..pipeline.turn import Turn
     from ..providers.base import Provider
     from ..stores.base import Store
+    from ..stores.writes import WriteQueue
     from .catalog import Catalog
 
 log = logging.getLogger("npcbridge.gateway.core")
@@ -85,8 +86,10 @@ class Gateway:
         metrics: Metrics,
         providers: Mapping[str, Provider],
         store: Callable[[], Store | None],
+        writes: Callable[[], WriteQueue | None] = lambda: None,
     ) -> None:
-        """``providers`` and ``store`` are filled at start-up (``store()`` is None before)."""
+        """``providers``, ``store`` and ``writes`` (the store's write queue, through which budget
+        settlements go) are filled at start-up (``store()`` is None before)."""
         self.config = config
         self.catalog = catalog
         self.providers = providers
@@ -97,7 +100,7 @@ class Gateway:
         self.metrics = metrics
         self.metrics.track_queue(self.limiter.queue_length)
         self.memory_counters = MemoryCounters()
-        self.budgets = Budgets(config.budget, self.counters)
+        self.budgets = Budgets(config.budget, self.counters, writes)
         self.uncatalogued = UncataloguedPrices(catalog, config.gateway)
         self.policy = TurnPolicy(config, catalog, self.budgets, self.uncatalogued)
         self.attempts = Attempts(config, metrics, self.cache, self.policy)
@@ -176,9 +179,11 @@ class Gateway:
             async for event in self._serve(turn, model, request, reservation, key, rate_tokens):
                 yield event
         finally:
+            # while the store cannot be reached the settlement waits in its write queue; what
+            # still raises here is another failure (the turn itself is over either way)
             try:
                 await self.budgets.settle(reservation)
-            except Exception as exc:  # the store failed: the turn itself is over
+            except Exception as exc:
                 log.warning("could not record the cost of turn %s: %s", turn.request_id, exc)
 
     async def _serve(

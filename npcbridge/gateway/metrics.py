@@ -103,12 +103,12 @@ class Metrics:
         )
         self.memory_writes_dropped = Counter(
             "npcbridge_memory_writes_dropped",
-            "Memory writes lost while the store was unavailable (the queue was full)",
+            "Store writes (memory, budget settlements) lost while the store was unavailable",
             registry=r,
         )
         self.memory_writes_queued = Gauge(
             "npcbridge_memory_writes_queued",
-            "Memory writes waiting for the store to answer again",
+            "Store writes (memory, budget settlements) waiting for the store to answer again",
             registry=r,
         )
 

@@ -12,7 +12,7 @@ The builtin memory plugin (it replaced the in-process window). Per turn:
 4. ``npcbridge_after_turn`` stores turns that failed before any text, marks the recalled
    memories as recalled and schedules a background summary of turns past the window.
 
-Every write goes through one :class:`~npcbridge.stores.writes.WriteQueue`: while the store
+Every write goes through the store's :class:`~npcbridge.stores.writes.WriteQueue`: while the store
 cannot be reached, writes wait in a bounded queue and are replayed in order once it answers
 (the reply does not wait for them), and recall answers without memory, quietly.
 
@@ -87,14 +87,11 @@ class Plugin:
         settings = api.plugin_settings("memory")
         assert isinstance(settings, MemorySettings)
         self.settings = settings
-        if api.store is not None:
-            metrics = api.metrics
-            self.writes = WriteQueue(
-                api.store,
-                limit=self.settings.write_queue_max,
-                on_drop=metrics.memory_writes_dropped.inc,
-            )
-            metrics.memory_writes_queued.set_function(lambda: self.writes_pending)
+        # the store's one write queue, shared with the gateway's budget settlements;
+        # write_queue_max is its bound
+        self.writes = api.writes
+        if self.writes is not None:
+            self.writes.limit = self.settings.write_queue_max
         self.summarizer = Summarizer(api, self.settings, self.writes)
         self.handlers = MemoryHandlers(api, self.settings, self.summarizer, self.writes)
 
@@ -116,10 +113,10 @@ class Plugin:
     @hookimpl
     async def npcbridge_shutdown(self, api: PluginAPI) -> None:
         """Wait for summaries still being written and queued writes (the store closes after
-        this), each up to ``shutdown_wait_s``."""
+        this, dropping what is still queued), each up to ``shutdown_wait_s``."""
         await self.summarizer.close()
         if self.writes is not None:
-            await self.writes.close(self.settings.shutdown_wait_s)
+            await self.writes.drained(self.settings.shutdown_wait_s)
 
     # ---------------------------------------------------------------- one turn
 

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from ..protocol.messages import Persona
     from ..providers.base import ProviderRequest, StreamEvent
     from ..stores.base import Store
+    from ..stores.writes import WriteQueue
 
 #: ``await call(hook_name, **arguments)``: a hook called by its declared call mode
 HookCall = Callable[..., Awaitable[Any]]
@@ -91,6 +92,7 @@ class PluginAPI:
         call: HookCall,
         turns: Turns,
         store: Callable[[], Store | None],
+        writes: Callable[[], WriteQueue | None],
         offline: bool,
         default_model: str,
     ) -> None:
@@ -111,11 +113,19 @@ class PluginAPI:
         self._settings = settings
         self._npcs = npcs
         self._store = store
+        self._writes = writes
 
     @property
     def store(self) -> Store | None:
         """The memory store; None before start-up and after shutdown."""
         return self._store()
+
+    @property
+    def writes(self) -> WriteQueue | None:
+        """The store's write queue: a write that must survive a store outage goes through
+        ``await api.writes.write(lambda: ...)`` (queued and replayed in order while the store
+        cannot be reached); None while no store is open."""
+        return self._writes()
 
     def plugin_settings(self, name: str) -> BaseModel:
         """The validated ``[extra.<name>]`` section a plugin declared with

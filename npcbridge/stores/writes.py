@@ -1,4 +1,8 @@
-"""Memory writes that outlive a store outage: a bounded queue, replayed in order.
+"""Store writes that outlive a store outage: a bounded queue, replayed in order.
+
+One queue per store, built by the composition root and shared by everything that writes to the
+store and must not lose the write: memory (turns, facts, summaries) and budget settlements (the
+gateway's counter adds once a turn's real cost is known).
 
 A store that cannot be reached (Redis restarting, a SQLite file locked for longer than its busy
 timeout, a full disk) raises one of its backend's ``unavailable_errors``. :class:`WriteQueue`
@@ -145,7 +149,7 @@ class WriteQueue:
             self.queue.clear()
             self._count_drop(left)
             log.warning(
-                "store %s: %d memory writes were still queued at shutdown and are lost",
+                "store %s: %d writes were still queued at shutdown and are lost",
                 self.store.name,
                 left,
             )
@@ -159,8 +163,8 @@ class WriteQueue:
             self._drop_logged = False
             self._idle.clear()
             log.warning(
-                "store %s is unavailable (%s); memory writes wait in a queue of at most %d "
-                "and are replayed when it answers again",
+                "store %s is unavailable (%s); writes (memory, budget settlements) wait in a "
+                "queue of at most %d and are replayed when it answers again",
                 self.store.name,
                 _reason(exc),
                 self.limit,
@@ -179,8 +183,8 @@ class WriteQueue:
             if not self._drop_logged:
                 self._drop_logged = True
                 log.warning(
-                    "store %s: the write queue is full (%d); the oldest memory writes are "
-                    "dropped until the store answers again",
+                    "store %s: the write queue is full (%d); the oldest writes are dropped "
+                    "until the store answers again",
                     self.store.name,
                     self.limit,
                 )
@@ -210,7 +214,7 @@ class WriteQueue:
                 break
         assert self.down_since is not None
         log.info(
-            "store %s answers again after %.1f s: %d memory writes replayed, %d dropped",
+            "store %s answers again after %.1f s: %d writes replayed, %d dropped",
             self.store.name,
             time.monotonic() - self.down_since,
             self._replayed,
@@ -229,6 +233,6 @@ class WriteQueue:
                 raise
             self._dropped += 1
             self._count_drop(1)
-            log.exception("store %s: a queued memory write failed and is dropped", self.store.name)
+            log.exception("store %s: a queued write failed and is dropped", self.store.name)
             raise
         self._replayed += 1
