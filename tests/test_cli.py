@@ -8,44 +8,13 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from npcbridge.client import Client
 from npcbridge.testing.fake_upstream import FakeUpstream
-
-
-async def start_serve(
-    env: dict[str, str], *args: str
-) -> tuple[asyncio.subprocess.Process, str, str]:
-    """Start ``npcbridge serve`` on a free port; return the process, its URL and its log so far."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "npcbridge.cli",
-        "serve",
-        "--port",
-        "0",
-        *args,
-        env=env,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert proc.stderr is not None
-    head = ""
-    while True:
-        line = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode()
-        assert line, f"server exited before listening: {head}"
-        head += line
-        match = re.search(r"listening on (ws://\S+)", line)
-        if match:
-            return proc, match.group(1), head
-
-
-async def stop(proc: asyncio.subprocess.Process) -> str:
-    proc.send_signal(signal.SIGTERM)
-    assert proc.stderr is not None
-    rest = (await asyncio.wait_for(proc.stderr.read(), 30)).decode()
-    assert await proc.wait() == 0
-    return rest
+from npcbridge.testing.serving import serving
 
 
 def base_env(tmp_path: Path) -> dict[str, str]:
@@ -65,15 +34,14 @@ async def test_serve_uses_env_and_logs_connections_and_turns(
         "NPCBRIDGE_TOKEN": "tok",
         "NPCBRIDGE_CONFIG": str(config),
     }
-    proc, url, _ = await start_serve(env)
-    try:
-        async with await Client.connect(url, token="tok") as client:
+    async with serving(env) as served:
+        async with await Client.connect(served.url, token="tok") as client:
             assert "offline" not in client.welcome["features"]
             text = await (await client.say("smith", "p1", "[[reply:Aye.]]")).text()
             assert text == "Aye."
         assert fake_upstream.requests[0].headers["authorization"] == "Bearer gsk_test_key"
-    finally:
-        log = await stop(proc)
+    assert served.returncode == 0
+    log = served.log
     assert re.search(r"connection session=\w+ peer=.* open", log)
     turn = re.search(r"turn npc=smith .*model=(\S+) .*ttft_ms=\S+ .*tokens_out=1 cost_usd=\S+", log)
     assert turn and turn.group(1) == "llama-3.1-8b-instant"
@@ -81,22 +49,19 @@ async def test_serve_uses_env_and_logs_connections_and_turns(
 
 
 async def test_serve_without_key_is_offline_and_says_so(tmp_path: Path) -> None:
-    proc, url, head = await start_serve(base_env(tmp_path))
-    try:
-        async with await Client.connect(url) as client:
+    async with serving(base_env(tmp_path)) as served:
+        async with await Client.connect(served.url) as client:
             assert "offline" in client.welcome["features"]
             await client.define_npc("elf", {"name": "Aelindra"})
             reply = await client.say("elf", "p1", "Who are you?")
             assert "Aelindra" in await reply.text()
-    finally:
-        log = await stop(proc)
-    assert "OFFLINE MODE" in head + log
+    assert served.returncode == 0
+    assert "OFFLINE MODE" in served.log
 
 
 async def test_chat_streams_a_reply(fake_upstream: FakeUpstream, tmp_path: Path) -> None:
     env = base_env(tmp_path) | {"GROQ_API_KEY": "k", "NPCBRIDGE_BASE_URL": fake_upstream.base_url}
-    proc, url, _ = await start_serve(env)
-    try:
+    async with serving(env) as served:
         chat = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -105,7 +70,7 @@ async def test_chat_streams_a_reply(fake_upstream: FakeUpstream, tmp_path: Path)
             "--npc",
             "innkeeper",
             "--url",
-            url,
+            served.url,
             "--persona",
             "A cheerful innkeeper.",
             env=env,
@@ -118,8 +83,7 @@ async def test_chat_streams_a_reply(fake_upstream: FakeUpstream, tmp_path: Path)
         assert chat.returncode == 0
         text = out.decode()
         assert "innkeeper> Welcome, friend!" in text and "*smiles*" in text
-    finally:
-        await stop(proc)
+    assert served.returncode == 0
 
 
 def test_cli_bad_config_names_the_field(tmp_path: Path) -> None:
@@ -171,41 +135,32 @@ def test_cli_bad_plugin(tmp_path: Path) -> None:
 
 
 async def test_serve_log_level_flag(tmp_path: Path) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "npcbridge.cli",
-        "serve",
-        "--port",
-        "0",
-        "--log-level",
-        "warning",
-        env=base_env(tmp_path),
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert proc.stderr is not None
-    first = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode()
-    assert "WARNING" in first and "OFFLINE MODE" in first
-    log = await stop(proc)
-    assert "INFO" not in log
+    # at this level the "listening on" line is not written: ready once the warning is
+    async with serving(
+        base_env(tmp_path), "--log-level", "warning", ready="OFFLINE MODE"
+    ) as served:
+        first = served.head.splitlines()[0]
+        assert "WARNING" in first and "OFFLINE MODE" in first
+    assert served.returncode == 0
+    assert "INFO" not in served.log
 
 
 async def test_serve_settles_the_heap_once_listening(tmp_path: Path) -> None:
     """``npcbridge serve`` freezes its start-up objects out of the garbage collector."""
-    proc, url, head = await start_serve(base_env(tmp_path), "--log-level", "debug")
-    try:
-        async with await Client.connect(url) as client:
+    async with serving(base_env(tmp_path), "--log-level", "debug") as served:
+        async with await Client.connect(served.url) as client:
             await client.define_npc("elf", {"name": "Aelindra"})
             assert await (await client.say("elf", "p1", "Hello")).text()
-    finally:
-        log = await stop(proc)
-    match = re.search(r"heap settled: (\d+) start-up objects frozen", head + log)
+    assert served.returncode == 0
+    match = re.search(r"heap settled: (\d+) start-up objects frozen", served.log)
     assert match and int(match.group(1)) > 10_000
 
 
-async def start_chat(env: dict[str, str], *args: str) -> asyncio.subprocess.Process:
-    """Start ``npcbridge chat`` with pipes on stdin, stdout and stderr."""
-    return await asyncio.create_subprocess_exec(
+@asynccontextmanager
+async def chatting(env: dict[str, str], *args: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``npcbridge chat`` with pipes on stdin, stdout and stderr; killed at the end of the block
+    if it is still running."""
+    chat = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "npcbridge.cli",
@@ -216,6 +171,12 @@ async def start_chat(env: dict[str, str], *args: str) -> asyncio.subprocess.Proc
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+    try:
+        yield chat
+    finally:
+        if chat.returncode is None:
+            chat.kill()
+            await chat.wait()
 
 
 async def read_until(stream: asyncio.StreamReader, needle: str) -> str:
@@ -248,8 +209,8 @@ async def test_chat_failures_to_connect_are_one_line(
         f"ws://127.0.0.1:{closed_port()}/": "cannot connect",
     }
     for url, reason in urls.items():
-        chat = await start_chat(base_env(tmp_path), "--npc", "smith", "--url", url)
-        _, err = await asyncio.wait_for(chat.communicate(b""), 60)
+        async with chatting(base_env(tmp_path), "--npc", "smith", "--url", url) as chat:
+            _, err = await asyncio.wait_for(chat.communicate(b""), 60)
         lines = err.decode().strip().splitlines()
         assert chat.returncode == 1, (url, err)
         assert len(lines) == 1 and reason in lines[0] and "Traceback" not in lines[0], (url, err)
@@ -259,15 +220,12 @@ async def test_chat_persona_is_defined_from_the_description(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
     env = base_env(tmp_path) | {"GROQ_API_KEY": "k", "NPCBRIDGE_BASE_URL": fake_upstream.base_url}
-    proc, url, _ = await start_serve(env)
-    try:
-        chat = await start_chat(
-            env, "--npc", "smith", "--url", url, "--persona", "A gruff blacksmith."
-        )
-        out, _ = await asyncio.wait_for(chat.communicate(b"[[reply:Aye.]]\n"), 30)
+    async with serving(env) as served:
+        args = ("--npc", "smith", "--url", served.url, "--persona", "A gruff blacksmith.")
+        async with chatting(env, *args) as chat:
+            out, _ = await asyncio.wait_for(chat.communicate(b"[[reply:Aye.]]\n"), 30)
         assert chat.returncode == 0 and "smith> Aye." in out.decode()
-    finally:
-        await stop(proc)
+    assert served.returncode == 0
     system = " ".join(
         m["content"] for m in fake_upstream.requests[-1].messages if m["role"] == "system"
     )
@@ -276,9 +234,10 @@ async def test_chat_persona_is_defined_from_the_description(
 
 
 async def test_chat_exits_at_once_on_ctrl_c_at_the_prompt(tmp_path: Path) -> None:
-    proc, url, _ = await start_serve(base_env(tmp_path))
-    try:
-        chat = await start_chat(base_env(tmp_path), "--npc", "blacksmith", "--url", url)
+    async with (
+        serving(base_env(tmp_path)) as served,
+        chatting(base_env(tmp_path), "--npc", "blacksmith", "--url", served.url) as chat,
+    ):
         assert chat.stdout is not None and chat.stderr is not None
         await read_until(chat.stdout, "you> ")
         # the prompt is written just before the read starts: a signal in between would only be
@@ -288,31 +247,26 @@ async def test_chat_exits_at_once_on_ctrl_c_at_the_prompt(tmp_path: Path) -> Non
         assert await asyncio.wait_for(chat.wait(), 10) == 0  # no Enter needed
         assert (await chat.stdout.read()).decode() == "\n"
         assert "Traceback" not in (await chat.stderr.read()).decode()
-    finally:
-        await stop(proc)
+    assert served.returncode == 0
 
 
 async def test_chat_reconnects_after_the_server_drops(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
     env = base_env(tmp_path) | {"GROQ_API_KEY": "k", "NPCBRIDGE_BASE_URL": fake_upstream.base_url}
-    proc, url, _ = await start_serve(env)
-    chat = await start_chat(env, "--npc", "innkeeper", "--url", url, "--persona", "An innkeeper.")
-    assert chat.stdin is not None and chat.stdout is not None and chat.stderr is not None
-    try:
+    args = ("--npc", "innkeeper", "--persona", "An innkeeper.")
+    async with serving(env) as first, chatting(env, *args, "--url", first.url) as chat:
+        assert chat.stdin is not None and chat.stdout is not None and chat.stderr is not None
         chat.stdin.write(b"[[reply:One.]]\n")
         await read_until(chat.stdout, "innkeeper> One.")
-        await stop(proc)
+        assert await first.stop() == 0
         await read_until(chat.stderr, "connection lost; reconnecting")
-        port = url.rsplit(":", 1)[1].strip("/")
-        proc, _, _ = await start_serve(env, "--port", port)
-        await read_until(chat.stderr, "[reconnected]")
-        chat.stdin.write(b"[[reply:Two.]]\n")
-        await read_until(chat.stdout, "innkeeper> Two.")
-        chat.stdin.close()
-        assert await asyncio.wait_for(chat.wait(), 10) == 0
-        assert "Traceback" not in (await chat.stderr.read()).decode()
-    finally:
-        if chat.returncode is None:
-            chat.kill()
-        await stop(proc)
+        port = first.url.rsplit(":", 1)[1].strip("/")
+        async with serving(env, "--port", port) as second:
+            await read_until(chat.stderr, "[reconnected]")
+            chat.stdin.write(b"[[reply:Two.]]\n")
+            await read_until(chat.stdout, "innkeeper> Two.")
+            chat.stdin.close()
+            assert await asyncio.wait_for(chat.wait(), 10) == 0
+            assert "Traceback" not in (await chat.stderr.read()).decode()
+        assert second.returncode == 0
