@@ -138,3 +138,45 @@ def _walk(value, key=None):
             yield from _walk(v, key)
     else:
         yield key, value
+
+
+def _as_integers(value, key=None):
+    """``value`` with every whole-number float under a protocol float field made an int, as
+    code or a plugin that writes ``cost_usd=2`` holds it."""
+    if isinstance(value, dict):
+        return {k: _as_integers(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_integers(v, key) for v in value]
+    if key in FLOAT_FIELDS and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def test_reply_end_with_an_integer_cost_is_written_with_float64s() -> None:
+    case = next(c for c in _canonical_cases() if c["message"]["type"] == "reply.end")
+    sent = _as_integers(_sent(case["message"]))
+    assert sent["cost_usd"] == 2 and type(sent["cost_usd"]) is int
+    assert type(sent["timing"]["ttft_ms"]) is int
+    assert encode(sent).hex() == case["hex"]  # a frame built as a dict, as the server does
+    model = SERVER_MESSAGES["reply.end"].model_validate(sent)
+    assert encode(model).hex() == case["hex"]
+
+
+@pytest.mark.parametrize("case", _canonical_cases(), ids=lambda c: c["name"])
+def test_integers_under_protocol_floats_are_written_as_float64(case: dict) -> None:
+    """Whatever a protocol float holds (say's temperature, a memory item's at...), the encoder
+    writes float64: the canonical bytes."""
+    sent = _as_integers(_sent(case["message"]))
+    registry = CLIENT_MESSAGES if sent["type"] in CLIENT_MESSAGES else SERVER_MESSAGES
+    assert encode(_left_out(sent)).hex() == case["hex"]
+    assert encode(registry[sent["type"]].model_validate(sent)).hex() == case["hex"]
+
+
+def test_the_encoder_knows_every_protocol_float() -> None:
+    from npcbridge.protocol.codec import ITEM_FLOATS, MAP_FLOATS, TOP_FLOATS
+
+    names = {
+        *TOP_FLOATS,
+        *(n for group in (MAP_FLOATS, ITEM_FLOATS) for ns in group.values() for n in ns),
+    }
+    assert names == set(FLOAT_FIELDS)

@@ -2,7 +2,8 @@
 
 Canonical encoding, which every client reproduces byte for byte (see ``tests/vectors/``):
 map keys sorted by their UTF-8 bytes, integers and strings in their smallest msgpack form,
-floats always as float64, ``bytes`` as msgpack bin, ``None`` fields left out of messages.
+floats always as float64 (and the protocol floats, such as ``cost_usd``, as float64 even when
+they hold an integer), ``bytes`` as msgpack bin, ``None`` fields left out of messages.
 """
 
 from __future__ import annotations
@@ -55,10 +56,53 @@ def encode_reply_delta(request_id: str | int, seq: int, text: str) -> bytes:
 
 
 def encode(message: BaseModel | dict[str, Any]) -> bytes:
-    """Encode a message model (or an already-built dict) to canonical msgpack bytes."""
+    """Encode a message model (or an already-built dict) to canonical msgpack bytes; its
+    protocol floats are written as float64 even when code or a plugin put an integer there."""
     if isinstance(message, BaseModel):
         message = message.model_dump(mode="python", exclude_none=True)
-    return pack(message)
+    return pack(_with_floats(message))
+
+
+#: where the protocol floats sit (docs/protocol.md, "Canonical encoding"; their names are
+#: ``float_fields`` in tests/vectors/canonical.json): top-level fields, fields of a map under a
+#: top-level key, and fields of each map in a top-level list
+TOP_FLOATS = ("temperature", "cost_usd")
+MAP_FLOATS = {"timing": ("queue_ms", "ttft_ms", "total_ms"), "persona": ("temperature",)}
+ITEM_FLOATS = {"items": ("at", "score")}
+_FLOAT_KEYS = frozenset((*TOP_FLOATS, *MAP_FLOATS, *ITEM_FLOATS))
+
+
+def _with_floats(message: dict[str, Any]) -> dict[str, Any]:
+    """``message`` with an integer under a protocol float made a float (a copy of the maps that
+    change; the caller's frame is left as it was)."""
+    if _FLOAT_KEYS.isdisjoint(message):  # most frames: nothing to look at
+        return message
+    fixed = _floated(message, TOP_FLOATS)
+    for key, names in MAP_FLOATS.items():
+        inner = message.get(key)
+        if isinstance(inner, dict) and (new := _floated(inner, names)) is not inner:
+            fixed = dict(fixed) if fixed is message else fixed
+            fixed[key] = new
+    for key, names in ITEM_FLOATS.items():
+        items = message.get(key)
+        if not isinstance(items, list):
+            continue
+        new_items = [_floated(item, names) if isinstance(item, dict) else item for item in items]
+        if any(new is not old for new, old in zip(new_items, items, strict=True)):
+            fixed = dict(fixed) if fixed is message else fixed
+            fixed[key] = new_items
+    return fixed
+
+
+def _floated(values: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """``values`` with its integers under ``names`` as floats (the same map when there is none)."""
+    fixed = values
+    for name in names:
+        value = values.get(name)
+        if type(value) is int:  # not a bool, and a float already is one
+            fixed = dict(values) if fixed is values else fixed
+            fixed[name] = float(value)
+    return fixed
 
 
 #: type byte -> payload bytes after it, for scalars of a fixed size
