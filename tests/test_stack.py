@@ -1,13 +1,20 @@
-"""``python -m npcbridge.testing.stack`` as a process: the ports it is told to use."""
+"""``python -m npcbridge.testing.stack`` as a process: the ports it is told to use, its logs."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
 from typing import Any
+
+from npcbridge.client import Client, NpcBridgeError
+
+#: an API key whose every appearance in the stack's stderr would be a leak
+CANARY = "gsk_CANARY5e0d9c8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f"
 
 
 def free_port() -> int:
@@ -58,3 +65,36 @@ def test_stack_on_a_taken_port_says_so_in_one_line() -> None:
     assert info == {"exit": 2}
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "cannot listen" in lines[0], err
+
+
+async def test_stack_logs_like_serve_and_redacts_the_key_an_upstream_echoes() -> None:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("NPCBRIDGE_")}
+    args = ["--api-key", CANARY, "--log-level", "debug"]
+    proc = await asyncio.create_subprocess_exec(
+        *[sys.executable, "-m", "npcbridge.testing.stack", *args],
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=base,
+    )
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    stderr = asyncio.create_task(proc.stderr.read())  # read all along: DEBUG fills a pipe
+    try:
+        info = json.loads(await asyncio.wait_for(proc.stdout.readline(), 30))
+        async with await Client.connect(info["ws_url"]) as client:
+            # an error body, then an in-stream error, each echoing the request's headers
+            for hostile in ("[[echo_headers]] [[status:500]]", "[[echo_headers]] [[groq_error:x]]"):
+                reply = await client.say("blacksmith", "p1", hostile, max_tokens=20)
+                with contextlib.suppress(NpcBridgeError):
+                    await reply.text()
+        proc.stdin.close()  # the stack stops
+        await asyncio.wait_for(proc.wait(), 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    err = (await stderr).decode()
+    # the server's DEBUG lines (the HTTP library's included) reached stderr in serve's format,
+    # the echoed Authorization among them, and the key in none of them
+    assert " DEBUG " in err and "x-echo-authorization" in err, err[-2000:]
+    assert "CANARY" not in err

@@ -3,12 +3,16 @@
 For test suites written in other languages (Lua, GDScript) and for trying clients by hand::
 
     python -m npcbridge.testing.stack [--token T] [--ttft-ms 0] [--tokens-per-s 0]
-        [--port 0] [--upstream-port 0] [--control-port 0]
+        [--port 0] [--upstream-port 0] [--control-port 0] [--api-key K] [--log-level L]
 
 prints one JSON line ``{"ws_url", "upstream_url", "control_url", "token"}`` and runs until stdin
 closes, SIGTERM or SIGINT. Every port defaults to 0 (a free one); ``--port`` defaults to
 ``NPCBRIDGE_PORT`` when it is set, so a suite can run where only some ports are allowed. A port
 that cannot be bound ends the stack with one line on stderr and exit status 2.
+The stack logs to stderr as ``npcbridge serve`` does
+(:func:`~npcbridge.process.configure_logging`: the same format, credentials redacted), at
+``--log-level`` (default ``warning``). ``--api-key`` is the key the server sends the fake
+upstream (default ``test-key``).
 Control endpoints (HTTP on ``control_url``):
 
 ``POST /restart?down_ms=500``  stop the WebSocket server (clients see the close), wait, start a
@@ -36,7 +40,7 @@ from aiohttp import web
 
 from ..app import App
 from ..config import Config, load_config
-from ..process import stop_event
+from ..process import configure_logging, stop_event
 from ..server import Server, serve
 from .fake_upstream import FakeUpstream
 
@@ -60,12 +64,17 @@ DEMO_NPCS: dict[str, dict[str, Any]] = {
 
 
 def stack_config(
-    upstream_url: str, store_url: str, token: str | None = None, **server: Any
+    upstream_url: str,
+    store_url: str,
+    token: str | None = None,
+    *,
+    api_key: str = "test-key",
+    **server: Any,
 ) -> Config:
-    """The configuration the stack's server runs with."""
+    """The configuration the stack's server runs with (``server`` overrides ``[server]``)."""
     overrides: dict[str, Any] = {
         "upstream.base_url": upstream_url,
-        "upstream.api_key": "test-key",
+        "upstream.api_key": api_key,
         "store.url": store_url,
         "server.token": token,
         "upstream.first_token_timeout_s": 5.0,
@@ -90,8 +99,10 @@ class Stack:
         port: int = 0,
         upstream_port: int = 0,
         control_port: int = 0,
+        api_key: str = "test-key",
     ) -> None:
         self.token = token
+        self.api_key = api_key
         self.fake = FakeUpstream(ttft_ms=ttft_ms, tokens_per_s=tokens_per_s, port=upstream_port)
         self.tmp = tempfile.TemporaryDirectory(prefix="npcbridge-stack-")
         self.server: Server | None = None
@@ -101,7 +112,12 @@ class Stack:
         self.control_port = control_port
 
     async def _start_server(self) -> None:
-        config = stack_config(self.fake.base_url, str(Path(self.tmp.name) / "stack.db"), self.token)
+        config = stack_config(
+            self.fake.base_url,
+            str(Path(self.tmp.name) / "stack.db"),
+            self.token,
+            api_key=self.api_key,
+        )
         plugins: tuple[str, ...] = ()
         if importlib.util.find_spec("npcbridge_moderation") is not None:
             config.extra["moderation"] = {"blocklist": [BLOCKED_WORD]}
@@ -165,6 +181,7 @@ async def _main(args: argparse.Namespace) -> int:
         port=args.port,
         upstream_port=args.upstream_port,
         control_port=args.control_port,
+        api_key=args.api_key,
     )
     try:
         await stack.start()
@@ -212,7 +229,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--control-port", type=_port, default=0, help="control endpoint port (default 0 = free)"
     )
-    return asyncio.run(_main(parser.parse_args(argv)))
+    parser.add_argument(
+        "--api-key", default="test-key", help="the key sent to the fake upstream (test-key)"
+    )
+    parser.add_argument("--log-level", default="warning", help="DEBUG, INFO, WARNING (default)")
+    args = parser.parse_args(argv)
+    configure_logging(args.log_level)  # as `npcbridge serve`: same format, secrets redacted
+    return asyncio.run(_main(args))
 
 
 if __name__ == "__main__":
