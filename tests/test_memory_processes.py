@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 from npcbridge.client import Client
 from npcbridge.testing.fake_upstream import FakeUpstream
 from npcbridge.testing.redis_server import free_port, redis_session_url, redis_url  # noqa: F401
+from npcbridge.testing.serving import serving
 
 SMITH = {"name": "Brom", "description": "A blacksmith, rough but kind."}
 
@@ -28,38 +27,6 @@ def serve_env(store: str, fake: FakeUpstream | None = None) -> dict[str, str]:
         env["NPCBRIDGE_BASE_URL"] = fake.base_url
         env["GROQ_API_KEY"] = "test-key"
     return env
-
-
-@asynccontextmanager
-async def serving(env: dict[str, str]) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
-    """``npcbridge serve --port 0`` as a subprocess; yields it and its URL; SIGTERM at the end."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "npcbridge.cli", "serve", "--port", "0",
-        env=env, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    assert proc.stderr is not None
-    log = ""
-    try:
-        while True:
-            line = (await asyncio.wait_for(proc.stderr.readline(), 60)).decode()
-            assert line, f"server exited before listening: {log}"
-            log += line
-            match = re.search(r"listening on (ws://\S+)", line)
-            if match:
-                break
-        # keep draining stderr so the server never blocks on a full pipe
-        drain = asyncio.create_task(proc.stderr.read())
-        yield proc, match.group(1)
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 30)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-        if "drain" in locals():
-            await drain
 
 
 async def talk(client: Client, npc: str, player: str, text: str) -> dict[str, Any]:
@@ -103,15 +70,15 @@ async def test_two_processes_share_memory_through_redis(
     redis_url: str,  # noqa: F811
 ) -> None:
     env = serve_env(redis_url, fake_upstream)
-    async with serving(env) as (_, url_a), serving(env) as (_, url_b):
-        async with await Client.connect(url_a) as a:
+    async with serving(env) as server_a, serving(env) as server_b:
+        async with await Client.connect(server_a.url) as a:
             assert "memory" in a.welcome["features"]
             await a.define_npc("smith", SMITH)
             await talk(a, "smith", "ann", "[[reply:Aye, a red dragon it is.]] Forge me a dragon")
             await a.request(
                 {"type": "memory.add", "npc": "smith", "player": "ann", "text": "Ann paid 5 gold"}
             )
-        async with await Client.connect(url_b) as b:
+        async with await Client.connect(server_b.url) as b:
             await b.define_npc("smith", SMITH)
             await talk(b, "smith", "ann", "Is my dragon ready?")
             answer = await b.request({"type": "memory.query", "npc": "smith", "player": "ann"})
@@ -148,17 +115,16 @@ async def test_sigkill_loses_no_acknowledged_turn(
         except Exception:
             pass  # the server was killed under us
 
-    async with serving(env) as (proc, url):
-        tasks = [asyncio.create_task(conversation(url, f"p{n}")) for n in range(20)]
+    async with serving(env) as served:
+        tasks = [asyncio.create_task(conversation(served.url, f"p{n}")) for n in range(20)]
         await fake_upstream.wait_for(lambda: fake_upstream.completed >= 60, timeout=30)
-        proc.send_signal(signal.SIGKILL)
-        await proc.wait()
+        served.proc.send_signal(signal.SIGKILL)
+        await served.proc.wait()
         stop.set()
         await asyncio.wait(tasks, timeout=10)
     assert sum(len(v) for v in acked.values()) >= 40 and len(acked) == 20
 
-    con = sqlite3.connect(db)
-    try:
+    with closing(sqlite3.connect(db)) as con:
         assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         stored = {
             (player, text)
@@ -166,14 +132,12 @@ async def test_sigkill_loses_no_acknowledged_turn(
                 "SELECT player, user_text FROM turns WHERE status = 'complete'"
             )
         }
-    finally:
-        con.close()
     missing = [(p, t) for p, texts in acked.items() for t in texts if (p, t) not in stored]
     assert missing == []
 
     # and the restarted server replays them in the window
-    async with serving(env) as (_, url):
-        async with await Client.connect(url) as client:
+    async with serving(env) as served:
+        async with await Client.connect(served.url) as client:
             await client.define_npc("smith", SMITH)
             await talk(client, "smith", "p7", "still there?")
     sent = fake_upstream.requests[-1].messages
