@@ -31,11 +31,11 @@ async def stop_server_mid_reply(client: Client, bridge: Bridge, npc: str) -> Non
 async def test_reconnects_defines_npcs_again_and_sends_what_waited(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    first = await start_bridge(fake_upstream, tmp_path)
-    port = first.server.port
-    client = await Client.connect(first.url, reconnect=True, reconnect_initial_s=0.05)
-    second = None
-    try:
+    async with (
+        await start_bridge(fake_upstream, tmp_path) as first,
+        await Client.connect(first.url, reconnect=True, reconnect_initial_s=0.05) as client,
+    ):
+        port = first.server.port
         await client.define_npc("elf", ELF)  # a connection-scoped NPC, unknown to a new server
         assert await (await client.say("elf", "p1", "Hello")).text()
 
@@ -45,39 +45,33 @@ async def test_reconnects_defines_npcs_again_and_sends_what_waited(
         waiting = asyncio.create_task(client.say("elf", "p1", "Still there?"))
         await asyncio.sleep(0.3)
         assert not waiting.done()
-        second = await start_bridge(fake_upstream, tmp_path, port=port)
-        reply = await asyncio.wait_for(waiting, 10)
-        assert "Still there?" in await reply.text()
-        assert client.connected and client.reconnects == 1
-        assert client.welcome["session"] != ""  # the new session's welcome
-        request = fake_upstream.last_request
-        assert request is not None and "Aelindra" in request.messages[0]["content"]
-    finally:
-        await client.close()
-        if second is not None:
-            await second.close()
+        async with await start_bridge(fake_upstream, tmp_path, port=port):
+            reply = await asyncio.wait_for(waiting, 10)
+            assert "Still there?" in await reply.text()
+            assert client.connected and client.reconnects == 1
+            assert client.welcome["session"] != ""  # the new session's welcome
+            request = fake_upstream.last_request
+            assert request is not None and "Aelindra" in request.messages[0]["content"]
 
 
 async def test_a_refused_reconnect_stops_the_client(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    first = await start_bridge(fake_upstream, tmp_path, server__token="old-secret")
-    port = first.server.port
-    client = await Client.connect(
-        first.url, token="old-secret", reconnect=True, reconnect_initial_s=0.05
-    )
-    await first.close()
-    second = await start_bridge(fake_upstream, tmp_path, port=port, server__token="new-secret")
-    try:
+    async with await start_bridge(fake_upstream, tmp_path, server__token="old-secret") as first:
+        port = first.server.port
+        client = await Client.connect(
+            first.url, token="old-secret", reconnect=True, reconnect_initial_s=0.05
+        )
+    async with (
+        client,
+        await start_bridge(fake_upstream, tmp_path, port=port, server__token="new-secret"),
+    ):
         with pytest.raises(NpcBridgeError) as info:
             await asyncio.wait_for(client.wait_connected(), 10)
         assert info.value.code == "unauthorized"
         assert client.stopped is info.value
         with pytest.raises(NpcBridgeError, match="unauthorized"):
             await client.say("blacksmith", "p1", "Hello?")
-    finally:
-        await client.close()
-        await second.close()
 
 
 async def test_close_while_reconnecting_fails_what_waits(
@@ -97,14 +91,13 @@ async def test_close_while_reconnecting_fails_what_waits(
 
 
 async def test_without_reconnect_a_drop_shows(fake_upstream: FakeUpstream, tmp_path: Path) -> None:
-    bridge = await start_bridge(fake_upstream, tmp_path)
-    client = await Client.connect(bridge.url)
-    try:
+    async with (
+        await start_bridge(fake_upstream, tmp_path) as bridge,
+        await Client.connect(bridge.url) as client,
+    ):
         await stop_server_mid_reply(client, bridge, "blacksmith")
         with pytest.raises(NpcBridgeError, match="disconnected"):
             await client.wait_connected()
         with pytest.raises(ConnectionClosed):
             await client.ping()
         assert client.reconnects == 0
-    finally:
-        await client.close()
