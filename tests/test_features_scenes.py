@@ -339,3 +339,42 @@ async def test_scenes_use_only_the_declared_connection_interface() -> None:
     }
     manager.end(conn, "tavern", 5)
     assert conn.plugin_state(ConnectionScenes).by_name == {}
+
+
+async def test_a_scene_turn_carries_the_players_line_in_its_typed_field() -> None:
+    """The player's words travel in ``turn.player_text`` (``text`` has the "Name: " label); an
+    NPC answering an NPC has none; nothing of it is kept in ``turn.state``."""
+    from npcbridge.features.scenes import SceneManager
+    from npcbridge.features.settings import SceneSettings
+    from npcbridge.pipeline.turn import Turn
+    from npcbridge.protocol.messages import SceneSay, SceneStart
+
+    turns: list[Turn] = []
+
+    class Turns:
+        @staticmethod
+        async def run(turn: Turn) -> None:
+            turns.append(turn)
+            text = "Aelindra, what say you?" if len(turns) == 1 else "Nothing, innkeeper."
+            turn.emit({"type": "reply.end", "id": turn.request_id, "text": text, "finish": "stop"})
+
+    class Services:
+        turns = Turns()
+
+        @staticmethod
+        def persona(npc: str, npcs: dict[str, Persona]) -> Persona:
+            return npcs[npc]
+
+    manager = SceneManager(Services(), SceneSettings())  # type: ignore[arg-type]
+    conn = _Connection()
+    conn.npcs["mage"] = Persona.model_validate({"name": "Aelindra", "description": "An elf mage."})
+    manager.start(conn, SceneStart(id=1, scene="inn", player="p1", npcs=["innkeeper", "mage"]))
+    await manager.say(conn, SceneSay(id=2, scene="inn", text="Tilda, any rumours?", max_replies=2))
+    await asyncio.wait_for(conn.tracked[2], 5)
+    assert [turn.npc for turn in turns] == ["innkeeper", "mage"]
+    first, second = turns
+    assert first.player_text == "Tilda, any rumours?" and first.text.endswith(
+        ": Tilda, any rumours?"
+    )
+    assert second.player_text is None and second.text == "Tilda: Aelindra, what say you?"
+    assert all("player_text" not in turn.state for turn in turns)

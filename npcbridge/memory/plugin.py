@@ -248,7 +248,8 @@ class Plugin:
         record = TurnRecord(
             npc=turn.npc,
             player=turn.player,
-            user_text=turn.player_text,  # hooks may have edited turn.text for the upstream
+            # hooks may have edited turn.text for the upstream (a say turn always has player_text)
+            user_text=turn.player_text if turn.player_text is not None else turn.text,
             reply_text=text,
             status=status_of(finish),
             finish=finish,

@@ -69,12 +69,15 @@ class Turn:
     #: the kind of work: "say", "bark", "quest", "summary", "scene"
     kind: str = "say"
     cacheable: bool = False
-    #: the player's line as the client sent it: hooks may edit ``text`` (what goes upstream),
-    #: the stored history keeps this (empty at construction: a copy of ``text``)
-    player_text: str = ""
+    #: the player's line as the client sent it, on turns that answer one (a ``say``, a scene
+    #: line the player spoke): hooks may edit ``text`` (what goes upstream, e.g. with a scene
+    #: speaker's "Name: " label), the stored history keeps this. None on turns that answer no
+    #: player line (barks, quests, summaries, an NPC answering an NPC in a scene). A ``say``
+    #: turn built without it gets a copy of ``text``.
+    player_text: str | None = None
 
     def __post_init__(self) -> None:
-        if not self.player_text:
+        if self.player_text is None and self.kind == "say":
             self.player_text = self.text
 
     @classmethod

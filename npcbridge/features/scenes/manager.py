@@ -217,11 +217,11 @@ class SceneManager:
             temperature=persona.temperature,
             emit=emit,
             kind="scene",
+            # the player's own words (turn.text carries the "Name: " label); None when the
+            # line was another NPC's
+            player_text=line.text if line.speaker is None else None,
         )
         turn.state[STATE_KEY] = scene
-        if line.speaker is None:
-            # the player's own words (turn.text carries the "Name: " label), for moderation
-            turn.state["player_text"] = line.text
         scene.speaking = speaker
         try:
             result = await self.api.turns.run(turn)

@@ -100,17 +100,6 @@ _WORD_TAIL = re.compile(r"\w+$")
 _WORD = re.compile(r"\w+")
 
 
-def player_text(turn: Turn) -> str | None:
-    """What the player said in this turn, or None when the turn answers no player line (a bark,
-    a quest, an NPC answering another NPC in a scene)."""
-    if turn.kind == "say":
-        return turn.text
-    if turn.kind == "scene":
-        text = turn.state.get("player_text")
-        return text if isinstance(text, str) else None
-    return None
-
-
 def _check(mod: Moderator, state: OutputState, text: str, final: bool) -> str:
     """Release what may be spoken of ``state.held + text``; raise StopReply when blocked."""
     pending = state.held + text
@@ -163,7 +152,9 @@ class Moderation:
     def npcbridge_before_request(self, turn: Turn) -> None:
         """Refuse a player line that is too long or contains blocked words."""
         mod = self.moderator
-        text = player_text(turn)
+        # the player's line as sent; None when the turn answers no player line (a bark, a
+        # quest, an NPC answering another NPC in a scene)
+        text = turn.player_text
         if not mod.active or text is None:
             return
         limit = mod.settings.max_input_chars
