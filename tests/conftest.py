@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from npcbridge.app import App
+from npcbridge.stores import Store, open_store
 from npcbridge.testing.bridge import Bridge, start_bridge
 from npcbridge.testing.fake_upstream import FakeUpstream
 from npcbridge.testing.scripted import ScriptedProvider, running_scripted_app
@@ -25,6 +26,20 @@ async def bridge(fake_upstream: FakeUpstream, tmp_path: Path) -> AsyncIterator[B
     """An npcbridge server on a free port with the fake upstream behind it."""
     async with await start_bridge(fake_upstream, tmp_path) as b:
         yield b
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """Each store backend in turn (Redis: the session's server, emptied for each test)."""
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_url")
+    else:
+        url = str(tmp_path / "store.db")
+    s = await open_store(url)
+    try:
+        yield s
+    finally:
+        await s.close()
 
 
 @pytest.fixture

@@ -6,20 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from test_memory_processes import serve_env, serving
+from test_memory_processes import serve_env
 
 from npcbridge.client import Client, NpcBridgeError
 from npcbridge.protocol.messages import Usage
-from npcbridge.stores import Store, open_store
+from npcbridge.stores import Store
 from npcbridge.testing.bridge import Bridge, start_bridge
 from npcbridge.testing.fake_upstream import FakeUpstream, Reply, count_prompt_tokens
 from npcbridge.testing.redis_server import redis_session_url, redis_url  # noqa: F401
+from npcbridge.testing.serving import serving
 
 SMITH = {"name": "Brom", "description": "A blacksmith.", "fallbacks": []}
 #: $0.001 a token: a turn of ~100 prompt and 60 reply tokens costs ~$0.16
@@ -32,19 +32,6 @@ PRICEY = {
 }
 MAX_TOKENS = 100
 LIMIT_USD = 1.0
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """Each backend in turn."""
-    url = (
-        request.getfixturevalue("redis_url") if request.param == "redis" else str(tmp_path / "s.db")
-    )
-    s = await open_store(url)
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 # ------------------------------------------------------------------ the store primitive
@@ -174,8 +161,8 @@ async def test_two_processes_on_redis_cannot_overrun_a_budget(
     )
     env = {**serve_env(redis_url, fake_upstream), "NPCBRIDGE_CONFIG": str(config)}
     fake_upstream.ttft_ms = 500
-    async with serving(env) as (_, url_a), serving(env) as (_, url_b):
-        one, two = await asyncio.gather(say_all(url_a, 32), say_all(url_b, 32))
+    async with serving(env) as server_a, serving(env) as server_b:
+        one, two = await asyncio.gather(say_all(server_a.url, 32), say_all(server_b.url, 32))
     outcomes = one + two
     served = [cost for finish, cost in outcomes if finish == "stop"]
     assert served and len(served) < 64
