@@ -11,7 +11,8 @@ import pytest
 
 from npcbridge.stores import MemoryRecord, Store, StoreError, TurnRecord, open_store
 from npcbridge.stores.redis import redact
-from npcbridge.stores.sqlite import SCHEMA_VERSION, sqlite_path
+from npcbridge.stores.sqlite_db import sqlite_path
+from npcbridge.stores.sqlite_schema import SCHEMA_VERSION
 from npcbridge.testing.redis_server import redis_session_url, redis_url  # noqa: F401
 
 
@@ -169,7 +170,8 @@ async def test_sqlite_reads_inline_and_hand_locked_reads_to_the_thread(tmp_path:
     at once there (no busy sleep on the loop) and is answered by the writer's thread."""
     import sqlite3
 
-    from npcbridge.stores.sqlite import SqliteStore, _open_reader
+    from npcbridge.stores.sqlite import SqliteStore
+    from npcbridge.stores.sqlite_db import open_reader
 
     s = await open_store(str(tmp_path / "inline.db"))
     assert isinstance(s, SqliteStore) and s.reader is not None
@@ -187,7 +189,7 @@ async def test_sqlite_reads_inline_and_hand_locked_reads_to_the_thread(tmp_path:
         holder.execute("CREATE TABLE turns (x)")
         holder.execute("BEGIN EXCLUSIVE")
         inline = s.reader
-        s.reader = _open_reader(str(locked), "locked")
+        s.reader = open_reader(str(locked), "locked")
         try:
             started = time.perf_counter()
             turns = await s.recent_turns("smith", "p1", 5)

@@ -21,7 +21,7 @@ A store holds four kinds of data:
 ``shared`` is True when several server processes see the same data (Redis), False for an
 embedded SQLite file. Every method is a coroutine and never waits on the event loop: for
 locks, the network or an fsync it yields (SQLite's short indexed reads run inline, see
-:mod:`npcbridge.stores.sqlite`).
+:mod:`npcbridge.stores.sqlite_db`).
 
 Backends: :mod:`npcbridge.stores.sqlite` (a file path, ``sqlite:///path`` or ``:memory:``) and
 :mod:`npcbridge.stores.redis` (``redis://``, ``rediss://``, ``unix://``), chosen by
