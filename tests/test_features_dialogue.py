@@ -99,6 +99,7 @@ async def test_emotes_are_events_and_never_in_the_spoken_text(bridge: Bridge) ->
         text = await reply.text()
     assert text == "Welcome back! Rope?"
     assert reply.end["emotes"] == ["smiles warmly", "wipes the counter"]
+    assert reply.emotes == reply.end["emotes"]  # the Python client collects them
     emote_frames = [f for f in reply.frames if f["type"] == "emote"]
     assert [f["emote"] for f in emote_frames] == reply.end["emotes"]
     assert all(f["npc"] == "mira" for f in emote_frames)

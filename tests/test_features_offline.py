@@ -12,7 +12,7 @@ import pytest
 from npcbridge.client import NpcBridgeError
 from npcbridge.features.quest import DIFFICULTIES, validate_quest
 from npcbridge.testing.bridge import Bridge, start_bridge
-from npcbridge.testing.fake_upstream import FakeUpstream, Reply
+from npcbridge.testing.fake_upstream import FakeUpstream
 
 SMITH = {"name": "Brom", "description": "A blacksmith, rough but kind."}
 BAKER = {"name": "Mira", "description": "A baker with flour on her apron."}
@@ -35,6 +35,9 @@ async def test_offline_announces_only_features_that_answer(offline: Bridge) -> N
     async with await offline.client() as client:
         features = client.welcome["features"]
         assert {"offline", "quest", "barks", "scenes"} <= set(features)
+        assert client.welcome["models"] == ["offline"]
+        reply = await client.say("blacksmith", "p1", "Hello smith")
+        assert "Brom" in await reply.text() and reply.end["model"] == "offline"
         await client.define_npc("smith", SMITH)
         await client.define_npc("baker", BAKER)
         for difficulty in DIFFICULTIES:
@@ -82,49 +85,3 @@ async def test_offline_quest_that_canned_values_cannot_fill_is_final(offline: Br
     assert error.code == "upstream_error" and error.retryable is False
     assert "code" in str(error) and "'pattern'" in str(error)
     assert "SECRET" not in str(error)  # the schema the client sent is not echoed
-
-
-@pytest.fixture
-async def plain(fake_upstream: FakeUpstream, tmp_path: Path) -> AsyncIterator[Bridge]:
-    """A server asking a json_object model for quests."""
-    async with await start_bridge(
-        fake_upstream, tmp_path, extra__gameplay={"quest": {"model": "llama-3.1-8b-instant"}}
-    ) as b:
-        yield b
-
-
-async def test_failed_quest_names_the_rule_not_the_text_fallback(plain: Bridge) -> None:
-    short = {
-        "title": "Rats",
-        "description": "Rats in the cellar.",
-        "objectives": ["Kill the rats", "Tell the cook"],
-        "rewards": ["80 gold"],
-    }
-    plain.fake.script(Reply(json=short), Reply(json=short), Reply(text="I cannot."))
-    async with await plain.client() as client:
-        with pytest.raises(NpcBridgeError) as info:
-            await client.request(
-                {"type": "quest.generate", "theme": "rats", "difficulty": "medium"}
-            )
-    message = str(info.value)
-    assert "objectives: a medium quest has 3 to 4 objectives, not 2" in message, message
-    assert "标题" not in message  # not the plain-text parser's complaint
-    assert info.value.retryable  # a model samples: asking again may succeed
-
-
-async def test_quest_field_errors_do_not_quote_the_answer(plain: Bridge) -> None:
-    quest = {
-        "title": "Rats",
-        "description": "Rats in the cellar.",
-        "objectives": ["Kill the rats"],
-        "rewards": ["20 gold"],
-        "xp": "UPSTREAM-TEXT",
-    }
-    plain.fake.script(Reply(json=quest), Reply(json=quest), Reply(text="no"))
-    async with await plain.client() as client:
-        with pytest.raises(NpcBridgeError) as info:
-            await client.request(
-                {"type": "quest.generate", "theme": "rats", "fields": {"xp": {"type": "integer"}}}
-            )
-    assert "xp: breaks its schema's 'type' rule" in str(info.value)
-    assert "UPSTREAM-TEXT" not in str(info.value)

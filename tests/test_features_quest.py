@@ -164,6 +164,43 @@ async def test_unknown_giver_is_unknown_npc(plain_bridge: Bridge) -> None:
     assert info.value.code == "unknown_npc"
 
 
+async def test_failed_quest_names_the_rule_not_the_text_fallback(plain_bridge: Bridge) -> None:
+    short = {
+        "title": "Rats",
+        "description": "Rats in the cellar.",
+        "objectives": ["Kill the rats", "Tell the cook"],
+        "rewards": ["80 gold"],
+    }
+    plain_bridge.fake.script(Reply(json=short), Reply(json=short), Reply(text="I cannot."))
+    async with await plain_bridge.client() as client:
+        with pytest.raises(NpcBridgeError) as info:
+            await client.request(
+                {"type": "quest.generate", "theme": "rats", "difficulty": "medium"}
+            )
+    message = str(info.value)
+    assert "objectives: a medium quest has 3 to 4 objectives, not 2" in message, message
+    assert "标题" not in message  # not the plain-text parser's complaint
+    assert info.value.retryable  # a model samples: asking again may succeed
+
+
+async def test_quest_field_errors_do_not_quote_the_answer(plain_bridge: Bridge) -> None:
+    quest = {
+        "title": "Rats",
+        "description": "Rats in the cellar.",
+        "objectives": ["Kill the rats"],
+        "rewards": ["20 gold"],
+        "xp": "UPSTREAM-TEXT",
+    }
+    plain_bridge.fake.script(Reply(json=quest), Reply(json=quest), Reply(text="no"))
+    async with await plain_bridge.client() as client:
+        with pytest.raises(NpcBridgeError) as info:
+            await client.request(
+                {"type": "quest.generate", "theme": "rats", "fields": {"xp": {"type": "integer"}}}
+            )
+    assert "xp: breaks its schema's 'type' rule" in str(info.value)
+    assert "UPSTREAM-TEXT" not in str(info.value)
+
+
 # ---------------------------------------------------------------- pure functions
 
 

@@ -35,8 +35,9 @@ async def test_loopback_peers_see_details_and_metrics(
 ) -> None:
     async with await start_bridge(fake_upstream, tmp_path) as bridge:
         base = f"http://127.0.0.1:{bridge.server.port}"
-        status, body = await get(base + "/healthz")
-        assert status == 200 and json.loads(body)["offline"] is False
+        status, body = await get(base + "/healthz")  # on the WebSocket port
+        details = json.loads(body)
+        assert status == 200 and details["status"] == "ok" and details["offline"] is False
         status, body = await get(base + "/metrics")
         assert status == 200 and b"npcbridge_" in body
 

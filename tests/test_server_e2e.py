@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
 from npcbridge.builtin.persona import persona_from_card
 from npcbridge.client import NpcBridgeError
-from npcbridge.testing.bridge import Bridge, start_bridge
-from npcbridge.testing.fake_upstream import FakeUpstream, Reply
+from npcbridge.testing.bridge import Bridge
+from npcbridge.testing.fake_upstream import Reply
 
 SMITH = {"name": "Brom", "description": "A blacksmith, rough but kind."}
 MAGE = {"name": "Aelindra", "description": "A haughty elf mage."}
@@ -106,30 +105,6 @@ async def test_upstream_error_before_deltas_is_error_only(bridge: Bridge) -> Non
         assert "test-key" not in info.value.message
 
 
-async def test_stream_cut_after_deltas_ends_with_error(bridge: Bridge) -> None:
-    async with await bridge.client() as client:
-        await client.define_npc("smith", SMITH)
-        reply = await client.say("smith", "p1", "[[words:20]] [[cut:3]]")
-        with pytest.raises(NpcBridgeError) as info:
-            await reply.text()
-        assert info.value.code == "upstream_error"
-        assert reply.end is not None and reply.end["finish"] == "error"
-        assert len(reply.end["text"].split()) == 3
-
-
-async def test_emotes_stripped_from_speech_and_sent_as_events(bridge: Bridge) -> None:
-    async with await bridge.client() as client:
-        await client.define_npc("smith", SMITH)
-        reply = await client.say(
-            "smith", "p1", "[[reply:*wipes his hands* Aye, lad. (sighs) Come back soon.]]"
-        )
-        text = await reply.text()
-        assert text == "Aye, lad. Come back soon."
-        assert reply.emotes == ["wipes his hands", "sighs"]
-        assert reply.end["emotes"] == ["wipes his hands", "sighs"]
-        assert "*" not in "".join(f["text"] for f in reply.frames if f["type"] == "reply.delta")
-
-
 async def test_length_cut_trims_unfinished_sentence(bridge: Bridge) -> None:
     async with await bridge.client() as client:
         await client.define_npc("smith", SMITH)
@@ -160,15 +135,6 @@ async def test_request_sent_upstream(bridge: Bridge) -> None:
     for record in (first, second):
         assert not {"logprobs", "logit_bias", "top_logprobs", "n"} & set(record.body)
         assert all("name" not in m for m in record.body["messages"])
-
-
-async def test_stream_false_sends_only_reply_end(bridge: Bridge) -> None:
-    async with await bridge.client() as client:
-        await client.define_npc("smith", SMITH)
-        reply = await client.say("smith", "p1", "[[words:5]]", stream=False)
-        text = await reply.text()
-        assert len(text.split()) == 5
-        assert not [f for f in reply.frames if f["type"] == "reply.delta"]
 
 
 async def test_config_npc_usable_without_define(bridge: Bridge) -> None:
@@ -202,30 +168,9 @@ async def test_character_card_v2_import(bridge: Bridge) -> None:
     assert persona.examples == ["Welcome, traveller.", "{{char}}: Rest here."]
 
 
-async def test_healthz_on_same_port(bridge: Bridge) -> None:
-    reader, writer = await asyncio.open_connection(bridge.server.host, bridge.server.port)
-    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-    await writer.drain()
-    head = await reader.read(4096)
-    writer.close()
-    assert head.startswith(b"HTTP/1.1 200")
-    assert b'"status": "ok"' in head
-
-
 async def test_welcome_and_ping(bridge: Bridge) -> None:
     async with await bridge.client() as client:
         assert client.welcome["limits"] == {"max_message_bytes": 65536, "max_in_flight": 8}
         assert client.welcome["server"].startswith("npcbridge/")
         assert "offline" not in client.welcome["features"]
         assert (await client.ping())["type"] == "pong"
-
-
-async def test_offline_mode_is_announced(fake_upstream: FakeUpstream, tmp_path: Path) -> None:
-    async with await start_bridge(fake_upstream, tmp_path, upstream__offline=True) as b:
-        async with await b.client() as client:
-            assert "offline" in client.welcome["features"]
-            assert client.welcome["models"] == ["offline"]
-            reply = await client.say("blacksmith", "p1", "Hello smith")
-            text = await reply.text()
-            assert "Brom" in text and reply.end["model"] == "offline"
-        assert fake_upstream.requests == []

@@ -8,9 +8,9 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from test_gateway import ALONE, SMALL, bridge_with
 from websockets.asyncio.client import ClientConnection, connect
 
 from npcbridge.client import NpcBridgeError
@@ -18,22 +18,9 @@ from npcbridge.gateway.deadline import StreamDeadline
 from npcbridge.process import configure_logging, redact
 from npcbridge.protocol import encode, unpack
 from npcbridge.providers.openai_compat import OpenAICompatProvider
-from npcbridge.testing.bridge import Bridge, start_bridge
 from npcbridge.testing.fake_upstream import GARBAGE_BODIES, FakeUpstream, Reply
 
-SMALL = "llama-3.1-8b-instant"
-ALONE = {"name": "Brom", "description": "A blacksmith.", "model": SMALL, "fallbacks": []}
-FAST: dict[str, Any] = {
-    "retry__base_delay_ms": 5,
-    "retry__max_delay_ms": 20,
-    "upstream__first_token_timeout_s": 2.0,
-}
 CANARY = "gsk_CANARY7d1f0e9a4b3c2d1e0f9a8b7c6d5e4f3a2b1c"
-
-
-async def bridge_with(fake: FakeUpstream, tmp_path: Path, **overrides: Any) -> Bridge:
-    """A bridge with fast retries plus ``overrides``."""
-    return await start_bridge(fake, tmp_path, **{**FAST, **overrides})
 
 
 # ------------------------------------------------------------------ garbage 200s

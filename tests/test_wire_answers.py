@@ -186,6 +186,11 @@ async def test_stream_false_sends_only_reply_end_with_its_emotes(bridge: Bridge)
     assert end["text"] == "Aye, lad. It is done."
     assert await answer(ws, {"type": "ping", "id": 2}) == {"type": "pong", "id": 2}
     await ws.close()
+    # the Python client reads the whole text from that reply.end
+    async with await bridge.client() as client:
+        reply = await client.say("blacksmith", "p1", "[[words:5]]", stream=False)
+        assert len((await reply.text()).split()) == 5
+        assert not [f for f in reply.frames if f["type"] == "reply.delta"]
 
 
 async def test_memory_add_answers_ok_for_a_known_npc(bridge: Bridge) -> None:
