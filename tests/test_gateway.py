@@ -134,6 +134,27 @@ async def test_400_is_not_retried(gw: Bridge) -> None:
     assert len(gw.fake.requests) == 1
 
 
+async def test_a_groq_in_stream_400_is_final(gw: Bridge) -> None:
+    async with await gw.client() as client:
+        await client.define_npc("smith", PINNED)
+        reply = await client.say("smith", "p1", "[[reply:]] [[groq_error:400:tool call failed]]")
+        with pytest.raises(NpcBridgeError) as info:
+            await reply.text()
+    assert info.value.code == "upstream_error" and info.value.retryable is False
+    assert models_called(gw.fake) == [SMALL]  # neither retried nor sent to the fallback
+    assert "tool call failed" not in str(info.value)
+
+
+async def test_a_groq_in_stream_error_without_status_is_retried(gw: Bridge) -> None:
+    async with await gw.client() as client:
+        await client.define_npc("smith", ALONE)
+        reply = await client.say("smith", "p1", "[[reply:]] [[groq_error:overloaded]]")
+        with pytest.raises(NpcBridgeError) as info:
+            await reply.text()
+    assert info.value.code == "upstream_error" and info.value.retryable is True
+    assert models_called(gw.fake) == [SMALL] * 3  # retry.max_attempts
+
+
 async def test_stream_cut_before_first_delta_is_retried(gw: Bridge) -> None:
     gw.fake.script(Reply(text="Hello there friend.", cut_after_chunks=0))
     async with await gw.client() as client:

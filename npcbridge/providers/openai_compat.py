@@ -288,8 +288,17 @@ class _StreamState:
                 self.finish = choice["finish_reason"]
                 self.ended = True
         if isinstance(groq, dict) and groq.get("error"):
-            raise UpstreamError(reason=Reason.STREAM_ERROR)
+            raise UpstreamError(reason=Reason.STREAM_ERROR, status=_error_status(groq["error"]))
         return events
+
+
+def _error_status(error: Any) -> int | None:
+    """The HTTP status an in-stream error object carries (``status_code``, e.g. 400 for a
+    request the upstream refuses: final, never retried), or None (a failure worth retrying)."""
+    status = error.get("status_code") if isinstance(error, dict) else None
+    if isinstance(status, int) and not isinstance(status, bool) and 400 <= status <= 599:
+        return status
+    return None
 
 
 #: stands for an event whose data is not JSON (feed() refuses anything but an object)

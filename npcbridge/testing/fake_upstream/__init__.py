@@ -135,6 +135,8 @@ Directives (anywhere in the text of the last user message)
 ``[[echo_headers]]``      This reply echoes the request's headers (see *Hostile upstreams*).
 ``[[groq_error:MESSAGE]]`` After the content, stop the stream Groq's way: a chunk whose
                           ``x_groq.error`` is MESSAGE (a string), then the end of the body.
+                          ``[[groq_error:400]]`` / ``[[groq_error:400:MESSAGE]]``: the error is
+                          an object ``{"message", "type", "status_code": 400}``.
 
 Directives combine (e.g. ``[[reply:Hi there friend]] [[cut:2]]``).
 

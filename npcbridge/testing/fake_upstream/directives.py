@@ -108,6 +108,19 @@ def _parse_one(text: str, start: int) -> tuple[tuple[str, Any], int] | None:
     return (name, text[i:close]), close + 2
 
 
+def _groq_error(arg: str | None) -> str | dict[str, Any]:
+    """``[[groq_error:MESSAGE]]``: the message; ``[[groq_error:400]]`` or
+    ``[[groq_error:400:MESSAGE]]``: an error object carrying that ``status_code``."""
+    status, sep, message = (arg or "").partition(":")
+    if status.isdigit() and len(status) == 3:
+        return {
+            "message": message or "stream stopped",
+            "type": "invalid_request_error",
+            "status_code": int(status),
+        }
+    return arg or "stream stopped"
+
+
 def _words(n: int) -> str:
     words = [_SLOW_WORDS[i % len(_SLOW_WORDS)] for i in range(n)]
     return " ".join(words) + ("." if words else "")
@@ -210,7 +223,7 @@ def reply_from_directives(
             elif name == "echo_headers":
                 reply.echo_headers = True
             elif name == "groq_error":
-                reply.groq_error = arg or "stream stopped"
+                reply.groq_error = _groq_error(arg)
         except (TypeError, ValueError):
             continue
     if tools:

@@ -35,7 +35,7 @@ class Plan:
     usage_override: Mapping[str, int] | None
     stream_error: dict[str, Any] | None
     garbage: str | None = None
-    groq_error: str | None = None
+    groq_error: str | dict[str, Any] | None = None
     #: the request's headers when the reply echoes them
     echo: dict[str, str] | None = None
 
@@ -106,7 +106,9 @@ def make_plan(fake: FakeUpstream, body: Mapping[str, Any], reply: Reply) -> Plan
         usage_override=reply.usage,
         stream_error=stream_error_object(reply.stream_error),
         garbage=reply.garbage,
-        groq_error=reply.groq_error,
+        groq_error=(
+            dict(reply.groq_error) if isinstance(reply.groq_error, Mapping) else reply.groq_error
+        ),
     )
 
 

@@ -85,7 +85,8 @@ class Reply:
     or ``[DONE]`` (the SDK raises ``APIError``); a non-streaming request gets a 500 instead.
     ``garbage``: answer 200 with that body of :data:`GARBAGE_BODIES` instead of a completion.
     ``echo_headers``: echo the request's headers (see *Hostile upstreams* in the package doc).
-    ``groq_error``: after the content, a chunk with ``x_groq.error`` set to this string ends the
+    ``groq_error``: after the content, a chunk with ``x_groq.error`` set to this value (a
+    message, or a whole error object such as ``{"message": ..., "status_code": 400}``) ends the
     stream (Groq's way of stopping a stream early); a non-streaming request gets a 500.
     """
 
@@ -105,7 +106,7 @@ class Reply:
     stream_error: str | Mapping[str, Any] | None = None
     garbage: str | None = None
     echo_headers: bool = False
-    groq_error: str | None = None
+    groq_error: str | Mapping[str, Any] | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Reply:

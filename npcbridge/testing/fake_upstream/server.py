@@ -279,8 +279,11 @@ class FakeUpstream:
         if plan.groq_error is not None:
             if not stream:
                 plan.stream_error = stream_error_object(plan.groq_error)
+            elif plan.echo and isinstance(plan.groq_error, dict):
+                message = str(plan.groq_error.get("message", ""))
+                plan.groq_error["message"] = echoed(message, plan.echo)
             elif plan.echo:
-                plan.groq_error = echoed(plan.groq_error, plan.echo)
+                plan.groq_error = echoed(str(plan.groq_error), plan.echo)
         if stream:
             self.active_streams += 1
             self._notify()
