@@ -61,6 +61,24 @@ def test_every_spec_has_a_call_mode() -> None:
     assert sorted(hookspecs.CALL_MODES) == HOOKS
 
 
+def test_plugins_doc_names_every_member_of_the_plugin_api_and_the_connection() -> None:
+    """What a plugin may use is documented: every public member of PluginAPI and of the
+    connection interface handlers get (``session.<member>``)."""
+    from npcbridge.features.connection import Connection
+    from npcbridge.plugin.api import PluginAPI
+
+    doc = (ROOT / "docs" / "plugins.md").read_text()
+    api = [n for n in vars(PluginAPI) if not n.startswith("_")]
+    api += [n for n in inspect.signature(PluginAPI).parameters if n not in {"settings", "npcs"}]
+    missing = sorted({n for n in api if f"`{n}" not in doc and f"api.{n}" not in doc})
+    assert not missing, f"PluginAPI members missing from docs/plugins.md: {missing}"
+    members = [n for n in vars(Connection) if not n.startswith("_")]
+    members += list(Connection.__annotations__)
+    missing = sorted({n for n in members if f"session.{n}" not in doc})
+    assert not missing, f"connection members missing from docs/plugins.md: {missing}"
+    assert "pip install 'npcbridge[testing]'\n" in doc  # a line of its own, to copy
+
+
 def _renderer():
     spec = importlib.util.spec_from_file_location(
         "render_protocol_doc", ROOT / "tests" / "vectors" / "render_protocol_doc.py"
