@@ -8,19 +8,47 @@
 The server listens on a free port (``--port 0``; a later ``--port`` in ``args`` wins). Its
 stderr is read all along, so a chatty server never blocks on a full pipe. The block ends with
 SIGTERM (SIGKILL when the server does not exit in time) unless the test already ended it.
+
+Installed plugins named in ``disable_plugins`` (default :data:`HEAVY_PLUGINS`) are not loaded:
+the semantic-memory plugin loads an embedding model before the server listens, seconds for
+every process, and the main test suite is meant to pass without it installed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import re
 import signal
 import sys
-from collections.abc import AsyncIterator, Mapping
+import tempfile
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
+
+from ..plugin.manager import ENTRY_POINT_GROUP
 
 #: the start-up line that carries the URL
 LISTENING = r"listening on (ws://\S+)"
+#: installed plugins the served process leaves out by default (slow to start)
+HEAVY_PLUGINS = ("semantic_memory",)
+
+
+def _config_without(env: Mapping[str, str], names: Iterable[str], folder: Path) -> dict[str, str]:
+    """``env`` whose ``NPCBRIDGE_CONFIG`` also disables the installed plugins among ``names``."""
+    installed = {ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    disabled = [name for name in names if name in installed]
+    if not disabled:
+        return dict(env)
+    given = env.get("NPCBRIDGE_CONFIG")
+    text = Path(given).read_text(encoding="utf-8") if given else ""
+    if "disable_plugins" in text:  # the test decides itself
+        return dict(env)
+    config = folder / "serve.toml"
+    quoted = ", ".join(f'"{name}"' for name in disabled)
+    # a top-level key: before the file's first table
+    config.write_text(f"disable_plugins = [{quoted}]\n{text}", encoding="utf-8")
+    return {**env, "NPCBRIDGE_CONFIG": str(config)}
 
 
 class ServeProcess:
@@ -68,9 +96,20 @@ async def serving(
     *args: str,
     ready: str = LISTENING,
     timeout_s: float = 60,
+    disable_plugins: Iterable[str] = HEAVY_PLUGINS,
 ) -> AsyncIterator[ServeProcess]:
     """Start ``npcbridge serve --port 0 *args`` with ``env``; yield it once a stderr line matches
     ``ready`` (its first group, if any, is the ``url``); stop it at the end of the block."""
+    with tempfile.TemporaryDirectory(prefix="npcbridge-serve-") as folder:
+        env = _config_without(env, disable_plugins, Path(folder))
+        async with _serving(env, args, ready, timeout_s) as served:
+            yield served
+
+
+@asynccontextmanager
+async def _serving(
+    env: Mapping[str, str], args: tuple[str, ...], ready: str, timeout_s: float
+) -> AsyncIterator[ServeProcess]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
