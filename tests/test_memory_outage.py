@@ -114,8 +114,7 @@ async def test_redis_killed_under_load_loses_no_acknowledged_turn(
 ) -> None:
     caplog.set_level(logging.INFO)
     with redis_process(durable=True) as redis:
-        bridge = await start_bridge(fake_upstream, tmp_path, store__url=redis.url)
-        try:
+        async with await start_bridge(fake_upstream, tmp_path, store__url=redis.url) as bridge:
             players = [f"p{i}" for i in range(6)]
             clients = [await bridge.client() for _ in players]
             for client in clients:
@@ -151,8 +150,6 @@ async def test_redis_killed_under_load_loses_no_acknowledged_turn(
                 await client.close()
             metrics = bridge.app.gateway.metrics.render()[2].decode()
             assert "npcbridge_memory_writes_dropped_total 0.0" in metrics
-        finally:
-            await bridge.close()
     assert time.monotonic() - killed_at < 30
     outage = [r for r in caplog.records if "is unavailable" in r.getMessage()]
     recovery = [r for r in caplog.records if "answers again after" in r.getMessage()]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -14,20 +13,6 @@ from npcbridge.stores.redis import redact
 from npcbridge.stores.sqlite_db import sqlite_path
 from npcbridge.stores.sqlite_schema import SCHEMA_VERSION
 from npcbridge.testing.redis_server import redis_session_url, redis_url  # noqa: F401
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """Each backend in turn."""
-    if request.param == "redis":
-        url = request.getfixturevalue("redis_url")
-    else:
-        url = str(tmp_path / "store.db")
-    s = await open_store(url)
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 def turn(npc: str, player: str, text: str, status: str = "complete") -> TurnRecord:
