@@ -163,7 +163,7 @@ class Config(_Section):
     upstream: UpstreamConfig = Field(default_factory=UpstreamConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     models: list[ModelEntry] = Field(default_factory=default_models)
-    # the gateway's sections (issue 3; see docs/gateway.md)
+    # the gateway's sections (see docs/gateway.md)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     ratelimit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     retry: RetrySettings = Field(default_factory=RetrySettings)

@@ -97,3 +97,29 @@ def test_protocol_doc_shows_every_vector() -> None:
     assert set(found) == set(kinds)
     for kind in kinds:
         assert json.loads(found[kind]) == json.loads(render.twin_json(kind)), kind
+
+
+#: how a note about the project's own history reads ("the seed's rule", "(issue 3)")
+HISTORY_NOTE = re.compile(r"(?i)\bthe\s+seed\b|\bissue\s+#?[0-9]")
+#: code and user docs: what ships or is read by users (this file names the pattern itself)
+DESCRIBED = ("npcbridge", "docs", "bindings", "plugins", "examples", "README.md", "tests")
+SUFFIXES = {".py", ".md", ".lua", ".gd", ".toml", ".rst", ".txt", ".cfg"}
+
+
+def test_code_and_docs_describe_the_product_not_its_history() -> None:
+    files = [
+        path
+        for top in DESCRIBED
+        for path in ([ROOT / top] if (ROOT / top).is_file() else (ROOT / top).rglob("*"))
+        if path.is_file()
+        and path.suffix in SUFFIXES
+        and path != Path(__file__).resolve()
+        and not any(part.endswith(".egg-info") or part.startswith(".") for part in path.parts)
+    ]
+    found = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in files
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1)
+        if HISTORY_NOTE.search(line)
+    ]
+    assert not found, "history notes (say what the code does instead):\n" + "\n".join(found)

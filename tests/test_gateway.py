@@ -1,5 +1,5 @@
 """The gateway end to end: real WebSockets, the real openai SDK, the fake upstream injecting
-429 storms, 503s, cut streams, stalls and shrinking rate-limit headers (issue 3)."""
+429 storms, 503s, cut streams, stalls and shrinking rate-limit headers."""
 
 from __future__ import annotations
 

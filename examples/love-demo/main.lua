@@ -17,7 +17,7 @@ local URL = os.getenv("NPCBRIDGE_URL") or os.getenv("NPCBRIDGE_WS_URL") or "ws:/
 local TOKEN = os.getenv("NPCBRIDGE_TOKEN")
 local PLAYER = "player1"
 
--- The seed's two NPCs.
+-- The two NPCs of the demo.
 local NPCS = {
   {
     id = "blacksmith",

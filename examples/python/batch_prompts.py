@@ -1,4 +1,4 @@
-"""Send several prompts at once and collect every reply (the seed's batch snippet).
+"""Send several prompts at once and collect every reply.
 
 Requests run concurrently on one connection; the server's rate limiter keeps them within the
 upstream's limits, and each prompt gets its own result or error.

@@ -1,4 +1,4 @@
-"""An NPC with a persona and a short conversation (the seed's NPC-dialogue snippet).
+"""An NPC with a persona and a short conversation.
 
 The haughty elf mage remembers what the player said earlier in the conversation.
 

@@ -1,4 +1,4 @@
-"""Stream one NPC reply token by token (the seed's streaming snippet, through the bridge).
+"""Stream one NPC reply token by token, through the bridge.
 
 python examples/python/stream_reply.py --url ws://127.0.0.1:8765/ "Tell me about the mine."
 """

@@ -1,4 +1,4 @@
-"""The default model choice: the seed's rule, refined by budget and model health.
+"""The default model choice: a tier by urgency, refined by budget and model health.
 
 1. A persona that names a ``model`` gets it (the gateway still falls back when it fails).
 2. Otherwise the tier comes from ``say.urgency`` through ``gateway.tiers`` (realtime → small,
@@ -33,7 +33,7 @@ def step_down(tier: Tier) -> Tier:
 
 
 def wanted_tier(turn: Turn, settings: Any) -> Tier:
-    """The tier the seed's rule gives this turn (before budget and health)."""
+    """The tier the urgency rule gives this turn (before budget and health)."""
     extra = turn.persona.model_extra or {}
     if extra.get("tier") in TIER_ORDER:
         return extra["tier"]  # type: ignore[no-any-return]
@@ -79,7 +79,7 @@ class Plugin:
 
     @hookimpl(trylast=True)
     async def npcbridge_select_model(self, turn: Turn, catalog: Catalog) -> str | None:
-        """The persona's model, else the seed's rule by urgency, budget and model health."""
+        """The persona's model, else a tier by urgency, budget and model health."""
         if turn.persona.model:
             return turn.persona.model
         api = self.api

@@ -1,6 +1,6 @@
 """The NPC's system prompt from its persona, and Character Card V2 import.
 
-The seed's rule: stay in character, answer in 1–2 sentences unless the persona says otherwise.
+The default rule: stay in character, answer in 1–2 sentences unless the persona says otherwise.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The model catalog: which upstream models exist, what they cost and how fast they are.
 
 The catalog lives in config (``[[models]]`` in the TOML file) so studios can follow Groq's model
-list without a release; the defaults below are Groq's current models plus the seed's names as
-aliases (several of the seed's models are retired upstream).
+list without a release; the defaults below are Groq's current models, with older model names
+(several retired upstream, e.g. ``gpt-4``, ``llama-3.1-405b-reason``) as aliases.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class ModelEntry(BaseModel):
 
 
 def default_models() -> list[ModelEntry]:
-    """Groq's models as of 2026 and the seed's names mapped onto them (see docs/models.md)."""
+    """Groq's models as of 2026, older model names mapped onto them (see docs/models.md)."""
     return [
         ModelEntry(
             id="llama-3.1-8b-instant",

@@ -22,7 +22,7 @@ class _Section(BaseModel):
 class GatewaySettings(_Section):
     """Model choice and the time a turn may spend before its first upstream attempt."""
 
-    #: tier of model per ``say.urgency`` (the seed's rule: realtime → small, deep → largest)
+    #: tier of model per ``say.urgency`` (the default rule: realtime → small, deep → largest)
     tiers: dict[str, Tier] = Field(default_factory=lambda: dict(DEFAULT_TIERS))
     #: tier for realtime/normal turns of an NPC whose persona says ``quality = true``
     quality_tier: Tier = "large"

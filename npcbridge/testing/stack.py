@@ -19,7 +19,7 @@ Control endpoints (HTTP on ``control_url``):
                                new one on the same port (for reconnect tests).
 ``GET /upstream``              the fake upstream's counters (requests, disconnects, ...).
 
-The server defines two NPCs in config, ``blacksmith`` and ``mage`` (the seed's characters).
+The server defines two NPCs in config, ``blacksmith`` (Brom) and ``mage`` (Aelindra).
 When the ``npcbridge-moderation`` plugin is installed it is loaded with one blocked word,
 ``grobblewort`` (:data:`BLOCKED_WORD`), so client suites can see ``error`` ``filtered``.
 """

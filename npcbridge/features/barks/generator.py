@@ -1,10 +1,10 @@
 """Barks in batch: ``barks.generate`` → ``barks``.
 
-Short ambient lines ("Fresh bread! Still warm!") for many NPCs at once — the seed's
-``batch_process``. Each NPC's bark is an ordinary pipeline turn of kind ``"bark"`` (persona,
-memory, model selection, emote and speaker clean-up all apply) that is not streamed to the
-client. They run concurrently, at most ``max_concurrency`` at a time; the gateway's rate limiter
-paces the upstream requests, so a batch never exceeds the configured limits. Barks are marked
+Short ambient lines ("Fresh bread! Still warm!") for many NPCs from one ``barks.generate``
+message. Each NPC's bark is an ordinary pipeline turn of kind ``"bark"`` (persona, memory,
+model selection, emote and speaker clean-up all apply) that is not streamed to the client.
+They run concurrently, at most ``max_concurrency`` at a time; the gateway's rate limiter paces
+the upstream requests, so a batch never exceeds the configured limits. Barks are marked
 cacheable, so the gateway's response cache may answer repeats. Every NPC gets its own result or
 its own error, and ``results`` keep the order of the request.
 """

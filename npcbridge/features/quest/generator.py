@@ -6,7 +6,7 @@
    schema (HTTP 400) is asked again in plain JSON mode.
 2. Validate (:func:`.schema.validate_quest`).
 3. On failure ask once more, quoting the validation problem (the repair).
-4. Still invalid: read the answers as the seed's plain-text layout (``标题:``/``描述:``/``目标:``/
+4. Still invalid: read the answers as the plain-text layout (``标题:``/``描述:``/``目标:``/
    ``奖励:``, English labels too), and as a last resort ask for that layout explicitly.
 
 Only a validated quest is ever returned; otherwise the request gets ``error`` ``upstream_error``

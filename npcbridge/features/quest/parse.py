@@ -1,4 +1,4 @@
-"""Reading a model's answer as a candidate quest: JSON (:func:`parse_json`) or the seed's
+"""Reading a model's answer as a candidate quest: JSON (:func:`parse_json`) or the
 plain-text layout (:func:`parse_text`). Neither validates; :func:`.schema.validate_quest` does.
 """
 
@@ -31,7 +31,7 @@ def parse_json(text: str) -> Any:
             raise QuestInvalid(f"the answer is not valid JSON ({exc.msg})") from None
 
 
-#: plain-text labels (the seed's Chinese ones first) → quest field
+#: plain-text labels (the Chinese ones first) → quest field
 TEXT_LABELS: dict[str, str] = {
     "标题": "title",
     "任务名称": "title",
@@ -60,7 +60,7 @@ _SPLIT = re.compile(r"\s*[;；、，]\s*|\s*,\s+")
 
 
 def parse_text(text: str, fields: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Parse the seed's plain-text layout into a candidate quest (not yet validated)::
+    """Parse the plain-text layout into a candidate quest (not yet validated)::
 
     标题: The Deep Forge
     描述: Something hammers in the closed mine at night.

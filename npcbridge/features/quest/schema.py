@@ -35,7 +35,7 @@ class Difficulty:
     scope: str
 
 
-#: The seed's three difficulties, made concrete. A reward written as ``N gold`` must lie in
+#: The three difficulties, made concrete. A reward written as ``N gold`` must lie in
 #: ``gold``; the counts of objectives and rewards are inclusive ranges.
 DIFFICULTIES: dict[str, Difficulty] = {
     "easy": Difficulty(

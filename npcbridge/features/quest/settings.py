@@ -24,5 +24,5 @@ class QuestSettings(BaseModel):
     temperature: float = Field(default=0.8, ge=0, le=2)
     #: re-ask once with the validation error when the first answer does not validate
     repair: bool = True
-    #: last resort: ask for (and parse) the seed's plain-text layout
+    #: last resort: ask for (and parse) the plain-text layout (``标题:``/``描述:``/...)
     text_fallback: bool = True
