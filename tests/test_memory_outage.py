@@ -18,7 +18,7 @@ from npcbridge.stores.writes import WriteQueue
 from npcbridge.testing.bridge import start_bridge
 from npcbridge.testing.fake_upstream import FakeUpstream
 from npcbridge.testing.redis_server import redis_process
-from npcbridge.testing.scripted import say
+from npcbridge.testing.scripted import ScriptedProvider, running_scripted_app, say
 
 SMITH = {"name": "Brom", "description": "A blacksmith, rough but kind."}
 
@@ -196,3 +196,32 @@ async def test_budget_settlements_wait_for_the_store_with_one_line_per_outage(
     assert len([line for line in lines if "is unavailable" in line]) == 1, lines
     assert len([line for line in lines if "answers again after" in line]) == 1, lines
     assert not any(r.exc_info for r in caplog.records)
+
+
+async def test_a_limited_budget_during_an_outage_is_refused_for_now_without_tracebacks(
+    scripted: ScriptedProvider, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with running_scripted_app(scripted, budget__per_player_usd_per_day=1.0) as app:
+        store, writes = app.store, app.writes
+        assert store is not None and writes is not None
+
+        async def unreachable(*args: Any, **kwargs: Any) -> int | None:
+            raise sqlite3.OperationalError("database is locked")
+
+        writes.retry_s = writes.max_retry_s = 0.05
+        # the whole store is down: the queue's probes fail too
+        for method in ("reserve_counters", "add_counter", "get_counter", "recent_turns"):
+            monkeypatch.setattr(store, method, unreachable)
+        answers = [
+            await say(app, "blacksmith", f"hello {n}", request_id=f"t-{n}") for n in range(3)
+        ]
+    for said in answers:
+        error = said.error
+        assert error is not None and error["code"] == "internal", said.frames
+        assert error["retryable"] is True
+        assert "budget store" in error["message"]
+    assert not scripted.requests, "nothing goes upstream without a reservation"
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert len([line for line in lines if "is unavailable" in line]) == 1, lines
+    assert not any(r.exc_info for r in caplog.records), lines

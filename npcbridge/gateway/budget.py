@@ -192,14 +192,24 @@ class Budgets:
         return await self.counters.get_counter(scope.key) / NANO
 
     async def remaining_fraction(self, scopes: list[Scope]) -> float:
-        """The smallest fraction left over the scopes (1.0 when there is no budget)."""
+        """The smallest fraction left over the scopes (1.0 when there is no budget, or while the
+        store cannot be reached)."""
         fraction = 1.0
         for scope in scopes:
             if scope.limit_usd is None:
                 continue
             if scope.limit_usd <= 0:
                 return 0.0
-            left = 1.0 - await self.spent_usd(scope) / scope.limit_usd
+            try:
+                spent = await self.spent_usd(scope)
+            except Exception as exc:
+                writes = self._writes()
+                if writes is None or not writes.read_failed(exc):
+                    raise
+                # the store is down: the choice is made as with a full budget, and the
+                # reservation that follows answers the turn (retry later)
+                return 1.0
+            left = 1.0 - spent / scope.limit_usd
             fraction = min(fraction, max(0.0, left))
         return fraction
 
@@ -207,13 +217,27 @@ class Budgets:
         self, scopes: list[Scope], worst_usd: float, request_id: str | int | None
     ) -> Reservation:
         """Hold ``worst_usd`` in every limited scope, atomically; raise ``budget_exceeded``
-        (nothing held) when a scope cannot pay for it."""
+        (nothing held) when a scope cannot pay for it, and a retryable ``internal`` while the
+        store cannot be reached (the outage is reported by its write queue)."""
         amount = to_nano(worst_usd)
         limited = [scope for scope in scopes if scope.limit_usd is not None]
         if limited:
-            refused = await self.counters.reserve_counters(
-                [(s.key, amount, (s.limit_usd or 0.0) * NANO, _ttl(s)) for s in limited]
-            )
+            try:
+                refused = await self.counters.reserve_counters(
+                    [(s.key, amount, (s.limit_usd or 0.0) * NANO, _ttl(s)) for s in limited]
+                )
+            except Exception as exc:
+                writes = self._writes()
+                # a store outage is logged once by the write queue (and its end once), not a
+                # traceback per turn; nothing can be held, so the turn is refused for now
+                if writes is None or not writes.read_failed(exc):
+                    raise
+                raise ProtocolError(
+                    ErrorCode.INTERNAL,
+                    "the budget store cannot be reached; retry later",
+                    request_id=request_id,
+                    retryable=True,
+                ) from None
             if refused is not None:
                 scope = limited[refused]
                 raise ProtocolError(
