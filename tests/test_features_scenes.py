@@ -378,3 +378,42 @@ async def test_a_scene_turn_carries_the_players_line_in_its_typed_field() -> Non
     )
     assert second.player_text is None and second.text == "Tilda: Aelindra, what say you?"
     assert all("player_text" not in turn.state for turn in turns)
+
+
+async def test_a_scene_reply_whose_turn_raises_ends_and_the_exchange_is_done() -> None:
+    """A sub-reply whose turn fails unexpectedly after ``reply.start`` ends with ``internal``
+    and the exchange still answers ``scene.done``."""
+    from npcbridge.features.scenes import SceneManager
+    from npcbridge.features.settings import SceneSettings
+    from npcbridge.pipeline.turn import Turn
+    from npcbridge.protocol.messages import SceneSay, SceneStart
+
+    class Turns:
+        @staticmethod
+        async def run(turn: Turn) -> None:
+            turn.emit({"type": "reply.start", "id": turn.request_id, "npc": turn.npc})
+            raise RuntimeError("a turn bug")
+
+    class Services:
+        turns = Turns()
+
+        @staticmethod
+        def persona(npc: str, npcs: dict[str, Persona]) -> Persona:
+            return npcs[npc]
+
+    manager = SceneManager(Services(), SceneSettings())  # type: ignore[arg-type]
+    conn = _Connection()
+    manager.start(conn, SceneStart(id=1, scene="inn", player="p1", npcs=["innkeeper"]))
+    await manager.say(conn, SceneSay(id=2, scene="inn", text="Tilda?"))
+    await asyncio.wait_for(conn.tracked[2], 5)
+    assert [f["type"] for f in conn.sent] == ["reply.start", "error", "scene.done"]
+    error = conn.sent[1]
+    assert error["id"] == "2/1" and error["code"] == "internal" and "refused" not in error
+    assert conn.sent[-1] == {
+        "type": "scene.done",
+        "id": 2,
+        "scene": "inn",
+        "replies": [{"id": "2/1", "npc": "innkeeper", "finish": "error"}],
+        "stopped": "error",
+    }
+    assert manager.get(conn, "inn", 3).task is None

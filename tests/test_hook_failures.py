@@ -193,3 +193,94 @@ async def test_binary_inside_a_context_is_refused(bridge: Bridge, frame: dict[st
     assert reply["code"] == "bad_request" and reply["id"] == 1
     assert "context'" in reply["message"] and reply["refused"] == frame["type"]
     await ws.close()
+
+
+class ReplyFieldsRaises:
+    @hookimpl
+    def npcbridge_reply_fields(self, turn: Any, result: Any) -> Any:
+        raise ValueError("fields plugin broke")
+
+
+class ReplyFieldsReturnsList:
+    @hookimpl
+    def npcbridge_reply_fields(self, turn: Any, result: Any) -> Any:
+        return ["mood"]
+
+
+class ReplyFieldsUnencodable:
+    @hookimpl
+    def npcbridge_reply_fields(self, turn: Any, result: Any) -> Any:
+        return {"mood": object()}
+
+
+class ReplyFieldsGood:
+    """A well-behaved plugin beside the broken one: its field still arrives."""
+
+    @hookimpl
+    def npcbridge_reply_fields(self, turn: Any, result: Any) -> Any:
+        return {"kept": "yes"}
+
+
+class AfterTurnRecords:
+    done: list[tuple[Any, str]] = []
+
+    @hookimpl
+    def npcbridge_after_turn(self, turn: Any, result: Any) -> None:
+        AfterTurnRecords.done.append((turn.request_id, result.finish))
+
+
+@pytest.mark.parametrize(
+    "plugin", ["ReplyFieldsRaises", "ReplyFieldsReturnsList", "ReplyFieldsUnencodable"]
+)
+async def test_failing_reply_fields_are_dropped_and_the_reply_ends(
+    fake_upstream: FakeUpstream, tmp_path: Path, caplog: pytest.LogCaptureFixture, plugin: str
+) -> None:
+    caplog.set_level(logging.ERROR, logger="npcbridge")
+    AfterTurnRecords.done.clear()
+    plugins = tuple(f"{__name__}:{p}" for p in ("ReplyFieldsGood", plugin, "AfterTurnRecords"))
+    async with await start_bridge(fake_upstream, tmp_path, plugins=plugins) as b:
+        ws = await session(b.url)
+        for request_id in (1, 2):
+            say = {"type": "say", "id": request_id, "npc": "blacksmith", "player": "p"}
+            await ws.send(encode({**say, "text": "[[reply:Aye, lad.]]"}))
+            frames = []
+            while not frames or frames[-1]["type"] != "reply.end":
+                frames.append(unpack(await asyncio.wait_for(ws.recv(), 5)))
+            end = frames[-1]
+            assert end["finish"] == "stop" and end["text"] == "Aye, lad."
+            assert end["kept"] == "yes" and "mood" not in end
+        # no error follows the reply: the next frame is the pong
+        await ws.send(encode({"type": "ping", "id": 3}))
+        assert unpack(await asyncio.wait_for(ws.recv(), 5)) == {"type": "pong", "id": 3}
+        await ws.close()
+        for _ in range(100):
+            if len(AfterTurnRecords.done) == 2:
+                break
+            await asyncio.sleep(0.01)
+    assert AfterTurnRecords.done == [(1, "stop"), (2, "stop")]
+    records = [r for r in caplog.records if r.name.startswith("npcbridge")]
+    assert len(records) == 2, [r.getMessage() for r in caplog.records]
+    first = records[0].getMessage()
+    assert "request 1 " in first and "npcbridge_reply_fields" in first and plugin in first
+    assert records[0].exc_info is not None and records[1].exc_info is None
+
+
+async def test_a_scene_reply_with_failing_reply_fields_still_ends(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    plugins = (f"{__name__}:ReplyFieldsRaises",)
+    async with await start_bridge(fake_upstream, tmp_path, plugins=plugins) as b:
+        ws = await session(b.url)
+        start = {"type": "scene.start", "id": 1, "scene": "s", "player": "p", "npcs": ["mage"]}
+        await ws.send(encode(start))
+        assert unpack(await asyncio.wait_for(ws.recv(), 5))["type"] == "ok"
+        say = {"type": "scene.say", "id": 2, "scene": "s", "text": "[[reply:Hm.]]"}
+        await ws.send(encode({**say, "max_replies": 1}))
+        frames = []
+        while not frames or frames[-1]["type"] != "scene.done":
+            frames.append(unpack(await asyncio.wait_for(ws.recv(), 5)))
+        await ws.close()
+    end = next(f for f in frames if f["type"] == "reply.end")
+    assert end["id"] == "2/1" and end["finish"] == "stop" and end["text"] == "Hm."
+    assert not [f for f in frames if f["type"] == "error"]
+    assert frames[-1]["replies"] == [{"id": "2/1", "npc": "mage", "finish": "stop"}]

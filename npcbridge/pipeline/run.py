@@ -284,10 +284,19 @@ class Pipeline:
 
     async def reply_end(self, turn: Turn, result: TurnResult) -> dict[str, Any]:
         """:meth:`end_frame` with the fields ``npcbridge_reply_fields`` hooks add (a field the
-        frame already has is kept; the clash is logged)."""
+        frame already has is kept; the clash is logged). A plugin whose hook raises or answers
+        something that is not a map of encodable values adds nothing; the failure is
+        reported and the reply ends as it would without that plugin."""
         frame = self.end_frame(turn, result)
-        for fields in await self.hooks.call("npcbridge_reply_fields", turn=turn, result=result):
-            for key, value in dict(fields).items():
+        hook = "npcbridge_reply_fields"
+        for impl in self.hooks.impls(hook):
+            try:
+                answer = await self.hooks.call_one(impl, hook, turn=turn, result=result)
+                fields = checked(hook, answer, plugin=impl.plugin_name)
+            except Exception as exc:
+                self.failures.report(turn.request_id, turn.npc, "reply.end fields", exc)
+                continue
+            for key, value in (fields or {}).items():
                 if key in frame:
                     log.warning("npcbridge_reply_fields: field %r is taken; not added", key)
                 else:

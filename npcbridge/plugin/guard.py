@@ -11,8 +11,10 @@ log with a traceback per turn.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
+
+from ..protocol.codec import pack
 
 log = logging.getLogger("npcbridge.pipeline.turn")
 
@@ -21,11 +23,13 @@ _NOTE_PREFIX = "raised by "
 
 
 class HookAnswerError(TypeError):
-    """A hook returned a value of the wrong type (``hook`` names it)."""
+    """A hook returned a value of the wrong type (``hook`` names it, ``plugin`` the plugin
+    when one implementation's answer was checked alone)."""
 
-    def __init__(self, hook: str, message: str) -> None:
+    def __init__(self, hook: str, message: str, plugin: str | None = None) -> None:
         super().__init__(message)
         self.hook = hook
+        self.plugin = plugin
 
 
 def _strings(value: Any) -> bool:
@@ -41,22 +45,38 @@ def _messages(value: Any) -> bool:
     )
 
 
+def _fields(value: Any) -> bool:
+    """None, or a map of str keys that msgpack can encode (it goes into a frame as is)."""
+    if value is None:
+        return True
+    if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
+        return False
+    try:
+        pack(dict(value))
+    except Exception:  # any type msgpack refuses, an integer too big, a cycle
+        return False
+    return True
+
+
 #: hook -> (check of one implementation's answer, what it should be)
 ANSWERS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "npcbridge_persona": (_strings, "a str or a list of str"),
     "npcbridge_recall": (_messages, "a list of {role, content} messages"),
     "npcbridge_select_model": (lambda v: v is None or isinstance(v, str), "a model id (str)"),
     "npcbridge_post_process": (lambda v: isinstance(v, str), "the final text (str)"),
+    "npcbridge_reply_fields": (_fields, "a map of str keys to msgpack-encodable values"),
 }
 
 
-def checked(hook: str, answer: Any, *, each: bool = False) -> Any:
+def checked(hook: str, answer: Any, *, each: bool = False, plugin: str | None = None) -> Any:
     """Return ``answer`` (each item of it when ``each``) if it has the type ``hook`` must
-    return, else raise :class:`HookAnswerError` naming the hook."""
+    return, else raise :class:`HookAnswerError` naming the hook (and ``plugin``, the plugin
+    that gave ``answer``, when the caller called one implementation)."""
     check, expected = ANSWERS[hook]
     for value in answer if each else [answer]:
         if not check(value):
-            raise HookAnswerError(hook, f"returned a {type(value).__name__}, not {expected}")
+            message = f"returned a {type(value).__name__}, not {expected}"
+            raise HookAnswerError(hook, message, plugin)
     return answer
 
 
@@ -67,7 +87,7 @@ def culprit(exc: BaseException) -> str:
         if isinstance(note, str) and note.startswith(_NOTE_PREFIX):
             return note[len(_NOTE_PREFIX) :]
     if isinstance(exc, HookAnswerError):
-        return f"hook {exc.hook}"
+        return f"hook {exc.hook}" + (f" of plugin {exc.plugin}" if exc.plugin else "")
     return "the turn's own code"
 
 

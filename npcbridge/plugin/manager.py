@@ -89,7 +89,7 @@ class PluginManager(pluggy.PluginManager):
         mode = CALL_MODES[hook_name]
         answers: list[Any] = []
         for impl in self.impls(hook_name):
-            value = await _resolve(_invoke(impl, hook_name, kwargs), impl, hook_name)
+            value = await self.call_one(impl, hook_name, **kwargs)
             if value is None:
                 continue
             if mode.kind == "firstresult":
@@ -99,6 +99,11 @@ class PluginManager(pluggy.PluginManager):
             else:
                 answers.append(value)
         return _outcome(mode, answers, kwargs)
+
+    async def call_one(self, impl: pluggy.HookImpl, hook_name: str, **kwargs: Any) -> Any:
+        """One implementation's answer, awaited; an exception it raises carries the note naming
+        the hook and the plugin (for callers that guard each plugin's answer on its own)."""
+        return await _resolve(_invoke(impl, hook_name, kwargs), impl, hook_name)
 
     def call_sync(self, hook_name: str, **kwargs: Any) -> Any:
         """Like :meth:`call` for hooks that must be synchronous (no event loop needed)."""

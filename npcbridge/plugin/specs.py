@@ -244,7 +244,8 @@ def npcbridge_reply_fields(
 
     The dicts of all plugins are merged in call order into the frame; a field the server already
     sets (``text``, ``usage``...) or an earlier plugin set is kept and the clash is logged.
-    Values must be msgpack-encodable (str, int, float, bool, None, lists, maps).
+    Values must be msgpack-encodable (str, int, float, bool, None, lists, maps); a plugin whose
+    answer is not such a map, or whose hook raises, adds nothing (the failure is logged).
     """
 
 

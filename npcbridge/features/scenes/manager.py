@@ -11,11 +11,13 @@ the ``parent`` request. The exchange ends with ``scene.done``.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from ...pipeline.turn import Turn
 from ...protocol.errors import DecodeError, ProtocolError
+from ...protocol.frames import error_frame, internal_error
 from ...protocol.messages import Persona, SceneSay, SceneStart
 from ..connection import Connection
 from .ranking import choose_first, choose_next
@@ -24,6 +26,8 @@ from .settings import SceneSettings
 
 if TYPE_CHECKING:
     from ...plugin.api import PluginAPI
+
+log = logging.getLogger("npcbridge.features.scenes")
 
 
 class SceneManager:
@@ -169,18 +173,22 @@ class SceneManager:
             task = asyncio.current_task()
             if task is not None:
                 task.uncancel()
+        except Exception:  # a bug, not the turn's own failure (that is a finish "error")
+            log.exception("scene exchange %r failed", msg.id)
+            stopped = "error"
         finally:
             if scene.task is asyncio.current_task():
                 scene.task, scene.speaking = None, None
-        session.send(
-            {
-                "type": "scene.done",
-                "id": msg.id,
-                "scene": scene.name,
-                "replies": replies,
-                "stopped": stopped,
-            }
-        )
+            # the exchange always ends, so the client's scene.say request does
+            session.send(
+                {
+                    "type": "scene.done",
+                    "id": msg.id,
+                    "scene": scene.name,
+                    "replies": replies,
+                    "stopped": stopped,
+                }
+            )
 
     async def _reply(
         self,
@@ -225,6 +233,12 @@ class SceneManager:
         scene.speaking = speaker
         try:
             result = await self.api.turns.run(turn)
+        except Exception:  # the pipeline answers the turn's own failures; this is the backstop
+            log.exception("scene reply %r failed", sub_id)
+            result = None
+            if "reply.end" not in seen and "error" not in seen:
+                emit(error_frame(internal_error(sub_id)))
+            seen["error"] = {}
         finally:
             scene.speaking = None
         if result is not None:
