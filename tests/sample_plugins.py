@@ -107,13 +107,13 @@ class CannedProvider:
 
     @npcbridge.hookimpl
     def npcbridge_register_providers(self, register) -> None:  # type: ignore[no-untyped-def]
-        from npcbridge.gateway.catalog import ModelEntry
+        from npcbridge.gateway.catalog import ModelEntry, ModelLimits
 
         register(
             "canned",
             self,
             models=[
-                ModelEntry(id="canned-1", input_usd_per_m=1.0),
+                ModelEntry(id="canned-1", input_usd_per_m=1.0, limits=ModelLimits(rpm=7, tpm=900)),
                 ModelEntry(id="canned-small", tier="small"),
             ],
         )

@@ -122,6 +122,12 @@ def test_limits_merge_per_model() -> None:
     assert settings.limits_for("big").rpm == 10
     assert settings.limits_for("big").tpm == 6000
     assert settings.limits_for("other").rpm == 30
+    # a catalog entry's declared limits sit between the defaults and the config's override
+    declared = ModelLimits(rpm=5, tpd=100)
+    assert settings.limits_for("other", declared).rpm == 5
+    assert settings.limits_for("other", declared).tpm == 6000
+    assert settings.limits_for("big", declared).rpm == 10
+    assert settings.limits_for("big", declared).tpd == 100
 
 
 # ------------------------------------------------------------------ fair queue

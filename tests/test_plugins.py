@@ -170,6 +170,9 @@ async def test_a_providers_models_join_the_catalog_but_not_tier_selection(
             assert await asyncio.wait_for(reply.text(), 5) == "Canned words."
             assert reply.end["model"] == "canned-1"
         assert not fake_upstream.requests
+        # the provider's declared limits are the ones its model is paced by
+        buckets = b.app.gateway.limiter.models["canned:canned-1"].buckets
+        assert buckets["rpm"].limit == 7 and buckets["tpm"].limit == 900
 
 
 async def test_a_model_naming_an_unregistered_provider_stops_start_up(

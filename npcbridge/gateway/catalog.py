@@ -9,9 +9,23 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 Tier = Literal["small", "large", "largest", "offline"]
+
+
+class ModelLimits(BaseModel):
+    """Limits of one upstream model (None = no limit). Groq counts them per organisation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rpm: int | None = Field(default=None, ge=1)
+    rpd: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+    tpd: int | None = Field(default=None, ge=1)
+    #: most requests sent at once from a full bucket (None = the whole minute's allowance);
+    #: ``burst = 1`` spaces requests evenly at rpm/60 per second
+    burst: int | None = Field(default=None, ge=1)
 
 
 class ModelEntry(BaseModel):
@@ -30,6 +44,9 @@ class ModelEntry(BaseModel):
     tools: bool = False
     json_schema: bool = False
     fallbacks: list[str] = Field(default_factory=list)
+    #: the model's own rate limits, as the provider that serves it declares them; the config's
+    #: ``[ratelimit]`` defaults apply under them and ``[ratelimit.models."<id>"]`` over them
+    limits: ModelLimits | None = None
 
     def cost_usd(self, input_tokens: int, output_tokens: int) -> float:
         """Price of a request with these token counts."""

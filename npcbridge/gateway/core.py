@@ -210,7 +210,7 @@ class Gateway:
                 ).inc()
                 log.info("turn %s falls back to %s", turn.request_id, candidate.id)
             breaker = self._breaker(candidate.id)
-            limiter = self.limiter.for_model(candidate.provider, candidate.id)
+            limiter = self.limiter.for_model(candidate.provider, candidate.id, candidate.limits)
             attempt = 0
             while True:
                 if time.perf_counter() >= turn_deadline:
@@ -326,7 +326,7 @@ class Gateway:
             waited = await limiter.acquire(client, tokens, deadline)
             store = self.shared_store()
             if store is not None:
-                limits = self.config.ratelimit.limits_for(model.id)
+                limits = self.config.ratelimit.limits_for(model.id, model.limits)
                 try:
                     waited += await SharedWindows(store, limits, limiter.name).reserve(
                         tokens, deadline

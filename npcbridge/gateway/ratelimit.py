@@ -384,13 +384,16 @@ class RateLimiter:
         self.clock = clock
         self.models: dict[str, ModelLimiter] = {}
 
-    def for_model(self, provider: str, model_id: str) -> ModelLimiter:
-        """The limiter of one upstream key and model."""
+    def for_model(
+        self, provider: str, model_id: str, declared: ModelLimits | None = None
+    ) -> ModelLimiter:
+        """The limiter of one upstream key and model (``declared``: the limits its catalog
+        entry carries)."""
         key = f"{provider}:{model_id}"
         limiter = self.models.get(key)
         if limiter is None:
             limiter = self.models[key] = ModelLimiter(
-                key, self.settings.limits_for(model_id), self.clock
+                key, self.settings.limits_for(model_id, declared), self.clock
             )
         return limiter
 

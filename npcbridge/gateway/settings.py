@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .catalog import Tier
+from .catalog import ModelLimits, Tier
 
 DEFAULT_TIERS: dict[str, Tier] = {"realtime": "small", "normal": "small", "deep": "largest"}
 
@@ -50,18 +50,6 @@ class GatewaySettings(_Section):
         return self.latency_budget_ms.get(urgency, self.latency_budget_ms.get("normal", 5000))
 
 
-class ModelLimits(_Section):
-    """Limits of one upstream model (None = no limit). Groq counts them per organisation."""
-
-    rpm: int | None = Field(default=None, ge=1)
-    rpd: int | None = Field(default=None, ge=1)
-    tpm: int | None = Field(default=None, ge=1)
-    tpd: int | None = Field(default=None, ge=1)
-    #: most requests sent at once from a full bucket (None = the whole minute's allowance);
-    #: ``burst = 1`` spaces requests evenly at rpm/60 per second
-    burst: int | None = Field(default=None, ge=1)
-
-
 class RateLimitSettings(ModelLimits):
     """Client-side limits per upstream key; the top-level fields apply to every model."""
 
@@ -71,13 +59,16 @@ class RateLimitSettings(ModelLimits):
     #: correct the buckets from the upstream's ``x-ratelimit-*`` headers
     use_headers: bool = True
 
-    def limits_for(self, model_id: str) -> ModelLimits:
-        """The limits of one model: its override merged over the defaults."""
-        base = ModelLimits(rpm=self.rpm, rpd=self.rpd, tpm=self.tpm, tpd=self.tpd, burst=self.burst)
-        override = self.models.get(model_id)
-        if override is None:
-            return base
-        return base.model_copy(update=override.model_dump(exclude_none=True))
+    def limits_for(self, model_id: str, declared: ModelLimits | None = None) -> ModelLimits:
+        """The limits of one model: the defaults, then what its catalog entry ``declared`` (a
+        provider's own limits), then its ``[ratelimit.models."<id>"]`` override."""
+        limits = ModelLimits(
+            rpm=self.rpm, rpd=self.rpd, tpm=self.tpm, tpd=self.tpd, burst=self.burst
+        )
+        for layer in (declared, self.models.get(model_id)):
+            if layer is not None:
+                limits = limits.model_copy(update=layer.model_dump(exclude_none=True))
+        return limits
 
 
 class RetrySettings(_Section):
