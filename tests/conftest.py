@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from gateway_helpers import FAST
 
 from npcbridge.app import App
 from npcbridge.stores import Store, open_store
@@ -25,6 +26,13 @@ async def fake_upstream() -> AsyncIterator[FakeUpstream]:
 async def bridge(fake_upstream: FakeUpstream, tmp_path: Path) -> AsyncIterator[Bridge]:
     """An npcbridge server on a free port with the fake upstream behind it."""
     async with await start_bridge(fake_upstream, tmp_path) as b:
+        yield b
+
+
+@pytest.fixture
+async def gw(fake_upstream: FakeUpstream, tmp_path: Path) -> AsyncIterator[Bridge]:
+    """A bridge with fast retry settings (``gateway_helpers.FAST``)."""
+    async with await start_bridge(fake_upstream, tmp_path, **FAST) as b:
         yield b
 
 

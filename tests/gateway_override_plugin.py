@@ -1,4 +1,4 @@
-"""A plugin for tests/test_gateway.py: overrides the builtin model choice (``tryfirst``)."""
+"""A plugin for tests/test_gateway_budgets.py: overrides the builtin model choice (``tryfirst``)."""
 
 from __future__ import annotations
 

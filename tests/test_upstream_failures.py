@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from test_gateway import ALONE, SMALL, bridge_with
+from gateway_helpers import ALONE, SMALL, bridge_with
 from websockets.asyncio.client import ClientConnection, connect
 
 from npcbridge.client import NpcBridgeError
