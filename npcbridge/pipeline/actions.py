@@ -37,13 +37,39 @@ def tools_for(actions: list[ActionSpec]) -> list[dict[str, Any]]:
     ]
 
 
+def unusable_schema(schema: dict[str, Any]) -> str | None:
+    """Why ``schema`` is not a usable JSON schema (Draft 2020-12), or None. Names the
+    meta-schema's keyword it breaks, not jsonschema's message: that one quotes the schema."""
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        return f"not a valid JSON schema (it breaks the meta-schema's {exc.validator!r} rule)"
+    return None
+
+
+def schema_problem(schema: dict[str, Any], instance: Any, name: str) -> str | None:
+    """Why ``instance`` (called ``name``) breaks ``schema``, or None when it validates.
+
+    Quotes neither: the path to the first failing part goes through the property names the
+    schema declares and item indexes only (a key only the instance has is not named), then
+    the JSON-schema keyword it breaks, e.g. ``item: breaks its schema's 'maxLength' rule``."""
+    errors = sorted(Draft202012Validator(schema).iter_errors(instance), key=str)
+    if not errors:
+        return None
+    error = errors[0]
+    schema_path = list(error.absolute_schema_path)
+    declared = {schema_path[i + 1] for i, key in enumerate(schema_path[:-1]) if key == "properties"}
+    where = [name]
+    for part in error.absolute_path:
+        if not (isinstance(part, int) or part in declared):
+            break
+        where.append(str(part))
+    return f"{'.'.join(where)}: breaks its schema's {error.validator!r} rule"
+
+
 def check_schema(spec: ActionSpec) -> str | None:
     """Return why an action's parameter schema is unusable, or None."""
-    try:
-        Draft202012Validator.check_schema(spec.parameters)
-    except SchemaError as exc:
-        return f"action {spec.name!r}: invalid parameters schema: {exc.message}"
-    return None
+    return unusable_schema(spec.parameters)
 
 
 @dataclass
@@ -71,18 +97,17 @@ def validate_call(
 ) -> tuple[dict[str, Any] | None, str | None]:
     """Return (args, None) for a valid call or (None, reason) for an invalid one."""
     spec = next((a for a in actions if a.name == name), None)
-    if spec is None:
-        return None, f"unknown action {name!r}"
+    if spec is None:  # the model's name is not repeated: only declared names are
+        return None, "unknown action"
     try:
         args = json.loads(arguments or "{}")
     except json.JSONDecodeError:
-        return None, f"action {name!r}: arguments are not valid JSON"
+        return None, f"action {spec.name!r}: arguments are not valid JSON"
     if not isinstance(args, dict):
-        return None, f"action {name!r}: arguments must be a JSON object"
-    errors = sorted(Draft202012Validator(spec.parameters).iter_errors(args), key=str)
-    if errors:
-        where = "/".join(str(p) for p in errors[0].absolute_path) or "arguments"
-        return None, f"action {name!r}: {where}: {errors[0].message}"
+        return None, f"action {spec.name!r}: arguments must be a JSON object"
+    problem = schema_problem(spec.parameters, args, "arguments")
+    if problem is not None:
+        return None, f"action {spec.name!r}: {problem}"
     return args, None
 
 

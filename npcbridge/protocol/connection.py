@@ -380,10 +380,11 @@ class ConnectionMachine:
                 raise DecodeError(f"npc.define: {exc}", request_id=message.id) from None
         else:
             raise DecodeError("npc.define needs 'persona' or 'card'", request_id=message.id)
-        for spec in persona.actions:
+        for index, spec in enumerate(persona.actions):
             problem = self.parts.action_problem(spec)
             if problem:
-                raise DecodeError(f"npc.define: {problem}", request_id=message.id)
+                where = f"persona.actions.{index}.parameters"
+                raise DecodeError(f"npc.define: field '{where}': {problem}", request_id=message.id)
         self.npcs[message.npc] = persona
         self._send(ok_frame(message.id))
 

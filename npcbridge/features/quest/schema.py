@@ -13,10 +13,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ...pipeline.actions import schema_problem, unusable_schema
 from ...protocol.errors import DecodeError
 
 MAX_FIELDS = 16
@@ -102,18 +101,18 @@ def check_fields(fields: dict[str, dict[str, Any]], request_id: Any) -> None:
             f"quest.generate: field 'fields': at most {MAX_FIELDS}", request_id=request_id
         )
     for name, schema in fields.items():
+        # the refused name is not repeated; a usable one names its field from here on
         if not _FIELD_NAME.match(name) or name in CORE_FIELDS + SERVER_FIELDS:
             raise DecodeError(
-                f"quest.generate: field 'fields': {name!r} is not a usable field name",
+                "quest.generate: field 'fields': a field name is 1 to 40 lowercase letters, "
+                "digits or _, starts with a letter, and is not a quest field the server sets",
                 request_id=request_id,
             )
-        try:
-            Draft202012Validator.check_schema(schema)
-        except SchemaError as exc:
+        problem = unusable_schema(schema)
+        if problem is not None:
             raise DecodeError(
-                f"quest.generate: field 'fields.{name}': invalid JSON schema: {exc.message}",
-                request_id=request_id,
-            ) from None
+                f"quest.generate: field 'fields.{name}': {problem}", request_id=request_id
+            )
 
 
 def strictify(schema: dict[str, Any]) -> dict[str, Any]:
@@ -178,11 +177,9 @@ def validate_quest(data: Any, difficulty: str, fields: dict[str, dict[str, Any]]
         if name not in data:
             problems.append(f"{name}: field required")
             continue
-        errors = sorted(Draft202012Validator(schema).iter_errors(data[name]), key=str)
-        if errors:
-            # the keyword, not jsonschema's message: that one quotes the value
-            where = "".join(f"[{p!r}]" for p in errors[0].absolute_path)
-            problems.append(f"{name}{where}: breaks its schema's {errors[0].validator!r} rule")
+        problem = schema_problem(schema, data[name], name)
+        if problem is not None:
+            problems.append(problem)
         quest[name] = data[name]
     if problems:
         raise QuestInvalid("; ".join(problems[:5]), rule=True)

@@ -46,7 +46,9 @@ class SceneManager:
         """A scene by name, or ``bad_request``."""
         scene = self.scenes(session).get(name)
         if scene is None:
-            raise DecodeError(f"no scene {name!r}; start it first", request_id=request_id)
+            raise DecodeError(
+                "field 'scene': no scene of that name; start it first", request_id=request_id
+            )
         return scene
 
     def _persona(self, session: Connection, npc: str, request_id: Any) -> Persona:
@@ -100,7 +102,7 @@ class SceneManager:
         """Remove an NPC; its reply in progress ends "cancelled" and the exchange goes on."""
         scene = self.get(session, name, request_id)
         if npc not in scene.personas:
-            raise DecodeError(f"npc {npc!r} is not in scene {name!r}", request_id=request_id)
+            raise DecodeError("scene.remove: field 'npc': not in the scene", request_id=request_id)
         del scene.personas[npc]
         if scene.speaking == npc and scene.task is not None:
             scene.task.cancel()
@@ -123,7 +125,7 @@ class SceneManager:
         scene = self.get(session, msg.scene, msg.id)
         if msg.to is not None and msg.to not in scene.personas:
             raise DecodeError(
-                f"scene.say: field 'to': npc {msg.to!r} is not in the scene", request_id=msg.id
+                "scene.say: field 'to': that npc is not in the scene", request_id=msg.id
             )
         session.check_text("scene.say", msg.text, msg.id)
         previous = scene.task
