@@ -36,63 +36,29 @@ The routing rule these flows pin down (docs/protocol.md, "Errors"):
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
-RULE_REPLY = "docs/protocol.md#talking"
-RULE_REFUSAL = "docs/protocol.md#errors (refusals)"
-RULE_SCENES = "docs/protocol.md#scenes"
-RULE_ANSWERS = "docs/protocol.md#errors"
+# the flow lists sit beside this file, which make_vectors.py loads by path (not as a package)
+HERE = str(Path(__file__).resolve().parent)
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
 
-_MODEL = "llama-3.1-8b-instant"
+from flow_frames import (  # noqa: E402
+    RULE_ANSWERS,
+    RULE_REFUSAL,
+    RULE_REPLY,
+    delta,
+    end,
+    error,
+    start,
+)
+from flows_refusals import REFUSAL_FLOWS  # noqa: E402
+from flows_scenes import SCENE_FLOWS  # noqa: E402
 
-
-def start(rid: str | int, npc: str = "blacksmith", **extra: Any) -> dict[str, Any]:
-    """A ``reply.start``."""
-    return {"type": "reply.start", "id": rid, "npc": npc, "model": _MODEL, **extra}
-
-
-def delta(rid: str | int, seq: int, text: str) -> dict[str, Any]:
-    """A ``reply.delta``."""
-    return {"type": "reply.delta", "id": rid, "seq": seq, "text": text}
-
-
-def end(
-    rid: str | int, text: str, finish: str = "stop", npc: str = "blacksmith", **extra: Any
-) -> dict[str, Any]:
-    """A ``reply.end`` (with plausible usage, cost and timing)."""
-    return {
-        "type": "reply.end",
-        "id": rid,
-        "npc": npc,
-        "text": text,
-        "finish": finish,
-        "model": _MODEL,
-        "usage": {"input_tokens": 180, "output_tokens": 6},
-        "cost_usd": 9.48e-06,
-        "timing": {"queue_ms": 0.2, "ttft_ms": 48.0, "total_ms": 70.5},
-        **extra,
-    }
-
-
-def error(
-    rid: str | int | None, code: str, message: str, refused: str | None = None, **extra: Any
-) -> dict[str, Any]:
-    """An ``error``; ``refused`` names the type of the message it refuses."""
-    frame: dict[str, Any] = {"type": "error", "code": code, "message": message}
-    frame["retryable"] = extra.pop("retryable", False)
-    if rid is not None:
-        frame["id"] = rid
-    if refused is not None:
-        frame["refused"] = refused
-    return {**frame, **extra}
-
-
-def _scene(parent: str) -> dict[str, Any]:
-    """The fields a scene reply's ``reply.start`` and ``reply.end`` carry."""
-    return {"scene": "tavern", "parent": parent}
-
-
-FLOWS: list[dict[str, Any]] = [
+#: replies, answers and the errors that end them
+REPLY_FLOWS: list[dict[str, Any]] = [
     {
         "name": "plain reply",
         "rule": RULE_REPLY,
@@ -281,194 +247,9 @@ FLOWS: list[dict[str, Any]] = [
         },
         "stray": [],
     },
-    {
-        "name": "refused duplicate say does not end the live reply",
-        "rule": RULE_REFUSAL,
-        "requests": {"t-1": "say"},
-        "frames": [
-            start("t-1"),
-            error("t-1", "bad_request", "id: already in flight", refused="say"),
-            delta("t-1", 0, "Hi"),
-            end("t-1", "Hi"),
-        ],
-        "expect": {
-            "t-1": {"ends": "reply", "at": 3, "finish": "stop", "text": "Hi", "deltas": "Hi"}
-        },
-        "stray": [1],
-    },
-    {
-        "name": "refusal of the client's own fresh say ends it with the code",
-        "rule": RULE_REFUSAL,
-        "requests": {"t-1": "say", "t-2": "say"},
-        "frames": [
-            start("t-1"),
-            error(
-                "t-2",
-                "too_many_in_flight",
-                "too many requests in flight",
-                refused="say",
-                retryable=True,
-            ),
-            end("t-1", "Aye."),
-        ],
-        "expect": {
-            "t-1": {"ends": "reply", "at": 2, "finish": "stop", "text": "Aye.", "deltas": ""},
-            "t-2": {"ends": "error", "at": 1, "code": "too_many_in_flight"},
-        },
-        "stray": [],
-    },
-    {
-        "name": "refused cancel of a request that is not cancellable leaves it waiting",
-        "rule": RULE_REFUSAL,
-        "requests": {"7": "memory.query"},
-        "frames": [
-            error(7, "bad_request", "id: this request cannot be cancelled", refused="cancel"),
-            {"type": "memory", "id": 7, "items": []},
-        ],
-        "expect": {"7": {"ends": "answer", "at": 1, "answer_type": "memory"}},
-        "stray": [0],
-    },
-    {
-        "name": "refused cancel of a finished reply is stray",
-        "rule": RULE_REFUSAL,
-        "requests": {"t-1": "say"},
-        "frames": [
-            start("t-1"),
-            end("t-1", "Done."),
-            error("t-1", "bad_request", "id: no such request in flight", refused="cancel"),
-        ],
-        "expect": {
-            "t-1": {"ends": "reply", "at": 1, "finish": "stop", "text": "Done.", "deltas": ""}
-        },
-        "stray": [2],
-    },
-    {
-        "name": "connection-level error without id is stray",
-        "rule": RULE_REFUSAL,
-        "requests": {"t-1": "say"},
-        "frames": [
-            start("t-1"),
-            error(None, "bad_request", "a message must be a msgpack map"),
-            delta("t-1", 0, "Still here."),
-            end("t-1", "Still here."),
-            {"type": "pong", "id": 99},
-        ],
-        "expect": {
-            "t-1": {
-                "ends": "reply",
-                "at": 3,
-                "finish": "stop",
-                "text": "Still here.",
-                "deltas": "Still here.",
-            }
-        },
-        "stray": [1, 4],
-    },
-    {
-        "name": "scene exchange: replies under their own ids, then scene.done",
-        "rule": RULE_SCENES,
-        "requests": {"s-1": "scene.say"},
-        "frames": [
-            start("s-1/1", npc="mage", **_scene("s-1")),
-            delta("s-1/1", 0, "Haunted? Brom, tell the child."),
-            end("s-1/1", "Haunted? Brom, tell the child.", npc="mage", **_scene("s-1")),
-            start("s-1/2", **_scene("s-1")),
-            delta("s-1/2", 0, "Aye."),
-            {"type": "emote", "id": "s-1/2", "npc": "blacksmith", "emote": "shrugs"},
-            end("s-1/2", "Aye.", **_scene("s-1")),
-            {
-                "type": "scene.done",
-                "id": "s-1",
-                "scene": "tavern",
-                "replies": [
-                    {"id": "s-1/1", "npc": "mage", "finish": "stop"},
-                    {"id": "s-1/2", "npc": "blacksmith", "finish": "stop"},
-                ],
-                "stopped": "bound",
-            },
-        ],
-        "expect": {
-            "s-1": {"ends": "answer", "at": 7, "answer_type": "scene.done"},
-            "s-1/1": {
-                "ends": "reply",
-                "at": 2,
-                "finish": "stop",
-                "text": "Haunted? Brom, tell the child.",
-                "deltas": "Haunted? Brom, tell the child.",
-            },
-            "s-1/2": {"ends": "reply", "at": 6, "finish": "stop", "text": "Aye.", "deltas": "Aye."},
-        },
-        "stray": [],
-    },
-    {
-        "name": "refused cancel naming a scene reply does not end it",
-        "rule": RULE_REFUSAL,
-        "requests": {"s-1": "scene.say"},
-        "frames": [
-            start("s-1/1", npc="mage", **_scene("s-1")),
-            error(
-                "s-1/1",
-                "bad_request",
-                "id: scene replies are cancelled through their scene.say",
-                refused="cancel",
-            ),
-            delta("s-1/1", 0, "Go on."),
-            end("s-1/1", "Go on.", npc="mage", **_scene("s-1")),
-            {
-                "type": "scene.done",
-                "id": "s-1",
-                "scene": "tavern",
-                "replies": [{"id": "s-1/1", "npc": "mage", "finish": "stop"}],
-                "stopped": "quiet",
-            },
-        ],
-        "expect": {
-            "s-1": {"ends": "answer", "at": 4, "answer_type": "scene.done"},
-            "s-1/1": {
-                "ends": "reply",
-                "at": 3,
-                "finish": "stop",
-                "text": "Go on.",
-                "deltas": "Go on.",
-            },
-        },
-        "stray": [1],
-    },
-    {
-        "name": "a failing scene reply ends with its error; the exchange with scene.done",
-        "rule": RULE_SCENES,
-        "requests": {"s-1": "scene.say"},
-        "frames": [
-            start("s-1/1", npc="mage", **_scene("s-1")),
-            delta("s-1/1", 0, "The mine"),
-            end("s-1/1", "The mine", finish="error", npc="mage", **_scene("s-1")),
-            error("s-1/1", "upstream_error", "the upstream failed; try again", retryable=True),
-            {
-                "type": "scene.done",
-                "id": "s-1",
-                "scene": "tavern",
-                "replies": [{"id": "s-1/1", "npc": "mage", "finish": "error"}],
-                "stopped": "error",
-            },
-        ],
-        "expect": {
-            "s-1": {"ends": "answer", "at": 4, "answer_type": "scene.done"},
-            "s-1/1": {"ends": "error", "at": 3, "code": "upstream_error", "text": "The mine"},
-        },
-        "stray": [],
-    },
-    {
-        "name": "refused scene.say ends it; a reply.start naming an unknown parent is stray",
-        "rule": RULE_REFUSAL,
-        "requests": {"s-2": "scene.say"},
-        "frames": [
-            error("s-2", "bad_request", "scene: no such scene", refused="scene.say"),
-            start("s-9/1", **_scene("s-9")),
-        ],
-        "expect": {"s-2": {"ends": "error", "at": 0, "code": "bad_request"}},
-        "stray": [1],
-    },
 ]
+
+FLOWS = REPLY_FLOWS + REFUSAL_FLOWS + SCENE_FLOWS
 
 
 def _check(flow: dict[str, Any]) -> None:
