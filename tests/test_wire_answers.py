@@ -4,17 +4,16 @@ that never repeat what was sent, request id limits, ``stream: false``, and the a
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
+from ws_helpers import HELLO, recv
 
 from npcbridge.protocol import encode, unpack
 from npcbridge.testing.bridge import Bridge, start_bridge
 from npcbridge.testing.fake_upstream import FakeUpstream
 
-HELLO = {"type": "hello", "protocol": 1, "client": "test"}
 SAY = {"type": "say", "npc": "blacksmith", "player": "p"}
 
 
@@ -23,10 +22,6 @@ async def session(bridge: Bridge) -> ClientConnection:
     await ws.send(encode(HELLO))
     assert unpack(await ws.recv())["type"] == "welcome"
     return ws
-
-
-async def recv(ws: ClientConnection) -> dict[str, Any]:
-    return unpack(await asyncio.wait_for(ws.recv(), 5))  # type: ignore[no-any-return]
 
 
 async def answer(ws: ClientConnection, frame: dict[str, Any]) -> dict[str, Any]:
