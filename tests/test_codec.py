@@ -7,8 +7,9 @@ import tracemalloc
 import msgpack
 import pytest
 
-from npcbridge.protocol import DecodeError, decode_map, pack, unpack
+from npcbridge.protocol import DecodeError, decode_map, encode, pack, unpack
 from npcbridge.protocol.codec import MAX_DEPTH
+from npcbridge.protocol.messages import NpcDefine, Persona
 
 FRAME = 65536  # server.max_message_bytes
 
@@ -80,3 +81,38 @@ def test_a_small_deep_wide_frame_allocates_little() -> None:
     finally:
         tracemalloc.stop()
     assert peak < 1 << 20, f"peak {peak} bytes"
+
+
+def test_the_persona_fields_the_server_reads_are_typed_and_travel_unchanged() -> None:
+    raw = {
+        "name": "Brom",
+        "tier": "large",
+        "quality": True,
+        "fallbacks": ["openai/gpt-oss-20b"],
+        "latency_budget_ms": 800,
+        "cacheable": True,
+        "budget_usd_per_day": 0.5,
+        "system_prompt": "Be brief.",
+        "topics": ["ore"],
+        "card": {"data": {"name": "Brom"}},
+        "mood": "calm",
+    }
+    persona = Persona.model_validate(raw)
+    assert persona.model_extra == {"mood": "calm"}  # only what the server does not read
+    assert (persona.tier, persona.quality, persona.fallbacks) == ("large", True, raw["fallbacks"])
+    assert (persona.latency_budget_ms, persona.cacheable, persona.budget_usd_per_day) == (
+        800,
+        True,
+        0.5,
+    )
+    assert (persona.system_prompt, persona.topics, persona.card) == (
+        "Be brief.",
+        ["ore"],
+        raw["card"],
+    )
+    lists = {"actions": [], "examples": [], "knowledge": []}  # model fields with defaults
+    define = NpcDefine(id=1, npc="brom", persona=persona)
+    assert unpack(encode(define))["persona"] == {**raw, **lists}
+    # unset, they stay off the wire
+    bare = unpack(encode(NpcDefine(id=1, npc="b", persona=Persona(name="B"))))["persona"]
+    assert bare == {"name": "B", **lists}

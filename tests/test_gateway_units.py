@@ -337,8 +337,8 @@ def test_docs_example_config_loads(tmp_path: Path) -> None:
     assert config.ratelimit.limits_for("llama-3.1-8b-instant").tpm == 6000
     assert config.budget.per_player_usd_per_day == 0.05
     assert config.gateway.budget_ms("realtime") == 1500
-    crier = config.npcs["town_crier"].model_extra or {}
-    assert crier["cacheable"] is True and crier["fallbacks"] == ["openai/gpt-oss-20b"]
+    crier = config.npcs["town_crier"]
+    assert crier.cacheable is True and crier.fallbacks == ["openai/gpt-oss-20b"]
 
 
 async def test_acquire_counts_the_queue_ahead_and_refuses_early() -> None:

@@ -164,7 +164,7 @@ async def test_character_card_v2_import(bridge: Bridge) -> None:
     system = bridge.fake.requests[0].body["messages"][0]["content"]
     assert "You are Seraphina" in system and "Never leave the glade." in system
     persona = persona_from_card(card)
-    assert persona.model_extra["card"]["data"]["creator_notes"] == "keep me"
+    assert persona.card is not None and persona.card["data"]["creator_notes"] == "keep me"
     assert persona.examples == ["Welcome, traveller.", "{{char}}: Rest here."]
 
 

@@ -34,11 +34,10 @@ def step_down(tier: Tier) -> Tier:
 
 def wanted_tier(turn: Turn, settings: Any) -> Tier:
     """The tier the urgency rule gives this turn (before budget and health)."""
-    extra = turn.persona.model_extra or {}
-    if extra.get("tier") in TIER_ORDER:
-        return extra["tier"]  # type: ignore[no-any-return]
+    if turn.persona.tier is not None:
+        return turn.persona.tier
     tier: Tier = settings.tiers.get(turn.urgency, settings.tiers.get("normal", "small"))
-    if extra.get("quality") and tier == "small":
+    if turn.persona.quality and tier == "small":
         tier = settings.quality_tier
     return tier
 

@@ -32,9 +32,8 @@ def describe(persona: Persona) -> str:
         lines.append("What you know:\n" + "\n".join(f"- {k}" for k in persona.knowledge))
     if persona.examples:
         lines.append("How you talk, for example:\n" + "\n".join(f"- {e}" for e in persona.examples))
-    extra = persona.model_extra or {}
-    if isinstance(extra.get("system_prompt"), str) and extra["system_prompt"]:
-        lines.append(extra["system_prompt"])
+    if persona.system_prompt:
+        lines.append(persona.system_prompt)
     return "\n".join(lines)
 
 

@@ -6,7 +6,7 @@ and the token estimates used for admission."""
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..providers.base import ProviderRequest
 from .budget import Budgets, Scope, UncataloguedPrices
@@ -15,13 +15,6 @@ if TYPE_CHECKING:
     from ..config import Config
     from ..pipeline.turn import Turn
     from .catalog import Catalog, ModelEntry
-
-
-def persona_option(turn: Turn, name: str, default: Any = None) -> Any:
-    """A gateway field of the turn's persona (personas keep unknown fields), or ``default``."""
-    extra = turn.persona.model_extra or {}
-    value = extra.get(name)
-    return default if value is None else value
 
 
 def estimate_prompt_tokens(request: ProviderRequest) -> int:
@@ -60,7 +53,7 @@ class TurnPolicy:
     def latency_budget_s(self, turn: Turn) -> float:
         """How long the turn may wait for capacity or back-off (persona ``latency_budget_ms``
         over ``gateway.latency_budget_ms[urgency]``)."""
-        ms = persona_option(turn, "latency_budget_ms")
+        ms = turn.persona.latency_budget_ms
         if ms is None:
             ms = self.config.gateway.budget_ms(turn.urgency)
         return float(ms) / 1000
@@ -72,12 +65,12 @@ class TurnPolicy:
 
     def chain(self, turn: Turn, model: ModelEntry) -> list[ModelEntry]:
         """The selected model and its fallbacks, without repeats."""
-        names = persona_option(turn, "fallbacks")
+        names = turn.persona.fallbacks
         if names is None:
             names = model.fallbacks
         chain = [model]
         for name in names:
-            entry = self.catalog.entry(str(name))
+            entry = self.catalog.entry(name)
             if entry.id not in {e.id for e in chain}:
                 chain.append(entry)
         return chain
@@ -85,7 +78,7 @@ class TurnPolicy:
     def budget_scopes(self, turn: Turn) -> list[Scope]:
         """The budgets this turn counts against (the persona may set its NPC's own)."""
         scopes = self.budgets.scopes(turn.player, turn.session_id)
-        npc_limit = persona_option(turn, "budget_usd_per_day")
+        npc_limit = turn.persona.budget_usd_per_day
         if npc_limit is not None:
             scopes.append(self.budgets.npc_scope(turn.npc, float(npc_limit)))
         return scopes
@@ -115,11 +108,7 @@ class TurnPolicy:
         """Whether the reply may come from, and go into, the response cache."""
         if not self.config.cache.enabled:
             return False
-        return (
-            request.temperature == 0
-            or turn.cacheable
-            or bool(persona_option(turn, "cacheable", False))
-        )
+        return request.temperature == 0 or turn.cacheable or bool(turn.persona.cacheable)
 
     def estimate_tokens(self, request: ProviderRequest) -> tuple[int, int]:
         """(prompt, output) token estimates for admission and rate limiting."""

@@ -17,7 +17,6 @@ from pydantic import BaseModel, ValidationError
 from .errors import DecodeError, ErrorCode, ProtocolError
 from .messages import (
     CLIENT_MESSAGES,
-    PERSONA_OPTIONS,
     SERVER_MESSAGES,
     Extension,
     Message,
@@ -308,8 +307,8 @@ def validate(raw: dict[str, Any], registry: dict[str, type[Message]]) -> Message
 
 
 def _field_names() -> frozenset[str]:
-    """Every field name a message model (or a persona option) declares."""
-    names: set[str] = set(PERSONA_OPTIONS)
+    """Every field name a message model declares (the persona's included)."""
+    names: set[str] = set()
     stack: list[type[BaseModel]] = [Message]
     while stack:
         model = stack.pop()

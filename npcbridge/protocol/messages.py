@@ -47,7 +47,7 @@ from .fields import (
     Urgency,
     valid_request_id,
 )
-from .persona import PERSONA_OPTIONS, ActionSpec, Persona
+from .persona import ActionSpec, Persona
 from .server_messages import (
     SERVER_MESSAGES,
     Action,
@@ -77,7 +77,6 @@ __all__ = [
     "INT64_MAX",
     "INT64_MIN",
     "MAX_ID_BYTES",
-    "PERSONA_OPTIONS",
     "PROTOCOL_VERSION",
     "SERVER_MESSAGES",
     "SUPPORTED_VERSIONS",

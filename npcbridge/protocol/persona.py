@@ -1,21 +1,12 @@
 """Who an NPC is: the :class:`Persona` (sent in ``npc.define`` or set in the config) and the
-actions a game lets an NPC take; the persona fields the server reads from ``model_extra`` are
-type-checked here (``PERSONA_OPTIONS``)."""
+actions a game lets an NPC take. Every persona field the server reads is a typed field, checked
+when the persona arrives; unknown fields stay in ``model_extra`` for plugins."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import (
-    Field,
-    StrictBool,
-    StrictInt,
-    StrictStr,
-    TypeAdapter,
-    ValidationError,
-    model_validator,
-)
-from pydantic_core import PydanticCustomError
+from pydantic import Field, StrictBool, StrictInt, StrictStr
 
 from .fields import JsonMap, Message, NonNegative, Number
 
@@ -32,21 +23,6 @@ class ActionSpec(Message):
     parameters: JsonMap = Field(default_factory=lambda: _no_parameters())
 
 
-#: persona fields that are not model fields (they stay in ``model_extra``, where plugins and the
-#: gateway read them) but that the server uses: their types are checked when a persona arrives
-PERSONA_OPTIONS: dict[str, TypeAdapter[Any]] = {
-    "tier": TypeAdapter(Literal["small", "large", "largest"]),
-    "quality": TypeAdapter(StrictBool),
-    "fallbacks": TypeAdapter(list[StrictStr]),
-    "latency_budget_ms": TypeAdapter(NonNegative),
-    "cacheable": TypeAdapter(StrictBool),
-    "budget_usd_per_day": TypeAdapter(NonNegative),
-    "system_prompt": TypeAdapter(StrictStr),
-    "topics": TypeAdapter(list[StrictStr]),
-    "card": TypeAdapter(JsonMap),
-}
-
-
 class Persona(Message):
     """Who an NPC is. Unknown fields are kept and available to plugins."""
 
@@ -60,20 +36,22 @@ class Persona(Message):
     temperature: Number | None = Field(default=None, ge=0, le=2)
     max_tokens: StrictInt | None = Field(default=None, ge=1, le=32768)
     actions: list[ActionSpec] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _check_options(self) -> Persona:
-        """The fields the server reads from ``model_extra`` must have their documented type."""
-        extra = self.model_extra or {}
-        for name, adapter in PERSONA_OPTIONS.items():
-            value = extra.get(name)
-            if value is None:
-                continue
-            try:
-                adapter.validate_python(value)
-            except ValidationError as exc:
-                first = exc.errors(include_url=False, include_input=False)[0]
-                raise PydanticCustomError(
-                    "persona_option", "{reason}", {"field": name, "reason": first["msg"]}
-                ) from None
-        return self
+    # what the server does with them: docs/protocol.md (personas), docs/gateway.md (models, budgets)
+    #: the model tier this NPC always uses (over the urgency rule)
+    tier: Literal["small", "large", "largest"] | None = None
+    #: a small-tier turn of this NPC gets the quality tier instead
+    quality: StrictBool | None = None
+    #: the models tried after the selected one fails (None: the catalog's fallbacks)
+    fallbacks: list[StrictStr] | None = None
+    #: how long a turn may wait for capacity or back-off (over the urgency's budget)
+    latency_budget_ms: NonNegative | None = None
+    #: whether replies may come from and go into the response cache
+    cacheable: StrictBool | None = None
+    #: this NPC's own daily budget
+    budget_usd_per_day: NonNegative | None = None
+    #: added to the system prompt as is
+    system_prompt: StrictStr | None = None
+    #: what the NPC talks about (scene turn-taking counts them as what it knows)
+    topics: list[StrictStr] | None = None
+    #: the Character Card an NPC was imported from, whole (for plugins)
+    card: JsonMap | None = None

@@ -72,17 +72,15 @@ def addressed(text: str, candidates: dict[str, Persona]) -> str | None:
 
 def relevance(text: str, persona: Persona) -> int:
     """Content words ``text`` shares with what the persona is and knows."""
-    extra = persona.model_extra or {}
-    topics = extra.get("topics")
     about = " ".join(
         s
         for s in (
             persona.description,
             persona.personality,
             *persona.knowledge,
-            *(topics if isinstance(topics, list) else []),
+            *(persona.topics or []),
         )
-        if isinstance(s, str)
+        if s
     )
     return len(words(text) & words(about))
 
