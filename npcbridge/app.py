@@ -87,7 +87,7 @@ class App:
             metrics=self.gateway.metrics,
             npcs=self.npcs,
             call=self.plugins.call,
-            turns=TurnRunner(self.pipeline, self.gateway, self.plugins, self.default_model),
+            turns=TurnRunner(self.pipeline),
             store=lambda: self.store,
             writes=lambda: self.writes,
             offline=self.offline,

@@ -74,3 +74,20 @@ async def test_a_class_plugin_keeps_the_api_from_start_up_and_uses_it_in_a_turn(
     (request,) = scripted.requests
     assert request.messages[0]["content"].endswith("Be brief.")
     assert keeper.api.store is None  # closed with the server
+
+
+async def test_plugins_and_the_pipeline_choose_a_model_in_one_place(
+    scripted: ScriptedProvider,
+) -> None:
+    """``api.turns.select_model`` is the pipeline's own choice (no copy of it or of the default
+    model), so a say and a plugin's request pick alike."""
+    async with running_scripted_app(scripted) as app:
+        picked = app.catalog.entry(app.catalog.ids()[-1])
+
+        async def select_model(turn: Turn) -> Any:
+            return picked
+
+        app.pipeline.select_model = select_model  # type: ignore[method-assign]
+        said = await say(app, "blacksmith", "hi")
+        assert said.frames[0]["model"] == picked.id
+        assert await app.api.turns.select_model(said.turn) is picked

@@ -67,6 +67,14 @@ class Pipeline:
         self.default_model = default_model
         self.failures = HookFailures()
 
+    async def select_model(self, turn: Turn) -> ModelEntry:
+        """The model ``npcbridge_select_model`` picks for ``turn`` (else the default model)."""
+        name = checked(
+            "npcbridge_select_model",
+            await self.hooks.call("npcbridge_select_model", turn=turn, catalog=self.catalog),
+        )
+        return self.catalog.entry(name or self.default_model)
+
     async def prepare(self, turn: Turn) -> tuple[ModelEntry, ProviderRequest]:
         """Build the upstream request: persona, recall, model, before-request hooks."""
         pm = self.hooks
@@ -80,11 +88,7 @@ class Pipeline:
             "npcbridge_recall", await pm.call("npcbridge_recall", turn=turn), each=True
         ):
             recalled.extend(messages)
-        name = checked(
-            "npcbridge_select_model",
-            await pm.call("npcbridge_select_model", turn=turn, catalog=self.catalog),
-        )
-        turn.model = self.catalog.entry(name or self.default_model)
+        turn.model = await self.select_model(turn)
         if turn.persona.actions and not turn.tools:
             turn.tools = actions.tools_for(turn.persona.actions)
         system = {"role": "system", "content": "\n\n".join(turn.system_parts)}

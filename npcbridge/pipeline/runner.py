@@ -12,23 +12,22 @@ from collections.abc import AsyncIterator
 
 from ..gateway.catalog import ModelEntry
 from ..gateway.core import Gateway
-from ..plugin.guard import checked
-from ..plugin.manager import PluginManager
 from ..providers.base import ProviderRequest, StreamEvent
 from .run import Pipeline
 from .turn import Turn, TurnResult, Usage
 
 
 class TurnRunner:
-    """:class:`~npcbridge.plugin.api.Turns` over one server's pipeline and gateway."""
+    """:class:`~npcbridge.plugin.api.Turns` over one server's pipeline (and the pipeline's
+    gateway)."""
 
-    def __init__(
-        self, pipeline: Pipeline, gateway: Gateway, hooks: PluginManager, default_model: str
-    ) -> None:
+    def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
-        self.gateway = gateway
-        self.hooks = hooks
-        self.default_model = default_model
+
+    @property
+    def gateway(self) -> Gateway:
+        """The pipeline's gateway."""
+        return self.pipeline.gateway
 
     async def run(self, turn: Turn) -> TurnResult | None:
         """Run ``turn`` through every turn hook and the gateway (see :meth:`Pipeline.run`)."""
@@ -61,14 +60,8 @@ class TurnRunner:
         )
 
     async def select_model(self, turn: Turn) -> ModelEntry:
-        """The model ``npcbridge_select_model`` picks (else the configured default)."""
-        name = checked(
-            "npcbridge_select_model",
-            await self.hooks.call(
-                "npcbridge_select_model", turn=turn, catalog=self.pipeline.catalog
-            ),
-        )
-        return self.pipeline.catalog.entry(name or self.default_model)
+        """The model the pipeline picks for ``turn`` (see :meth:`Pipeline.select_model`)."""
+        return await self.pipeline.select_model(turn)
 
     async def budget_left(self, turn: Turn) -> float | None:
         """The smallest fraction left of the budgets with a limit that apply to ``turn``."""

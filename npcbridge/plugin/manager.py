@@ -86,19 +86,11 @@ class PluginManager(pluggy.PluginManager):
 
         ``all`` returns the list of non-None answers, ``firstresult`` the first non-None answer
         (or None), ``chain`` the value after every implementation (pass it as its argument)."""
-        mode = CALL_MODES[hook_name]
-        answers: list[Any] = []
+        fold = _Fold(CALL_MODES[hook_name], kwargs)
         for impl in self.impls(hook_name):
-            value = await self.call_one(impl, hook_name, **kwargs)
-            if value is None:
-                continue
-            if mode.kind == "firstresult":
-                return value
-            if mode.kind == "chain":
-                kwargs = {**kwargs, _value_arg(mode): value}
-            else:
-                answers.append(value)
-        return _outcome(mode, answers, kwargs)
+            if fold.add(await self.call_one(impl, hook_name, **fold.kwargs)):
+                break
+        return fold.outcome()
 
     async def call_one(self, impl: pluggy.HookImpl, hook_name: str, **kwargs: Any) -> Any:
         """One implementation's answer, awaited; an exception it raises carries the note naming
@@ -116,23 +108,17 @@ class PluginManager(pluggy.PluginManager):
         impls = self.impls(hook_name)
 
         def dispatch(**kwargs: Any) -> Any:
-            answers: list[Any] = []
+            fold = _Fold(mode, kwargs)
             for impl in impls:
-                value = _invoke(impl, hook_name, kwargs)
+                value = _invoke(impl, hook_name, fold.kwargs)
                 if inspect.isawaitable(value):
                     _discard(value)
                     raise TypeError(
                         f"hook {hook_name} of plugin {impl.plugin_name} must be synchronous"
                     )
-                if value is None:
-                    continue
-                if mode.kind == "firstresult":
-                    return value
-                if mode.kind == "chain":
-                    kwargs = {**kwargs, _value_arg(mode): value}
-                else:
-                    answers.append(value)
-            return _outcome(mode, answers, kwargs)
+                if fold.add(value):
+                    break
+            return fold.outcome()
 
         return dispatch
 
@@ -171,17 +157,36 @@ def _discard(value: Any) -> None:
         close()
 
 
-def _value_arg(mode: CallMode) -> str:
-    assert mode.value is not None
-    return mode.value
+class _Fold:
+    """A call mode's fold of the answers, fed one implementation's answer at a time (the same
+    for the awaiting and the synchronous dispatch): ``all`` collects the non-None answers,
+    ``firstresult`` keeps the first one, ``chain`` passes each as the next call's argument."""
 
+    def __init__(self, mode: CallMode, kwargs: dict[str, Any]) -> None:
+        self.mode = mode
+        #: the arguments of the next call (a chain's value replaced by the last answer)
+        self.kwargs = kwargs
+        self.answers: list[Any] = []
 
-def _outcome(mode: CallMode, answers: list[Any], kwargs: dict[str, Any]) -> Any:
-    if mode.kind == "chain":
-        return kwargs[_value_arg(mode)]
-    if mode.kind == "firstresult":
-        return None
-    return answers
+    def add(self, value: Any) -> bool:
+        """Take one answer; True when the call is over (a firstresult hook answered)."""
+        if value is None:
+            return False
+        if self.mode.kind == "chain":
+            assert self.mode.value is not None
+            self.kwargs = {**self.kwargs, self.mode.value: value}
+            return False
+        self.answers.append(value)
+        return self.mode.kind == "firstresult"
+
+    def outcome(self) -> Any:
+        """The call's result in its mode."""
+        if self.mode.kind == "chain":
+            assert self.mode.value is not None
+            return self.kwargs[self.mode.value]
+        if self.mode.kind == "firstresult":
+            return self.answers[0] if self.answers else None
+        return self.answers
 
 
 # ------------------------------------------------------------------------ loading

@@ -194,10 +194,9 @@ class QuestGenerator:
         self.settings = settings
 
     async def _model(self, turn: Turn) -> ModelEntry:
-        name = self.settings.model or await self.api.call(
-            "npcbridge_select_model", turn=turn, catalog=self.api.catalog
-        )
-        return self.api.model_entry(name or self.api.default_model)
+        if self.settings.model:
+            return self.api.model_entry(self.settings.model)
+        return await self.api.turns.select_model(turn)
 
     def _turn(self, msg: QuestGenerate, persona: Persona, session_id: str) -> Turn:
         context = dict(msg.context or {})
