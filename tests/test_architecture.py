@@ -62,3 +62,22 @@ def test_every_module_has_a_layer() -> None:
 
     uncovered = [name for name in _modules() if not covered(name)]
     assert not uncovered, f"modules in no layer of [tool.importlinter]: {uncovered}"
+
+
+def test_feature_packages_re_export_nothing() -> None:
+    """One import path per name: a feature's names are imported from the module that defines
+    them, not from its package (nor through the gameplay settings module)."""
+    import ast
+
+    for package in ("quest", "scenes"):
+        tree = ast.parse((ROOT / "npcbridge" / "features" / package / "__init__.py").read_text())
+        imports = [
+            node
+            for node in tree.body
+            if isinstance(node, (ast.Import, ast.ImportFrom))
+            and not (isinstance(node, ast.ImportFrom) and node.module == "__future__")
+        ]
+        assert not imports, f"npcbridge.features.{package} re-exports names"
+    settings = ast.parse((ROOT / "npcbridge" / "features" / "settings.py").read_text())
+    assigned = [t for node in settings.body if isinstance(node, ast.Assign) for t in node.targets]
+    assert "__all__" not in {t.id for t in assigned if isinstance(t, ast.Name)}

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from npcbridge.client import NpcBridgeError
-from npcbridge.features.quest import DIFFICULTIES, validate_quest
+from npcbridge.features.quest.schema import DIFFICULTIES, validate_quest
 from npcbridge.testing.bridge import Bridge, start_bridge
 from npcbridge.testing.fake_upstream import FakeUpstream
 

@@ -9,11 +9,10 @@ from typing import Any
 import pytest
 
 from npcbridge.client import NpcBridgeError
-from npcbridge.features.quest import (
+from npcbridge.features.quest.parse import parse_json, parse_text
+from npcbridge.features.quest.schema import (
     DIFFICULTIES,
     QuestInvalid,
-    parse_json,
-    parse_text,
     quest_schema,
     validate_quest,
 )

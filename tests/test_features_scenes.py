@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from npcbridge.client import Client, NpcBridgeError
-from npcbridge.features.scenes import Scene, addressed, choose_first, choose_next, relevance
+from npcbridge.features.scenes.ranking import addressed, choose_first, choose_next, relevance
+from npcbridge.features.scenes.scene import Scene
 from npcbridge.protocol.messages import Persona
 from npcbridge.testing.bridge import Bridge
 from npcbridge.testing.fake_upstream import Reply
@@ -311,8 +312,9 @@ class _Connection:
 async def test_scenes_use_only_the_declared_connection_interface() -> None:
     """Scenes live in the connection's plugin_state and the exchange is the task track returns;
     nothing is written onto the connection and its in-flight table is never read."""
-    from npcbridge.features.scenes import ConnectionScenes, SceneManager
-    from npcbridge.features.settings import SceneSettings
+    from npcbridge.features.scenes.manager import SceneManager
+    from npcbridge.features.scenes.scene import ConnectionScenes
+    from npcbridge.features.scenes.settings import SceneSettings
     from npcbridge.protocol.messages import SceneSay, SceneStart
 
     class Services:
@@ -344,8 +346,8 @@ async def test_scenes_use_only_the_declared_connection_interface() -> None:
 async def test_a_scene_turn_carries_the_players_line_in_its_typed_field() -> None:
     """The player's words travel in ``turn.player_text`` (``text`` has the "Name: " label); an
     NPC answering an NPC has none; nothing of it is kept in ``turn.state``."""
-    from npcbridge.features.scenes import SceneManager
-    from npcbridge.features.settings import SceneSettings
+    from npcbridge.features.scenes.manager import SceneManager
+    from npcbridge.features.scenes.settings import SceneSettings
     from npcbridge.pipeline.turn import Turn
     from npcbridge.protocol.messages import SceneSay, SceneStart
 
@@ -383,8 +385,8 @@ async def test_a_scene_turn_carries_the_players_line_in_its_typed_field() -> Non
 async def test_a_scene_reply_whose_turn_raises_ends_and_the_exchange_is_done() -> None:
     """A sub-reply whose turn fails unexpectedly after ``reply.start`` ends with ``internal``
     and the exchange still answers ``scene.done``."""
-    from npcbridge.features.scenes import SceneManager
-    from npcbridge.features.settings import SceneSettings
+    from npcbridge.features.scenes.manager import SceneManager
+    from npcbridge.features.scenes.settings import SceneSettings
     from npcbridge.pipeline.turn import Turn
     from npcbridge.protocol.messages import SceneSay, SceneStart
 

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 from ..features.barks import BarksFeature
 from ..features.feature import Feature, RegisterHandler
-from ..features.quest import QuestFeature
-from ..features.scenes import ScenesFeature
+from ..features.quest.handler import QuestFeature
+from ..features.scenes.handler import ScenesFeature
 from ..features.settings import GameplaySettings
 from ..features.speakers import hooks as speaker_cut
 from ..pipeline.turn import Turn

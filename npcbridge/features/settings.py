@@ -33,6 +33,3 @@ class GameplaySettings(BaseModel):
     quest: QuestSettings = Field(default_factory=QuestSettings)
     barks: BarksSettings = Field(default_factory=BarksSettings)
     scenes: SceneSettings = Field(default_factory=SceneSettings)
-
-
-__all__ = ["BarksSettings", "GameplaySettings", "QuestSettings", "SceneSettings"]

@@ -105,11 +105,6 @@ class Plugin:
         """Announce ``memory``."""
         register("memory")
 
-    @property
-    def writes_pending(self) -> int:
-        """Memory writes waiting for the store to answer again."""
-        return self.writes.pending if self.writes is not None else 0
-
     @hookimpl
     async def npcbridge_shutdown(self, api: PluginAPI) -> None:
         """Wait for summaries still being written and queued writes (the store closes after

@@ -213,11 +213,6 @@ def _instantiate(obj: Any, spec: str) -> Any:
         raise PluginLoadError(f"plugin {spec!r}: {type(exc).__name__}: {exc}") from None
 
 
-def load_object(spec: str) -> Any:
-    """Import ``module`` or ``module:attr`` and return the plugin (a class is instantiated)."""
-    return _instantiate(_import(spec), spec)
-
-
 def _version_of(obj: Any) -> str:
     """The version of the distribution that ships ``obj``'s top-level package, else its
     module's ``__version__``, else ``unversioned``."""
