@@ -1,5 +1,4 @@
 --- Where a client connects: the parts of a `ws://` / `wss://` URL, and the address of its host.
---- `npcbridge.websocket` re-exports `parse_url`.
 ---@class npcbridge.url
 local M = { _VERSION = "0.1.0" }
 

@@ -20,18 +20,13 @@ local M = { _VERSION = "0.1.0" }
 
 local base = (...) and (...):match("^(.-)[^%.]+$") or ""
 local wsproto = require(base .. "wsproto")
+local handshake = require(base .. "wsproto_handshake")
 local url = require(base .. "url")
 local tcp = require(base .. "tcp")
 local socket = require("socket")
 
 local sub, find = string.sub, string.find
 local ipairs, pcall, require, setmetatable, tostring = ipairs, pcall, require, setmetatable, tostring
-
---- Parse a ws:// or wss:// URL. Returns {scheme, host, port, path, secure} or nil, err.
----@param url string
----@return table|nil parts
----@return string|nil err
-M.parse_url = url.parse_url
 
 ---@class npcbridge.websocket.Options
 ---@field max_message number|nil largest incoming message in bytes (default 16 MiB); bigger: close 1009
@@ -80,7 +75,7 @@ end
 ---@return string|nil err
 function Client:connect()
   if self.state ~= "idle" and self.state ~= "closed" then return nil, "already " .. self.state end
-  local parts, err = M.parse_url(self.url)
+  local parts, err = url.parse_url(self.url)
   if not parts then return nil, err end
   self.parts = parts
   self.proto = wsproto.new({ max_message = self.opts.max_message, fragment_size = self.opts.fragment_size })
@@ -128,8 +123,8 @@ function Client:_start_handshake()
   local default_port = p.secure and 443 or 80
   local host = find(p.host, ":", 1, true) and ("[" .. p.host .. "]") or p.host
   if p.port ~= default_port then host = host .. ":" .. p.port end
-  self.key = wsproto.new_key()
-  self.wbuf = wsproto.handshake_request(host, p.path, self.key, self.opts.headers)
+  self.key = handshake.new_key()
+  self.wbuf = handshake.handshake_request(host, p.path, self.key, self.opts.headers)
   self.wpos = 1
   self.state = "handshake"
 end
@@ -244,7 +239,7 @@ function Client:update()
       if e then
         local head, rest = sub(self.rhead, 1, e + 3), sub(self.rhead, e + 4)
         self.rhead = nil
-        local headers, herr = wsproto.check_handshake_response(head, self.key)
+        local headers, herr = handshake.check_handshake_response(head, self.key)
         if not headers then
           self:_abort(herr)
         else

@@ -3,54 +3,27 @@
 --- Feed it the bytes that arrived from the server, get events back; ask it for the bytes to send.
 --- It never touches a socket, so every rule here is tested on bytes alone (spec/wsproto*_spec.lua).
 ---
----   local p = wsproto.new({ max_message = 65536 })
----   local req, key = wsproto.handshake_request("example.com:80", "/", key)   -- opening handshake
----   local ok, err = wsproto.check_handshake_response(response_head, key)
+---   local p = wsproto.new({ max_message = 65536 })   -- after the opening handshake
 ---   local events = p:receive_data(bytes)   -- {type="message"|"ping"|"pong"|"close"|"fail", ...}
 ---   local bytes = p:send_message(data, "binary")                         -- masked client frames
 ---
 --- This module holds the connection's protocol state (message assembly, control frames, the
---- closing handshake) and re-exports the pieces it is built on: `wsproto_frame` (masking,
---- encoding, the frame parser), `wsproto_close` (close codes and payloads) and
---- `wsproto_handshake` (the opening handshake). Sections cited are those of RFC 6455.
+--- closing handshake). It is built on `wsproto_frame` (opcodes, masking, encoding, the frame
+--- parser) and `wsproto_close` (close codes and payloads); the opening handshake is
+--- `wsproto_handshake`. Each of those is required by name where it is used. Sections cited are
+--- those of RFC 6455.
 ---@class npcbridge.wsproto
 local M = { _VERSION = "0.1.0" }
 
 local base = (...) and (...):match("^(.-)[^%.]+$") or ""
 local frame = require(base .. "wsproto_frame")
 local close = require(base .. "wsproto_close")
-local handshake = require(base .. "wsproto_handshake")
 local utf8scan = require(base .. "utf8scan")
 local random = require(base .. "random")
 
 local sub, concat = string.sub, table.concat
 local setmetatable = setmetatable
 local utf8check, prefix_ok = utf8scan.valid, utf8scan.prefix_ok
-
---- Opcodes (section 5.2).
-M.CONTINUATION, M.TEXT, M.BINARY = frame.CONTINUATION, frame.TEXT, frame.BINARY
-M.CLOSE, M.PING, M.PONG = frame.CLOSE, frame.PING, frame.PONG
-M.mask, M.encode_frame, M.Parser = frame.mask, frame.encode_frame, frame.Parser
-
---- Close codes used by this client (section 7.4.1).
-M.CLOSE_NORMAL, M.CLOSE_GOING_AWAY, M.CLOSE_PROTOCOL_ERROR = close.CLOSE_NORMAL, close.CLOSE_GOING_AWAY, close.CLOSE_PROTOCOL_ERROR
-M.CLOSE_INVALID_DATA, M.CLOSE_POLICY, M.CLOSE_TOO_BIG = close.CLOSE_INVALID_DATA, close.CLOSE_POLICY, close.CLOSE_TOO_BIG
-M.valid_close_code, M.close_payload, M.parse_close = close.valid_close_code, close.close_payload, close.parse_close
-
-M.GUID, M.new_key, M.accept_for = handshake.GUID, handshake.new_key, handshake.accept_for
-M.handshake_request, M.check_handshake_response = handshake.handshake_request, handshake.check_handshake_response
-
---- `n` random bytes, for the handshake key (4.1) and every frame mask (5.3): the best source the
---- platform offers (npcbridge.random; never the game's math.random).
----@param n integer
----@return string
-M.random_bytes = random.bytes
-
---- True when `s` is valid UTF-8, or could still become valid UTF-8 with more bytes appended.
---- Lets a fragmented text message fail as soon as it cannot be UTF-8 (8.1, Autobahn 6.4.x).
----@param s string
----@return boolean
-M.utf8_prefix_ok = prefix_ok
 
 local TEXT, BINARY, CONTINUATION = frame.TEXT, frame.BINARY, frame.CONTINUATION
 local CLOSE, PING, PONG = frame.CLOSE, frame.PING, frame.PONG
@@ -90,7 +63,7 @@ function M.new(opts)
 end
 
 function Protocol:_queue(opcode, payload, fin)
-  self.out[#self.out + 1] = encode_frame(opcode, payload, fin, M.random_bytes(4))
+  self.out[#self.out + 1] = encode_frame(opcode, payload, fin, random.bytes(4)) -- a fresh mask per frame (5.3)
 end
 
 --- Bytes to write to the socket (and forget them here).

@@ -1,6 +1,6 @@
 --- WebSocket close frames (RFC 6455 sections 5.5.1, 7.4): which codes may be on the wire, the
 --- payload of a close frame the client sends, and the checks on one the server sent. No I/O;
---- `npcbridge.wsproto` re-exports every field.
+--- `npcbridge.wsproto` and `npcbridge.wsproto_frame` use it.
 ---@class npcbridge.wsproto_close
 local M = { _VERSION = "0.1.0" }
 

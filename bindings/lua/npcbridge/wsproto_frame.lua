@@ -1,5 +1,5 @@
 --- WebSocket frames (RFC 6455 section 5.2): masking (5.3), encoding a frame, and a parser fed
---- bytes as they arrive. No I/O, no protocol state; `npcbridge.wsproto` re-exports every field.
+--- bytes as they arrive. No I/O, no protocol state (that is `npcbridge.wsproto`, built on this).
 ---@class npcbridge.wsproto_frame
 local M = { _VERSION = "0.1.0" }
 

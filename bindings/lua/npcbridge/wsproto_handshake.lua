@@ -1,5 +1,5 @@
 --- The WebSocket opening handshake of a client (RFC 6455 section 4.1): the key, the HTTP request,
---- and the checks on the server's response. No I/O; `npcbridge.wsproto` re-exports every field.
+--- and the checks on the server's response. No I/O; `npcbridge.websocket` drives it.
 ---@class npcbridge.wsproto_handshake
 local M = { _VERSION = "0.1.0" }
 

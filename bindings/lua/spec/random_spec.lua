@@ -1,22 +1,27 @@
 -- Where handshake keys and frame masks come from (RFC 6455 4.1, 5.3): the system's source,
 -- else an entropy pool; never the game's math.random / love.math.random.
 
--- Load `name` afresh with /dev/urandom unreadable (as on Windows), then restore everything.
-local function load_without_urandom(name)
-  local saved_open, saved = io.open, {}
-  for _, m in ipairs({ "npcbridge.random", "npcbridge.wsproto", "npcbridge.wsproto_handshake", name }) do
+-- Load the modules named afresh with /dev/urandom unreadable (as on Windows), then restore
+-- everything. Returns the fresh npcbridge.random, then the modules in the order named.
+local function load_without_urandom(...)
+  local names, saved_open, saved = { ... }, io.open, {}
+  for _, m in ipairs({ "npcbridge.random", "npcbridge.wsproto", "npcbridge.wsproto_handshake", ... }) do
     saved[m], package.loaded[m] = package.loaded[m], nil
   end
   io.open = function(path, ...)
     if path == "/dev/urandom" then return nil, "no such file" end
     return saved_open(path, ...)
   end
-  local ok, mod = pcall(require, name)
+  local mods, ok, err = {}, true, nil
+  for i, name in ipairs(names) do
+    ok, mods[i] = pcall(require, name)
+    if not ok then err = mods[i]; break end
+  end
   io.open = saved_open
   local random = package.loaded["npcbridge.random"]
   for m, v in pairs(saved) do package.loaded[m] = v end
-  assert(ok, mod)
-  return mod, random
+  assert(ok, err)
+  return random, (unpack or table.unpack)(mods, 1, #names)
 end
 
 -- Run fn with the game's generators replaced by ones that fail the spec when touched.
@@ -43,12 +48,12 @@ describe("random bytes", function()
   end)
 
   it("never touch the game's generator without /dev/urandom (masks and keys)", function()
-    local wsproto, random = load_without_urandom("npcbridge.wsproto")
+    local random, wsproto, handshake = load_without_urandom("npcbridge.wsproto", "npcbridge.wsproto_handshake")
     assert.are.equal("pool", random.source)
     without_game_rng(function()
       local keys = {}
       for i = 1, 20 do
-        keys[i] = wsproto.new_key()
+        keys[i] = handshake.new_key()
         assert.are.equal(24, #keys[i])
         for j = 1, i - 1 do assert.are_not.equal(keys[j], keys[i]) end
       end
@@ -78,7 +83,7 @@ describe("random bytes", function()
   end)
 
   it("keeps a seeded game sequence intact", function()
-    local _, random = load_without_urandom("npcbridge.random")
+    local random = load_without_urandom("npcbridge.random")
     math.randomseed(1234)
     local a = { math.random(1, 1000), math.random(1, 1000) }
     math.randomseed(1234)

@@ -166,7 +166,7 @@ end
 -- WebSocket frames -----------------------------------------------------------------------------
 -- a server frame (unmasked), with reserved bits `rsv` set when given
 function S.server_frame(opcode, payload, fin, rsv)
-  local f = require("npcbridge.wsproto").encode_frame(opcode, payload, fin)
+  local f = require("npcbridge.wsproto_frame").encode_frame(opcode, payload, fin)
   if rsv then f = string.char(f:byte(1) + rsv * 16) .. f:sub(2) end
   return f
 end
@@ -174,7 +174,7 @@ end
 -- decode the frames a client sent (checking each is masked)
 local luassert = require("luassert") -- busted's `assert`, which only spec files see as a global
 function S.client_frames(bytes)
-  local p = require("npcbridge.wsproto").Parser.new()
+  local p = require("npcbridge.wsproto_frame").Parser.new()
   p:feed(bytes)
   local out = {}
   while true do

@@ -44,7 +44,7 @@ end)
 
 describe("websocket keepalive", function()
   it("drops a connection whose server went silent", function()
-    local wsproto = require("npcbridge.wsproto")
+    local handshake = require("npcbridge.wsproto_handshake")
     local srv = assert(socket.bind("127.0.0.1", 0))
     srv:settimeout(0)
     local _, port = srv:getsockname()
@@ -63,7 +63,7 @@ describe("websocket keepalive", function()
         if key and head:find("\r\n\r\n", 1, true) then
           -- a server that completes the handshake, then never reads or writes again
           conn:send("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            .. "Sec-WebSocket-Accept: " .. wsproto.accept_for(key) .. "\r\n\r\n")
+            .. "Sec-WebSocket-Accept: " .. handshake.accept_for(key) .. "\r\n\r\n")
           answered = true
         end
       end

@@ -1,6 +1,7 @@
 -- The sans-I/O WebSocket protocol state on bytes alone: message assembly, control frames, the
 -- closing handshake, each failure with its close code. Sections are those of RFC 6455.
 local wsproto = require("npcbridge.wsproto")
+local frame = require("npcbridge.wsproto_frame")
 local S = require("spec.support")
 
 local sframe, client_frames = S.server_frame, S.client_frames
@@ -31,7 +32,7 @@ describe("protocol state", function()
     { "reserved bits (5.2)", function() return sframe(0x2, "x", true, 1) end, 1002 },
     { "reserved opcode 3 (5.2)", function() return sframe(0x3, "") end, 1002 },
     { "reserved control opcode 0xB (5.2)", function() return sframe(0xB, "") end, 1002 },
-    { "a masked server frame (5.1)", function() return wsproto.encode_frame(0x2, "x", true, "abcd") end, 1002 },
+    { "a masked server frame (5.1)", function() return frame.encode_frame(0x2, "x", true, "abcd") end, 1002 },
     { "a fragmented ping (5.5)", function() return sframe(0x9, "x", false) end, 1002 },
     { "a ping over 125 bytes (5.5)", function() return sframe(0x9, string.rep("x", 126)) end, 1002 },
     { "a continuation with nothing to continue (5.4)", function() return sframe(0x0, "x") end, 1002 },
