@@ -141,7 +141,8 @@ class Stack:
         await self.control.setup()
         site = web.TCPSite(self.control, "127.0.0.1", self.control_port)
         await site.start()
-        self.control_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        # the runner's addresses are its sites' socket names: (host, port) for TCP
+        self.control_port = int(self.control.addresses[0][1])
 
     async def _restart(self, request: web.Request) -> web.Response:
         down_ms = float(request.query.get("down_ms", "500"))
