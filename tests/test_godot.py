@@ -21,10 +21,8 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -43,6 +41,7 @@ from godot.harness import (  # noqa: E402
     resolve_port,
 )
 from godot.pck import build_pck, class_cache, read_pck  # noqa: E402
+from stack_process import StackProcess, start_stack  # noqa: E402
 
 pytestmark = pytest.mark.godot
 
@@ -84,52 +83,6 @@ def harness_parts() -> tuple[Path, str]:
     return engine_dir, chromium
 
 
-class Stack:
-    """``python -m npcbridge.testing.stack``: fake upstream + real npcbridge server."""
-
-    def __init__(self, token: str | None = None) -> None:
-        self.token = token
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "npcbridge.testing.stack",
-                *(["--token", token] if token else []),
-            ],
-            cwd=ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.stderr: list[str] = []
-        threading.Thread(target=self._drain, daemon=True).start()
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            self.proc.wait(10)
-            raise RuntimeError("test stack did not start:\n" + "\n".join(self.stderr[-40:]))
-        info: dict[str, Any] = json.loads(line)
-        self.ws_url: str = info["ws_url"]
-        self.upstream_url: str = info["upstream_url"]
-        self.control_url: str = info["control_url"]
-
-    def _drain(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.stderr.append(line.rstrip())
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            assert self.proc.stdin is not None
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.terminate()
-                self.proc.wait(10)
-
-
 def _stack_available() -> str | None:
     """None when the test stack can be imported, else the reason it cannot."""
     try:
@@ -140,15 +93,12 @@ def _stack_available() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
+def stack() -> Iterator[StackProcess]:
     reason = _stack_available()
     if reason:
         _unavailable(reason)
-    s = Stack()
-    try:
+    with start_stack() as s:
         yield s
-    finally:
-        s.close()
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +106,7 @@ def gdscript_run(harness_parts: tuple[Path, str]) -> Iterator[RunResult]:
     """One engine run of the whole GDScript test project (with a server when one can start;
     the tests that need one report "skipped" otherwise)."""
     engine_dir, chromium = harness_parts
-    s = Stack(token=GD_TOKEN) if _stack_available() is None else None
+    s = start_stack("--token", GD_TOKEN) if _stack_available() is None else None
     try:
         harness = GodotHarness(engine_dir, chromium, control_url=s.control_url if s else None)
         args = [f"--ws={s.ws_url}", f"--token={GD_TOKEN}"] if s else []
@@ -336,7 +286,9 @@ DEMO_REPLY = (
 )
 
 
-def test_demo_scene_scripted_with_screenshot(harness_parts: tuple[Path, str], stack: Stack) -> None:
+def test_demo_scene_scripted_with_screenshot(
+    harness_parts: tuple[Path, str], stack: StackProcess
+) -> None:
     """The demo scene, driven by one scripted line: the full reply shows in the dialogue box,
     and a screenshot of it goes to docs/images/godot-demo.png (shown in bindings/godot/README)."""
     engine_dir, chromium = harness_parts

@@ -20,12 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
-import selectors
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -33,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from stack_process import start_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 LUA_DIR = ROOT / "bindings" / "lua"
@@ -57,52 +55,11 @@ def need(program: str) -> str:
     return path
 
 
-def start_stack(*args: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
-    """Start the test stack; return the process and its JSON line."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "npcbridge.testing.stack", *args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    assert proc.stdout is not None
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    if not sel.select(timeout=60):
-        proc.kill()
-        raise RuntimeError("the test stack printed nothing in 60 s")
-    line = proc.stdout.readline()
-    if not line:
-        err = proc.stderr.read() if proc.stderr else ""
-        raise RuntimeError(f"the test stack exited: {err[-2000:]}")
-    return proc, json.loads(line)
-
-
-def stop_stack(proc: subprocess.Popen[str]) -> None:
-    with contextlib.suppress(Exception):
-        assert proc.stdin is not None
-        proc.stdin.close()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 @pytest.fixture(scope="module")
 def stack() -> Iterator[dict[str, Any]]:
     """The npcbridge test stack (server + fake upstream) for this module."""
-    proc, info = start_stack()
-    try:
-        yield info
-    finally:
-        stop_stack(proc)
+    with start_stack() as running:
+        yield running.info
 
 
 class EchoServer:
@@ -184,11 +141,8 @@ def tls_echo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
 @pytest.fixture(scope="module")
 def auth_stack() -> Iterator[dict[str, Any]]:
     """A second stack whose server requires a token."""
-    proc, info = start_stack("--token", "s3cret-token")
-    try:
-        yield info
-    finally:
-        stop_stack(proc)
+    with start_stack("--token", "s3cret-token") as running:
+        yield running.info
 
 
 def run(

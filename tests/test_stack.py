@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import json
-import os
 import socket
-import subprocess
-import sys
 from typing import Any
+
+from stack_process import StackProcess
 
 from npcbridge.client import Client, NpcBridgeError
 
@@ -25,20 +22,11 @@ def free_port() -> int:
 
 
 def run_stack(*args: str, env: dict[str, str] | None = None) -> tuple[dict[str, Any], str]:
-    """Start the stack, read its JSON line, close its stdin; return the line and stderr."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("NPCBRIDGE_")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "npcbridge.testing.stack", *args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=base | (env or {}),
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    _, err = proc.communicate("", timeout=30)  # stdin closes: the stack stops
-    return (json.loads(line) if line else {"exit": proc.returncode}), err
+    """Start the stack, read its JSON line, stop it; return the line (or its exit status when it
+    printed none) and its stderr."""
+    with StackProcess(*args, env=env, timeout_s=30) as stack:
+        pass
+    return (stack.info or {"exit": stack.proc.returncode}), stack.stderr
 
 
 def test_stack_listens_on_the_ports_it_is_given() -> None:
@@ -68,32 +56,14 @@ def test_stack_on_a_taken_port_says_so_in_one_line() -> None:
 
 
 async def test_stack_logs_like_serve_and_redacts_the_key_an_upstream_echoes() -> None:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("NPCBRIDGE_")}
-    args = ["--api-key", CANARY, "--log-level", "debug"]
-    proc = await asyncio.create_subprocess_exec(
-        *[sys.executable, "-m", "npcbridge.testing.stack", *args],
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=base,
-    )
-    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-    stderr = asyncio.create_task(proc.stderr.read())  # read all along: DEBUG fills a pipe
-    try:
-        info = json.loads(await asyncio.wait_for(proc.stdout.readline(), 30))
-        async with await Client.connect(info["ws_url"]) as client:
+    with StackProcess("--api-key", CANARY, "--log-level", "debug", timeout_s=30) as stack:
+        async with await Client.connect(stack.ws_url) as client:
             # an error body, then an in-stream error, each echoing the request's headers
             for hostile in ("[[echo_headers]] [[status:500]]", "[[echo_headers]] [[groq_error:x]]"):
                 reply = await client.say("blacksmith", "p1", hostile, max_tokens=20)
                 with contextlib.suppress(NpcBridgeError):
                     await reply.text()
-        proc.stdin.close()  # the stack stops
-        await asyncio.wait_for(proc.wait(), 30)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    err = (await stderr).decode()
+    err = stack.stderr
     # the server's DEBUG lines (the HTTP library's included) reached stderr in serve's format,
     # the echoed Authorization among them, and the key in none of them
     assert " DEBUG " in err and "x-echo-authorization" in err, err[-2000:]
