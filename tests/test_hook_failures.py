@@ -154,6 +154,59 @@ async def test_a_failing_hook_still_ends_the_request(
     assert "request 2 " in second
 
 
+class TransformReturnsInt:
+    @hookimpl
+    def npcbridge_transform_delta(self, turn: Any, text: str) -> Any:
+        return 5
+
+
+class TransformUsesText:
+    """Called after the wrong answer in the chain: it fails on the int it receives."""
+
+    @hookimpl
+    def npcbridge_transform_delta(self, turn: Any, text: str) -> Any:
+        return text.upper()
+
+
+class PostProcessUsesText:
+    """Called after the wrong answer in the chain: it fails on the int it receives."""
+
+    @hookimpl
+    def npcbridge_post_process(self, turn: Any, text: str, finish: str) -> Any:
+        return text.upper()
+
+
+@pytest.mark.parametrize(
+    ("wrong", "next_in_chain"),
+    [
+        ("TransformReturnsInt", "TransformUsesText"),
+        ("PostProcessReturnsInt", "PostProcessUsesText"),
+    ],
+)
+async def test_a_wrong_chain_answer_is_blamed_on_the_plugin_that_gave_it(
+    fake_upstream: FakeUpstream,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    wrong: str,
+    next_in_chain: str,
+) -> None:
+    caplog.set_level(logging.ERROR, logger="npcbridge")
+    # registered later, called first: the wrong answer reaches the other plugin
+    plugins = (f"{__name__}:{next_in_chain}", f"{__name__}:{wrong}")
+    async with await start_bridge(fake_upstream, tmp_path, plugins=plugins) as b:
+        ws = await session(b.url)
+        say = {"type": "say", "id": 1, "npc": "blacksmith", "player": "p", "text": "[[reply:Aye.]]"}
+        await ws.send(encode(say))
+        error = (await frames_until_error(ws, 1))[-1]
+        assert error["code"] == "internal" and error["message"] == "internal error"
+        await ws.close()
+    records = [r for r in caplog.records if r.name.startswith("npcbridge") and "request" in r.msg]
+    assert len(records) == 1, [r.getMessage() for r in caplog.records]
+    line = records[0].getMessage()
+    assert _hook_of(wrong) in line and f"of plugin {__name__}:{wrong}" in line, line
+    assert next_in_chain not in line, line
+
+
 async def test_persona_fields_are_checked_at_the_door(bridge: Bridge) -> None:
     ws = await session(bridge.url)
     for field, value in (

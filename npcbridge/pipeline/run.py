@@ -217,11 +217,9 @@ class Pipeline:
             )
 
         try:
-            text = checked(
-                "npcbridge_post_process",
-                await pm.call(
-                    "npcbridge_post_process", turn=turn, text=streamed_text, finish=finish
-                ),
+            # the plugin manager checks each answer of the chain (a str)
+            text = await pm.call(
+                "npcbridge_post_process", turn=turn, text=streamed_text, finish=finish
             )
         except Exception as exc:  # the player heard the deltas: end with them, then the error
             self.failures.report(turn.request_id, turn.npc, "post-processing", exc)
@@ -240,10 +238,12 @@ class Pipeline:
         pm = self.hooks
         flushers = {impl.plugin: impl for impl in pm.impls("npcbridge_flush_delta")}
         pending = ""
-        for impl in pm.impls("npcbridge_transform_delta"):
+        hook = "npcbridge_transform_delta"
+        for impl in pm.impls(hook):
             if pending:
                 out = call_impl(impl, turn=turn, text=pending)
-                pending = pending if out is None else out
+                if out is not None:
+                    pending = checked(hook, out, plugin=impl.plugin_name)
             flusher = flushers.pop(impl.plugin, None)
             if flusher is not None:
                 pending += call_impl(flusher, turn=turn) or ""

@@ -58,11 +58,13 @@ def _fields(value: Any) -> bool:
     return True
 
 
-#: hook -> (check of one implementation's answer, what it should be)
+#: hook -> (check of one implementation's answer, what it should be); the plugin manager checks
+#: each answer of a chain hook here as it is given, callers check the other hooks' answers
 ANSWERS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "npcbridge_persona": (_strings, "a str or a list of str"),
     "npcbridge_recall": (_messages, "a list of {role, content} messages"),
     "npcbridge_select_model": (lambda v: v is None or isinstance(v, str), "a model id (str)"),
+    "npcbridge_transform_delta": (lambda v: isinstance(v, str), "the text (str)"),
     "npcbridge_post_process": (lambda v: isinstance(v, str), "the final text (str)"),
     "npcbridge_reply_fields": (_fields, "a map of str keys to msgpack-encodable values"),
 }
@@ -81,8 +83,9 @@ def checked(hook: str, answer: Any, *, each: bool = False, plugin: str | None = 
 
 
 def culprit(exc: BaseException) -> str:
-    """``hook <name> of plugin <name>`` from the plugin manager's note; ``hook <name>`` for a
-    wrong answer (the answers of all implementations arrive together)."""
+    """``hook <name> of plugin <name>`` from the plugin manager's note or a wrong answer
+    checked alone (a chain's answers are); ``hook <name>`` for a wrong answer among the answers
+    of an ``all`` or ``firstresult`` hook (they arrive together)."""
     for note in getattr(exc, "__notes__", ()):
         if isinstance(note, str) and note.startswith(_NOTE_PREFIX):
             return note[len(_NOTE_PREFIX) :]

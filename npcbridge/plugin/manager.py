@@ -29,7 +29,8 @@ import pluggy
 
 from .. import __version__
 from . import specs as hookspecs
-from .specs import CALL_MODES, CallMode
+from .guard import ANSWERS, checked
+from .specs import CALL_MODES
 
 if TYPE_CHECKING:
     from .api import PluginAPI
@@ -86,9 +87,9 @@ class PluginManager(pluggy.PluginManager):
 
         ``all`` returns the list of non-None answers, ``firstresult`` the first non-None answer
         (or None), ``chain`` the value after every implementation (pass it as its argument)."""
-        fold = _Fold(CALL_MODES[hook_name], kwargs)
+        fold = _Fold(hook_name, kwargs)
         for impl in self.impls(hook_name):
-            if fold.add(await self.call_one(impl, hook_name, **fold.kwargs)):
+            if fold.add(await self.call_one(impl, hook_name, **fold.kwargs), impl):
                 break
         return fold.outcome()
 
@@ -104,11 +105,10 @@ class PluginManager(pluggy.PluginManager):
     def caller(self, hook_name: str) -> Callable[..., Any]:
         """A synchronous dispatcher with the implementations bound once (per-token hooks call
         it for every streamed piece, so the lookup is not repeated on the hot path)."""
-        mode = CALL_MODES[hook_name]
         impls = self.impls(hook_name)
 
         def dispatch(**kwargs: Any) -> Any:
-            fold = _Fold(mode, kwargs)
+            fold = _Fold(hook_name, kwargs)
             for impl in impls:
                 value = _invoke(impl, hook_name, fold.kwargs)
                 if inspect.isawaitable(value):
@@ -116,7 +116,7 @@ class PluginManager(pluggy.PluginManager):
                     raise TypeError(
                         f"hook {hook_name} of plugin {impl.plugin_name} must be synchronous"
                     )
-                if fold.add(value):
+                if fold.add(value, impl):
                     break
             return fold.outcome()
 
@@ -160,20 +160,27 @@ def _discard(value: Any) -> None:
 class _Fold:
     """A call mode's fold of the answers, fed one implementation's answer at a time (the same
     for the awaiting and the synchronous dispatch): ``all`` collects the non-None answers,
-    ``firstresult`` keeps the first one, ``chain`` passes each as the next call's argument."""
+    ``firstresult`` keeps the first one, ``chain`` passes each as the next call's argument.
 
-    def __init__(self, mode: CallMode, kwargs: dict[str, Any]) -> None:
-        self.mode = mode
+    A chain's answer is checked (:data:`~npcbridge.plugin.guard.ANSWERS`) before the next
+    implementation receives it: a wrong type would otherwise fail in the next plugin, and the
+    log would name that plugin instead of the one that answered wrongly."""
+
+    def __init__(self, hook_name: str, kwargs: dict[str, Any]) -> None:
+        self.hook_name = hook_name
+        self.mode = CALL_MODES[hook_name]
         #: the arguments of the next call (a chain's value replaced by the last answer)
         self.kwargs = kwargs
         self.answers: list[Any] = []
 
-    def add(self, value: Any) -> bool:
-        """Take one answer; True when the call is over (a firstresult hook answered)."""
+    def add(self, value: Any, impl: pluggy.HookImpl) -> bool:
+        """Take ``impl``'s answer; True when the call is over (a firstresult hook answered)."""
         if value is None:
             return False
         if self.mode.kind == "chain":
             assert self.mode.value is not None
+            if self.hook_name in ANSWERS:
+                checked(self.hook_name, value, plugin=impl.plugin_name)
             self.kwargs = {**self.kwargs, self.mode.value: value}
             return False
         self.answers.append(value)
