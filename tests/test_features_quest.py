@@ -221,6 +221,14 @@ def test_validation_checks_counts_gold_and_game_fields() -> None:
     assert "secret" not in validate_quest({**GOOD_EASY, "secret": 1}, "easy", {})
 
 
+def test_the_gold_rule_names_the_range_not_the_amount() -> None:
+    rewards = ["5123 gold", "7349 gold"]
+    with pytest.raises(QuestInvalid) as info:
+        validate_quest({**GOOD_EASY, "rewards": rewards}, "easy", {})
+    message = str(info.value)
+    assert message == "rewards: an easy quest's gold lies between 10 and 50", message
+
+
 def test_parsers() -> None:
     assert parse_json('```json\n{"a": 1}\n```') == {"a": 1}
     assert parse_json('Here: {"a": 1} done') == {"a": 1}

@@ -152,26 +152,26 @@ def validate_quest(data: Any, difficulty: str, fields: dict[str, dict[str, Any]]
         ]
         raise QuestInvalid("; ".join(problems[:5]), rule=True) from None
     rule = DIFFICULTIES[difficulty]
+    a_quest = f"{'an' if difficulty[0] in 'aeiou' else 'a'} {difficulty} quest"
     problems = []
+    # a count is the server's measure of the answer, not a value the model wrote: it may be said
     lo, hi = rule.objectives
     if not lo <= len(core.objectives) <= hi:
         problems.append(
-            f"objectives: a {difficulty} quest has {lo} to {hi} objectives, "
-            f"not {len(core.objectives)}"
+            f"objectives: {a_quest} has {lo} to {hi} objectives, not {len(core.objectives)}"
         )
     lo, hi = rule.rewards
     if not lo <= len(core.rewards) <= hi:
-        problems.append(
-            f"rewards: a {difficulty} quest has {lo} to {hi} rewards, not {len(core.rewards)}"
-        )
+        problems.append(f"rewards: {a_quest} has {lo} to {hi} rewards, not {len(core.rewards)}")
     lo, hi = rule.gold
-    for reward in core.rewards:
-        for match in _GOLD.finditer(reward):
-            amount = int(re.sub(r"[,_]", "", match.group(1)))
-            if not lo <= amount <= hi:
-                problems.append(
-                    f"rewards: gold for a {difficulty} quest is {lo} to {hi}, not {amount}"
-                )
+    amounts = [
+        int(re.sub(r"[,_]", "", match.group(1)))
+        for reward in core.rewards
+        for match in _GOLD.finditer(reward)
+    ]
+    if any(not lo <= amount <= hi for amount in amounts):
+        # the rule and its range only: error messages never repeat what the model wrote
+        problems.append(f"rewards: {a_quest}'s gold lies between {lo} and {hi}")
     quest: dict[str, Any] = core.model_dump(include=set(CORE_FIELDS))
     for name, schema in fields.items():
         if name not in data:
