@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from npcbridge.features.speakers import cut_speaker_lines, make_cut
+from npcbridge.features.speakers.cut import cut_speaker_lines, make_cut
 from npcbridge.testing.bridge import Bridge
 from npcbridge.testing.fake_upstream import Reply, ToolCall
 

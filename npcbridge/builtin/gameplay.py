@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..features.barks import BarksFeature
+from ..features.barks.handler import BarksFeature
 from ..features.feature import Feature, RegisterHandler
 from ..features.quest.handler import QuestFeature
 from ..features.scenes.handler import ScenesFeature
