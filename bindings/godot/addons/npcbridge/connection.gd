@@ -6,9 +6,12 @@ extends Node
 ## Add it to the tree and call [method connect_to_server]. It is made of two parts: an
 ## [NPCBridgeSocket] child (the socket adapter: polls its [WebSocketPeer] every frame and hands
 ## on the bytes) and an [NPCBridgeProtocol] (handshake, requests matched to their answers,
-## queueing while (re)connecting, reconnects with exponential backoff, timeouts). This node
-## passes its settings and calls on to the protocol and re-emits its signals. Nothing here
-## raises: failures are values on [NPCBridgeRequest] and signals.
+## queueing while (re)connecting, reconnects with exponential backoff, timeouts). This node is a
+## façade on purpose: a game gets the settings as inspector properties and the signals on a Node
+## it can connect in the editor, while the protocol stays a [RefCounted] that tests drive with a
+## fake socket; so every setting, signal and method here only forwards to the protocol (the
+## settings' defaults are in [NPCBridgeSettings]). Nothing here raises: failures are values on
+## [NPCBridgeRequest] and signals.
 ## [codeblock]
 ## var bridge := NPCBridgeConnection.new()
 ## add_child(bridge)
@@ -52,52 +55,61 @@ const ADDON_VERSION := NPCBridgeProtocol.ADDON_VERSION
 
 ## WebSocket URL of the server.
 @export var url: String = NPCBridgeSettings.DEFAULT_URL:
+	get:
+		return protocol.url
 	set(value):
-		url = value
 		protocol.url = value
 ## Token sent in [code]hello[/code] (empty: none).
 @export var token: String = "":
+	get:
+		return protocol.token
 	set(value):
-		token = value
 		protocol.token = value
 ## Reconnect automatically after the connection drops.
-@export var auto_reconnect: bool = true:
+@export var auto_reconnect: bool = NPCBridgeSettings.DEFAULT_AUTO_RECONNECT:
+	get:
+		return protocol.auto_reconnect
 	set(value):
-		auto_reconnect = value
 		protocol.auto_reconnect = value
 ## First reconnect delay in seconds; it doubles per failed attempt up to [member reconnect_max_s].
-@export var reconnect_min_s: float = 0.5:
+@export var reconnect_min_s: float = NPCBridgeSettings.DEFAULT_RECONNECT_MIN_S:
+	get:
+		return protocol.reconnect_min_s
 	set(value):
-		reconnect_min_s = value
 		protocol.reconnect_min_s = value
 ## Longest reconnect delay in seconds.
-@export var reconnect_max_s: float = 30.0:
+@export var reconnect_max_s: float = NPCBridgeSettings.DEFAULT_RECONNECT_MAX_S:
+	get:
+		return protocol.reconnect_max_s
 	set(value):
-		reconnect_max_s = value
 		protocol.reconnect_max_s = value
 ## A request sent and with no message from the server for this many seconds fails with
 ## [constant NPCBridgeRequest.TIMEOUT] (0: never).
-@export var request_timeout_s: float = 60.0:
+@export var request_timeout_s: float = NPCBridgeSettings.DEFAULT_REQUEST_TIMEOUT_S:
+	get:
+		return protocol.request_timeout_s
 	set(value):
-		request_timeout_s = value
 		protocol.request_timeout_s = value
 ## A request made while the connection is not open (the server cannot be reached, or a
 ## reconnect is under way) waits this many seconds for it; then it fails with
 ## [constant NPCBridgeRequest.NOT_CONNECTED] (0: it waits for ever).
-@export var queue_timeout_s: float = 10.0:
+@export var queue_timeout_s: float = NPCBridgeSettings.DEFAULT_QUEUE_TIMEOUT_S:
+	get:
+		return protocol.queue_timeout_s
 	set(value):
-		queue_timeout_s = value
 		protocol.queue_timeout_s = value
 ## Seconds to wait for the WebSocket to open and the server's [code]welcome[/code] before the
 ## attempt counts as failed ([signal connection_failed]).
-@export var handshake_timeout_s: float = 15.0:
+@export var handshake_timeout_s: float = NPCBridgeSettings.DEFAULT_HANDSHAKE_TIMEOUT_S:
+	get:
+		return protocol.handshake_timeout_s
 	set(value):
-		handshake_timeout_s = value
 		protocol.handshake_timeout_s = value
 ## Largest message accepted from the server, in bytes.
-@export var max_message_bytes: int = 1 << 20:
+@export var max_message_bytes: int = NPCBridgeSettings.DEFAULT_MAX_MESSAGE_BYTES:
+	get:
+		return protocol.max_message_bytes
 	set(value):
-		max_message_bytes = value
 		protocol.max_message_bytes = value
 
 ## Current state.
@@ -130,15 +142,6 @@ func _init(adapter: NPCBridgeSocket = null) -> void:
 		socket.name = "Socket"
 		add_child(socket)
 	protocol = NPCBridgeProtocol.new(socket)
-	protocol.url = url
-	protocol.token = token
-	protocol.auto_reconnect = auto_reconnect
-	protocol.reconnect_min_s = reconnect_min_s
-	protocol.reconnect_max_s = reconnect_max_s
-	protocol.request_timeout_s = request_timeout_s
-	protocol.queue_timeout_s = queue_timeout_s
-	protocol.handshake_timeout_s = handshake_timeout_s
-	protocol.max_message_bytes = max_message_bytes
 	protocol.connected.connect(connected.emit)
 	protocol.disconnected.connect(disconnected.emit)
 	protocol.connection_failed.connect(connection_failed.emit)
@@ -156,11 +159,7 @@ func _exit_tree() -> void:
 ## Opens the connection (to [param server_url] / with [param server_token] when given).
 ## Returns [constant OK] or the error from [method WebSocketPeer.connect_to_url].
 func connect_to_server(server_url: String = "", server_token: String = "") -> Error:
-	if not server_url.is_empty():
-		url = server_url
-	if not server_token.is_empty():
-		token = server_token
-	return protocol.connect_to_server()
+	return protocol.connect_to_server(server_url, server_token)
 
 
 ## Closes the connection and stops reconnecting. Requests in flight fail with

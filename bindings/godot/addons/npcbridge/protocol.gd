@@ -56,22 +56,22 @@ var url: String = NPCBridgeSettings.DEFAULT_URL
 ## Token sent in [code]hello[/code] (empty: none).
 var token: String = ""
 ## Reconnect automatically after the connection drops.
-var auto_reconnect: bool = true
+var auto_reconnect: bool = NPCBridgeSettings.DEFAULT_AUTO_RECONNECT
 ## First reconnect delay in seconds; it doubles per failed attempt up to [member reconnect_max_s].
-var reconnect_min_s: float = 0.5
+var reconnect_min_s: float = NPCBridgeSettings.DEFAULT_RECONNECT_MIN_S
 ## Longest reconnect delay in seconds.
-var reconnect_max_s: float = 30.0
+var reconnect_max_s: float = NPCBridgeSettings.DEFAULT_RECONNECT_MAX_S
 ## A request sent and with no message from the server for this many seconds fails with
 ## [constant NPCBridgeRequest.TIMEOUT] (0: never).
-var request_timeout_s: float = 60.0
+var request_timeout_s: float = NPCBridgeSettings.DEFAULT_REQUEST_TIMEOUT_S
 ## A request made while the connection is not open waits this many seconds for it; then it
 ## fails with [constant NPCBridgeRequest.NOT_CONNECTED] (0: it waits for ever).
-var queue_timeout_s: float = 10.0
+var queue_timeout_s: float = NPCBridgeSettings.DEFAULT_QUEUE_TIMEOUT_S
 ## Seconds to wait for the WebSocket to open and the server's [code]welcome[/code] before the
 ## attempt counts as failed.
-var handshake_timeout_s: float = 15.0
+var handshake_timeout_s: float = NPCBridgeSettings.DEFAULT_HANDSHAKE_TIMEOUT_S
 ## Largest message accepted from the server, in bytes.
-var max_message_bytes: int = 1 << 20
+var max_message_bytes: int = NPCBridgeSettings.DEFAULT_MAX_MESSAGE_BYTES
 
 ## Current state.
 var state: State = State.DISCONNECTED
