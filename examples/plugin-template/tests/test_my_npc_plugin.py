@@ -17,13 +17,9 @@ TIMEOUT_S = 10
 
 async def test_hour_reaches_the_prompt(tmp_path: Path) -> None:
     async with FakeUpstream() as fake:
-        bridge = await asyncio.wait_for(
-            start_bridge(fake, tmp_path, plugins=("my_npc_plugin",)), TIMEOUT_S
-        )
-        try:
+        started = start_bridge(fake, tmp_path, plugins=("my_npc_plugin",))
+        async with await asyncio.wait_for(started, TIMEOUT_S) as bridge:
             async with await asyncio.wait_for(bridge.client(), TIMEOUT_S) as client:
                 reply = await client.say("blacksmith", "p1", "hi", context={"hour": 23})
                 await asyncio.wait_for(reply.text(), TIMEOUT_S)
             assert "nighttime (23:00)" in fake.requests[0].body["messages"][0]["content"]
-        finally:
-            await bridge.close()

@@ -20,11 +20,10 @@ SETTINGS = {"blocklist": ["damn", "dark lord"], "max_input_chars": 60, "max_outp
 @pytest.fixture
 async def bridge(tmp_path: Path) -> AsyncIterator[Bridge]:
     async with FakeUpstream(tokens_per_s=200) as fake:
-        b = await start_bridge(fake, tmp_path, entry_points=True, extra__moderation=SETTINGS)
-        try:
+        async with await start_bridge(
+            fake, tmp_path, entry_points=True, extra__moderation=SETTINGS
+        ) as b:
             yield b
-        finally:
-            await b.close()
 
 
 async def _say(bridge: Bridge, text: str, **options: Any) -> Any:
@@ -45,15 +44,12 @@ def test_blocklist_matches_whole_words_and_phrases() -> None:
 
 async def test_plugin_is_loaded_and_inert_without_settings(tmp_path: Path) -> None:
     async with FakeUpstream() as fake:
-        b = await start_bridge(fake, tmp_path, entry_points=True)
-        try:
+        async with await start_bridge(fake, tmp_path, entry_points=True) as b:
             assert b.app.plugins.get_plugin("moderation") is not None
             async with await b.client() as client:
                 reply = await client.say("blacksmith", "p1", "[[reply:Damn the dark lord.]] damn")
                 assert await reply.text() == "Damn the dark lord."
                 assert reply.end["finish"] == "stop"
-        finally:
-            await b.close()
 
 
 async def test_blocked_player_input_is_an_error_and_never_sent(bridge: Bridge) -> None:
@@ -97,20 +93,17 @@ async def test_clean_reply_is_untouched(bridge: Bridge) -> None:
 
 async def test_replacement_text(tmp_path: Path) -> None:
     async with FakeUpstream() as fake:
-        b = await start_bridge(
+        async with await start_bridge(
             fake,
             tmp_path,
             entry_points=True,
             extra__moderation={"blocklist": ["damn"], "replacement": "..."},
-        )
-        try:
+        ) as b:
             async with await b.client() as client:
                 fake.script(Reply(text="Oh damn it."))
                 reply = await client.say("blacksmith", "p1", "Well?")
                 assert await reply.text() == "..."
                 assert reply.end["finish"] == "filtered" and reply.end["rewritten"] is True
-        finally:
-            await b.close()
 
 
 async def test_bad_settings_stop_start_up(tmp_path: Path) -> None:

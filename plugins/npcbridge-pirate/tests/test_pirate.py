@@ -17,8 +17,7 @@ def test_piratify() -> None:
 
 async def test_entry_point_plugin_changes_the_reply(tmp_path: Path) -> None:
     async with FakeUpstream() as fake:
-        bridge = await start_bridge(fake, tmp_path, entry_points=True)
-        try:
+        async with await start_bridge(fake, tmp_path, entry_points=True) as bridge:
             assert bridge.app.plugins.get_plugin("pirate") is not None
             async with await bridge.client() as client:
                 await client.define_npc("cap", {"name": "Cap", "pirate": True})
@@ -30,5 +29,3 @@ async def test_entry_point_plugin_changes_the_reply(tmp_path: Path) -> None:
                 assert await plain.text() == "Hello, you want my map?"
             system = fake.requests[0].body["messages"][0]["content"]
             assert "old sea pirate" in system
-        finally:
-            await bridge.close()

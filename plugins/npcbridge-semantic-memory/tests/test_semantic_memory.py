@@ -149,13 +149,12 @@ def test_ranking_never_stalls_the_event_loop() -> None:
 async def test_server_recalls_the_semantically_relevant_fact_first(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    bridge = await start_bridge(
+    async with await start_bridge(
         fake_upstream,
         tmp_path,
         plugins=("npcbridge_semantic_memory:plugin",),
         extra__semantic_memory={"preload": True},
-    )
-    try:
+    ) as bridge:
         async with await bridge.client() as client:
             await client.define_npc("smith", SMITH)
             for text in TEXTS:
@@ -171,8 +170,6 @@ async def test_server_recalls_the_semantically_relevant_fact_first(
         memo = fake_upstream.requests[-1].messages[1]["content"]
         lines = [line for line in memo.splitlines() if line.startswith("- ")]
         assert lines[0] == f"- {TEXTS[1]}"
-    finally:
-        await bridge.close()
 
 
 def test_importing_the_plugin_switches_the_hub_offline() -> None:
