@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections import Counter, deque
 from typing import Any
 
 import pytest
+from scene_helpers import INNKEEPER
 
 from npcbridge.client import Client, NpcBridgeError
-from npcbridge.features.scenes.ranking import addressed, choose_first, choose_next, relevance
-from npcbridge.features.scenes.scene import Scene
-from npcbridge.protocol.messages import Persona
 from npcbridge.testing.bridge import Bridge
 from npcbridge.testing.fake_upstream import Reply
-
-INNKEEPER = {
-    "name": "Tilda",
-    "description": "Keeps the tavern; hears every rumour about travellers and ale.",
-    "knowledge": ["The mine road is flooded."],
-}
 
 
 async def _start(client: Client, **extra: Any) -> None:
@@ -233,40 +224,6 @@ async def test_scene_messages_are_validated_strictly(bridge: Bridge) -> None:
     assert bridge.fake.requests == []
 
 
-# ---------------------------------------------------------------- the policy alone
-
-
-def _scene(**personas: dict[str, Any]) -> Scene:
-    return Scene(
-        name="s",
-        player="p1",
-        player_name="Rowan",
-        personas={k: Persona.model_validate(v) for k, v in personas.items()},
-        context={},
-        max_replies=3,
-        transcript=deque(),
-        spoken=Counter(),
-    )
-
-
-def test_policy() -> None:
-    scene = _scene(
-        smith={"name": "Brom Ironfist", "description": "Forges swords and armour."},
-        mage={"name": "Aelindra", "description": "Studies ancient magic and curses."},
-    )
-    assert addressed("Hey Brom, and you Aelindra", scene.personas) == "smith"
-    assert addressed("aelindra? brom?", scene.personas) == "mage"
-    assert addressed("Bromley is not Brom", scene.personas) == "smith"
-    assert addressed("nobody here", scene.personas) is None
-    assert relevance("Are these armour swords good?", scene.personas["smith"]) == 2
-    assert choose_first(scene, "What about the curses and magic?") == "mage"
-    scene.spoken["smith"] = 2
-    assert choose_first(scene, "Hello") == "mage"
-    assert choose_next(scene, "mage", "Ask Brom.", min_relevance=2) == "smith"
-    assert choose_next(scene, "mage", "Good day.", min_relevance=2) is None
-    assert choose_next(scene, "mage", "Fine swords and armour here.", min_relevance=2) == "smith"
-
-
 async def test_a_scene_without_npcs_is_quiet(bridge: Bridge) -> None:
     async with await bridge.client() as client:
         await client.request(
@@ -278,144 +235,3 @@ async def test_a_scene_without_npcs_is_quiet(bridge: Bridge) -> None:
     assert frames == [
         {"type": "scene.done", "id": "e", "scene": "empty", "replies": [], "stopped": "quiet"}
     ]
-
-
-class _Connection:
-    """Only what features.connection.Connection declares: no ``turns``, no other attributes."""
-
-    def __init__(self) -> None:
-        self.id = "c1"
-        self.npcs = {"innkeeper": Persona.model_validate(INNKEEPER)}
-        self.sent: list[dict[str, Any]] = []
-        self.state: dict[type, object] = {}
-        self.tracked: dict[str | int, asyncio.Task[None]] = {}
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name not in {"id", "npcs", "sent", "state", "tracked"}:
-            raise AttributeError(f"a feature patched the connection: {name}")
-        object.__setattr__(self, name, value)
-
-    def send(self, frame: dict[str, Any]) -> None:
-        self.sent.append(frame)
-
-    def track(self, request_id: str | int, coro: Any) -> asyncio.Task[None]:
-        task = self.tracked[request_id] = asyncio.ensure_future(coro)
-        return task
-
-    def check_text(self, kind: str, text: str, request_id: str | int | None) -> None:
-        pass
-
-    def plugin_state(self, kind: type[Any]) -> Any:
-        return self.state.setdefault(kind, kind())
-
-
-async def test_scenes_use_only_the_declared_connection_interface() -> None:
-    """Scenes live in the connection's plugin_state and the exchange is the task track returns;
-    nothing is written onto the connection and its in-flight table is never read."""
-    from npcbridge.features.scenes.manager import SceneManager
-    from npcbridge.features.scenes.scene import ConnectionScenes
-    from npcbridge.features.scenes.settings import SceneSettings
-    from npcbridge.protocol.messages import SceneSay, SceneStart
-
-    class Services:
-        @staticmethod
-        def persona(npc: str, npcs: dict[str, Persona]) -> Persona:
-            return npcs[npc]
-
-    manager = SceneManager(Services(), SceneSettings())  # type: ignore[arg-type]
-    conn = _Connection()
-    manager.start(conn, SceneStart(id=1, scene="tavern", player="p1", npcs=["innkeeper"]))
-    assert list(conn.plugin_state(ConnectionScenes).by_name) == ["tavern"]
-    manager.remove(conn, "tavern", "innkeeper", 2)
-    # nobody left to answer: the exchange ends at once, without a turn
-    await manager.say(conn, SceneSay(id=3, scene="tavern", text="hello?"))
-    scene = manager.get(conn, "tavern", 4)
-    assert scene.task is conn.tracked[3]
-    await asyncio.wait_for(conn.tracked[3], 5)
-    assert conn.sent[-1] == {
-        "type": "scene.done",
-        "id": 3,
-        "scene": "tavern",
-        "replies": [],
-        "stopped": "quiet",
-    }
-    manager.end(conn, "tavern", 5)
-    assert conn.plugin_state(ConnectionScenes).by_name == {}
-
-
-async def test_a_scene_turn_carries_the_players_line_in_its_typed_field() -> None:
-    """The player's words travel in ``turn.player_text`` (``text`` has the "Name: " label); an
-    NPC answering an NPC has none; nothing of it is kept in ``turn.state``."""
-    from npcbridge.features.scenes.manager import SceneManager
-    from npcbridge.features.scenes.settings import SceneSettings
-    from npcbridge.pipeline.turn import Turn
-    from npcbridge.protocol.messages import SceneSay, SceneStart
-
-    turns: list[Turn] = []
-
-    class Turns:
-        @staticmethod
-        async def run(turn: Turn) -> None:
-            turns.append(turn)
-            text = "Aelindra, what say you?" if len(turns) == 1 else "Nothing, innkeeper."
-            turn.emit({"type": "reply.end", "id": turn.request_id, "text": text, "finish": "stop"})
-
-    class Services:
-        turns = Turns()
-
-        @staticmethod
-        def persona(npc: str, npcs: dict[str, Persona]) -> Persona:
-            return npcs[npc]
-
-    manager = SceneManager(Services(), SceneSettings())  # type: ignore[arg-type]
-    conn = _Connection()
-    conn.npcs["mage"] = Persona.model_validate({"name": "Aelindra", "description": "An elf mage."})
-    manager.start(conn, SceneStart(id=1, scene="inn", player="p1", npcs=["innkeeper", "mage"]))
-    await manager.say(conn, SceneSay(id=2, scene="inn", text="Tilda, any rumours?", max_replies=2))
-    await asyncio.wait_for(conn.tracked[2], 5)
-    assert [turn.npc for turn in turns] == ["innkeeper", "mage"]
-    first, second = turns
-    assert first.player_text == "Tilda, any rumours?" and first.text.endswith(
-        ": Tilda, any rumours?"
-    )
-    assert second.player_text is None and second.text == "Tilda: Aelindra, what say you?"
-    assert all("player_text" not in turn.state for turn in turns)
-
-
-async def test_a_scene_reply_whose_turn_raises_ends_and_the_exchange_is_done() -> None:
-    """A sub-reply whose turn fails unexpectedly after ``reply.start`` ends with ``internal``
-    and the exchange still answers ``scene.done``."""
-    from npcbridge.features.scenes.manager import SceneManager
-    from npcbridge.features.scenes.settings import SceneSettings
-    from npcbridge.pipeline.turn import Turn
-    from npcbridge.protocol.messages import SceneSay, SceneStart
-
-    class Turns:
-        @staticmethod
-        async def run(turn: Turn) -> None:
-            turn.emit({"type": "reply.start", "id": turn.request_id, "npc": turn.npc})
-            raise RuntimeError("a turn bug")
-
-    class Services:
-        turns = Turns()
-
-        @staticmethod
-        def persona(npc: str, npcs: dict[str, Persona]) -> Persona:
-            return npcs[npc]
-
-    manager = SceneManager(Services(), SceneSettings())  # type: ignore[arg-type]
-    conn = _Connection()
-    manager.start(conn, SceneStart(id=1, scene="inn", player="p1", npcs=["innkeeper"]))
-    await manager.say(conn, SceneSay(id=2, scene="inn", text="Tilda?"))
-    await asyncio.wait_for(conn.tracked[2], 5)
-    assert [f["type"] for f in conn.sent] == ["reply.start", "error", "scene.done"]
-    error = conn.sent[1]
-    assert error["id"] == "2/1" and error["code"] == "internal" and "refused" not in error
-    assert conn.sent[-1] == {
-        "type": "scene.done",
-        "id": 2,
-        "scene": "inn",
-        "replies": [{"id": "2/1", "npc": "innkeeper", "finish": "error"}],
-        "stopped": "error",
-    }
-    assert manager.get(conn, "inn", 3).task is None
