@@ -13,8 +13,9 @@ import pytest
 
 from npcbridge.config import load_config
 from npcbridge.gateway.breaker import BreakerState, CircuitBreaker
-from npcbridge.gateway.budget import Budgets, MemoryCounters, to_nano
+from npcbridge.gateway.budget import Budgets, MemoryCounters, to_nano, today
 from npcbridge.gateway.cache import CachedReply, ResponseCache, cache_key
+from npcbridge.gateway.policy import budgeted
 from npcbridge.gateway.ratelimit import Bucket, ModelLimiter, RateLimitWait
 from npcbridge.gateway.retry import Verdict, backoff_s, classify, counts_against_health
 from npcbridge.gateway.settings import (
@@ -354,3 +355,24 @@ async def test_acquire_counts_the_queue_ahead_and_refuses_early() -> None:
     first.cancel()
     with pytest.raises(asyncio.CancelledError):
         await first
+
+
+@pytest.mark.parametrize("npc_limit", [None, 2.0])
+@pytest.mark.parametrize(
+    "limits",
+    [{}, {"per_player_usd_per_day": 1.0}, {"per_session_usd": 0.5}, {"global_usd_per_day": 9.0}],
+)
+def test_limits_any_agrees_with_the_scopes(
+    limits: dict[str, float], npc_limit: float | None
+) -> None:
+    budgets = Budgets(BudgetSettings(**limits), MemoryCounters)
+    scopes = budgets.scopes("p1", "s-1")
+    if npc_limit is not None:
+        scopes.append(budgets.npc_scope("smith", npc_limit))
+    assert budgets.limits_any(npc_limit) == budgeted(scopes)
+
+
+def test_today_is_the_utc_date_also_when_remembered() -> None:
+    assert today() == today(time.time()) == today()
+    assert today(0.0) == "1970-01-01" and today(86_399.0) == "1970-01-01"
+    assert today(86_400.0) == "1970-01-02"

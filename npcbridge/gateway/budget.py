@@ -117,11 +117,19 @@ def to_nano(usd: float) -> int:
     return int(-(-usd * NANO // 1))
 
 
+#: the current UTC day's key and the instant it ends (every turn asks for it several times)
+_day: tuple[str, float] = ("", 0.0)
+
+
 def today(now: float | None = None) -> str:
     """The UTC date used in daily keys."""
-    return dt.datetime.fromtimestamp(time.time() if now is None else now, dt.UTC).strftime(
-        "%Y-%m-%d"
-    )
+    global _day
+    if now is not None:
+        return dt.datetime.fromtimestamp(now, dt.UTC).strftime("%Y-%m-%d")
+    now = time.time()
+    if now >= _day[1] or now < _day[1] - DAY_S:
+        _day = (today(now), now + seconds_to_midnight(now))
+    return _day[0]
 
 
 def seconds_to_midnight(now: float | None = None) -> float:
@@ -182,6 +190,14 @@ class Budgets:
             "global": (f"budget:global:{day}", True),
         }
         return [Scope(name, keys[name][0], limit, keys[name][1]) for name, limit in limits.items()]
+
+    def limits_any(self, npc_limit_usd: float | None = None) -> bool:
+        """Whether any budget applies to a turn (the configured ones, or its NPC's own limit):
+        what :func:`~npcbridge.gateway.policy.budgeted` says of its scopes, without building
+        them."""
+        s = self.settings
+        limits = (s.per_player_usd_per_day, s.per_session_usd, s.global_usd_per_day, npc_limit_usd)
+        return any(limit is not None for limit in limits)
 
     def npc_scope(self, npc: str, limit_usd: float | None) -> Scope:
         """An NPC's own daily budget (persona ``budget_usd_per_day``)."""

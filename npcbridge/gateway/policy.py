@@ -86,7 +86,9 @@ class TurnPolicy:
     def price(self, turn: Turn, model: ModelEntry) -> ModelEntry:
         """The entry whose prices ``turn`` pays for ``model`` (an uncatalogued model is priced
         conservatively when a budget applies to the turn, see :class:`UncataloguedPrices`)."""
-        return self.uncatalogued.entry(model, budgeted(self.budget_scopes(turn)))
+        return self.uncatalogued.entry(
+            model, self.budgets.limits_any(turn.persona.budget_usd_per_day)
+        )
 
     def worst_case_usd(
         self, turn: Turn, model: ModelEntry, prompt_tokens: int, output_tokens: int
