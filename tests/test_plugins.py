@@ -243,6 +243,24 @@ def test_an_installed_plugin_logs_its_distribution_and_version(
     assert "plugin npcbridge_pirate 0.1.0 from --plugin" in caplog.messages
 
 
+def test_the_builtin_line_names_each_builtin_by_what_it_does(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO, "npcbridge.plugin.manager"):
+        make_plugin_manager(None, entry_points=False, disabled=["npcbridge.builtin.emotes"])
+    line = next(m for m in caplog.messages if m.startswith("builtin plugins "))
+    names = line.removeprefix("builtin plugins ").split(" (")[0].split(", ")
+    assert names == [
+        "providers",
+        "persona",
+        "memory",
+        "model_select",
+        "metrics",
+        "postprocess",
+        "gameplay",
+    ]
+
+
 def test_a_broken_entry_point_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     found = _entry_points(("broken", "no_such_module_here:thing"))
     monkeypatch.setattr(plugins.importlib.metadata, "entry_points", lambda group: found)

@@ -51,6 +51,13 @@ BUILTIN_PLUGINS = (
 )
 
 
+def _short_name(module: str) -> str:
+    """What the start-up line calls a builtin plugin: its module's name, or its package's for
+    a package's ``plugin`` module (``npcbridge.memory.plugin`` is ``memory``)."""
+    package, _, leaf = module.rpartition(".")
+    return package.rpartition(".")[2] if leaf == "plugin" else leaf
+
+
 class PluginLoadError(Exception):
     """A plugin could not be loaded, or its settings do not validate (one readable line)."""
 
@@ -265,7 +272,7 @@ def load_plugins(
         module = importlib.import_module(name)
         factory = getattr(module, "Plugin", None)
         pm.register(factory(api) if factory is not None else module, name=name)
-        builtin_names.append(name.rpartition(".")[2])
+        builtin_names.append(_short_name(name))
     #: id of the object a source names -> its LoadedPlugin (so one plugin loads once)
     seen: dict[int, LoadedPlugin] = {}
     aliases: dict[str, str] = {}
@@ -304,7 +311,7 @@ def load_plugins(
         pm.unregister(plugin)
         pm.loaded = [p for p in pm.loaded if p.name != aliases.get(name, name)]
         if name in BUILTIN_PLUGINS:
-            builtin_names.remove(name.rpartition(".")[2])
+            builtin_names.remove(_short_name(name))
     pm.check_pending()
     log.info("builtin plugins %s (npcbridge %s)", ", ".join(builtin_names), __version__)
     for loaded in pm.loaded:
