@@ -193,8 +193,7 @@ class Budgets:
 
     def limits_any(self, npc_limit_usd: float | None = None) -> bool:
         """Whether any budget applies to a turn (the configured ones, or its NPC's own limit):
-        what :func:`~npcbridge.gateway.policy.budgeted` says of its scopes, without building
-        them."""
+        whether one of its scopes has a limit, without building them."""
         s = self.settings
         limits = (s.per_player_usd_per_day, s.per_session_usd, s.global_usd_per_day, npc_limit_usd)
         return any(limit is not None for limit in limits)
@@ -219,11 +218,10 @@ class Budgets:
             try:
                 spent = await self.spent_usd(scope)
             except Exception as exc:
-                writes = self._writes()
-                if writes is None or not writes.read_failed(exc):
+                if not self._store_down(exc):
                     raise
-                # the store is down: the choice is made as with a full budget, and the
-                # reservation that follows answers the turn (retry later)
+                # the choice is made as with a full budget; the reservation that follows
+                # answers the turn (retry later)
                 return 1.0
             left = 1.0 - spent / scope.limit_usd
             fraction = min(fraction, max(0.0, left))
@@ -243,11 +241,9 @@ class Budgets:
                     [(s.key, amount, (s.limit_usd or 0.0) * NANO, _ttl(s)) for s in limited]
                 )
             except Exception as exc:
-                writes = self._writes()
-                # a store outage is logged once by the write queue (and its end once), not a
-                # traceback per turn; nothing can be held, so the turn is refused for now
-                if writes is None or not writes.read_failed(exc):
+                if not self._store_down(exc):
                     raise
+                # nothing can be held, so the turn is refused for now
                 raise ProtocolError(
                     ErrorCode.INTERNAL,
                     "the budget store cannot be reached; retry later",
@@ -264,6 +260,12 @@ class Budgets:
                     retry_after_ms=int(seconds_to_midnight() * 1000) if scope.daily else None,
                 )
         return Reservation(scopes, amount)
+
+    def _store_down(self, exc: BaseException) -> bool:
+        """Whether ``exc`` means the store cannot be reached; the write queue then logs the
+        outage once (and its end once), not a traceback per turn."""
+        writes = self._writes()
+        return writes is not None and writes.read_failed(exc)
 
     async def settle(self, reservation: Reservation) -> None:
         """Replace a turn's reservation by its real cost (``reservation.cost_usd``) in every

@@ -153,7 +153,7 @@ class Gateway:
         # rate limits keep the expected reply size; budgets reserve the cap that goes upstream
         prompt_tokens, output_tokens = policy.estimate_tokens(request)
         rate_tokens = prompt_tokens + output_tokens
-        request = policy.capped(request, scopes)
+        request = policy.capped(request, turn)
         key = cache_key(request) if policy.cacheable(turn, request) else None
         if key is not None:
             hit = self.cache.get(key)

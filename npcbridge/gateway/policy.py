@@ -29,11 +29,6 @@ def estimate_output_tokens(pieces: list[str]) -> int:
     return max(len(pieces), -(-sum(len(piece) for piece in pieces) // 4))
 
 
-def budgeted(scopes: list[Scope]) -> bool:
-    """Whether a budget limits one of ``scopes``."""
-    return any(scope.limit_usd is not None for scope in scopes)
-
-
 class TurnPolicy:
     """The gateway's per-turn choices (see module doc); no I/O, no state of its own."""
 
@@ -83,12 +78,15 @@ class TurnPolicy:
             scopes.append(self.budgets.npc_scope(turn.npc, float(npc_limit)))
         return scopes
 
+    def budgeted(self, turn: Turn) -> bool:
+        """Whether a budget limits one of the turn's :meth:`budget_scopes` (answered without
+        building them: the price of every model of a turn asks)."""
+        return self.budgets.limits_any(turn.persona.budget_usd_per_day)
+
     def price(self, turn: Turn, model: ModelEntry) -> ModelEntry:
         """The entry whose prices ``turn`` pays for ``model`` (an uncatalogued model is priced
         conservatively when a budget applies to the turn, see :class:`UncataloguedPrices`)."""
-        return self.uncatalogued.entry(
-            model, self.budgets.limits_any(turn.persona.budget_usd_per_day)
-        )
+        return self.uncatalogued.entry(model, self.budgeted(turn))
 
     def worst_case_usd(
         self, turn: Turn, model: ModelEntry, prompt_tokens: int, output_tokens: int
@@ -99,10 +97,10 @@ class TurnPolicy:
             for entry in self.chain(turn, model)
         )
 
-    def capped(self, request: ProviderRequest, scopes: list[Scope]) -> ProviderRequest:
+    def capped(self, request: ProviderRequest, turn: Turn) -> ProviderRequest:
         """``request`` with a ``max_tokens`` cap (``gateway.budget_max_tokens``) when a budget
         applies and the turn sets none: the reservation is then a true worst case."""
-        if request.max_tokens is not None or not budgeted(scopes):
+        if request.max_tokens is not None or not self.budgeted(turn):
             return request
         return replace(request, max_tokens=self.config.gateway.budget_max_tokens)
 
