@@ -25,6 +25,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from npcbridge.testing.processes import terminate
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -95,12 +97,7 @@ class StackProcess:
                 self.proc.stdin.close()
                 self.proc.wait(timeout_s)
             except (OSError, subprocess.TimeoutExpired):
-                self.proc.terminate()
-                try:
-                    self.proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
+                terminate(self.proc)
         self._drain.join(5)
         for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if pipe is not None and not pipe.closed:

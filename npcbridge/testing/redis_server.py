@@ -20,6 +20,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from .processes import terminate
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
@@ -101,12 +103,7 @@ class RedisProcess:
         """Terminate the server (SIGTERM, SIGKILL after 5 s)."""
         if self.proc is None:
             return
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        terminate(self.proc)
         self.proc = None
 
 
