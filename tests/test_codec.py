@@ -29,18 +29,23 @@ def test_ext_values_are_written_as_ext() -> None:
     assert pack({"x": [ext, (1, 2)]}) == b"\x81\xa1x\x92\xd5\x05ab\x92\x01\x02"
 
 
+def peak_while_refused(frame: bytes) -> int:
+    """The peak of memory allocated while ``decode_map`` refuses ``frame`` (bytes)."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(DecodeError):
+            decode_map(frame)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def test_a_deep_wide_frame_is_refused_before_anything_is_allocated() -> None:
     # 1000 nested arrays that each declare 65535 elements: an unpacker that believes the
     # counts pre-allocates tens of MiB for a 64 KiB frame
     frame = say_with_context(b"\xdc\xff\xff" * 1000)
     frame += b"\x00" * (FRAME - len(frame))
-    tracemalloc.start()
-    try:
-        with pytest.raises(DecodeError):
-            decode_map(frame)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    peak = peak_while_refused(frame)
     assert peak < 1 << 20, f"peak {peak} bytes"
 
 
@@ -73,13 +78,7 @@ def test_counts_larger_than_the_bytes_left_are_truncated() -> None:
 
 def test_a_small_deep_wide_frame_allocates_little() -> None:
     frame = b"\xdc\xff\xff" * 170 + b"\x00\x00"  # 512 bytes: unpacked without the scan
-    tracemalloc.start()
-    try:
-        with pytest.raises(DecodeError):
-            decode_map(frame)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    peak = peak_while_refused(frame)
     assert peak < 1 << 20, f"peak {peak} bytes"
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import socket
 from pathlib import Path
+from typing import Any
 
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from ws_helpers import eventually, hello, recv
 
 from npcbridge.protocol import encode
@@ -18,6 +19,17 @@ from npcbridge.testing.bridge import Bridge, start_bridge
 from npcbridge.testing.fake_upstream import FakeUpstream
 
 SMITH = {"name": "Brom", "description": "A blacksmith."}
+
+
+async def slow_reader(bridge: Bridge) -> tuple[ClientConnection, Any]:
+    """A client on a socket with a small receive buffer that reads nothing after the welcome,
+    and the server's session for it."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", bridge.server.port))
+    ws = await connect(bridge.url, sock=sock, max_queue=1, max_size=None)
+    assert (await hello(ws))["type"] == "welcome"
+    return ws, next(iter(bridge.app.sessions))
 
 
 async def test_client_that_stops_reading_is_closed_with_bounded_memory(
@@ -29,13 +41,7 @@ async def test_client_that_stops_reading_is_closed_with_bounded_memory(
         server__send_queue_bytes=64 * 1024,
         server__send_timeout_s=2.0,
     ) as bridge:
-        # a socket with a small receive buffer, and a client that never reads after the welcome
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.connect(("127.0.0.1", bridge.server.port))
-        ws = await connect(bridge.url, sock=sock, max_queue=1, max_size=None)
-        assert (await hello(ws))["type"] == "welcome"
-        session = next(iter(bridge.app.sessions))
+        ws, session = await slow_reader(bridge)
         highest = 0
         for i in range(4):
             await ws.send(
@@ -78,12 +84,7 @@ async def test_a_client_that_reads_late_gets_a_long_reply_whole(
     async with await start_bridge(
         fake_upstream, tmp_path, server__send_queue_bytes=bound
     ) as bridge:
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.connect(("127.0.0.1", bridge.server.port))
-        ws = await connect(bridge.url, sock=sock, max_queue=1, max_size=None)
-        assert (await hello(ws))["type"] == "welcome"
-        session = next(iter(bridge.app.sessions))
+        ws, session = await slow_reader(bridge)
         server_sock = session.ws.transport.get_extra_info("socket")
         server_sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
         say = {"type": "say", "id": 1, "npc": "blacksmith", "player": "p"}
@@ -117,12 +118,7 @@ async def test_send_timeout_closes_a_client_that_stops_reading(
         server__send_queue_bytes=16 * 1024 * 1024,
         server__send_timeout_s=0.5,
     ) as bridge:
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.connect(("127.0.0.1", bridge.server.port))
-        ws = await connect(bridge.url, sock=sock, max_queue=1, max_size=None)
-        assert (await hello(ws))["type"] == "welcome"
-        session = next(iter(bridge.app.sessions))
+        ws, session = await slow_reader(bridge)
         # loopback send buffers grow to megabytes; keep the server's small so it fills quickly
         server_sock = session.ws.transport.get_extra_info("socket")
         server_sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
