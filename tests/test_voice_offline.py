@@ -1,10 +1,8 @@
 """Voice without an upstream: the real espeak-ng binary speaks (``voice`` is announced; the
 player's speech is not, as there is no offline transcription); without espeak-ng nothing is
-announced and replies are text."""
+announced and replies are text. scripts/test installs espeak-ng."""
 
 from __future__ import annotations
-
-import shutil
 
 import pytest
 from voice_helpers import SMITH, audio_of, speech_wav
