@@ -13,13 +13,7 @@ from npcbridge.providers import espeak
 from npcbridge.testing.bridge import start_bridge
 from npcbridge.testing.fake_upstream import FakeUpstream
 
-needs_espeak = pytest.mark.skipif(
-    shutil.which("espeak-ng") is None,
-    reason="espeak-ng is not installed (scripts/test installs it)",
-)
 
-
-@needs_espeak
 async def test_espeak_speaks_offline(fake_upstream: FakeUpstream, tmp_path) -> None:
     async with await start_bridge(fake_upstream, tmp_path, upstream__api_key="") as bridge:
         async with await bridge.client() as client:
