@@ -85,12 +85,18 @@ class AudioGateway:
         return Spoken(wav, entry.id, entry.cost_usd(chars=len(text)))
 
     async def transcribe(
-        self, turn: Turn, model: AudioModelEntry, wav: bytes, seconds: float
+        self,
+        turn: Turn,
+        model: AudioModelEntry,
+        wav: bytes,
+        seconds: float,
+        language: str | None = None,
     ) -> Heard:
-        """Transcribe ``seconds`` of speech (a WAV file) for ``turn``."""
+        """Transcribe ``seconds`` of speech (a WAV file) for ``turn`` (``language``: ISO-639-1,
+        None to let the model detect it)."""
 
         def call(entry: AudioModelEntry, provider: AudioProvider) -> Awaitable[str]:
-            return provider.transcribe(TranscriptionRequest(entry.id, wav))
+            return provider.transcribe(TranscriptionRequest(entry.id, wav, language))
 
         text, entry = await self._run(turn, model, call, 0, seconds, 0)
         return Heard(text, entry.id, entry.cost_usd(seconds=seconds))
