@@ -186,6 +186,7 @@ class Listener:
             _uncancel()
             session.send(_cancelled(msg, self.api.default_model))
             return
+        await audio.charge(turn, heard.cost_usd)
         text = heard.text.strip()
         if not text:
             raise ProtocolError(
