@@ -27,6 +27,7 @@ For each turn, in order:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -34,7 +35,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from ..pipeline.turn import Usage
+from ..pipeline.turn import UpstreamStep, Usage
 from ..protocol.errors import ErrorCode, ProtocolError
 from ..providers.base import (
     ProviderRequest,
@@ -161,6 +162,7 @@ class Gateway:
                 self.metrics.cache_hits.inc()
                 turn.cached = True
                 turn.served_model = hit.model or model.id
+                turn.upstream_steps.append(UpstreamStep(turn.served_model, "cached"))
                 turn.queue_ms = _ms(time.perf_counter() - turn.started_at)
                 for text in hit.deltas:
                     yield TextDelta(text)
@@ -210,7 +212,7 @@ class Gateway:
                 ).inc()
                 log.info("turn %s falls back to %s", turn.request_id, candidate.id)
             breaker = self._breaker(candidate.id)
-            limiter = self.limiter.for_model(candidate.provider, candidate.id, candidate.limits)
+            limiter = self._limiter(candidate)
             attempt = 0
             while True:
                 if time.perf_counter() >= turn_deadline:
@@ -219,12 +221,18 @@ class Gateway:
                     # the cause: this turn's own failure, else the one that opened the breaker
                     cause = last if isinstance(last, UpstreamError) else breaker.last_failure
                     last = BreakerOpen(candidate.id, breaker.retry_after_s(), cause)
+                    turn.upstream_steps.append(
+                        UpstreamStep(candidate.id, "fallback", "breaker_open")
+                    )
                     break
                 try:
                     await self._admit_rate(turn, candidate, limiter, client, tokens, wait_deadline)
                 except RateLimitWait as exc:
                     breaker.release()
                     last = exc
+                    turn.upstream_steps.append(
+                        UpstreamStep(candidate.id, "fallback", "rate_limited")
+                    )
                     break
                 turn.queue_ms = _ms(time.perf_counter() - turn.started_at)
                 served = replace(request, model=candidate.id)
@@ -242,13 +250,20 @@ class Gateway:
                         key,
                     ):
                         yield event
+                    turn.upstream_steps.append(UpstreamStep(candidate.id, "ok"))
                     return
                 except CommittedFailure as exc:
+                    turn.upstream_steps.append(
+                        UpstreamStep(candidate.id, "failed", _label(exc.error))
+                    )
                     raise exc.error from None
                 except UpstreamError as exc:
                     last = exc
+                    step = UpstreamStep(candidate.id, "fallback", failure_label(exc))
+                    turn.upstream_steps.append(step)
                     verdict = classify(exc)
                     if verdict is Verdict.FAIL:
+                        turn.upstream_steps[-1] = replace(step, outcome="failed")
                         raise
                     if verdict is Verdict.FALLBACK:
                         break
@@ -262,6 +277,7 @@ class Gateway:
                         total_deadline, turn_deadline, max(wait_deadline, now)
                     ):
                         break
+                    turn.upstream_steps[-1] = replace(step, outcome="retry")
                     self.metrics.retries.labels(
                         self.metrics.model(candidate.id), failure_label(exc)
                     ).inc()
@@ -276,6 +292,9 @@ class Gateway:
                     await asyncio.sleep(sleep)
             if time.perf_counter() > total_deadline:
                 break
+        steps = turn.upstream_steps
+        if steps:  # the chain ran out: the last step was the turn's final failure
+            steps[-1] = replace(steps[-1], outcome="failed")
         raise final_error(last, turn.request_id)
 
     def _breaker(self, model_id: str) -> CircuitBreaker:
@@ -287,6 +306,19 @@ class Gateway:
                 lambda: 1.0 if breaker.state is BreakerState.OPEN else 0.0
             )
         return breaker
+
+    def _limiter(self, model: ModelEntry) -> ModelLimiter:
+        """The model's rate limiter; what each of its buckets holds is exported as
+        ``npcbridge_ratelimit_headroom`` (1.0 full, 0.0 empty)."""
+        limiter = self.limiter.for_model(model.provider, model.id, model.limits)
+        key = f"limits:{limiter.name}"
+        if key not in self._exported and self.metrics.model(model.id) == model.id:
+            self._exported.add(key)
+            for bucket in limiter.buckets:
+                self.metrics.ratelimit_headroom.labels(model.id, bucket).set_function(
+                    functools.partial(limiter.headroom, bucket)
+                )
+        return limiter
 
     def _retry_delay(
         self, exc: UpstreamError, attempt: int, limiter: ModelLimiter
@@ -338,6 +370,13 @@ class Gateway:
             self.metrics.ratelimited.labels(self.metrics.model(model.id)).inc()
             raise
         self.metrics.ratelimit_wait.labels(self.metrics.model(model.id)).observe(waited)
+
+
+def _label(exc: BaseException) -> str:
+    """The failure label of an exception ending a turn mid-stream."""
+    if isinstance(exc, UpstreamError):
+        return failure_label(exc)
+    return str(getattr(exc, "code", "") or type(exc).__name__)
 
 
 def _ms(seconds: float) -> float:

@@ -88,6 +88,12 @@ class Metrics:
             "Requests waiting in the rate-limit queues",
             registry=r,
         )
+        self.ratelimit_headroom = Gauge(
+            "npcbridge_ratelimit_headroom",
+            "Share of the model's rate-limit bucket available now (1 full, 0 empty)",
+            ["model", "limit"],
+            registry=r,
+        )
         self.cache_hits = Counter("npcbridge_cache_hits", "Response cache hits", registry=r)
         self.cache_misses = Counter(
             "npcbridge_cache_misses", "Response cache misses (cacheable turns)", registry=r

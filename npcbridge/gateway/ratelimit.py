@@ -185,6 +185,16 @@ class ModelLimiter:
             for name, bucket in self.buckets.items()
         }
 
+    def headroom(self, bucket: str) -> float:
+        """The share of ``bucket`` (``rpm``, ``tpm``...) available now, 0.0 while the model is
+        blocked by a ``retry-after``."""
+        now = self.clock()
+        if self.blocked_until > now:
+            return 0.0
+        found = self.buckets[bucket]
+        found.refill(now)
+        return max(0.0, min(1.0, found.level / found.capacity))
+
     def wait_s(self, amounts: Mapping[str, float], now: float | None = None) -> float:
         """Seconds until a request taking ``amounts`` could go."""
         now = self.clock() if now is None else now
