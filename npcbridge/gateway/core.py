@@ -27,7 +27,6 @@ For each turn, in order:
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import random
 import time
@@ -100,6 +99,7 @@ class Gateway:
         self.cache = ResponseCache(config.cache)
         self.metrics = metrics
         self.metrics.track_queue(self.limiter.queue_length)
+        self.metrics.track_headroom(self.limiter.headroom)
         self.memory_counters = MemoryCounters()
         self.budgets = Budgets(config.budget, self.counters, writes)
         self.uncatalogued = UncataloguedPrices(catalog, config.gateway)
@@ -308,17 +308,8 @@ class Gateway:
         return breaker
 
     def _limiter(self, model: ModelEntry) -> ModelLimiter:
-        """The model's rate limiter; what each of its buckets holds is exported as
-        ``npcbridge_ratelimit_headroom`` (1.0 full, 0.0 empty)."""
-        limiter = self.limiter.for_model(model.provider, model.id, model.limits)
-        key = f"limits:{limiter.name}"
-        if key not in self._exported and self.metrics.model(model.id) == model.id:
-            self._exported.add(key)
-            for bucket in limiter.buckets:
-                self.metrics.ratelimit_headroom.labels(model.id, bucket).set_function(
-                    functools.partial(limiter.headroom, bucket)
-                )
-        return limiter
+        """The model's rate limiter."""
+        return self.limiter.for_model(model.provider, model.id, model.limits)
 
     def _retry_delay(
         self, exc: UpstreamError, attempt: int, limiter: ModelLimiter

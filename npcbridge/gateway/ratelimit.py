@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -406,6 +406,13 @@ class RateLimiter:
                 key, self.settings.limits_for(model_id, declared), self.clock
             )
         return limiter
+
+    def headroom(self) -> Iterator[tuple[str, str, float]]:
+        """``(model id, bucket, share available)`` of every bucket of every model."""
+        for key, limiter in list(self.models.items()):
+            model_id = key.partition(":")[2]
+            for bucket in list(limiter.buckets):
+                yield model_id, bucket, limiter.headroom(bucket)
 
     def queue_length(self) -> int:
         """Requests waiting over all models."""

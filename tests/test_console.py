@@ -1,0 +1,246 @@
+"""The web console's server side: the page and its files, who may read the admin endpoints,
+the inspector's turn records (console turns always, games' only when configured), the live
+figures, persona import and export. The page itself runs in a browser in test_console_browser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import connect
+
+from npcbridge.builtin.persona import persona_from_card
+from npcbridge.console.export import persona_fields
+from npcbridge.protocol import encode
+from npcbridge.protocol.messages import Persona
+from npcbridge.providers.base import UpstreamError
+from npcbridge.server import http
+from npcbridge.testing.bridge import Bridge, start_bridge
+from npcbridge.testing.fake_upstream import FakeUpstream
+from npcbridge.testing.scripted import ScriptedProvider, running_scripted_app, say
+from tests.http_helpers import Answer, request
+from tests.ws_helpers import hello, recv
+
+API_KEY = "sk-console-secret-0123456789"
+API = "/console/api"
+
+
+async def get(bridge: Bridge, path: str, **headers: str) -> Answer:
+    return await asyncio.wait_for(request(bridge.server.port, "GET", path, headers=headers), 10)
+
+
+async def post(bridge: Bridge, path: str, body: Any) -> Answer:
+    data = json.dumps(body).encode()
+    headers = {"Content-Type": "application/json"}
+    return await asyncio.wait_for(
+        request(bridge.server.port, "POST", path, data, headers=headers), 10
+    )
+
+
+async def talk(bridge: Bridge, *, attach: bool, line: str = "Can you fix my sword?") -> dict:
+    """One connection: hello, (x.console.attach), a memory, a say; the reply.end."""
+    async with connect(bridge.url) as ws:
+        assert (await hello(ws))["type"] == "welcome"
+        if attach:
+            await ws.send(encode({"type": "x.console.attach", "id": "a"}))
+            assert (await recv(ws))["type"] == "ok"
+        await ws.send(
+            encode(
+                {
+                    "type": "memory.add",
+                    "id": "m",
+                    "npc": "blacksmith",
+                    "player": "p1",
+                    "text": "the player lost a sword in the mine",
+                    "importance": 8,
+                }
+            )
+        )
+        assert (await recv(ws))["type"] == "ok"
+        await ws.send(
+            encode({"type": "say", "id": "s", "npc": "blacksmith", "player": "p1", "text": line})
+        )
+        while True:
+            frame = await recv(ws)
+            if frame["type"] in ("reply.end", "error"):
+                return frame
+
+
+@pytest.fixture
+async def console(fake_upstream: FakeUpstream, tmp_path: Path):
+    async with await start_bridge(
+        fake_upstream, tmp_path, upstream__api_key=API_KEY, ratelimit__rpm=600
+    ) as bridge:
+        yield bridge
+
+
+async def test_the_page_is_served_at_the_root_with_its_files(console: Bridge) -> None:
+    for path in ("/", "/console/"):
+        page = await get(console, path)
+        assert page.status == 200 and page.headers["content-type"].startswith("text/html")
+        assert b"/console/console.js" in page.body
+        assert "default-src 'self'" in page.headers["content-security-policy"]
+    for name, kind in (("console.js", "javascript"), ("msgpack.js", "javascript")):
+        answer = await get(console, f"/console/{name}")
+        assert answer.status == 200 and kind in answer.headers["content-type"]
+    assert (await get(console, "/console/nothing.js")).status == 404
+
+
+async def test_console_turns_are_inspected_with_what_went_upstream(console: Bridge) -> None:
+    end = await talk(console, attach=True)
+    assert end["type"] == "reply.end"
+    turns = (await get(console, f"{API}/turns")).json()["turns"]
+    assert [(t["source"], t["request_id"], t["npc"]) for t in turns] == [
+        ("console", "s", "blacksmith")
+    ]
+    record = (await get(console, f"{API}/turns/{turns[0]['id']}")).json()
+    parts = record["prompt"]["parts"]
+    assert parts and all(p["plugin"] for p in parts)
+    assert any(p["plugin"] == "npcbridge.builtin.persona" and "Brom" in p["text"] for p in parts)
+    # exactly what the upstream received
+    sent = console.fake.requests[-1].body
+    assert record["prompt"]["messages"] == sent["messages"]
+    assert record["model"]["chosen"] == sent["model"] == end["model"]
+    assert record["model"]["plugin"] == "npcbridge.builtin.model_select"
+    assert record["model"]["rule"].startswith("urgency normal")
+    memories = record["memories"]
+    assert [m["text"] for m in memories] == ["the player lost a sword in the mine"]
+    assert memories[0]["importance"] == 8 and memories[0]["score"] > 0
+    assert record["steps"] == [{"model": end["model"], "outcome": "ok", "reason": ""}]
+    assert record["reply"]["text"] == end["text"]
+    assert record["cost_usd"] == pytest.approx(end["cost_usd"])
+    assert record["usage"]["output_tokens"] == end["usage"]["output_tokens"]
+    assert record["timing"]["ttft_ms"] == pytest.approx(end["timing"]["ttft_ms"])
+    assert (await get(console, f"{API}/turns/999")).status == 404
+    assert (await get(console, f"{API}/turns/x")).status == 400
+
+
+async def test_games_turns_are_kept_only_when_the_operator_says_so(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    async with await start_bridge(fake_upstream, tmp_path) as bridge:
+        await talk(bridge, attach=False)
+        assert (await get(bridge, f"{API}/turns")).json()["turns"] == []
+    async with await start_bridge(
+        fake_upstream, tmp_path, extra__console={"capture_games": True, "ring_size": 2}
+    ) as bridge:
+        for _ in range(3):
+            await talk(bridge, attach=False)
+        turns = (await get(bridge, f"{API}/turns")).json()["turns"]
+        assert [(t["id"], t["source"]) for t in turns] == [(3, "game"), (2, "game")]
+        assert (await get(bridge, f"{API}/turns/1")).status == 404  # the ring dropped it
+
+
+async def test_metrics_come_from_the_registry_and_spend_from_the_turns(console: Bridge) -> None:
+    end = await talk(console, attach=False)
+    figures = (await get(console, f"{API}/metrics")).json()
+    assert figures["turns_total"] == 1 and figures["turns_by_finish"] == {"stop": 1}
+    assert figures["ttft"]["count"] == 1 and figures["ttft"]["buckets"][-1] == ["+Inf", 1]
+    headroom = figures["headroom"][end["model"]]
+    assert headroom and all(0 <= v <= 1 for v in headroom.values())
+    # the same series /metrics renders
+    scraped = (await get(console, "/metrics")).body.decode()
+    assert f'npcbridge_ratelimit_headroom{{limit="rpm",model="{end["model"]}"}}' in scraped
+    (today,) = figures["spend"]["days"]
+    assert today["usd"] == pytest.approx(end["cost_usd"]) and today["usd"] > 0
+    assert today["npc"][0]["name"] == "blacksmith" and today["player"][0]["name"] == "p1"
+
+
+async def test_admin_endpoints_need_trust_and_the_same_origin(
+    fake_upstream: FakeUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with await start_bridge(
+        fake_upstream, tmp_path, upstream__api_key=API_KEY, server__token="s3cret"
+    ) as bridge:
+        port = bridge.server.port
+        origin = await get(bridge, f"{API}/overview", Origin="http://evil.example")
+        assert origin.status == 403
+        same = await get(bridge, f"{API}/overview", Origin=f"http://127.0.0.1:{port}")
+        assert same.status == 200
+        monkeypatch.setattr(http, "is_loopback_peer", lambda peer: False)
+        assert (await get(bridge, f"{API}/overview")).status == 401
+        assert (await get(bridge, f"{API}/turns")).status == 401
+        authorized = await get(bridge, f"{API}/overview", Authorization="Bearer s3cret")
+        assert authorized.status == 200 and authorized.json()["token_required"] is True
+        assert (await get(bridge, "/")).status == 200  # the page itself holds nothing
+
+
+async def test_the_api_key_appears_in_no_answer(console: Bridge) -> None:
+    await talk(console, attach=True)
+    paths = ["/", "/console/console.js", "/console/msgpack.js", "/console/console.css"]
+    paths += [f"{API}/overview", f"{API}/turns", f"{API}/turns/1", f"{API}/metrics"]
+    for path in paths:
+        answer = await get(console, path)
+        assert answer.status == 200, path
+        assert API_KEY.encode() not in answer.body and b"sk-console" not in answer.body, path
+    overview = (await get(console, f"{API}/overview")).json()
+    assert set(overview["npcs"]) == {"blacksmith", "mage"}
+    assert overview["inspector"] == {"capture_games": False, "ring_size": 200}
+
+
+PERSONA = {
+    "name": 'Brom "the Anvil"',
+    "description": "The village blacksmith.\nRough but kind.",
+    "personality": "gruff",
+    "speech_style": "short sentences",
+    "knowledge": ["The mine closed last winter.", "Steel costs 12 gold."],
+    "examples": ["Aye, lad.", "Off with you."],
+    "system_prompt": "Never mention dragons.",
+    "model": "llama-3.1-8b-instant",
+    "temperature": 0.7,
+    "max_tokens": 120,
+    "tier": "small",
+    "quality": True,
+    "fallbacks": ["llama-3.3-70b-versatile"],
+    "latency_budget_ms": 800,
+    "cacheable": True,
+    "budget_usd_per_day": 0.5,
+    "topics": ["swords", "the mine"],
+    "actions": [
+        {
+            "name": "open_shop",
+            "description": "Show the shop.",
+            "parameters": {"type": "object", "properties": {"item": {"type": "string"}}},
+        }
+    ],
+}
+
+
+async def test_a_persona_saves_as_toml_and_as_a_card_and_reads_back(console: Bridge) -> None:
+    toml = await post(console, f"{API}/export?format=toml", {"npc": "smith", "persona": PERSONA})
+    assert toml.status == 200 and toml.headers["content-type"] == "application/toml"
+    table = tomllib.loads(toml.body.decode())["npcs"]["smith"]
+    assert persona_fields(Persona.model_validate(table)) == persona_fields(
+        Persona.model_validate(PERSONA)
+    )
+    card = await post(console, f"{API}/export?format=card", {"npc": "smith", "persona": PERSONA})
+    assert card.json()["spec"] == "chara_card_v2"
+    back = persona_from_card(card.json())
+    assert persona_fields(back) == persona_fields(Persona.model_validate(PERSONA))
+    # the import endpoint is the server's own card mapping
+    imported = await post(console, f"{API}/card", card.json())
+    assert imported.json()["persona"] == persona_fields(back)
+    bad = await post(console, f"{API}/export?format=toml", {"npc": "x", "persona": {"name": 5}})
+    assert bad.status == 400 and bad.json()["message"] == "persona.name: must be a string"
+    assert (await post(console, f"{API}/card", {"data": {}})).status == 400
+    assert (await post(console, f"{API}/export?format=yaml", {})).status == 400
+
+
+async def test_retries_and_fallbacks_are_in_the_record() -> None:
+    provider = ScriptedProvider()
+    overrides = {"extra__console": {"capture_games": True}, "retry__base_delay_ms": 1}
+    async with running_scripted_app(provider, **overrides) as app:
+        provider.script(UpstreamError(status=503), "Aye, lad.")
+        said = await asyncio.wait_for(say(app, "blacksmith", "hello"), 10)
+        ring = app.plugins.get_plugin("npcbridge.console.plugin").ring
+        (record,) = ring.records
+    model = said.end["model"]
+    assert [(s["model"], s["outcome"], s["reason"]) for s in record["steps"]] == [
+        (model, "retry", "503"),
+        (model, "ok", ""),
+    ]
