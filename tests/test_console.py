@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import tomllib
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ from websockets.asyncio.client import connect
 
 from npcbridge.builtin.persona import persona_from_card
 from npcbridge.console.export import persona_fields
+from npcbridge.console.routes import STATIC
 from npcbridge.protocol import encode
 from npcbridge.protocol.messages import Persona
 from npcbridge.providers.base import UpstreamError
@@ -244,3 +248,19 @@ async def test_retries_and_fallbacks_are_in_the_record() -> None:
         (model, "retry", "503"),
         (model, "ok", ""),
     ]
+
+
+def test_the_page_ships_in_the_wheel(tmp_path: Path) -> None:
+    """The static files are package data: an installed server serves them without a build."""
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         str(root), "-w", str(tmp_path)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )  # fmt: skip
+    (wheel,) = tmp_path.glob("npcbridge-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for name in STATIC:
+        assert f"npcbridge/console/static/{name}" in names

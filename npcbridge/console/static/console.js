@@ -547,18 +547,27 @@ function openTab(name) {
 
 async function start() {
   state.overview = await api("overview");
+  const o = state.overview;
+  if (o.token_required && !state.token) {
+    // the admin endpoints trust this loopback page, but games' token rules apply to its socket
+    showLogin("This server needs its server.token for WebSocket connections.");
+    return;
+  }
   $("#login").hidden = true;
   $("main").hidden = false;
-  const o = state.overview;
   for (const select of document.querySelectorAll("select.models")) {
+    select.replaceChildren(select.options[0]);
     for (const model of o.models) select.append(el("option", { value: model.id }, `${model.id}${model.tier ? " (" + model.tier + ")" : ""}`));
   }
-  for (const [key, persona] of Object.entries(o.npcs)) $("#npc-pick").append(el("option", { value: key }, `${key} — ${persona.name}`));
+  const pick = $("#npc-pick");
+  pick.replaceChildren(pick.options[0]);
+  for (const [key, persona] of Object.entries(o.npcs)) pick.append(el("option", { value: key }, `${key} — ${persona.name}`));
   $("#capture-note").textContent = o.inspector.capture_games
     ? `Keeping the last ${o.inspector.ring_size} turns of the console and of games.`
     : `Keeping the last ${o.inspector.ring_size} turns of this console (games' turns: set [extra.console] capture_games = true).`;
   await connect();
-  setInterval(() => {
+  if (state.timer) return;
+  state.timer = setInterval(() => {
     if ($("#metrics").classList.contains("active")) refreshMetrics().catch(() => {});
     else if ($("#inspector").classList.contains("active")) refreshTurns().catch(() => {});
   }, 2000);
