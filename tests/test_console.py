@@ -264,3 +264,45 @@ def test_the_page_ships_in_the_wheel(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for name in STATIC:
         assert f"npcbridge/console/static/{name}" in names
+
+
+def test_headroom_is_the_share_of_each_bucket_left() -> None:
+    from npcbridge.gateway.catalog import ModelLimits
+    from npcbridge.gateway.ratelimit import RateLimiter
+    from npcbridge.gateway.settings import RateLimitSettings
+
+    clock = [100.0]
+    limiter = RateLimiter(RateLimitSettings(), clock=lambda: clock[0])
+    model = limiter.for_model("openai", "m1", ModelLimits(rpm=4, tpm=1000))
+    assert sorted(limiter.headroom()) == [("m1", "rpm", 1.0), ("m1", "tpm", 1.0)]
+    model._take(model.amounts(250))
+    assert dict((b, v) for _, b, v in limiter.headroom()) == {"rpm": 0.75, "tpm": 0.75}
+    clock[0] += 15  # a quarter of a minute refills a quarter of each bucket
+    assert dict((b, v) for _, b, v in limiter.headroom()) == {"rpm": 1.0, "tpm": 1.0}
+    model.block(5)  # a retry-after: nothing may go
+    assert dict((b, v) for _, b, v in limiter.headroom()) == {"rpm": 0.0, "tpm": 0.0}
+    model.observe({"x-ratelimit-limit-requests": "100", "x-ratelimit-remaining-requests": "25"})
+    clock[0] += 6
+    assert dict((b, v) for _, b, v in limiter.headroom())["rpd"] == pytest.approx(0.25, abs=0.01)
+
+
+def test_spend_tables_keep_the_largest_spenders_and_every_cent_of_the_total() -> None:
+    from npcbridge.console.spend import SpendTable
+
+    table = SpendTable(keys=2)
+    for player, usd in (("a", 0.5), ("b", 0.1), ("c", 0.3), ("a", 0.25)):
+        table.add("smith", player, usd, day="2026-01-02")
+    table.add("mage", "a", 1.0, day="2026-01-01")
+    view = table.view({"global": 2.0, "player": 1.0, "npc": {"smith": 0.5}})
+    today, yesterday = view["days"]
+    assert today["day"] == "2026-01-02" and today["usd"] == pytest.approx(1.15)
+    assert today["limit_usd"] == 2.0
+    assert [(r["name"], r["usd"], r["limit_usd"]) for r in today["player"]] == [
+        ("a", 0.75, 1.0),
+        ("c", 0.3, 1.0),
+    ]  # b, the smallest, was dropped; the day's total still counts it
+    assert today["npc"] == [{"name": "smith", "usd": pytest.approx(1.15), "limit_usd": 0.5}]
+    assert yesterday["npc"] == [{"name": "mage", "usd": 1.0, "limit_usd": None}]
+    for day in range(3, 12):
+        table.add("smith", "a", 0.01, day=f"2026-01-{day:02d}")
+    assert len(table.view({})["days"]) == 7

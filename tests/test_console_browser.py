@@ -10,7 +10,11 @@ Locally the test skips without Chromium; under CI (``CI`` set) it fails instead.
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import os
+import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +79,41 @@ def js(page: DevToolsPage, code: str) -> Any:
     return page.evaluate(f"(async () => {{ {code} }})()")
 
 
-def drive(chromium: str, bridge: Bridge, cost_text: list[str]) -> dict[str, Any]:
+def png_card(card: dict[str, Any]) -> bytes:
+    """A 1x1 PNG carrying ``card`` the way card editors store it (base64 JSON, tEXt "chara")."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0)
+    text = b"chara\0" + base64.b64encode(json.dumps(card).encode())
+    pixels = zlib.compress(b"\0\0")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"tEXt", text)
+        + chunk(b"IDAT", pixels)
+        + chunk(b"IEND", b"")
+    )
+
+
+CARD = {
+    "spec": "chara_card_v2",
+    "spec_version": "2.0",
+    "data": {
+        "name": "Mira Quickfingers",
+        "description": "A halfling fence in the docks.",
+        "personality": "sly",
+        "first_mes": "Psst. Looking for something?",
+        "mes_example": "",
+        "character_book": {"entries": [{"keys": [], "content": "The guard changes at dusk."}]},
+        "extensions": {"npcbridge": {"speech_style": "whispers"}},
+    },
+}
+
+
+def drive(chromium: str, bridge: Bridge, cost_text: list[str], card_path: Path) -> dict[str, Any]:
     """Everything the browser does (blocking; runs in a thread while the server serves)."""
     url = f"http://127.0.0.1:{bridge.server.port}/"
     seen: dict[str, Any] = {}
@@ -91,6 +129,34 @@ def drive(chromium: str, bridge: Bridge, cost_text: list[str]) -> dict[str, Any]
             seen["status"] = js(
                 page,
                 "return await until(() => document.querySelector('#status.ok')?.textContent);",
+            )
+            # a config NPC fills the form; a PNG Character Card imported by file does too
+            seen["picked"] = js(
+                page,
+                """
+                fill('#npc-pick', 'blacksmith');
+                return [document.querySelector('#npc-key').value,
+                        document.querySelector('[name=name]').value];
+                """,
+            )
+            node = page.call(
+                "DOM.querySelector",
+                {
+                    "nodeId": page.call("DOM.getDocument")["root"]["nodeId"],
+                    "selector": "#card-file",
+                },
+            )["nodeId"]
+            page.call("DOM.setFileInputFiles", {"nodeId": node, "files": [str(card_path)]})
+            seen["card"] = js(
+                page,
+                """
+                await until(() => document.querySelector('#persona-status').textContent
+                  .startsWith('Imported'));
+                return [document.querySelector('#npc-key').value,
+                        document.querySelector('[name=name]').value,
+                        document.querySelector('[name=knowledge]').value,
+                        document.querySelector('[name=speech_style]').value];
+                """,
             )
             # a persona with every kind of field, defined through the form
             js(
@@ -148,6 +214,25 @@ def drive(chromium: str, bridge: Bridge, cost_text: list[str]) -> dict[str, Any]
             )
             shot = page.screenshot(SIZE)
             seen["screenshot"] = shot
+            # regenerate: the last line again, to both models
+            seen["regenerated"] = js(
+                page,
+                """
+                document.querySelector('#regenerate').click();
+                await until(() => document.querySelectorAll('.replies').length === 3
+                  && document.querySelectorAll('.replies')[2]
+                    .querySelectorAll('.reply:not(.streaming) .meta a').length === 2);
+                return document.querySelectorAll('.line.player').length;
+                """,
+            )
+            # the persona saved as a [npcs.*] table
+            seen["toml"] = js(
+                page,
+                """
+                document.querySelector('#save-toml').click();
+                return await until(() => document.querySelector('#export-out').textContent);
+                """,
+            )
             # the first turn in the inspector: its prompt and its cost
             seen["inspector"] = js(
                 page,
@@ -213,14 +298,23 @@ async def test_the_console_in_headless_chromium(tmp_path: Path) -> None:
                     10,
                 )
             cost_text: list[str] = []
+            card_path = tmp_path / "mira.png"
+            card_path.write_bytes(png_card(CARD))
             seen = await asyncio.wait_for(
-                asyncio.to_thread(drive, chromium, bridge, cost_text), 120
+                asyncio.to_thread(drive, chromium, bridge, cost_text, card_path), 120
             )
             turns = (await request(bridge.server.port, "GET", "/console/api/turns")).json()
             remaining_facts = await store.memories("blacksmith", "console")
             remaining_window = await store.recent_turns("rook", "console", 10)
 
     assert seen["errors"] == []
+    assert seen["picked"] == ["blacksmith", "Brom"]
+    assert seen["card"] == [
+        "mira_quickfingers",
+        "Mira Quickfingers",
+        "The guard changes at dusk.",
+        "whispers",
+    ]
     assert seen["status"].startswith("npcbridge/")
     # streamed: a part of the reply was on screen before its end
     assert 0 < len(seen["partial"]) < len(REPLY.replace(" *grins widely*", ""))
@@ -241,7 +335,10 @@ async def test_the_console_in_headless_chromium(tmp_path: Path) -> None:
     oldest = min(turns["turns"], key=lambda t: t["id"])
     assert seen["inspector"]["cost"] == f"${oldest['cost_usd']:.6f}"
     assert oldest["cost_usd"] > 0
-    assert seen["inspector"]["rows"] == 3
+    assert seen["inspector"]["rows"] == 5  # the line, the comparison, its regeneration
+    assert seen["regenerated"] == 3
+    assert seen["toml"].startswith('[npcs.rook]\nname = "Captain Rook"\n')
+    assert 'speech_style = "pirate slang, calls everyone matey"' in seen["toml"]
     assert "model_select" in seen["inspector"]["rule"]
     # the memory browser listed the fact with kind, importance and score; forget erased it all
     assert [row[0:2] for row in seen["memories"]] == [["fact", "7"]]
