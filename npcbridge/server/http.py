@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 from ..plugin.http import HttpRequest, HttpResponse
 from .http_connection import Answer, HttpConnection, HttpLimits, text_answer
+from .http_transport import bearer_token, transport_refusal
 
 if TYPE_CHECKING:
     from .context import ServerContext
@@ -48,12 +49,6 @@ def is_loopback_peer(peer: str) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return ip.ipv4_mapped.is_loopback
     return ip.is_loopback
-
-
-def bearer_token(headers: Mapping[str, str]) -> str | None:
-    """The token of an ``Authorization: Bearer <token>`` header (lower-case header names)."""
-    scheme, _, value = headers.get("authorization", "").partition(" ")
-    return value.strip() if scheme.lower() == "bearer" else None
 
 
 def has_token(context: ServerContext, headers: Mapping[str, str]) -> bool:
@@ -90,10 +85,12 @@ class HttpFront:
         context: ServerContext,
         connections: Callable[[], int],
         transport: Transport | None = None,
+        http_sessions: Callable[[], int] = lambda: 0,
     ) -> None:
         self.context = context
         self._connections = connections
         self._transport = transport
+        self._http_sessions = http_sessions
         settings = context.settings
         self.limits = HttpLimits(
             max_body_bytes=settings.max_message_bytes,
@@ -103,10 +100,6 @@ class HttpFront:
         #: the open plain-HTTP connections
         self.open: set[HttpConnection] = set()
         self._per_ip: Counter[str] = Counter()
-
-    def set_transport(self, transport: Transport) -> None:
-        """Answer ``/v1/`` with the HTTP transport."""
-        self._transport = transport
 
     # ---------------------------------------------------------------- connections
 
@@ -135,6 +128,7 @@ class HttpFront:
             limits=self.limits,
             server_header=self.context.server_name,
             on_close=self._closed,
+            refusal=self.refusal,
         )
         self.open.add(connection)
         self._per_ip[peer] += 1
@@ -154,6 +148,15 @@ class HttpFront:
         """Close every plain-HTTP connection (server shutdown)."""
         for connection in list(self.open):
             connection.close()
+
+    def refusal(
+        self, path: str, headers: Mapping[str, str], status: HTTPStatus, text: str
+    ) -> HttpResponse:
+        """The answer to a request that cannot be read whole (too large, too slow): an
+        ``error`` message under ``/v1/``, plain text elsewhere."""
+        if path.startswith("/v1/") and self._transport is not None:
+            return transport_refusal(headers, status, text)
+        return text_answer(status, text)
 
     def trusted(self, peer: str, headers: Mapping[str, str]) -> bool:
         """A loopback peer, or the server token as a bearer token."""
@@ -201,6 +204,7 @@ class HttpFront:
                 server=self.context.server_name,
                 offline=self.context.offline,
                 connections=self._connections(),
+                http_sessions=self._http_sessions(),
                 tasks=len(asyncio.all_tasks()),
             )
         return json_answer(200, body)
