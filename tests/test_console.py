@@ -306,3 +306,12 @@ def test_spend_tables_keep_the_largest_spenders_and_every_cent_of_the_total() ->
     for day in range(3, 12):
         table.add("smith", "a", 0.01, day=f"2026-01-{day:02d}")
     assert len(table.view({})["days"]) == 7
+
+
+async def test_a_disabled_console_serves_nothing(fake_upstream: FakeUpstream, tmp_path: Path):
+    async with await start_bridge(
+        fake_upstream, tmp_path, extra__console={"enabled": False}
+    ) as bridge:
+        for path in ("/", "/console/", "/console/console.js", f"{API}/overview"):
+            assert (await get(bridge, path)).status == 404, path
+        assert (await get(bridge, "/metrics")).status == 200

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 
 import pytest
 from aiohttp import web
@@ -129,3 +130,12 @@ async def test_spans_reach_an_otlp_http_receiver():
 
 async def test_no_tracer_without_an_endpoint(scripted_app):
     assert scripted_app.plugins.get_plugin(PLUGIN).tracer is None
+
+
+async def test_an_endpoint_without_the_otel_extra_stops_start_up(monkeypatch):
+    # as if `pip install 'npcbridge[otel]'` had not been run
+    monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.http.trace_exporter", None)
+    endpoint = {"endpoint": "http://127.0.0.1:9/v1/traces"}
+    with pytest.raises(Exception, match=r"pip install 'npcbridge\[otel\]'"):
+        async with running_scripted_app(ScriptedProvider(), extra__tracing=endpoint):
+            pass

@@ -212,7 +212,7 @@ class Gateway:
                 ).inc()
                 log.info("turn %s falls back to %s", turn.request_id, candidate.id)
             breaker = self._breaker(candidate.id)
-            limiter = self._limiter(candidate)
+            limiter = self.limiter.for_model(candidate.provider, candidate.id, candidate.limits)
             attempt = 0
             while True:
                 if time.perf_counter() >= turn_deadline:
@@ -306,10 +306,6 @@ class Gateway:
                 lambda: 1.0 if breaker.state is BreakerState.OPEN else 0.0
             )
         return breaker
-
-    def _limiter(self, model: ModelEntry) -> ModelLimiter:
-        """The model's rate limiter."""
-        return self.limiter.for_model(model.provider, model.id, model.limits)
 
     def _retry_delay(
         self, exc: UpstreamError, attempt: int, limiter: ModelLimiter
