@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = {
     "playground": ROOT / "docs" / "images" / "console.png",
     "inspector": ROOT / "docs" / "images" / "console-inspector.png",
+    "metrics": ROOT / "docs" / "images" / "console-metrics.png",
 }
 SIZE = {"width": 1400, "height": 900}
 REPLY = "Arr, the tide be turning, matey. *grins widely* Ye picked a fine night to sail."
@@ -250,6 +251,23 @@ def drive(chromium: str, bridge: Bridge, cost_text: list[str], card_path: Path) 
             )
             cost_text.append(seen["inspector"]["cost"])
             seen["inspector_shot"] = page.screenshot(SIZE)
+            # the live figures: two snapshots two seconds apart draw the charts
+            seen["metrics"] = js(
+                page,
+                """
+                document.querySelector('#tabs [data-tab=metrics]').click();
+                await until(() => document.querySelector('#rate-now').textContent
+                  .includes('turns'));
+                await new Promise((r) => setTimeout(r, 2300));
+                return {
+                  rate: document.querySelector('#rate-now').textContent,
+                  ttft: document.querySelector('#ttft-note').textContent,
+                  spend: [...document.querySelectorAll('#spend .bar')].map(b => b.textContent),
+                  errors: document.querySelector('#errors').textContent,
+                };
+                """,
+            )
+            seen["metrics_shot"] = page.screenshot(SIZE)
             # the memory browser: the fact shows with its scores; then the player is forgotten
             seen["memories"] = js(
                 page,
@@ -335,6 +353,12 @@ async def test_the_console_in_headless_chromium(tmp_path: Path) -> None:
     oldest = min(turns["turns"], key=lambda t: t["id"])
     assert seen["inspector"]["cost"] == f"${oldest['cost_usd']:.6f}"
     assert oldest["cost_usd"] > 0
+    figures = seen["metrics"]
+    assert figures["rate"].endswith(" turns/s · 5 turns")
+    assert figures["ttft"].startswith("5 first tokens")
+    assert any(row.startswith("npc rook@llama-3.3-70b-versatile") for row in figures["spend"])
+    assert any(row.startswith("player console") for row in figures["spend"])
+    assert figures["errors"] == "none yet"
     assert seen["inspector"]["rows"] == 5  # the line, the comparison, its regeneration
     assert seen["regenerated"] == 3
     assert seen["toml"].startswith('[npcs.rook]\nname = "Captain Rook"\n')
@@ -352,3 +376,4 @@ async def test_the_console_in_headless_chromium(tmp_path: Path) -> None:
     assert shot[:8] == b"\x89PNG\r\n\x1a\n"
     SCREENSHOTS["playground"].write_bytes(shot)
     SCREENSHOTS["inspector"].write_bytes(seen["inspector_shot"])
+    SCREENSHOTS["metrics"].write_bytes(seen["metrics_shot"])
