@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import subprocess
 import sys
 import tomllib
@@ -315,3 +316,25 @@ async def test_a_disabled_console_serves_nothing(fake_upstream: FakeUpstream, tm
         for path in ("/", "/console/", "/console/console.js", f"{API}/overview"):
             assert (await get(bridge, path)).status == 404, path
         assert (await get(bridge, "/metrics")).status == 200
+
+
+async def test_allowed_origins_must_list_the_console_address(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    from websockets.exceptions import InvalidStatus
+
+    with socket.socket() as probe:  # a free port, so that the console's address is known first
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    console_origin = f"http://127.0.0.1:{port}"
+    for allowed, welcome in ((["https://game.example"], False), ([console_origin], True)):
+        async with await start_bridge(
+            fake_upstream, tmp_path, port=port, server__allowed_origins=allowed
+        ) as bridge:
+            if not welcome:
+                with pytest.raises(InvalidStatus):
+                    async with connect(bridge.url, origin=console_origin):
+                        pass
+                continue
+            async with connect(bridge.url, origin=console_origin) as ws:
+                assert (await hello(ws))["type"] == "welcome"
