@@ -90,9 +90,9 @@ async def test_the_page_is_served_at_the_root_with_its_files(console: Bridge) ->
         assert page.status == 200 and page.headers["content-type"].startswith("text/html")
         assert b"/console/console.js" in page.body
         assert "default-src 'self'" in page.headers["content-security-policy"]
-    for name, kind in (("console.js", "javascript"), ("msgpack.js", "javascript")):
+    for name, kind in STATIC.items():
         answer = await get(console, f"/console/{name}")
-        assert answer.status == 200 and kind in answer.headers["content-type"]
+        assert answer.status == 200 and answer.headers["content-type"] == kind
     assert (await get(console, "/console/nothing.js")).status == 404
 
 
@@ -177,7 +177,7 @@ async def test_admin_endpoints_need_trust_and_the_same_origin(
 
 async def test_the_api_key_appears_in_no_answer(console: Bridge) -> None:
     await talk(console, attach=True)
-    paths = ["/", "/console/console.js", "/console/msgpack.js", "/console/console.css"]
+    paths = ["/", *(f"/console/{name}" for name in STATIC)]
     paths += [f"{API}/overview", f"{API}/turns", f"{API}/turns/1", f"{API}/metrics"]
     for path in paths:
         answer = await get(console, path)

@@ -26,11 +26,26 @@ if TYPE_CHECKING:
 
 API = "/console/api"
 #: the page's files (inside the package: nothing is built at install time)
+_JS = "text/javascript; charset=utf-8"
 STATIC = {
     "index.html": "text/html; charset=utf-8",
-    "console.js": "text/javascript; charset=utf-8",
-    "msgpack.js": "text/javascript; charset=utf-8",
     "console.css": "text/css; charset=utf-8",
+    # ES modules: console.js imports the others
+    **{
+        name: _JS
+        for name in (
+            "console.js",
+            "dom.js",
+            "server.js",
+            "msgpack.js",
+            "shared.js",
+            "persona.js",
+            "talk.js",
+            "inspector.js",
+            "metrics.js",
+            "memory.js",
+        )
+    },
 }
 #: the page loads only its own files and talks only to its own server
 PAGE_HEADERS = (
@@ -89,8 +104,7 @@ class ConsoleRoutes:
         register("/", page)
         register("/console/", page)
         for name in STATIC:
-            if name != "index.html":
-                register(f"/console/{name}", lambda request, name=name: static_file(name))
+            register(f"/console/{name}", lambda request, name=name: static_file(name))
         register(f"{API}/overview", self.overview, admin=True)
         register(f"{API}/turns", self.turns, admin=True)
         register(f"{API}/turns/", self.turn, prefix=True, admin=True)
