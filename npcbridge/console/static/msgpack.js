@@ -1,27 +1,58 @@
-// A small msgpack encoder and decoder for the console page (the subset npcbridge's protocol
-// uses: nil, booleans, integers, float64, UTF-8 strings, binary, arrays, maps with string keys).
-// Integers take their smallest form and other numbers are float64, as the protocol's canonical
-// form asks; map keys are sorted. An ES module: import { encode, decode }.
+// A small msgpack encoder and decoder for the console page (what npcbridge's protocol uses:
+// nil, booleans, integers, float64, UTF-8 strings, binary, arrays, maps with string keys), in
+// the protocol's canonical form: integers in their smallest form, floats always float64, map
+// keys sorted by their UTF-8 bytes. JavaScript has one number type, so a whole number meant as
+// a float (a temperature of 1.0) is wrapped: float(1). 64-bit integers beyond 2^53 are BigInt.
+// An ES module: import { encode, decode, float }.
 const utf8 = new TextEncoder();
 const utf8d = new TextDecoder("utf-8", { fatal: true });
+
+// a number that is written as float64 even when it is whole
+export class Float64 {
+  constructor(value) {
+    this.value = Number(value);
+  }
+}
+export const float = (value) => new Float64(value);
+
+// UTF-8 byte order is code point order (JavaScript's own sort compares UTF-16 units)
+function byCodePoint(a, b) {
+  const x = [...a];
+  const y = [...b];
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const d = x[i].codePointAt(0) - y[i].codePointAt(0);
+    if (d) return d;
+  }
+  return x.length - y.length;
+}
 
 export function encode(value) {
   const out = [];
   const push = (...bytes) => { for (const b of bytes) out.push(b & 0xff); };
   const pushBytes = (bytes) => { for (const b of bytes) out.push(b); };
-  const be = (n, size) => { for (let i = size - 1; i >= 0; i--) push(Math.floor(n / 2 ** (8 * i))); };
+  // big-endian, two's complement for negative values
+  const be = (n, size) => { const big = BigInt(n); for (let i = size - 1; i >= 0; i--) push(Number((big >> BigInt(8 * i)) & 0xffn)); };
   function int(n) {
-    if (n >= 0) {
-      if (n < 0x80) push(n);
-      else if (n < 0x100) push(0xcc, n);
-      else if (n < 0x10000) { push(0xcd); be(n, 2); }
-      else if (n < 0x100000000) { push(0xce); be(n, 4); }
-      else { push(0xcf); be(n, 8); }
-    } else if (n >= -32) push(0x100 + n);
-    else if (n >= -0x80) push(0xd0, 0x100 + n);
-    else if (n >= -0x8000) { push(0xd1); be(0x10000 + n, 2); }
-    else if (n >= -0x80000000) { push(0xd2); be(0x100000000 + n, 4); }
-    else { const v = new DataView(new ArrayBuffer(8)); v.setBigInt64(0, BigInt(n)); push(0xd3); pushBytes(new Uint8Array(v.buffer)); }
+    const v = BigInt(n);
+    if (v >= 0n) {
+      if (v < 0x80n) push(Number(v));
+      else if (v < 0x100n) { push(0xcc); be(v, 1); }
+      else if (v < 0x10000n) { push(0xcd); be(v, 2); }
+      else if (v < 0x100000000n) { push(0xce); be(v, 4); }
+      else if (v < 1n << 64n) { push(0xcf); be(v, 8); }
+      else throw new RangeError("msgpack: integer beyond uint64");
+    } else if (v >= -32n) push(Number(v));
+    else if (v >= -0x80n) { push(0xd0); be(v, 1); }
+    else if (v >= -0x8000n) { push(0xd1); be(v, 2); }
+    else if (v >= -0x80000000n) { push(0xd2); be(v, 4); }
+    else if (v >= -(1n << 63n)) { push(0xd3); be(v, 8); }
+    else throw new RangeError("msgpack: integer beyond int64");
+  }
+  function float64(x) {
+    const d = new DataView(new ArrayBuffer(8));
+    d.setFloat64(0, x);
+    push(0xcb);
+    pushBytes(new Uint8Array(d.buffer));
   }
   function header(len, fix, fixMax, c8, c16, c32) {
     if (len <= fixMax && fix !== null) push(fix | len);
@@ -33,10 +64,12 @@ export function encode(value) {
     if (v === null || v === undefined) push(0xc0);
     else if (v === false) push(0xc2);
     else if (v === true) push(0xc3);
+    else if (typeof v === "bigint") int(v);
     else if (typeof v === "number") {
       if (Number.isSafeInteger(v)) int(v);
-      else { const d = new DataView(new ArrayBuffer(8)); d.setFloat64(0, v); push(0xcb); pushBytes(new Uint8Array(d.buffer)); }
-    } else if (typeof v === "string") {
+      else float64(v);
+    } else if (v instanceof Float64) float64(v.value);
+    else if (typeof v === "string") {
       const bytes = utf8.encode(v);
       header(bytes.length, 0xa0, 31, 0xd9, 0xda, 0xdb);
       pushBytes(bytes);
@@ -47,7 +80,8 @@ export function encode(value) {
       header(v.length, 0x90, 15, null, 0xdc, 0xdd);
       v.forEach(walk);
     } else if (typeof v === "object") {
-      const keys = Object.keys(v).filter((k) => v[k] !== undefined).sort();
+      // an undefined field is an unset one: left out
+      const keys = Object.keys(v).filter((k) => v[k] !== undefined).sort(byCodePoint);
       header(keys.length, 0x80, 15, null, 0xde, 0xdf);
       for (const k of keys) { walk(k); walk(v[k]); }
     } else throw new TypeError("msgpack: cannot encode a " + typeof v);
@@ -55,6 +89,9 @@ export function encode(value) {
   walk(value);
   return new Uint8Array(out);
 }
+
+// a 64-bit integer as a number when it is exact, else as a BigInt
+const safe = (big) => (big >= BigInt(Number.MIN_SAFE_INTEGER) && big <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(big) : big);
 
 export function decode(buffer) {
   const bytes = buffer instanceof Uint8Array ? buffer : new Uint8Array(buffer);
@@ -68,7 +105,7 @@ export function decode(buffer) {
       case 1: return view.getUint8(p);
       case 2: return view.getUint16(p);
       case 4: return view.getUint32(p);
-      default: return Number(view.getBigUint64(p));
+      default: return safe(view.getBigUint64(p));
     }
   };
   const s = (size) => {
@@ -78,13 +115,22 @@ export function decode(buffer) {
       case 1: return view.getInt8(p);
       case 2: return view.getInt16(p);
       case 4: return view.getInt32(p);
-      default: return Number(view.getBigInt64(p));
+      default: return safe(view.getBigInt64(p));
     }
   };
   const str = (len) => { need(len); const t = utf8d.decode(bytes.subarray(pos, pos + len)); pos += len; return t; };
   const bin = (len) => { need(len); const b = bytes.slice(pos, pos + len); pos += len; return b; };
   const arr = (len) => { const a = []; for (let i = 0; i < len; i++) a.push(read()); return a; };
-  const map = (len) => { const m = {}; for (let i = 0; i < len; i++) { const k = read(); m[String(k)] = read(); } return m; };
+  const map = (len) => {
+    const m = {};
+    for (let i = 0; i < len; i++) {
+      const k = read();
+      if (typeof k !== "string") throw new TypeError("msgpack: a map key is not a string");
+      // defined, not assigned: a key such as "__proto__" stays an ordinary field
+      Object.defineProperty(m, k, { value: read(), enumerable: true, writable: true, configurable: true });
+    }
+    return m;
+  };
   function read() {
     const b = u(1);
     if (b < 0x80) return b;

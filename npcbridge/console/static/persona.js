@@ -1,6 +1,7 @@
 // The persona form: reading and filling every persona field, defining the NPC on this
 // connection, Character Card V2 import by file (JSON or PNG) and saving as TOML or a card.
 import { $, el, showStatus } from "./dom.js";
+import { float } from "./msgpack.js";
 import { postJson, request } from "./server.js";
 import { shared } from "./shared.js";
 
@@ -11,6 +12,10 @@ const BOOL_FIELDS = ["quality", "cacheable"];
 const TEXT_FIELDS = ["name", "description", "personality", "speech_style", "system_prompt", "model", "tier"];
 
 export const npcKey = () => $("#npc-key").value.trim();
+
+// the persona as npc.define carries it: its temperature always a float64, as the protocol wants
+export const onWire = (persona) =>
+  persona.temperature === undefined ? persona : Object.assign({}, persona, { temperature: float(persona.temperature) });
 
 export function readPersona() {
   const form = $("#persona");
@@ -56,7 +61,7 @@ export async function definePersona(event) {
   try {
     const key = npcKey();
     const persona = readPersona();
-    await request({ type: "npc.define", npc: key, persona });
+    await request({ type: "npc.define", npc: key, persona: onWire(persona) });
     shared.defined.set(key, persona);
     // variants for other models were made from the old persona: make them again when needed
     for (const variant of [...shared.defined.keys()]) {

@@ -2,7 +2,8 @@
 // with its emotes and actions, its figures and a link to its record in the inspector.
 import { $, el, ms, usd } from "./dom.js";
 import { inspectRequest } from "./inspector.js";
-import { npcKey } from "./persona.js";
+import { float } from "./msgpack.js";
+import { npcKey, onWire } from "./persona.js";
 import { request, say } from "./server.js";
 import { shared } from "./shared.js";
 
@@ -18,7 +19,7 @@ async function npcFor(model) {
   const variant = `${key}@${model}`;
   if (!shared.defined.has(variant)) {
     const persona = Object.assign({}, base, { model });
-    await request({ type: "npc.define", npc: variant, persona });
+    await request({ type: "npc.define", npc: variant, persona: onWire(persona) });
     shared.defined.set(variant, persona);
   }
   return variant;
@@ -37,7 +38,7 @@ async function talkOnce(line, model, view) {
   const npc = await npcFor(model);
   const message = { npc, player: $("#player").value.trim() || "console", text: line, urgency: $("#urgency").value };
   const temperature = $("#line-temperature").value;
-  if (temperature !== "") message.temperature = Number(temperature);
+  if (temperature !== "") message.temperature = float(temperature);
   const end = await say(message, (frame) => {
     if (frame.type === "reply.start") view.who.textContent = `${npc} · ${frame.model}`;
     else if (frame.type === "reply.delta") view.text.textContent += frame.text;
