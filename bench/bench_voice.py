@@ -1,4 +1,4 @@
-"""Benchmark 6: time to first audio of a voiced reply, at concurrency 1 and 50.
+"""Benchmark 8: time to first audio of a voiced reply, at concurrency 1 and 50.
 
     python -m bench.bench_voice [--turns 120] [--levels 1,50] [--tts-first-byte-ms 150]
 
@@ -146,7 +146,7 @@ def _record(
         "errors": errors,
     }
     append_result(
-        "6. Time to first audio (voiced replies)",
+        "8. Time to first audio (voiced replies)",
         COLUMNS,
         [now(), players, len(samples), tts_ms, figures["expected_ms"], figures["ttfa_p50"],
          figures["ttfa_p99"], figures["added_p50"], figures["added_p99"],

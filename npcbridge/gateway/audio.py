@@ -4,11 +4,11 @@ same rules as its text (see :mod:`npcbridge.gateway.core`).
 For each request: the **budgets** reserve the worst case over the model chain (characters at
 the priciest text-to-speech price, or audio seconds at the priciest speech-to-text price) and
 settle the real cost (when no budget limits the turn, nothing is held and :meth:`charge` adds
-the turn's speech cost to the day's total once); the **model chain** is the named model, then its catalog fallbacks, a
-model whose **circuit breaker** is open being skipped; each model's **rate limits** are waited
-for within the turn's latency budget; retryable failures are **retried** with full-jitter
-back-off, bounded by ``retry.max_attempts`` per model and ``retry.max_total_ms``. Failures end
-as :class:`~npcbridge.providers.base.UpstreamError` or
+the turn's speech cost to the day's total once); the **model chain** is the named model, then
+its catalog fallbacks, a model whose **circuit breaker** is open being skipped; each model's
+**rate limits** are waited for within the turn's latency budget; retryable failures are
+**retried** with full-jitter back-off, bounded by ``retry.max_attempts`` per model and
+``retry.max_total_ms``. Failures end as :class:`~npcbridge.providers.base.UpstreamError` or
 :class:`~npcbridge.protocol.errors.ProtocolError`, like the text's.
 """
 
