@@ -141,7 +141,8 @@ class Pipeline:
         except ProtocolError as exc:
             exc.request_id = turn.request_id
             if turn.kind == "say" and exc.refused is None:
-                exc.refused = "say"  # no frame of this reply was sent: the say is refused
+                # no frame of this reply was sent: the say is refused
+                exc.refused = turn.refused_as
             turn.emit(error_frame(exc))
             return None
         except Exception as exc:  # a hook failed: the request still gets its answer

@@ -123,6 +123,10 @@ class Turn:
     #: why the turn was cancelled, when it was: the cancellation's message (:data:`BARGE_IN`
     #: when the player spoke over the NPC), None for a plain ``cancel``
     cancel_reason: str | None = None
+    #: what an error refusing this ``say`` turn before its ``reply.start`` names in ``refused``;
+    #: None when the request already had a frame (a speech request's ``transcript``), so that
+    #: error ends the request instead of refusing it
+    refused_as: str | None = "say"
     #: the request's ``voice`` (True, False, a :class:`~npcbridge.protocol.voice.VoiceOverride`;
     #: None: the persona's ``voice.always`` decides)
     voice: Any = None

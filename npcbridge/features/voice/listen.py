@@ -195,6 +195,7 @@ class Listener:
         session.check_text(msg.type, text, msg.id)
         session.send({"type": "transcript", "id": msg.id, "npc": msg.npc, "text": text})
         turn.text = turn.player_text = text
+        turn.refused_as = None  # the transcript went out: an error now ends the request
         turn.started_at = time.perf_counter()
         result = await self.api.turns.run(turn)
         if result is not None:
