@@ -25,6 +25,7 @@ from ..protocol.errors import ProtocolError
 from ..protocol.frames import error_frame, internal_error
 from ..providers.base import ProviderRequest, StreamDone, TextDelta, ToolCallDelta, UpstreamError
 from . import actions
+from .reply_end import end_frame
 from .turn import PromptPart, Turn, TurnResult, Usage
 
 if TYPE_CHECKING:
@@ -327,11 +328,11 @@ class Pipeline:
         )
 
     async def reply_end(self, turn: Turn, result: TurnResult) -> dict[str, Any]:
-        """:meth:`end_frame` with the fields ``npcbridge_reply_fields`` hooks add (a field the
-        frame already has is kept; the clash is logged). A plugin whose hook raises or answers
+        """:func:`~.reply_end.end_frame` with the fields ``npcbridge_reply_fields`` hooks add (a
+        field the frame already has is kept; the clash is logged). A plugin whose hook raises or answers
         something that is not a map of encodable values adds nothing; the failure is
         reported and the reply ends as it would without that plugin."""
-        frame = self.end_frame(turn, result)
+        frame = end_frame(turn, result)
         hook = "npcbridge_reply_fields"
         for impl in self.hooks.impls(hook):
             try:
@@ -345,40 +346,6 @@ class Pipeline:
                     log.warning("npcbridge_reply_fields: field %r is taken; not added", key)
                 else:
                     frame[key] = value
-        return frame
-
-    @staticmethod
-    def end_frame(turn: Turn, result: TurnResult) -> dict[str, Any]:
-        """The ``reply.end`` frame for a finished turn."""
-        frame: dict[str, Any] = {
-            "type": "reply.end",
-            "id": turn.request_id,
-            "npc": turn.npc,
-            "text": result.text,
-            "finish": result.finish,
-            "model": result.model,
-            "usage": {
-                "input_tokens": result.usage.input_tokens,
-                "output_tokens": result.usage.output_tokens,
-                **({"estimated": True} if result.usage.estimated else {}),
-            },
-            "cost_usd": float(result.cost_usd),
-            "timing": {
-                "queue_ms": float(result.queue_ms),
-                "ttft_ms": float(result.ttft_ms),
-                "total_ms": float(result.total_ms),
-            },
-        }
-        if result.text != result.streamed_text:
-            frame["rewritten"] = True
-        if turn.emotes:
-            frame["emotes"] = list(turn.emotes)
-        if turn.actions:
-            frame["actions"] = list(turn.actions)
-        if turn.rejected_actions:
-            frame["rejected_actions"] = list(turn.rejected_actions)
-        if result.cached:
-            frame["cached"] = True
         return frame
 
     async def finish(self, turn: Turn, result: TurnResult) -> None:

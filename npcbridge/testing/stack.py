@@ -60,7 +60,7 @@ DEMO_NPCS: dict[str, dict[str, Any]] = {
         "description": "A haughty elf mage who considers humans children.",
         "personality": "proud, precise, impatient",
         "speech_style": "formal and condescending",
-        "voice": {"name": "hannah", "always": True},
+        "voice": {"name": "hannah"},
     },
 }
 
