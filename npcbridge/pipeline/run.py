@@ -329,9 +329,9 @@ class Pipeline:
 
     async def reply_end(self, turn: Turn, result: TurnResult) -> dict[str, Any]:
         """:func:`~.reply_end.end_frame` with the fields ``npcbridge_reply_fields`` hooks add (a
-        field the frame already has is kept; the clash is logged). A plugin whose hook raises or answers
-        something that is not a map of encodable values adds nothing; the failure is
-        reported and the reply ends as it would without that plugin."""
+        field the frame already has is kept; the clash is logged). A plugin whose hook raises
+        or answers something that is not a map of encodable values adds nothing; the failure
+        is reported and the reply ends as it would without that plugin."""
         frame = end_frame(turn, result)
         hook = "npcbridge_reply_fields"
         for impl in self.hooks.impls(hook):
