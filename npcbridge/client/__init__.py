@@ -20,18 +20,22 @@ Which frame ends which request is decided by :class:`~npcbridge.client.routing.R
 from .connection import WELCOME_TIMEOUT_S, Client, Dial, open_session
 from .errors import NpcBridgeError
 from .routing import Ended, RequestId, Routed, Router
-from .streams import Reply, SceneExchange
+from .state import StateListener, StateView
+from .streams import EventReactions, Reply, SceneExchange
 
 __all__ = [
     "WELCOME_TIMEOUT_S",
     "Client",
     "Dial",
     "Ended",
+    "EventReactions",
     "NpcBridgeError",
     "Reply",
     "RequestId",
     "Routed",
     "Router",
     "SceneExchange",
+    "StateListener",
+    "StateView",
     "open_session",
 ]

@@ -1,8 +1,8 @@
 """The embedded store: one SQLite file (the default), accessed through aiosqlite.
 
 :class:`SqliteStore` keeps the turns, the summary watermarks, the long-term memories and the NPC
-state documents, and erases a player's data. Its parts: the connections, how reads and writes run and what survives a
-crash in :mod:`npcbridge.stores.sqlite_db`; the schema and its migrations in
+state documents, and erases a player's data. Its parts: the connections, how reads and writes
+run and what survives a crash in :mod:`npcbridge.stores.sqlite_db`; the schema and its migrations in
 :mod:`npcbridge.stores.sqlite_schema`; the counters (budgets, rate-limit windows) in
 :mod:`npcbridge.stores.sqlite_counters`.
 """
