@@ -111,6 +111,11 @@ async def test_bad_state_requests_are_refused_clearly(bridge: Bridge) -> None:
             with pytest.raises(NpcBridgeError) as err:
                 await state(client, player=player, **fields)
             assert err.value.code == code and words in err.value.message, err.value.message
+        for prefix in ("a", "b", "a"):  # 32 names; the same names again replace theirs
+            many = [{"key": "trust", "below": -i, "name": f"{prefix}{i}"} for i in range(16)]
+            await state(client, "guard", op="watch", watch=many)
+        with pytest.raises(NpcBridgeError, match="at most 32"):
+            await state(client, "guard", op="watch", watch=[{"key": "mood"}])
         assert await client.ping()  # the connection lives
 
 

@@ -22,6 +22,10 @@ if TYPE_CHECKING:
     from ...plugin.api import PluginAPI
 
 
+#: watches one connection may keep per (npc, player)
+MAX_WATCHES = 32
+
+
 def state_spec(api: PluginAPI, session: Connection, npc: str, request_id: Any) -> StateSpec:
     """The ``persona.state`` of an NPC the connection can talk to; ``unknown_npc`` for an
     unknown NPC, ``bad_request`` for one that keeps no state."""
@@ -117,8 +121,14 @@ class StateFeature:
             except ProtocolError as exc:
                 exc.request_id = msg.id
                 raise
-            named = watches.pairs.setdefault(pair, {})
-            named.update((w.name, w) for w in added)
+            named = {**watches.pairs.get(pair, {}), **{w.name: w for w in added}}
+            if len(named) > MAX_WATCHES:
+                raise ProtocolError(
+                    ErrorCode.BAD_REQUEST,
+                    f"field 'watch': at most {MAX_WATCHES} watches per npc and player",
+                    request_id=msg.id,
+                )
+            watches.pairs[pair] = named
         elif msg.names is None:
             watches.pairs.pop(pair, None)
         else:
