@@ -14,10 +14,10 @@ _STATE = {
     "player": "p1",
     "mood": "angry",
     "intensity": 0.6,
-    "relationship": {"trust": -55.0, "affection": -10.0, "familiarity": 12.0},
+    "relationship": {"trust": -55.5, "affection": -10.25, "familiarity": 12.5},
 }
 _CROSSED = [
-    {"name": "hostile", "key": "trust", "direction": "entered", "value": -55.0, "below": -50.0}
+    {"name": "hostile", "key": "trust", "direction": "entered", "value": -55.5, "below": -50}
 ]
 
 STATE_FLOWS: list[dict[str, Any]] = [

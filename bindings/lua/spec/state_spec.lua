@@ -36,7 +36,7 @@ describe("state vectors", function()
     c:_route(vector("state-crossed"))
     local known = c.states:of("guard", "p1")
     assert.are.equal("angry", known.mood)
-    assert.are.equal(-55, known.relationship.trust)
+    assert.are.equal(-55.5, known.relationship.trust)
     assert.are.equal(1, #changes)
     assert.are.equal(2, #crossings)
     assert.are.equal("hostile", crossings[1].name)
@@ -53,12 +53,12 @@ describe("state vectors", function()
     assert(c:say("guard", "p1", "Here, take this gold.", { id = "t-9", on_done = function(r) done = r end }))
     c:_route(vector("reply.end-state"))
     assert.are.equal("t-9", done.id)
-    assert.are.equal(13, c.states:of("guard", "p1").relationship.familiarity)
+    assert.are.equal(13.5, c.states:of("guard", "p1").relationship.familiarity)
     local answer
     assert(c.states:nudge("guard", "p1", { trust = -15 }, { id = 20, on_reply = function(m) answer = m end }))
     c:_route(vector("state"))
     assert.are.equal("nudge", answer.reason)
-    assert.are.equal(-5, c.states:of("guard", "p1").relationship.trust)
+    assert.are.equal(-5.5, c.states:of("guard", "p1").relationship.trust)
   end)
 
   it("a world event's reactions reach on_reaction, its ok ends it", function()
@@ -85,22 +85,25 @@ if not L.ws_url then
   return
 end
 
+-- A player no earlier run (of any interpreter, against the same server) has met.
+local seq = 0
+local function fresh_player()
+  seq = seq + 1
+  return string.format("lua-%s-%d-%d", _VERSION:gsub("%W", ""), math.floor(socket.gettime() * 1e6) % 1e9, seq)
+end
+
+-- A connected client with a guard of its own (the mood is the NPC's, shared by every player:
+-- each test, and each interpreter's run, gets a guard nobody else has moved).
 local function connected_client()
   local c = npcbridge.new({ url = L.ws_url })
   finally(function() c:close() end)
   assert(c:connect())
   assert(L.pump({ c }, function() return c:is_ready() end, 10), "no welcome from " .. L.ws_url)
   local defined
-  c:define_npc("guard", GUARD, { on_reply = function() defined = true end })
+  local guard = fresh_player():gsub("^lua", "guard")
+  c:define_npc(guard, GUARD, { on_reply = function() defined = true end })
   assert(L.pump({ c }, function() return defined end, 10), "npc.define: no answer")
-  return c
-end
-
--- A player no earlier run (of any interpreter, against the same server) has met.
-local seq = 0
-local function fresh_player()
-  seq = seq + 1
-  return string.format("lua-%s-%d-%d", _VERSION:gsub("%W", ""), math.floor(socket.gettime() * 1e6) % 1e9, seq)
+  return c, guard
 end
 
 -- Run `start(callbacks)` and pump until its on_reply or on_error; returns (reply, err).
@@ -113,55 +116,55 @@ end
 
 describe("NPC state against a server", function()
   it("gets, sets and watches; a crossing reaches on_crossed", function()
-    local c = connected_client()
+    local c, guard = connected_client()
     local player = fresh_player()
-    local got = assert(answer(c, function(cb) c.states:get("guard", player, cb) end))
+    local got = assert(answer(c, function(cb) c.states:get(guard, player, cb) end))
     assert.are.equal(10, got.relationship.trust)
     assert.are.equal("neutral", got.mood)
     local watching = assert(answer(c, function(cb)
-      c.states:watch("guard", player, { { key = "trust", below = 0, name = "wary" } }, cb)
+      c.states:watch(guard, player, { { key = "trust", below = 0, name = "wary" } }, cb)
     end))
     assert.are.equal("wary", watching.watching[1])
     local crossed
     c.states.on_crossed = function(npc, p, crossing) crossed = { npc, p, crossing } end
-    local set = assert(answer(c, function(cb) c.states:set("guard", player, { trust = -30 }, cb) end))
+    local set = assert(answer(c, function(cb) c.states:set(guard, player, { trust = -30 }, cb) end))
     assert.are.equal(-30, set.relationship.trust)
     assert(L.pump({ c }, function() return crossed ~= nil end, 5), "no crossing frame")
-    assert.are.equal("guard", crossed[1])
+    assert.are.equal(guard, crossed[1])
     assert.are.equal(player, crossed[2])
     assert.are.equal("entered", crossed[3].direction)
-    local _, err = answer(c, function(cb) c.states:set("guard", nil, { trust = 5 }, cb) end)
+    local _, err = answer(c, function(cb) c.states:set(guard, nil, { trust = 5 }, cb) end)
     assert.are.equal("bad_request", err.code)
   end)
 
   it("reply.end carries the state after the say's effects", function()
-    local c = connected_client()
+    local c, guard = connected_client()
     local player = fresh_player()
     local done
-    c:say("guard", player, "[[reply:Move along.]] Let me pass.", {
+    c:say(guard, player, "[[reply:Move along.]] Let me pass.", {
       effects = { trust = -5 }, on_done = function(r) done = r end,
     })
     assert(L.pump({ c }, function() return done ~= nil end, 15), "no reply.end")
     assert.are.equal(5, done.state.relationship.trust)
     assert.are.equal(1, done.state.relationship.familiarity)
-    assert.are.equal(1, c.states:of("guard", player).relationship.familiarity)
+    assert.are.equal(1, c.states:of(guard, player).relationship.familiarity)
   end)
 
   it("a world event streams reactions and ends with ok", function()
-    local c = connected_client()
+    local c, guard = connected_client()
     local player = fresh_player()
     local reactions = {}
     local ok = assert(answer(c, function(cb)
-      c:world_event({ text = player .. " stole an apple", npc = "guard", player = player, react = true }, {
+      c:world_event({ text = player .. " stole an apple", npc = guard, player = player, react = true }, {
         on_reaction = function(m) reactions[#reactions + 1] = m.type end,
         on_reply = cb.on_reply, on_error = cb.on_error,
       })
     end))
     assert.are.equal("ok", ok.type)
-    assert.are.equal("guard", ok.npcs[1])
+    assert.are.equal(guard, ok.npcs[1])
     assert.are.equal("reply.start", reactions[1])
     assert.are.equal("reply.end", reactions[#reactions])
-    local got = assert(answer(c, function(cb) c.states:get("guard", player, cb) end))
+    local got = assert(answer(c, function(cb) c.states:get(guard, player, cb) end))
     assert.are.equal(-10, got.relationship.trust) -- 10 - 20: a theft the guard saw
   end)
 end)
