@@ -169,6 +169,8 @@ async def test_the_judgement_runs_after_the_reply_and_moves_the_state(
             # the step is held to judge_max_step (10): 10 - 10 = 0, below 5
             assert pushed["relationship"]["trust"] == 0 and pushed["mood"] == "angry"
             assert sorted(c["name"] for c in pushed["crossed"]) == ["mood", "wary"]
+            await asyncio.sleep(0.1)
+            assert client.unsolicited.empty()  # one frame: the change and its crossings
             wary = next(c for c in pushed["crossed"] if c["name"] == "wary")
             assert wary == {"name": "wary", "key": "trust", "value": 0.0, "below": 5.0,
                             "direction": "entered"}  # fmt: skip
@@ -178,6 +180,28 @@ async def test_the_judgement_runs_after_the_reply_and_moves_the_state(
             assert back["crossed"][0]["direction"] == "left" and back["reason"] == "nudge"
             gone = await state(client, "guard", op="unwatch")
             assert gone["watching"] == []
+
+
+async def test_the_turns_connection_hears_of_the_judgement_without_a_watch(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    fake_upstream.script(
+        Reply(json={"mood": "happy", "intensity": 0.5, "trust": 4, "affection": 6}),
+        model=JUDGE_MODEL,
+    )
+    async with await start_bridge(fake_upstream, tmp_path) as bridge:
+        async with await bridge.client() as client, await bridge.client() as other:
+            await client.define_npc("guard", {**GUARD, "model": "llama-3.3-70b-versatile"})
+            seen: list[tuple[str, str | None, dict[str, Any]]] = []
+            client.on_state(lambda npc, player, body, frame: seen.append((npc, player, body)))
+            await ended(await client.say("guard", "p1", "Thank you for your help."))
+            pushed = await next_unsolicited(client)
+            assert pushed["reason"] == "judgement" and "crossed" not in pushed
+            assert pushed["relationship"] == {"trust": 14.0, "affection": 6.0, "familiarity": 1.0}
+            assert client.known[("guard", "p1")]["mood"] == "happy"
+            assert [s[2]["relationship"]["trust"] for s in seen] == [10.0, 14.0]
+            await asyncio.sleep(0.1)
+            assert other.unsolicited.empty()  # another connection watches nothing
 
 
 async def test_offline_rules_judge_the_exchange_at_once(

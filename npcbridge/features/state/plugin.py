@@ -184,8 +184,14 @@ class Plugin:
         scale = float(spec.volatility)
 
         async def apply(change: dict[str, Any]) -> None:
+            # the connection of the turn hears of the judgement even without a watch
             await self.feature.repo.change(
-                turn.npc, spec, turn.player, lambda v: changed(v, change, scale=scale), "judgement"
+                turn.npc,
+                spec,
+                turn.player,
+                lambda v: changed(v, change, scale=scale),
+                "judgement",
+                origin=turn.emit,
             )
 
         self.judge.schedule(turn, result.text, apply)

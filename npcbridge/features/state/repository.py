@@ -25,8 +25,10 @@ if TYPE_CHECKING:
     from ...plugin.api import PluginAPI
     from ...stores.base import Store
 
-#: ``listener(npc, player, before, after, reason)``
-Listener = Callable[[str, str | None, Values, Values, str], None]
+Send = Callable[[dict[str, Any]], None]
+#: ``listener(npc, player, before, after, reason, origin)``; ``origin`` is the ``send`` of the
+#: connection that is to hear of the change in any case (or None)
+Listener = Callable[[str, str | None, Values, Values, str, Send | None], None]
 
 
 class StateRepository:
@@ -69,9 +71,11 @@ class StateRepository:
         player: str | None,
         update: Callable[[Values], Values],
         reason: str,
+        origin: Send | None = None,
     ) -> Values:
         """Apply ``update`` to the current state of (npc, player), store what changed, tell the
-        listeners, and return the new values."""
+        listeners (``origin``: a connection to tell even when it watches nothing crossed), and
+        return the new values."""
         key = (npc, player or "")
         lock = self._locks.get(key)
         if lock is None:
@@ -81,7 +85,7 @@ class StateRepository:
             after = update(before)
             await self._save(npc, player, before, after)
         for listener in self.listeners:
-            listener(npc, player, before, after, reason)
+            listener(npc, player, before, after, reason, origin)
         return after
 
     async def _save(self, npc: str, player: str | None, before: Values, after: Values) -> None:

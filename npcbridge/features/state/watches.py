@@ -71,6 +71,19 @@ class Watch:
         return {**entry, **bound, "direction": "entered" if now else "left"}
 
 
+def state_frame(
+    npc: str, player: str | None, values: Values, reason: str, crossed: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """A ``state`` frame without id: a change (``crossed``: the watches it crossed)."""
+    frame: dict[str, Any] = {"type": "state", "npc": npc}
+    if player:
+        frame["player"] = player
+    frame.update(view(values), reason=reason)
+    if crossed:
+        frame["crossed"] = crossed
+    return frame
+
+
 @dataclass(eq=False)
 class ConnectionWatches:
     """The watches of one connection, by (npc, player) then name (``session.plugin_state``).
@@ -99,29 +112,55 @@ class WatchRegistry:
         self._connections.add(watches)
 
     def changed(
-        self, npc: str, player: str | None, before: Values, after: Values, reason: str
+        self,
+        npc: str,
+        player: str | None,
+        before: Values,
+        after: Values,
+        reason: str,
+        origin: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
-        """A change of (npc, player): send a ``state`` frame to each connection with a watch
-        it crossed (a repository listener)."""
+        """A change of (npc, player) (a repository listener): every connection gets a ``state``
+        frame per watched pair with a crossing; ``origin``'s connection also gets the change
+        of the pair itself when the values changed (its crossings in that same frame)."""
+        owner = getattr(origin, "__self__", None)
+        origin_told = origin is None or before == after
         for watches in list(self._connections):
-            if watches.send_ref is None:
+            send = watches.send_ref() if watches.send_ref is not None else None
+            if send is None:
                 continue
-            for (w_npc, w_player), named in watches.pairs.items():
-                if w_npc != npc:
-                    continue
-                same_pair = w_player == player
-                crossed = [
-                    entry
-                    for watch in named.values()
-                    if same_pair or watch.key in MOOD_KEYS
-                    if (entry := watch.crossing(before, after)) is not None
-                ]
-                if crossed:
-                    values = after if same_pair else {k: after[k] for k in MOOD_KEYS}
-                    frame: dict[str, Any] = {"type": "state", "npc": npc, **view(values)}
-                    if w_player:
-                        frame["player"] = w_player
-                        if not same_pair:
-                            frame.pop("relationship", None)
-                    frame.update(reason=reason, crossed=crossed)
-                    watches.send(frame)
+            frames = self._crossings(watches, npc, player, before, after, reason)
+            if not origin_told and getattr(send, "__self__", None) is owner:
+                origin_told = True
+                if (npc, player) not in frames:
+                    frames[(npc, player)] = state_frame(npc, player, after, reason, [])
+            for frame in frames.values():
+                send(frame)
+        if not origin_told and origin is not None:
+            origin(state_frame(npc, player, after, reason, []))
+
+    @staticmethod
+    def _crossings(
+        watches: ConnectionWatches,
+        npc: str,
+        player: str | None,
+        before: Values,
+        after: Values,
+        reason: str,
+    ) -> dict[tuple[str, str | None], dict[str, Any]]:
+        """The frames of ``watches``' pairs whose watches the change crossed, by pair."""
+        out: dict[tuple[str, str | None], dict[str, Any]] = {}
+        for (w_npc, w_player), named in watches.pairs.items():
+            if w_npc != npc:
+                continue
+            same_pair = w_player == player
+            crossed = [
+                entry
+                for watch in named.values()
+                if same_pair or watch.key in MOOD_KEYS
+                if (entry := watch.crossing(before, after)) is not None
+            ]
+            if crossed:
+                values = after if same_pair else {k: after[k] for k in MOOD_KEYS}
+                out[(w_npc, w_player)] = state_frame(npc, w_player, values, reason, crossed)
+        return out
