@@ -254,8 +254,13 @@ async def test_a_world_event_is_remembered_moves_the_state_and_gets_reactions(
         assert guard["relationship"]["trust"] == -10  # 10 - 20: saw it
         assert merchant["relationship"]["trust"] == -10  # 0 - 20 / 2: heard of it
         assert guard["mood"] == "angry"
+        # the teller hears of every NPC moved: the guard's frame carries its crossing
         crossing = await next_unsolicited(client)
-        assert crossing["reason"] == "event" and crossing["crossed"][0]["direction"] == "entered"
+        assert crossing["npc"] == "guard" and crossing["reason"] == "event"
+        assert crossing["crossed"][0]["direction"] == "entered"
+        heard_of = await next_unsolicited(client)
+        assert heard_of["npc"] == "merchant" and "crossed" not in heard_of
+        assert client.known[("merchant", "p1")]["relationship"]["trust"] == -10
         memories = await client.memory_query("guard", "p1")
         assert memories[0]["text"] == "You saw this happen: p1 stole an apple from the stall"
         heard = await client.memory_query("merchant", "p1")

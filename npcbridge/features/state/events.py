@@ -7,7 +7,8 @@ event's ``effects``, else by the rules of :mod:`.rules` (scaled by importance / 
 (``witnesses``, default every NPC told) feels it fully, an NPC that only heard of it half. With
 ``react: true`` every witness says one short line, a pipeline turn streamed like a reply under
 ``<id>/<n>`` (its ``reply.start``/``reply.end`` carry ``parent``: the event's id), through the
-gateway's rate limits and budgets. The ``ok`` answer comes last.
+gateway's rate limits and budgets. The connection that told the event gets a ``state`` frame
+(``reason: "event"``) for each NPC it moved, and the ``ok`` answer comes last.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ...pipeline.turn import Turn
@@ -94,7 +96,7 @@ class WorldEvents:
                 saw = npc in witnesses
                 await self.remember(npc, msg, saw)
                 if persona.state is not None:
-                    await self.move(npc, persona, msg, saw)
+                    await self.move(npc, persona, msg, saw, session.send)
             reactions: list[dict[str, Any]] = []
             if msg.react:
                 reactors = [npc for npc in told if npc in witnesses]
@@ -116,8 +118,16 @@ class WorldEvents:
         else:
             await self.api.writes.write(lambda: store.add_memory(memory))
 
-    async def move(self, npc: str, persona: Persona, msg: WorldEvent, saw: bool) -> None:
-        """Move ``npc``'s mood (and its relationship to the event's player)."""
+    async def move(
+        self,
+        npc: str,
+        persona: Persona,
+        msg: WorldEvent,
+        saw: bool,
+        origin: Callable[[dict[str, Any]], None],
+    ) -> None:
+        """Move ``npc``'s mood (and its relationship to the event's player); the connection
+        that told the event (``origin``) hears of the change."""
         spec = persona.state
         assert spec is not None
         scale = float(spec.volatility) * (1.0 if saw else HEARSAY)
@@ -129,7 +139,7 @@ class WorldEvents:
         if not change:
             return
         await self.repo.change(
-            npc, spec, msg.player, lambda v: changed(v, change, scale=scale), "event"
+            npc, spec, msg.player, lambda v: changed(v, change, scale=scale), "event", origin
         )
 
     async def react(
