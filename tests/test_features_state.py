@@ -278,6 +278,11 @@ async def test_a_world_event_reaches_everyone_in_a_scene_and_refuses_bad_targets
         assert [r async for r in exchange] == []
         assert exchange.done["npcs"] == ["guard", "merchant"]
         assert (await state(client, "guard"))["mood"] == "afraid"
+        # scene turns carry the state into their prompt too
+        exchange = await client.scene_say("market", "Hilde, did you see that?", max_replies=1)
+        assert len([r async for r in exchange]) == 1
+        scene_prompt = bridge.fake.requests[-1].messages[0]["content"]
+        assert "Right now you feel quite afraid." in scene_prompt
         for fields, words in [
             ({"scene": "nowhere"}, "no such scene"),
             ({"npc": "guard", "scene": "market"}, "exactly one of"),
@@ -300,6 +305,17 @@ async def test_memory_forget_erases_the_relationship(state_bridge: Bridge) -> No
         assert fresh["relationship"]["trust"] == 10  # the persona's start again
         assert fresh["mood"] == "angry"  # the NPC's own mood is nobody's personal data
         assert (await state(client, "guard", player="p2"))["relationship"]["trust"] == 50
+
+
+async def test_a_config_persona_declares_its_state(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    npcs = {"gate_guard": {"name": "Hilde", "state": {"trust": -20, "mood": "sad",
+                                                      "intensity": 0.5}}}  # fmt: skip
+    async with await start_bridge(fake_upstream, tmp_path, npcs=npcs) as bridge:
+        async with await bridge.client() as client:
+            got = await state(client, "gate_guard")
+    assert got["relationship"]["trust"] == -20 and got["mood"] == "sad"
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
