@@ -39,14 +39,17 @@ class Watch:
         name = spec.name or spec.key
         if spec.key in RELATIONSHIP_KEYS and not player:
             raise ProtocolError(
-                ErrorCode.BAD_REQUEST, f"watch {name!r}: a relationship key needs 'player'"
+                ErrorCode.BAD_REQUEST, "field 'watch': a relationship key needs 'player'"
             )
         if spec.key == "mood":
             if spec.below is not None or spec.above is not None:
-                raise ProtocolError(ErrorCode.BAD_REQUEST, "watch on 'mood' takes no bound")
+                raise ProtocolError(
+                    ErrorCode.BAD_REQUEST, "field 'watch': a 'mood' watch takes no bound"
+                )
         elif (spec.below is None) == (spec.above is None):
             raise ProtocolError(
-                ErrorCode.BAD_REQUEST, f"watch {name!r}: give exactly one of 'below', 'above'"
+                ErrorCode.BAD_REQUEST,
+                "field 'watch': a numeric watch gives exactly one of 'below', 'above'",
             )
         below = float(spec.below) if spec.below is not None else None
         above = float(spec.above) if spec.above is not None else None
