@@ -14,7 +14,11 @@ import pytest
 from npcbridge.client import Client, NpcBridgeError
 from npcbridge.testing.bridge import Bridge, start_bridge
 from npcbridge.testing.fake_upstream import FakeUpstream, Reply
-from npcbridge.testing.redis_server import redis_session_url, redis_url  # noqa: F401
+from npcbridge.testing.redis_server import (  # noqa: F401
+    redis_process,
+    redis_session_url,
+    redis_url,
+)
 
 GUARD = {
     "name": "Hilde",
@@ -329,3 +333,30 @@ async def test_state_survives_a_restart(
                 await client.define_npc("guard", GUARD)
                 got = await state(client, "guard", op="nudge", values={"trust": -25})
     assert got["relationship"]["trust"] == -40  # 10 - 25 - 25: the first nudge was kept
+
+
+async def test_a_store_outage_answers_retryable_and_the_turn_still_ends(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    with redis_process() as redis:
+        async with await start_bridge(fake_upstream, tmp_path, store__url=redis.url) as bridge:
+            async with await bridge.client() as client:
+                await client.define_npc("guard", GUARD)
+                redis.kill()
+                with pytest.raises(NpcBridgeError) as err:
+                    await state(client, "guard")
+                assert err.value.code == "internal" and err.value.retryable
+                assert "unavailable" in err.value.message
+                # the NPC answers without its state rather than not at all
+                end = await ended(await client.say("guard", "p1", "Hello?"))
+                assert end["finish"] == "stop"
+                redis.start()
+                got = await eventually(lambda: _get_or_none(client))
+                assert got is not None and got["relationship"]["trust"] == 10
+
+
+async def _get_or_none(client: Client) -> Any:
+    try:
+        return await state(client, "guard")
+    except NpcBridgeError:
+        return None

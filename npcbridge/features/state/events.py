@@ -96,7 +96,11 @@ class WorldEvents:
                 saw = npc in witnesses
                 await self.remember(npc, msg, saw)
                 if persona.state is not None:
-                    await self.move(npc, persona, msg, saw, session.send)
+                    try:
+                        await self.move(npc, persona, msg, saw, session.send)
+                    except self.repo.unavailable_errors():
+                        # remembered (the memory write waits in the queue), but not felt
+                        log.warning("the store is unavailable; npc=%s is not moved", npc)
             reactions: list[dict[str, Any]] = []
             if msg.react:
                 reactors = [npc for npc in told if npc in witnesses]

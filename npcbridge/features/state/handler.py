@@ -79,12 +79,20 @@ class StateFeature:
         assert isinstance(msg, NpcState)
         spec = state_spec(self.api, session, msg.npc, msg.id)
         frame: dict[str, Any] = {"type": "state", "id": msg.id, "npc": msg.npc}
-        if msg.op in ("set", "nudge"):
-            values = await self._change(msg, spec)
-        else:
-            if msg.op in ("watch", "unwatch"):
-                frame["watching"] = self._watch(session, msg)
-            values = await self.repo.load(msg.npc, spec, msg.player)
+        if msg.op in ("watch", "unwatch"):
+            frame["watching"] = self._watch(session, msg)
+        try:
+            if msg.op in ("set", "nudge"):
+                values = await self._change(msg, spec)
+            else:
+                values = await self.repo.load(msg.npc, spec, msg.player)
+        except self.repo.unavailable_errors():
+            raise ProtocolError(
+                ErrorCode.INTERNAL,
+                "the state store is unavailable; try again",
+                request_id=msg.id,
+                retryable=True,
+            ) from None
         if msg.player:
             frame["player"] = msg.player
         frame.update(view(values), reason=msg.op)

@@ -48,6 +48,11 @@ class StateRepository:
             raise ProtocolError(ErrorCode.INTERNAL, "no store is open on this server")
         return store
 
+    def unavailable_errors(self) -> tuple[type[Exception], ...]:
+        """What the store raises while it cannot be reached (nothing without a store)."""
+        store = self.api.store
+        return store.unavailable_errors if store is not None else ()
+
     def half_life(self, spec: StateSpec) -> float:
         """Seconds in which this NPC's felt mood halves."""
         return float(spec.mood_half_life_s or self.settings.mood_half_life_s)
