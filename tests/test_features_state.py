@@ -149,6 +149,36 @@ async def test_a_turn_carries_the_state_into_the_prompt_and_out_in_reply_end(
             assert "Right now" not in fake_upstream.requests[-1].messages[0]["content"]
 
 
+async def test_a_plugin_renders_the_state_its_own_way(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    plugins = ("sample_plugins:StateWords",)
+    async with await start_bridge(fake_upstream, tmp_path, plugins=plugins) as bridge:
+        async with await bridge.client() as client:
+            await client.define_npc("guard", GUARD)
+            await ended(await client.say("guard", "p1", "Hello."))
+    system = fake_upstream.requests[0].messages[0]["content"]
+    assert "STATE-HOOK mood=neutral trust=10 player=p1" in system
+    assert "Right now" not in system  # the first answer wins; the feature's own is the last
+
+
+async def test_an_action_moves_the_state_as_the_persona_declares(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    arrest = {"name": "arrest", "description": "Arrest the player."}
+    guard = {**GUARD, "actions": [arrest],
+             "state": {**GUARD["state"], "on_action": {"arrest": {"trust": -40, "mood": "angry",
+                                                                   "intensity": 0.7}}}}  # fmt: skip
+    async with await start_bridge(fake_upstream, tmp_path, upstream__offline=False) as bridge:
+        async with await bridge.client() as client:
+            await client.define_npc("guard", guard)
+            reply = await client.say("guard", "p1", "[[tool:arrest:{}]] I stole it.")
+            end = await ended(reply)
+    assert [a["name"] for a in end["actions"]] == ["arrest"]
+    assert end["state"]["relationship"]["trust"] == -30  # 10 - 40
+    assert end["state"]["mood"] == "angry" and end["state"]["intensity"] == 0.7
+
+
 async def test_the_judgement_runs_after_the_reply_and_moves_the_state(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
