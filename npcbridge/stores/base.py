@@ -160,8 +160,9 @@ class Store(Protocol):
 
     # ---------------------------------------------------------------- NPC state
 
-    async def get_npc_state(self, npc: str, player: str) -> dict[str, Any] | None:
-        """The state document of (npc, player) (``player == ""``: the NPC's own), or None."""
+    async def get_npc_states(self, npc: str, players: list[str]) -> dict[str, dict[str, Any]]:
+        """The state documents of ``npc`` for each of ``players`` that has one, by player
+        (``""``: the NPC's own), in one round trip."""
         ...
 
     async def put_npc_state(self, npc: str, player: str, data: dict[str, Any]) -> None:

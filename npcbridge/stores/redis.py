@@ -269,10 +269,16 @@ class RedisStore:
 
     # ---------------------------------------------------------------- NPC state
 
-    async def get_npc_state(self, npc: str, player: str) -> dict[str, Any] | None:
-        """GET the JSON state document of (npc, player)."""
-        raw = await self.r.get(_k("state", npc, player))
-        return dict(json.loads(raw)) if raw is not None else None
+    async def get_npc_states(self, npc: str, players: list[str]) -> dict[str, dict[str, Any]]:
+        """MGET the JSON state documents of ``npc`` for ``players`` (one round trip)."""
+        if not players:
+            return {}
+        raws = await self.r.mget([_k("state", npc, player) for player in players])
+        return {
+            player: dict(json.loads(raw))
+            for player, raw in zip(players, raws, strict=True)
+            if raw is not None
+        }
 
     async def put_npc_state(self, npc: str, player: str, data: dict[str, Any]) -> None:
         """SET the document and index the player (for ``memory.forget``) in one MULTI."""

@@ -141,12 +141,16 @@ class SqliteStore(SqliteCounters):
 
     # ---------------------------------------------------------------- NPC state
 
-    async def get_npc_state(self, npc: str, player: str) -> dict[str, Any] | None:
-        """The JSON state document of (npc, player), or None."""
+    async def get_npc_states(self, npc: str, players: list[str]) -> dict[str, dict[str, Any]]:
+        """The JSON state documents of ``npc`` for ``players``, by player (one indexed read)."""
+        if not players:
+            return {}
+        marks = ",".join("?" * len(players))
         rows = await self._read(
-            "SELECT data FROM npc_state WHERE npc = ? AND player = ?", (npc, player)
+            f"SELECT player, data FROM npc_state WHERE npc = ? AND player IN ({marks})",
+            (npc, *players),
         )
-        return dict(json.loads(rows[0][0])) if rows else None
+        return {str(player): dict(json.loads(data)) for player, data in rows}
 
     async def put_npc_state(self, npc: str, player: str, data: dict[str, Any]) -> None:
         """Insert or replace the state document of (npc, player)."""

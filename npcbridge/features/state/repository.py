@@ -60,13 +60,11 @@ class StateRepository:
     async def load(self, npc: str, spec: StateSpec, player: str | None) -> Values:
         """The NPC's state now (its mood decayed to this moment), with the relationship to
         ``player`` when one is given."""
-        store = self._store()
-        mood, intensity = decayed(
-            spec, await store.get_npc_state(npc, ""), self.half_life(spec), time.time()
-        )
+        docs = await self._store().get_npc_states(npc, ["", player] if player else [""])
+        mood, intensity = decayed(spec, docs.get(""), self.half_life(spec), time.time())
         values: Values = {"mood": mood, "intensity": intensity}
         if player:
-            values.update(relationship(spec, await store.get_npc_state(npc, player)))
+            values.update(relationship(spec, docs.get(player)))
         return values
 
     async def change(
