@@ -238,6 +238,33 @@ async def test_the_turns_connection_hears_of_the_judgement_without_a_watch(
             assert other.unsolicited.empty()  # another connection watches nothing
 
 
+async def test_the_judgement_is_charged_to_the_players_budget(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    from npcbridge.gateway.budget import today
+
+    fake_upstream.script(Reply(json={"mood": "happy", "trust": 1}), model=JUDGE_MODEL)
+    async with await start_bridge(
+        fake_upstream, tmp_path, budget__per_player_usd_per_day=1.0
+    ) as bridge:
+        async with await bridge.client() as client:
+            await client.define_npc("guard", {**GUARD, "model": "llama-3.3-70b-versatile"})
+            end = await ended(await client.say("guard", "p1", "Thanks, friend."))
+            await next_unsolicited(client)  # the judgement's change
+        store = bridge.app.store
+        assert store is not None
+        key = f"budget:player:p1:{today()}"
+        spent = await eventually(
+            lambda: _above(store.get_counter(key), float(end["cost_usd"]) + 1e-12)
+        )
+    assert spent, "the judgement's cost was not charged to the player's budget"
+
+
+async def _above(value: Awaitable[float], floor: float) -> float | None:
+    got = await value
+    return got if got > floor else None
+
+
 async def test_offline_rules_judge_the_exchange_at_once(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
