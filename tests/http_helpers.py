@@ -206,6 +206,13 @@ class EventStream:
                 if not await self._chunk():
                     return None
 
+    async def read_text(self, size: int, wait_s: float = 5) -> str:
+        """The stream's body so far, once it holds at least ``size`` bytes (comments included)."""
+        async with asyncio.timeout(wait_s):
+            while len(self._buffer) < size:
+                await self._chunk()
+        return self._buffer.decode()
+
     def close(self) -> None:
         """Hang up."""
         self.writer.close()

@@ -259,6 +259,8 @@ def test_the_builtin_line_names_each_builtin_by_what_it_does(
         "postprocess",
         "gameplay",
         "state",
+        "console",
+        "tracing",
     ]
 
 

@@ -49,6 +49,8 @@ BUILTIN_PLUGINS = (
     "npcbridge.builtin.postprocess",
     "npcbridge.builtin.gameplay",
     "npcbridge.features.state.plugin",
+    "npcbridge.console.plugin",
+    "npcbridge.tracing.plugin",
 )
 
 
