@@ -96,6 +96,27 @@ async def test_get_set_nudge_start_from_the_persona_and_hold_the_ranges(
         assert "relationship" not in alone and "player" not in alone
 
 
+async def test_state_and_world_events_over_the_http_transport(bridge: Bridge) -> None:
+    from tests.http_helpers import HELLO, Transport
+
+    http = Transport(bridge.server.port)
+    key = (await http.call("POST", "/v1/sessions", HELLO)).json()["session"]
+    await http.post(key, {"type": "npc.define", "id": "d", "npc": "guard", "persona": GUARD})
+    watch = {"type": "npc.state", "id": 1, "npc": "guard", "player": "p1", "op": "watch",
+             "watch": [{"key": "trust", "below": 0, "name": "wary"}]}  # fmt: skip
+    answer = (await http.post(key, watch, "?wait=5")).json()["messages"]
+    assert answer[0]["type"] == "state" and answer[0]["watching"] == ["wary"]
+    event = {"type": "world.event", "id": 2, "npc": "guard", "player": "p1", "react": True,
+             "text": "p1 stole a loaf of bread"}  # fmt: skip
+    posted = (await http.post(key, event, "?wait=10")).json()
+    assert [m["type"] for m in posted["messages"]] == ["ok"]  # the event's own answer, last
+    # the whole session in order: the crossing, the streamed reaction, then the ok
+    messages = (await http.poll(key, "?cursor=2&merge=1")).json()["messages"]
+    kinds = [m["type"] for m in messages]
+    assert kinds == ["state", "reply.start", "reply.delta", "reply.end", "ok"], kinds
+    assert messages[0]["crossed"][0]["name"] == "wary" and messages[1]["parent"] == 2
+
+
 async def test_bad_state_requests_are_refused_clearly(bridge: Bridge) -> None:
     async with await bridge.client() as client:
         await client.define_npc("guard", GUARD)
