@@ -97,12 +97,6 @@ class ConnectionWatches:
     pairs: dict[tuple[str, str | None], dict[str, Watch]] = field(default_factory=dict)
     send_ref: weakref.WeakMethod[Callable[[dict[str, Any]], None]] | None = None
 
-    def send(self, frame: dict[str, Any]) -> None:
-        """Send ``frame`` to the connection, if it is still there."""
-        send = self.send_ref() if self.send_ref is not None else None
-        if send is not None:
-            send(frame)
-
 
 class WatchRegistry:
     """Every connection's watches in this process; tells them about changes."""
