@@ -400,6 +400,25 @@ async def test_a_config_persona_declares_its_state(
     assert got["relationship"]["trust"] == -20 and got["mood"] == "sad"
 
 
+async def test_memory_forget_cancels_a_running_judgement_of_the_player(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    fake_upstream.script(
+        Reply(json={"mood": "angry", "intensity": 0.9, "trust": -10}, stall_s=0.5),
+        model=JUDGE_MODEL,
+    )
+    async with await start_bridge(fake_upstream, tmp_path) as bridge:
+        async with await bridge.client() as client:
+            await client.define_npc("guard", {**GUARD, "model": "llama-3.3-70b-versatile"})
+            await ended(await client.say("guard", "p1", "You fool."))
+            await fake_upstream.wait_for(lambda: len(fake_upstream.requests) == 2)
+            await client.memory_forget("p1")
+            await asyncio.sleep(0.8)  # the judge would have answered by now
+            after = await state(client, "guard")
+    assert after["relationship"] == {"trust": 10.0, "affection": 0.0, "familiarity": 0.0}
+    assert after["mood"] == "neutral"  # nothing of the judgement was written
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
 async def test_state_survives_a_restart(
     fake_upstream: FakeUpstream, tmp_path: Path, backend: str, request: pytest.FixtureRequest
