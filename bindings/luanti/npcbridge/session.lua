@@ -1,0 +1,294 @@
+--- The session with the npcbridge server over its HTTP transport (docs/protocol.md, "HTTP
+--- transport"): `POST /v1/sessions` opens it, messages go one at a time (in order) to
+--- `POST /v1/sessions/{sid}/messages`, and one long-poll `GET ...?cursor=` is always open to
+--- receive what the server sends. A session the server no longer knows (404) is opened again,
+--- with the NPC definitions sent again; requests that were running in it end with
+--- `session_lost`. When the server cannot be reached, waiting requests end with `unreachable`
+--- and the session is retried with a growing pause.
+local Requests = ...
+
+local Session = {}
+Session.__index = Session
+
+local MAX_RETRY_S = 30
+
+--- A session over `transport`. `opts`: `url` (for messages), `client` (the hello's client name),
+--- `poll_wait_s`, `log(level, text)`, `after(seconds, fn)`, `requests` (a Requests router).
+function Session.new(transport, opts)
+  return setmetatable({
+    transport = transport, url = opts.url, client = opts.client, log = opts.log,
+    after = opts.after, requests = opts.requests, poll_wait_s = opts.poll_wait_s or 20,
+    state = "idle", sid = nil, cursor = 0, generation = 0,
+    queue = {}, sending = false, definitions = {}, definition_order = {},
+    retry_s = 1, outage_logged = false, welcome = nil,
+  }, Session)
+end
+
+--- "idle", "connecting", "ready", "unreachable" (retrying) or "refused" (token or version).
+function Session:status()
+  return self.state
+end
+
+local function fail_queue(self, code, message, retryable)
+  local queue = self.queue
+  self.queue = {}
+  for _, item in ipairs(queue) do
+    if item.msg.id ~= nil then
+      self.requests:fail(item.msg.id, Requests.error(code, message, retryable))
+    end
+  end
+end
+
+local function error_of(result, what)
+  local body = result.body
+  if body and body.type == "error" then
+    return Requests.error(body.code or "internal", body.message or what, body.retryable)
+  end
+  return Requests.error("internal", what .. " (HTTP " .. result.code .. ")", false)
+end
+
+local connect, poll, pump
+
+local function schedule_retry(self)
+  local generation = self.generation
+  local delay = self.retry_s
+  self.retry_s = math.min(self.retry_s * 2, MAX_RETRY_S)
+  self.after(delay, function()
+    if self.generation == generation and self.state == "unreachable" then
+      connect(self)
+    end
+  end)
+end
+
+local function unreachable(self, reason)
+  self.state, self.sid = "unreachable", nil
+  self.generation = self.generation + 1
+  if not self.outage_logged then
+    self.outage_logged = true
+    self.log("error", "cannot reach the npcbridge server at " .. self.url .. ": " .. reason
+      .. ". Is it running, and is npcbridge.url right? Retrying in the background.")
+  end
+  self.requests:fail_all("unreachable", "the npcbridge server cannot be reached", true)
+  self.queue = {}
+  schedule_retry(self)
+end
+
+-- the session is gone on the server (expired, or the server restarted): a new one, at once
+local function lost(self)
+  self.log("warning", "the npcbridge session expired; opening a new one")
+  self.state, self.sid = "idle", nil
+  self.generation = self.generation + 1
+  local queued = {}
+  for _, item in ipairs(self.queue) do
+    if item.msg.id ~= nil then
+      queued[item.msg.id] = true
+    end
+  end
+  for id in pairs(self.requests.pending) do
+    if not queued[id] then
+      self.requests:fail(id, Requests.error("session_lost",
+        "the npcbridge session expired; the request was cancelled", true))
+    end
+  end
+  connect(self)
+end
+
+local function on_welcome(self, body)
+  self.sid, self.welcome, self.cursor = body.session, body.welcome or {}, 0
+  self.state, self.retry_s = "ready", 1
+  if self.outage_logged then
+    self.log("action", "connected to the npcbridge server at " .. self.url)
+  end
+  self.outage_logged = false
+  -- the NPCs defined so far go first (definitions belong to a session), then what waited
+  local defines = {}
+  for _, npc in ipairs(self.definition_order) do
+    local def = self.definitions[npc]
+    local item = { msg = { type = "npc.define", npc = npc, persona = def.persona } }
+    if def.callbacks then
+      item.msg.id = def.id
+      def.callbacks = nil
+    end
+    defines[#defines + 1] = item
+  end
+  for _, item in ipairs(self.queue) do
+    if item.msg.type ~= "npc.define" then
+      defines[#defines + 1] = item
+    end
+  end
+  self.queue = defines
+  poll(self)
+  pump(self)
+end
+
+connect = function(self)
+  if self.state == "connecting" or self.state == "ready" then
+    return
+  end
+  self.state = "connecting"
+  self.generation = self.generation + 1
+  local generation = self.generation
+  local hello = { type = "hello", protocol = 1, client = self.client }
+  local ok, err = self.transport:request("POST", "/v1/sessions", hello, 10, function(result)
+    if generation ~= self.generation then
+      return
+    end
+    if not result.reachable then
+      return unreachable(self, result.reason)
+    end
+    if result.code == 201 and result.body and type(result.body.session) == "string" then
+      return on_welcome(self, result.body)
+    end
+    local refusal = error_of(result, "the server refused the session")
+    self.state = "refused"
+    self.log("error", "the npcbridge server at " .. self.url .. " refused the session: "
+      .. refusal.code .. " (" .. refusal.message .. ")"
+      .. (refusal.code == "unauthorized" and "; check npcbridge.token" or ""))
+    self.requests:fail_all(refusal.code, refusal.message, false)
+    self.queue = {}
+  end)
+  if not ok then
+    self.state = "idle"
+    self.log("error", "cannot encode the hello message: " .. tostring(err))
+  end
+end
+
+local function messages_path(self)
+  return "/v1/sessions/" .. self.sid .. "/messages"
+end
+
+poll = function(self)
+  local generation = self.generation
+  local path = messages_path(self) .. "?cursor=" .. string.format("%d", self.cursor)
+    .. "&wait=" .. string.format("%d", self.poll_wait_s)
+  self.transport:request("GET", path, nil, self.poll_wait_s + 15, function(result)
+    if generation ~= self.generation then
+      return
+    end
+    if not result.reachable then
+      return unreachable(self, result.reason)
+    end
+    if result.code == 404 then
+      return lost(self)
+    end
+    if result.code == 410 then
+      -- older than what the server keeps: everything kept is newer, so read it from the start
+      self.log("warning", "missed messages from the npcbridge server (cursor expired)")
+      self.cursor = 0
+      return poll(self)
+    end
+    if result.code ~= 200 or not result.body or type(result.body.cursor) ~= "number" then
+      self.log("error", "unexpected answer to a poll (HTTP " .. result.code .. "); retrying")
+      return self.after(2, function()
+        if generation == self.generation then
+          poll(self)
+        end
+      end)
+    end
+    self.cursor = result.body.cursor
+    for _, msg in ipairs(result.body.messages or {}) do
+      self.requests:dispatch(msg)
+    end
+    poll(self)
+  end)
+end
+
+-- send the head of the queue; the next one goes when it is answered (the server sees the
+-- messages in the order the game sent them: a definition before the `say` that uses it)
+pump = function(self)
+  if self.sending or self.state ~= "ready" or #self.queue == 0 then
+    return
+  end
+  local item = table.remove(self.queue, 1)
+  local generation = self.generation
+  self.sending = true
+  local ok, err = self.transport:request("POST", messages_path(self), item.msg, 15,
+    function(result)
+      self.sending = false
+      if generation ~= self.generation then
+        -- the session changed while this was on its way: send it again in the new one
+        if item.msg.type ~= "npc.define" then
+          table.insert(self.queue, 1, item)
+        end
+        return pump(self)
+      end
+      if not result.reachable then
+        table.insert(self.queue, 1, item)
+        return unreachable(self, result.reason)
+      end
+      if result.code == 404 then
+        table.insert(self.queue, 1, item)
+        return lost(self)
+      end
+      if result.code ~= 200 and item.msg.id ~= nil then
+        -- refused before it reached the session (a body over the size limit, ...)
+        self.requests:fail(item.msg.id, error_of(result, "the server refused the message"))
+      end
+      -- the answer's messages also come through the poll, which delivers every message once
+      pump(self)
+    end)
+  if not ok then
+    self.sending = false
+    if item.msg.id ~= nil then
+      self.requests:fail(item.msg.id, Requests.error("bad_request",
+        "the message cannot be sent as JSON: " .. tostring(err), false))
+    end
+    return pump(self)
+  end
+end
+
+--- Send `msg` (its `id`, when set, is registered with the router by the caller). Opens the
+--- session first when there is none.
+function Session:send(msg)
+  self.queue[#self.queue + 1] = { msg = msg }
+  if self.state == "ready" then
+    pump(self)
+  else
+    if self.state == "unreachable" or self.state == "refused" then
+      self.state = "idle" -- asked again: try at once rather than after the pause
+    end
+    connect(self)
+  end
+end
+
+--- Remember the NPC `npc` (sent again whenever a new session opens) and define it now;
+--- `id` is the request id whose callbacks hear the first definition's answer.
+function Session:define(npc, persona, id)
+  if not self.definitions[npc] then
+    self.definition_order[#self.definition_order + 1] = npc
+  end
+  self.definitions[npc] = { persona = persona }
+  if self.state == "ready" then
+    self:send({ type = "npc.define", id = id, npc = npc, persona = persona })
+  else
+    self.definitions[npc].callbacks, self.definitions[npc].id = true, id
+    connect(self)
+  end
+end
+
+--- Drop a message still waiting in the queue; true when it was there.
+function Session:unqueue(id)
+  for i, item in ipairs(self.queue) do
+    if item.msg.id == id then
+      table.remove(self.queue, i)
+      return true
+    end
+  end
+  return false
+end
+
+--- Open the session now (the mod does at start-up, so the first `say` finds it ready).
+function Session:start()
+  connect(self)
+end
+
+--- End the session on the server (at shutdown; the answer is not awaited).
+function Session:close()
+  if self.sid then
+    self.transport:request("DELETE", "/v1/sessions/" .. self.sid, nil, 2, function() end)
+  end
+  self.generation = self.generation + 1
+  self.state, self.sid = "idle", nil
+end
+
+return Session

@@ -1,0 +1,206 @@
+-- Drives the npcbridge mod's public API against a real npcbridge server (with the fake upstream
+-- behind it, whose [[...]] directives in the player text script the replies), writes the outcome
+-- to <world>/npcbridge_test.json and shuts the server down. The scenario comes from the setting
+-- npcbridge_test.scenario: "full", "no_http" or "unreachable".
+local settings = minetest.settings
+local scenario = settings:get("npcbridge_test.scenario") or "full"
+local deadline_s = tonumber(settings:get("npcbridge_test.deadline_s")) or 40
+local results = { scenario = scenario, steps = {}, log = {} }
+local finished = false
+local started_at = minetest.get_us_time()
+
+local function note(text)
+  results.log[#results.log + 1] = string.format("%.3f %s",
+    (minetest.get_us_time() - started_at) / 1e6, text)
+end
+
+local function finish(reason)
+  if finished then
+    return
+  end
+  finished = true
+  results.finished = reason
+  results.status = npcbridge.status()
+  local f = assert(io.open(minetest.get_worldpath() .. "/npcbridge_test.json", "w"))
+  f:write(minetest.write_json(results, true))
+  f:close()
+  minetest.request_shutdown("npcbridge_test done", false, 0)
+end
+
+-- a step runs `fn(done)`; `done(result)` records it and starts the next step
+local function run_steps(steps)
+  local i = 0
+  local function next_step()
+    i = i + 1
+    local step = steps[i]
+    if not step then
+      return finish("done")
+    end
+    note("step " .. step.name)
+    local recorded = false
+    step.fn(function(result)
+      if recorded then
+        return
+      end
+      recorded = true
+      results.steps[step.name] = result
+      next_step()
+    end)
+  end
+  next_step()
+end
+
+-- records a reply: deltas, emotes, actions, the end message or the error
+local function recorder(done, extra)
+  local r = { deltas = {}, emotes = {}, actions = {} }
+  local callbacks = {
+    on_delta = function(text, so_far)
+      r.deltas[#r.deltas + 1] = text
+      r.so_far = so_far
+    end,
+    on_emote = function(emote)
+      r.emotes[#r.emotes + 1] = emote
+    end,
+    on_action = function(name, args)
+      r.actions[#r.actions + 1] = { name = name, args = args }
+    end,
+    on_done = function(text, msg)
+      r.text, r.finish, r.npc = text, msg.finish, msg.npc
+      r.end_actions = msg.actions and #msg.actions or 0
+      done(r)
+    end,
+    on_error = function(err)
+      r.error = { code = err.code, message = err.message, retryable = err.retryable,
+        partial = err.partial }
+      done(r)
+    end,
+  }
+  for k, v in pairs(extra or {}) do
+    local base = callbacks[k]
+    callbacks[k] = function(...)
+      v(...)
+      base(...)
+    end
+  end
+  return r, callbacks
+end
+
+local function answer(done)
+  return {
+    on_done = function(value)
+      done({ value = value })
+    end,
+    on_error = function(err)
+      done({ error = { code = err.code, message = err.message } })
+    end,
+  }
+end
+
+local GUARD = {
+  name = "Aldric",
+  description = "The gate guard of the village.",
+  personality = "dutiful, suspicious",
+  speech_style = "clipped military speech",
+  actions = { {
+    name = "open_gate",
+    description = "Open a gate of the village.",
+    parameters = { type = "object", properties = { gate = { type = "string" } },
+      required = { "gate" } },
+  } },
+}
+
+local QUEST_JSON = '{"title": "Rats in the Cellar", "description": "Rats ate the cheese.", '
+  .. '"objectives": ["Find the cellar key", "Kill the rats"], "rewards": ["30 gold"], "xp": 50}'
+
+local full = {
+  { name = "define", fn = function(done)
+    npcbridge.define_npc("guard", GUARD, answer(done))
+  end },
+  { name = "stream", fn = function(done)
+    local _, cb = recorder(done)
+    results.stream_id = npcbridge.say("blacksmith", "tester", "[[words:40]] [[tps:40]]", cb,
+      { context = { location = "forge", hour = 21 } })
+  end },
+  { name = "two_at_once", fn = function(done)
+    local both, left = {}, 2
+    local in_flight, max_in_flight = 0, 0
+    local function one(key, npc, text)
+      in_flight = in_flight + 1
+      max_in_flight = math.max(max_in_flight, in_flight)
+      local _, cb = recorder(function(r)
+        both[key] = r
+        in_flight = in_flight - 1
+        left = left - 1
+        if left == 0 then
+          both.max_in_flight = max_in_flight
+          done(both)
+        end
+      end, { on_delta = function()
+        -- both replies stream side by side: count deltas seen while the other is unfinished
+        if in_flight == 2 then
+          both.interleaved = (both.interleaved or 0) + 1
+        end
+      end })
+      npcbridge.say(npc, "tester", text, cb)
+    end
+    one("blacksmith", "blacksmith", "[[reply:Aye lad, the forge is hot and the steel is ready.]] [[tps:20]]")
+    one("guard", "guard", "[[reply:Halt! State your business at the gate, traveller.]] [[tps:20]]")
+  end },
+  { name = "cancel", fn = function(done)
+    local id
+    local r, cb = recorder(done, { on_delta = function()
+      if not results.cancel_sent then
+        results.cancel_sent = npcbridge.cancel(id)
+      end
+    end })
+    id = npcbridge.say("blacksmith", "tester", "[[slow]]", cb)
+    r.id = id
+  end },
+  { name = "unknown_npc", fn = function(done)
+    local _, cb = recorder(done)
+    npcbridge.say("nobody_here", "tester", "hello?", cb)
+  end },
+  { name = "action", fn = function(done)
+    local _, cb = recorder(done)
+    npcbridge.say("guard", "tester",
+      '[[reply:Opening the north gate.]] [[tool:open_gate:{"gate": "north"}]]', cb)
+  end },
+  { name = "quest", fn = function(done)
+    npcbridge.quest("blacksmith", { theme = "rats [[json:" .. QUEST_JSON .. "]]",
+      difficulty = "easy", fields = { xp = { type = "integer", minimum = 0 } } }, answer(done))
+  end },
+  { name = "memory_add", fn = function(done)
+    npcbridge.memory.add("blacksmith", "tester", "the player returned the lost hammer",
+      { importance = 8 }, answer(done))
+  end },
+  { name = "memory_query", fn = function(done)
+    npcbridge.memory.query("blacksmith", "tester", "hammer", { limit = 5 }, answer(done))
+  end },
+  { name = "memory_forget", fn = function(done)
+    npcbridge.memory.forget("blacksmith", "tester", answer(done))
+  end },
+  { name = "memory_after_forget", fn = function(done)
+    npcbridge.memory.query("blacksmith", "tester", "hammer", { limit = 5 }, answer(done))
+  end },
+}
+
+-- one line that cannot be answered: it must end with on_error, not hang
+local one_error = {
+  { name = "say", fn = function(done)
+    local _, cb = recorder(done)
+    npcbridge.say("blacksmith", "tester", "hello?", cb)
+  end },
+}
+
+local general_errors = {}
+npcbridge.register_on_error(function(err)
+  general_errors[#general_errors + 1] = err.code
+end)
+results.general_errors = general_errors
+
+minetest.after(deadline_s, function()
+  finish("deadline")
+end)
+minetest.after(0, function()
+  run_steps(scenario == "full" and full or one_error)
+end)
