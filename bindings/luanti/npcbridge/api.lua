@@ -68,8 +68,7 @@ function API.install(api, session, requests, disabled, after)
     end
     if session:unqueue(id) then
       -- not sent yet: it ends here, with nothing said
-      local req = requests.pending[id]
-      requests.pending[id], requests.count = nil, requests.count - 1
+      local req = requests:remove(id)
       after(0, function()
         requests.guard(req.callbacks.on_done, "", { type = "reply.end", id = id,
           finish = "cancelled", text = "" })

@@ -33,7 +33,7 @@ local poll_wait_s = math.max(1, math.min(30, tonumber(settings:get("npcbridge.po
 
 local json = load("json")
 local Transport = load("transport", json)
-local Requests = load("requests")
+local Requests = load("requests", load("router"), load("errors"))
 local Session = load("session", Requests)
 local API = load("api", Requests)
 
@@ -54,6 +54,10 @@ local session = Session.new(transport, {
 
 npcbridge = { VERSION = VERSION }
 requests.on_general_error = API.install(npcbridge, session, requests, disabled, minetest.after)
+
+--- JSON text of `value` as the server reads it: integral numbers stay integers (except the
+--- protocol's float fields), an empty table is `{}`; nil and a reason when it cannot be JSON.
+npcbridge.encode_json = json.encode
 
 local display = load("display")
 --- Callbacks that show the reply of `speaker` to the player `name` (HUD, then chat).

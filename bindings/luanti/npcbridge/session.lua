@@ -84,7 +84,7 @@ local function lost(self)
       queued[item.msg.id] = true
     end
   end
-  for id in pairs(self.requests.pending) do
+  for _, id in ipairs(self.requests:ids()) do
     if not queued[id] then
       self.requests:fail(id, Requests.error("session_lost",
         "the npcbridge session expired; the request was cancelled", true))

@@ -1,7 +1,7 @@
 -- Drives the npcbridge mod's public API against a real npcbridge server (with the fake upstream
 -- behind it, whose [[...]] directives in the player text script the replies), writes the outcome
 -- to <world>/npcbridge_test.json and shuts the server down. The scenario comes from the setting
--- npcbridge_test.scenario: "full", "no_http" or "unreachable".
+-- npcbridge_test.scenario: "full", "no_http", "unreachable" or "encode".
 local settings = minetest.settings
 local scenario = settings:get("npcbridge_test.scenario") or "full"
 local deadline_s = tonumber(settings:get("npcbridge_test.deadline_s")) or 40
@@ -192,6 +192,21 @@ local one_error = {
   end },
 }
 
+-- every JSON text in <world>/npcbridge_vectors.json (an array of {name, json}) read by the
+-- engine's parser and written again by the mod's encoder
+local function encode_vectors()
+  local f = assert(io.open(minetest.get_worldpath() .. "/npcbridge_vectors.json", "r"))
+  local cases = minetest.parse_json(f:read("*a"))
+  f:close()
+  local out = {}
+  for _, case in ipairs(cases) do
+    local text, err = npcbridge.encode_json(minetest.parse_json(case.json))
+    out[#out + 1] = { name = case.name, json = text or "", error = err or "" }
+  end
+  results.encoded = out
+  finish("done")
+end
+
 local general_errors = {}
 npcbridge.register_on_error(function(err)
   general_errors[#general_errors + 1] = err.code
@@ -202,5 +217,8 @@ minetest.after(deadline_s, function()
   finish("deadline")
 end)
 minetest.after(0, function()
+  if scenario == "encode" then
+    return encode_vectors()
+  end
   run_steps(scenario == "full" and full or one_error)
 end)
