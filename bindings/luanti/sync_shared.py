@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Copy the Lua client's pure modules the mod shares (router.lua: which request a server message
-belongs to; errors.lua: error values) from bindings/lua/npcbridge into the mod.
+belongs to; errors.lua: error values; msgpack_types.lua: the one list of the protocol's float
+fields) from bindings/lua/npcbridge into the mod.
 
 A Luanti mod cannot ``require`` files outside its folder, so the mod carries copies; this script
 is the only way they change: run it after editing those modules of the Lua client.
@@ -20,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "bindings" / "lua" / "npcbridge"
 TARGET = ROOT / "bindings" / "luanti" / "npcbridge"
-SHARED = ("router.lua", "errors.lua")
+SHARED = ("router.lua", "errors.lua", "msgpack_types.lua")
 
 
 def differing() -> list[str]:

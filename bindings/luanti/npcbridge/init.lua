@@ -31,7 +31,7 @@ local url = (settings:get("npcbridge.url") or "http://127.0.0.1:8765"):gsub("/+$
 local token = settings:get("npcbridge.token")
 local poll_wait_s = math.max(1, math.min(30, tonumber(settings:get("npcbridge.poll_wait")) or 20))
 
-local json = load("json")
+local json = load("json", load("msgpack_types"))
 local Transport = load("transport", json)
 local Requests = load("requests", load("router"), load("errors"))
 local Session = load("session", Requests)

@@ -8,11 +8,9 @@ local type, pairs, ipairs, tostring, pcall = type, pairs, ipairs, tostring, pcal
 local floor, huge = math.floor, math.huge
 local concat, sort, format, byte = table.concat, table.sort, string.format, string.byte
 
---- the protocol floats (docs/protocol.md, "Canonical encoding"): always written with a fraction
-M.FLOAT_FIELDS = {
-  temperature = true, cost_usd = true, queue_ms = true, ttft_ms = true, total_ms = true,
-  at = true, score = true,
-}
+--- the protocol floats (docs/protocol.md, "Canonical encoding"): always written with a fraction;
+--- the Lua client's list (msgpack_types.lua)
+M.FLOAT_FIELDS = (...).FLOAT_FIELDS
 
 local ESCAPES = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
   ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
