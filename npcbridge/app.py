@@ -35,7 +35,7 @@ from .pipeline.run import Pipeline
 from .pipeline.runner import TurnRunner
 from .plugin.api import PluginAPI
 from .plugin.manager import PluginManager, load_plugins
-from .plugin.registry import MessageHandler, Registry, Route
+from .plugin.registry import MessageHandler, RegisteredRoute, Registry
 from .protocol.messages import Persona
 from .providers.base import Provider
 from .server.context import ServerContext
@@ -109,7 +109,6 @@ class App:
             settings=config.server,
             server_name=SERVER_NAME,
             offline=self.offline,
-            metrics_path=config.metrics.path,
             catalog=self.catalog,
             registry=self.registry,
             pipeline=self.pipeline,
@@ -133,8 +132,8 @@ class App:
         return self.registry.handlers
 
     @property
-    def http_routes(self) -> Mapping[str, Route]:
-        """HTTP GET routes added by ``npcbridge_register_routes`` (read-only)."""
+    def http_routes(self) -> Mapping[str, RegisteredRoute]:
+        """HTTP routes added by ``npcbridge_register_routes``, by path (read-only)."""
         return self.registry.routes
 
     def plugin_settings(self, name: str) -> BaseModel:

@@ -80,6 +80,10 @@ class ServerConfig(_Section):
     ping_timeout_s: float | None = Field(default=20.0, gt=0)
     send_timeout_s: float = Field(default=10.0, gt=0)
     send_queue_bytes: int = Field(default=1024 * 1024, ge=4096)
+    #: how long a kept-alive plain-HTTP connection may wait for its next request
+    http_keepalive_s: float = Field(default=30.0, gt=0)
+    #: how long one plain-HTTP request (head and body) may take to arrive
+    http_request_timeout_s: float = Field(default=10.0, gt=0)
 
     def is_loopback(self) -> bool:
         """True when the server only listens on a loopback address."""

@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
+#: the content type of :meth:`Metrics.render`
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0, 30.0)
 WAIT_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
@@ -120,6 +122,6 @@ class Metrics:
         """Read the queue length from ``length`` at every scrape."""
         self.queue_length.set_function(length)
 
-    def render(self) -> tuple[int, str, bytes]:
-        """The ``/metrics`` answer: status, content type, body."""
-        return 200, CONTENT_TYPE_PLAIN_0_0_4, generate_latest(self.registry)
+    def render(self) -> bytes:
+        """The ``/metrics`` body in Prometheus' text format (:data:`CONTENT_TYPE`)."""
+        return generate_latest(self.registry)

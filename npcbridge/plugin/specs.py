@@ -136,11 +136,17 @@ def npcbridge_register_handlers(register: Callable[..., None], api: PluginAPI) -
 
 
 @hookspec
-def npcbridge_register_routes(register: Callable[[str, Any], None], api: PluginAPI) -> None:
-    """Add HTTP GET routes on the WebSocket port: call ``register(path, route)``.
+def npcbridge_register_routes(register: Callable[..., None], api: PluginAPI) -> None:
+    """Add plain-HTTP routes on the WebSocket port: call ``register(path, route, *,
+    methods=("GET",), prefix=False, admin=False)``.
 
-    ``route()`` returns ``(status, content_type, body_bytes)``; it runs on the event loop, so it
-    must be fast. ``/healthz`` and a path registered twice stop start-up.
+    ``route(request)`` gets an :class:`npcbridge.plugin.http.HttpRequest` and returns an
+    :class:`~npcbridge.plugin.http.HttpResponse` (or is a coroutine function returning one); it
+    runs on the event loop, so it must not block. ``prefix=True`` answers every path under
+    ``path`` (which ends with ``/``); an exact route wins over a prefix, a longer prefix over a
+    shorter one. ``admin=True`` lets only trusted requests (loopback peer or the server token)
+    from the server's own origin reach it. ``/healthz``, paths under ``/v1/``, an unknown method
+    and a path registered twice stop start-up.
     """
 
 
