@@ -9,21 +9,111 @@ Needs: apt ``minetest-server`` (brings ``minetest-data``: the game ``minetest_ga
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from luanti_world import MOD_DIR, ROOT, TEST_MOD_DIR, free_tcp_port, run_luanti
+from luanti_world import MOD_DIR, ROOT, TEST_MOD_DIR, free_tcp_port, in_ci, run_luanti
+from stack_process import StackProcess, start_stack
 
 pytestmark = pytest.mark.luanti
 VECTORS = ROOT / "tests" / "vectors"
 
 
+def need(program: str) -> str:
+    """Path of ``program``; skip when it is missing, fail instead under CI."""
+    path = shutil.which(program)
+    if path is None:
+        if in_ci():
+            pytest.fail(f"{program} is not installed (CI=true: the Luanti suite must run)")
+        pytest.skip(f"{program} is not installed")
+    return path
+
+
 def http_bodies(path: Path) -> Iterator[tuple[str, Any]]:
     """The JSON bodies a client sends in an HTTP vectors file (its requests' ``body`` maps)."""
     yield from ()
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[StackProcess]:
+    """A real npcbridge server with the fake upstream behind it (logging at info)."""
+    with start_stack("--log-level", "info") as running:
+        yield running
+
+
+def http_url(stack: StackProcess) -> str:
+    """The server's base URL for plain HTTP (the WebSocket port serves both)."""
+    return stack.ws_url.replace("ws://", "http://", 1).rstrip("/")
+
+
+def test_mod_talks_to_a_real_server(tmp_path: Path, stack: StackProcess) -> None:
+    """The test mod, through the mod's public API, in a real Luanti server: a streamed reply,
+    two NPCs at once, cancel, an unknown NPC, an action, a quest and memory."""
+    run = run_luanti(
+        tmp_path,
+        [MOD_DIR, TEST_MOD_DIR],
+        {
+            # only the mod that talks HTTP is trusted; the test mod uses its API
+            "secure.http_mods": "npcbridge",
+            "npcbridge.url": http_url(stack),
+            "npcbridge.poll_wait": "10",
+            "npcbridge_test.scenario": "full",
+            "npcbridge_test.deadline_s": "60",
+        },
+    )
+    assert run.returncode == 0, run.report()
+    result = run.read_json("npcbridge_test.json")
+    report = f"{json.dumps(result, indent=1)[-3000:]}\n{run.report()}"
+    assert result["finished"] == "done", report
+    steps = result["steps"]
+    assert steps["define"].get("value", {}).get("type") == "ok", report
+
+    stream = steps["stream"]
+    assert stream["finish"] == "stop", report
+    assert len(stream["text"].split()) == 40, report
+    assert len(stream["deltas"]) >= 3, report  # streamed: several deltas, in several polls
+    assert "".join(stream["deltas"]) == stream["text"] == stream["so_far"], report
+
+    both = steps["two_at_once"]
+    assert both["max_in_flight"] == 2, report
+    assert both["blacksmith"]["text"] == "Aye lad, the forge is hot and the steel is ready."
+    assert both["guard"]["text"] == "Halt! State your business at the gate, traveller."
+    assert both["guard"]["npc"] == "guard" and both["blacksmith"]["npc"] == "blacksmith"
+    assert both.get("interleaved", 0) >= 2, report  # deltas arrived while both were running
+
+    cancel = steps["cancel"]
+    assert result["cancel_sent"] is True, report
+    assert cancel["finish"] == "cancelled", report
+    assert 0 < len(cancel["text"].split()) < 200, report
+
+    assert steps["unknown_npc"]["error"]["code"] == "unknown_npc", report
+
+    action = steps["action"]
+    assert action["actions"] == [{"name": "open_gate", "args": {"gate": "north"}}], report
+    assert action["text"] == "Opening the north gate." and action["end_actions"] == 1, report
+
+    quest = steps["quest"]["value"]
+    assert quest["title"] == "Rats in the Cellar", report
+    assert quest["objectives"] == ["Find the cellar key", "Kill the rats"], report
+    assert quest["xp"] == 50 and quest["giver"] == "blacksmith", report
+
+    assert steps["memory_add"]["value"]["type"] == "ok", report
+    items = steps["memory_query"]["value"]
+    assert any("hammer" in item["text"] for item in items), report
+    assert steps["memory_forget"]["value"]["type"] == "ok", report
+    assert not steps["memory_after_forget"]["value"], report  # nothing left ([] reads as null)
+
+    assert not result["general_errors"], report
+    assert result["status"] == "ready", report
+    log = stack.stderr
+    assert "Traceback" not in log, log[-4000:]
+    assert "npcbridge-luanti/" in log, log[-4000:]  # the session's hello named the mod
 
 
 def test_without_http_mods_the_mod_says_so(tmp_path: Path) -> None:
@@ -114,3 +204,19 @@ def test_shared_modules_match_the_lua_client() -> None:
     finally:
         sys.path.pop(0)
     assert sync_shared.differing() == [], "run python bindings/luanti/sync_shared.py"
+
+
+@pytest.mark.parametrize("interpreter", ["lua5.1", "lua5.4", "luajit"])
+def test_pure_parts_under_plain_lua(interpreter: str) -> None:
+    """requests.lua (fed the flow vectors) and json.lua under each interpreter, with busted
+    (bindings/luanti/spec/): the mod's pure parts are plain Lua, not only LuaJIT."""
+    lua, busted = need(interpreter), need("busted")
+    env = dict(os.environ, NPCBRIDGE_VECTORS=str(VECTORS))
+    result = subprocess.run(
+        [busted, f"--lua={lua}", "-o", "TAP"],
+        cwd=MOD_DIR.parent, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert "not ok" not in result.stdout and "# SKIP" not in result.stdout, output[-4000:]
+    assert "ok 1 - " in result.stdout and "late error" in result.stdout, output[-4000:]

@@ -100,8 +100,9 @@ function API.install(api, session, requests, disabled, after)
     return request(msg, callbacks)
   end
 
-  --- Forget what the NPC `npc` remembers about `player_name`.
-  function api.memory.forget(npc, player_name, callbacks)
+  --- Erase what is remembered about `player_name`: for the NPC `npc`, or for every NPC when
+  --- `npc` is nil (the Lua client's order); `on_done` gets the `ok` (with `removed`).
+  function api.memory.forget(player_name, npc, callbacks)
     return request({ type = "memory.forget", npc = npc, player = player_name }, callbacks)
   end
 

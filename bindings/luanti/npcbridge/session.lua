@@ -140,6 +140,10 @@ connect = function(self)
       return on_welcome(self, result.body)
     end
     local refusal = error_of(result, "the server refused the session")
+    if result.code == 404 and not (result.body and result.body.type == "error") then
+      refusal = Requests.error("unsupported_protocol", "no HTTP transport there (POST "
+        .. "/v1/sessions answered 404): is npcbridge.url an npcbridge server?", false)
+    end
     self.state = "refused"
     self.log("error", "the npcbridge server at " .. self.url .. " refused the session: "
       .. refusal.code .. " (" .. refusal.message .. ")"

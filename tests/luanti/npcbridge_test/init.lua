@@ -177,7 +177,7 @@ local full = {
     npcbridge.memory.query("blacksmith", "tester", "hammer", { limit = 5 }, answer(done))
   end },
   { name = "memory_forget", fn = function(done)
-    npcbridge.memory.forget("blacksmith", "tester", answer(done))
+    npcbridge.memory.forget("tester", "blacksmith", answer(done))
   end },
   { name = "memory_after_forget", fn = function(done)
     npcbridge.memory.query("blacksmith", "tester", "hammer", { limit = 5 }, answer(done))
