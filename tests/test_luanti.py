@@ -103,6 +103,20 @@ def test_mod_talks_to_a_real_server(tmp_path: Path, stack: StackProcess) -> None
     assert quest["objectives"] == ["Find the cellar key", "Kill the rats"], report
     assert quest["xp"] == 50 and quest["giver"] == "blacksmith", report
 
+    # /npc as a player: the emote and the reply reach their chat, under the persona's name
+    chat = steps["chat_command"]
+    assert chat["ok"] is True and not chat.get("timeout"), report
+    assert chat["lines"] == ["* Aldric taps his spear", "<Aldric> Move along."], report
+    unknown = steps["chat_command_unknown"]["lines"]
+    assert len(unknown) == 1 and unknown[0].endswith("(unknown_npc)"), report
+    assert unknown[0].startswith("[npcbridge] nobody_here cannot answer: "), report
+
+    # the example NPC: its nametag, and a line typed in its form answered in chat
+    entity = steps["entity"]
+    assert entity["nametag"] == "Aldric" and not entity.get("timeout"), report
+    assert entity["lines"] == ["<Aldric> The gate opens at dawn."], report
+    assert "guard" in entity["staticdata"], report
+
     assert steps["memory_add"]["value"]["type"] == "ok", report
     items = steps["memory_query"]["value"]
     assert any("hammer" in item["text"] for item in items), report
@@ -114,6 +128,33 @@ def test_mod_talks_to_a_real_server(tmp_path: Path, stack: StackProcess) -> None
     log = stack.stderr
     assert "Traceback" not in log, log[-4000:]
     assert "npcbridge-luanti/" in log, log[-4000:]  # the session's hello named the mod
+
+
+def test_new_session_after_a_server_restart(tmp_path: Path, stack: StackProcess) -> None:
+    """The npcbridge server restarts (its sessions are gone): the mod opens a new session,
+    defines its NPC again, and the next line to that NPC is answered."""
+    run = run_luanti(
+        tmp_path,
+        [MOD_DIR, TEST_MOD_DIR],
+        {
+            "secure.http_mods": "npcbridge,npcbridge_test",
+            "npcbridge.url": http_url(stack),
+            "npcbridge.poll_wait": "10",
+            "npcbridge_test.scenario": "restart",
+            "npcbridge_test.control_url": stack.control_url.rstrip("/"),
+            "npcbridge_test.deadline_s": "40",
+        },
+    )
+    assert run.returncode == 0, run.report()
+    result = run.read_json("npcbridge_test.json")
+    report = f"{json.dumps(result, indent=1)[-3000:]}\n{run.report()}"
+    assert result["finished"] == "done", report
+    steps = result["steps"]
+    assert steps["before"]["text"] == "Halt.", report
+    assert steps["restart"]["code"] == 200, report
+    assert steps["after"]["text"] == "Halt again.", report
+    assert steps["after"]["npc"] == "guard", report
+    assert result["status"] == "ready", report
 
 
 def test_without_http_mods_the_mod_says_so(tmp_path: Path) -> None:

@@ -1,8 +1,11 @@
 -- Drives the npcbridge mod's public API against a real npcbridge server (with the fake upstream
 -- behind it, whose [[...]] directives in the player text script the replies), writes the outcome
 -- to <world>/npcbridge_test.json and shuts the server down. The scenario comes from the setting
--- npcbridge_test.scenario: "full", "no_http", "unreachable" or "encode".
+-- npcbridge_test.scenario: "full", "restart", "no_http", "unreachable" or "encode".
 local settings = minetest.settings
+-- only the "restart" scenario lists this mod in secure.http_mods: it restarts the npcbridge
+-- server through the test stack's control endpoint
+local http = minetest.request_http_api()
 local scenario = settings:get("npcbridge_test.scenario") or "full"
 local deadline_s = tonumber(settings:get("npcbridge_test.deadline_s")) or 40
 local results = { scenario = scenario, steps = {}, log = {} }
@@ -112,6 +115,80 @@ local GUARD = {
 local QUEST_JSON = '{"title": "Rats in the Cellar", "description": "Rats ate the cheese.", '
   .. '"objectives": ["Find the cellar key", "Kill the rats"], "rewards": ["30 gold"], "xp": 50}'
 
+-- what the mod sends to the chat of the (absent) player "tester"
+local chat_lines = {}
+local chat_command_wait
+local send_to_player = minetest.chat_send_player
+minetest.chat_send_player = function(name, text)
+  if name == "tester" then
+    chat_lines[#chat_lines + 1] = text
+  end
+  return send_to_player(name, text)
+end
+
+-- run the /npc chat command as "tester"; done once a line starting with `want` reached chat
+-- done({lines}) once a chat line to "tester" starts with `want` (or after 10 s, with timeout)
+chat_command_wait = function(want, done)
+  local waited = 0
+  local function check()
+    for _, line in ipairs(chat_lines) do
+      if line:sub(1, #want) == want then
+        return done({ lines = chat_lines })
+      end
+    end
+    waited = waited + 0.1
+    if waited > 10 then
+      return done({ lines = chat_lines, timeout = true })
+    end
+    minetest.after(0.1, check)
+  end
+  check()
+end
+
+local function chat_command(param, want, done)
+  chat_lines = {}
+  local ok, message = minetest.registered_chatcommands["npc"].func("tester", param)
+  chat_command_wait(want, function(result)
+    result.ok, result.message = ok, message
+    done(result)
+  end)
+end
+
+-- the example NPC: placed in the world, right-clicked by "tester", who types a line in its form
+-- (no client is connected, so the player is a stand-in with the two methods the mod calls)
+local function talk_to_entity(done)
+  local pos = { x = 0, y = 8, z = 0 }
+  minetest.emerge_area(pos, pos, function(_, _, remaining)
+    if remaining > 0 then
+      return
+    end
+    local object = minetest.add_entity(pos, "npcbridge:npc",
+      minetest.serialize({ npc = "guard", display = "Aldric" }))
+    if not object then
+      return done({ error = "add_entity failed" })
+    end
+    local tester = {
+      is_player = function() return true end,
+      get_player_name = function() return "tester" end,
+    }
+    local entity = object:get_luaentity()
+    entity.on_rightclick(entity, tester)
+    chat_lines = {}
+    for _, handler in ipairs(minetest.registered_on_player_receive_fields) do
+      if handler(tester, "npcbridge:talk", { text = "  [[reply:The gate opens at dawn.]] ",
+        send = "Say" }) then
+        break
+      end
+    end
+    chat_command_wait("<Aldric>", function(result)
+      result.nametag = object:get_properties().nametag
+      result.staticdata = entity:get_staticdata()
+      object:remove()
+      done(result)
+    end)
+  end)
+end
+
 local full = {
   { name = "define", fn = function(done)
     npcbridge.define_npc("guard", GUARD, answer(done))
@@ -169,6 +246,13 @@ local full = {
     npcbridge.quest("blacksmith", { theme = "rats [[json:" .. QUEST_JSON .. "]]",
       difficulty = "easy", fields = { xp = { type = "integer", minimum = 0 } } }, answer(done))
   end },
+  { name = "chat_command", fn = function(done)
+    chat_command("guard [[reply:Move along. *taps his spear*]]", "<Aldric>", done)
+  end },
+  { name = "chat_command_unknown", fn = function(done)
+    chat_command("nobody_here hello", "[npcbridge]", done)
+  end },
+  { name = "entity", fn = talk_to_entity },
   { name = "memory_add", fn = function(done)
     npcbridge.memory.add("blacksmith", "tester", "the player returned the lost hammer",
       { importance = 8 }, answer(done))
@@ -181,6 +265,38 @@ local full = {
   end },
   { name = "memory_after_forget", fn = function(done)
     npcbridge.memory.query("blacksmith", "tester", "hammer", { limit = 5 }, answer(done))
+  end },
+}
+
+-- the server restarts between two lines to an NPC this mod defined: the second still works
+-- (the mod opens a new session and defines the NPC again)
+local restart = {
+  full[1],
+  { name = "before", fn = function(done)
+    local _, cb = recorder(done)
+    npcbridge.say("guard", "tester", "[[reply:Halt.]]", cb)
+  end },
+  { name = "restart", fn = function(done)
+    http.fetch({ url = settings:get("npcbridge_test.control_url") .. "/restart?down_ms=300",
+      method = "POST", data = "", timeout = 10 }, function(res)
+      done({ code = res.code })
+    end)
+  end },
+  { name = "after", fn = function(done)
+    local tries = 0
+    local function try()
+      tries = tries + 1
+      local _, cb = recorder(function(r)
+        -- a line sent while the server was still down ends with `unreachable`: say it again
+        if r.error and r.error.code == "unreachable" and tries < 20 then
+          return minetest.after(0.5, try)
+        end
+        r.tries = tries
+        done(r)
+      end)
+      npcbridge.say("guard", "tester", "[[reply:Halt again.]]", cb)
+    end
+    try()
   end },
 }
 
@@ -220,5 +336,6 @@ minetest.after(0, function()
   if scenario == "encode" then
     return encode_vectors()
   end
-  run_steps(scenario == "full" and full or one_error)
+  local scenarios = { full = full, restart = restart }
+  run_steps(scenarios[scenario] or one_error)
 end)
