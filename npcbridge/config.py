@@ -84,6 +84,12 @@ class ServerConfig(_Section):
     http_keepalive_s: float = Field(default=30.0, gt=0)
     #: how long one plain-HTTP request (head and body) may take to arrive
     http_request_timeout_s: float = Field(default=10.0, gt=0)
+    #: an HTTP-transport session with no request, poll or stream for this long expires
+    http_session_idle_s: float = Field(default=120.0, gt=0)
+    #: HTTP-transport sessions one address may hold open
+    http_sessions_per_ip: int = Field(default=64, ge=1)
+    #: seconds between the comment lines that keep an event stream alive
+    http_heartbeat_s: float = Field(default=15.0, gt=0)
 
     def is_loopback(self) -> bool:
         """True when the server only listens on a loopback address."""

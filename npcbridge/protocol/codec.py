@@ -59,7 +59,7 @@ def encode(message: BaseModel | dict[str, Any]) -> bytes:
     protocol floats are written as float64 even when code or a plugin put an integer there."""
     if isinstance(message, BaseModel):
         message = message.model_dump(mode="python", exclude_none=True)
-    return pack(_with_floats(message))
+    return pack(with_protocol_floats(message))
 
 
 #: where the protocol floats sit (docs/protocol.md, "Canonical encoding"; their names are
@@ -71,7 +71,7 @@ ITEM_FLOATS = {"items": ("at", "score")}
 _FLOAT_KEYS = frozenset((*TOP_FLOATS, *MAP_FLOATS, *ITEM_FLOATS))
 
 
-def _with_floats(message: dict[str, Any]) -> dict[str, Any]:
+def with_protocol_floats(message: dict[str, Any]) -> dict[str, Any]:
     """``message`` with an integer under a protocol float made a float (a copy of the maps that
     change; the caller's frame is left as it was)."""
     if _FLOAT_KEYS.isdisjoint(message):  # most frames: nothing to look at
@@ -194,7 +194,7 @@ def unpack(data: bytes, max_depth: int | None = None) -> Any:
     top-level ``id`` when one could be read)."""
     if len(data) <= _UNPACK_DIRECTLY:
         value = _unpackb(data)
-        if max_depth is not None and _depth(value) > max_depth:
+        if max_depth is not None and nesting_depth(value) > max_depth:
             raise DecodeError(
                 f"message nests deeper than {max_depth} levels", request_id=request_id_of(value)
             )
@@ -215,7 +215,7 @@ def unpack(data: bytes, max_depth: int | None = None) -> Any:
 _UNPACK_DIRECTLY = 512
 
 
-def _depth(value: Any) -> int:
+def nesting_depth(value: Any) -> int:
     """How many maps/arrays ``value`` nests (a small value: see ``_UNPACK_DIRECTLY``)."""
     deepest = 0
     stack: list[tuple[Any, int]] = [(value, 0)]

@@ -90,10 +90,12 @@ class HttpFront:
         context: ServerContext,
         connections: Callable[[], int],
         transport: Transport | None = None,
+        http_sessions: Callable[[], int] = lambda: 0,
     ) -> None:
         self.context = context
         self._connections = connections
         self._transport = transport
+        self._http_sessions = http_sessions
         settings = context.settings
         self.limits = HttpLimits(
             max_body_bytes=settings.max_message_bytes,
@@ -103,10 +105,6 @@ class HttpFront:
         #: the open plain-HTTP connections
         self.open: set[HttpConnection] = set()
         self._per_ip: Counter[str] = Counter()
-
-    def set_transport(self, transport: Transport) -> None:
-        """Answer ``/v1/`` with the HTTP transport."""
-        self._transport = transport
 
     # ---------------------------------------------------------------- connections
 
@@ -201,6 +199,7 @@ class HttpFront:
                 server=self.context.server_name,
                 offline=self.context.offline,
                 connections=self._connections(),
+                http_sessions=self._http_sessions(),
                 tasks=len(asyncio.all_tasks()),
             )
         return json_answer(200, body)

@@ -18,6 +18,7 @@ from ..protocol.frames import error_frame
 from .connection import BridgeConnection, connection_class
 from .context import Application
 from .http import HttpFront
+from .http_transport import HttpTransport
 from .session import Session
 
 if TYPE_CHECKING:
@@ -29,11 +30,15 @@ log = logging.getLogger("npcbridge.server")
 class Server:
     """A running server: ``host``/``port`` as bound, ``url`` to connect to."""
 
-    def __init__(self, app: Application, ws_server: WsServer, http: HttpFront) -> None:
+    def __init__(
+        self, app: Application, ws_server: WsServer, http: HttpFront, transport: HttpTransport
+    ) -> None:
         self.app = app
         self.ws_server = ws_server
         #: the plain-HTTP side (its open connections)
         self.http = http
+        #: the HTTP transport (its sessions)
+        self.transport = transport
         sock = next(iter(ws_server.sockets))
         self.host, self.port = sock.getsockname()[:2]
 
@@ -47,6 +52,7 @@ class Server:
         """Stop accepting, close connections (their turns are cancelled), close the app."""
         self.ws_server.close()
         self.http.close_all()
+        await self.transport.close()
         await self.ws_server.wait_closed()
         await self.app.close()
 
@@ -162,7 +168,8 @@ async def serve(
     if cfg.allowed_origins is not None:
         # non-browser clients send no Origin header and are always allowed
         origins = [None, *cfg.allowed_origins]
-    front = HttpFront(context, lambda: len(sessions))
+    transport = HttpTransport(context)
+    front = HttpFront(context, lambda: len(sessions), transport, lambda: transport.open_sessions)
     ws_server = await ws_serve(
         handler,
         host if host is not None else cfg.host,
@@ -178,7 +185,7 @@ async def serve(
         server_header=context.server_name,
         create_connection=connection_class(front),
     )
-    server = Server(app, ws_server, front)
+    server = Server(app, ws_server, front, transport)
     log.info(
         "npcbridge listening on %s (models: %s%s)",
         server.url,
