@@ -55,6 +55,7 @@ def http_url(stack: StackProcess) -> str:
 def test_mod_talks_to_a_real_server(tmp_path: Path, stack: StackProcess) -> None:
     """The test mod, through the mod's public API, in a real Luanti server: a streamed reply,
     two NPCs at once, cancel, an unknown NPC, an action, a quest and memory."""
+    log_start = len(stack.stderr)
     run = run_luanti(
         tmp_path,
         [MOD_DIR, TEST_MOD_DIR],
@@ -125,14 +126,17 @@ def test_mod_talks_to_a_real_server(tmp_path: Path, stack: StackProcess) -> None
 
     assert not result["general_errors"], report
     assert result["status"] == "ready", report
-    log = stack.stderr
+    log = stack.stderr[log_start:]
     assert "Traceback" not in log, log[-4000:]
-    assert "npcbridge-luanti/" in log, log[-4000:]  # the session's hello named the mod
+    # one HTTP session for the whole run, opened by the mod's hello
+    opened = [line for line in log.splitlines() if "http session=" in line and " open" in line]
+    assert len(opened) == 1 and "npcbridge-luanti/" in opened[0], log[-4000:]
 
 
 def test_new_session_after_a_server_restart(tmp_path: Path, stack: StackProcess) -> None:
     """The npcbridge server restarts (its sessions are gone): the mod opens a new session,
     defines its NPC again, and the next line to that NPC is answered."""
+    log_start = len(stack.stderr)
     run = run_luanti(
         tmp_path,
         [MOD_DIR, TEST_MOD_DIR],
@@ -155,6 +159,10 @@ def test_new_session_after_a_server_restart(tmp_path: Path, stack: StackProcess)
     assert steps["after"]["text"] == "Halt again.", report
     assert steps["after"]["npc"] == "guard", report
     assert result["status"] == "ready", report
+    # the server's new instance did not know the session (404): a new one, the NPC again
+    assert "the npcbridge session expired; opening a new one" in run.log, run.report()
+    server_log = stack.stderr[log_start:]
+    assert server_log.count("client='luanti/") == 2, server_log[-4000:]
 
 
 def test_without_http_mods_the_mod_says_so(tmp_path: Path) -> None:

@@ -1,10 +1,10 @@
 --- The session with the npcbridge server over its HTTP transport (docs/protocol.md, "HTTP
 --- transport"): `POST /v1/sessions` opens it, messages go one at a time (in order) to
 --- `POST /v1/sessions/{sid}/messages`, and one long-poll `GET ...?cursor=` is always open to
---- receive what the server sends. A session the server no longer knows (404) is opened again,
---- with the NPC definitions sent again; requests that were running in it end with
---- `session_lost`. When the server cannot be reached, waiting requests end with `unreachable`
---- and the session is retried with a growing pause.
+--- receive what the server sends. A session the server no longer knows (404: it expired, or the
+--- server restarted) is opened again, with the NPC definitions sent again; requests that were
+--- running in it end with `session_lost`. When the server cannot be reached, the requests
+--- waiting end with `unreachable` and the session (or the poll) is retried with a growing pause.
 local Requests = ...
 
 local Session = {}
@@ -19,7 +19,7 @@ function Session.new(transport, opts)
     transport = transport, url = opts.url, client = opts.client, log = opts.log,
     after = opts.after, requests = opts.requests, poll_wait_s = opts.poll_wait_s or 20,
     state = "idle", sid = nil, cursor = 0, generation = 0,
-    queue = {}, sending = false, definitions = {}, definition_order = {},
+    queue = {}, sending = false, definitions = {}, definition_order = {}, refused = {},
     retry_s = 1, outage_logged = false, welcome = nil,
   }, Session)
 end
@@ -49,28 +49,41 @@ end
 
 local connect, poll, pump
 
-local function schedule_retry(self)
-  local generation = self.generation
-  local delay = self.retry_s
-  self.retry_s = math.min(self.retry_s * 2, MAX_RETRY_S)
-  self.after(delay, function()
-    if self.generation == generation and self.state == "unreachable" then
-      connect(self)
-    end
-  end)
-end
-
-local function unreachable(self, reason)
-  self.state, self.sid = "unreachable", nil
-  self.generation = self.generation + 1
+local function log_outage(self, reason)
   if not self.outage_logged then
     self.outage_logged = true
     self.log("error", "cannot reach the npcbridge server at " .. self.url .. ": " .. reason
       .. ". Is it running, and is npcbridge.url right? Retrying in the background.")
   end
+end
+
+local function log_recovery(self)
+  if self.outage_logged then
+    self.log("action", "connected to the npcbridge server at " .. self.url)
+  end
+  self.outage_logged, self.retry_s = false, 1
+end
+
+-- the next pause before a retry: 1, 2, 4 ... 30 s
+local function next_pause(self)
+  local delay = self.retry_s
+  self.retry_s = math.min(self.retry_s * 2, MAX_RETRY_S)
+  return delay
+end
+
+-- no session could be opened: what waits for one ends with `unreachable`; retry later
+local function unreachable(self, reason)
+  self.state, self.sid = "unreachable", nil
+  self.generation = self.generation + 1
+  log_outage(self, reason)
   self.requests:fail_all("unreachable", "the npcbridge server cannot be reached", true)
   self.queue = {}
-  schedule_retry(self)
+  local generation = self.generation
+  self.after(next_pause(self), function()
+    if self.generation == generation and self.state == "unreachable" then
+      connect(self)
+    end
+  end)
 end
 
 -- the session is gone on the server (expired, or the server restarted): a new one, at once
@@ -95,11 +108,9 @@ end
 
 local function on_welcome(self, body)
   self.sid, self.welcome, self.cursor = body.session, body.welcome or {}, 0
-  self.state, self.retry_s = "ready", 1
-  if self.outage_logged then
-    self.log("action", "connected to the npcbridge server at " .. self.url)
-  end
-  self.outage_logged = false
+  self.refused = {}
+  self.state = "ready"
+  log_recovery(self)
   -- the NPCs defined so far go first (definitions belong to a session), then what waited
   local defines = {}
   for _, npc in ipairs(self.definition_order) do
@@ -170,7 +181,20 @@ poll = function(self)
       return
     end
     if not result.reachable then
-      return unreachable(self, result.reason)
+      -- the session may well live on (a restart shows as a 404 once the server is back): poll
+      -- it again after a pause; the requests running now end, their answers may never come
+      log_outage(self, result.reason)
+      self.state = "unreachable"
+      self.requests:fail_all("unreachable", "the npcbridge server cannot be reached", true)
+      return self.after(next_pause(self), function()
+        if generation == self.generation then
+          poll(self)
+        end
+      end)
+    end
+    if self.state == "unreachable" then
+      self.state = "ready"
+      log_recovery(self)
     end
     if result.code == 404 then
       return lost(self)
@@ -191,7 +215,11 @@ poll = function(self)
     end
     self.cursor = result.body.cursor
     for _, msg in ipairs(result.body.messages or {}) do
-      self.requests:dispatch(msg)
+      if msg.type == "error" and msg.id ~= nil and self.refused[msg.id] then
+        self.refused[msg.id] = nil -- already delivered as the answer to its POST
+      else
+        self.requests:dispatch(msg)
+      end
     end
     poll(self)
   end)
@@ -200,7 +228,7 @@ end
 -- send the head of the queue; the next one goes when it is answered (the server sees the
 -- messages in the order the game sent them: a definition before the `say` that uses it)
 pump = function(self)
-  if self.sending or self.state ~= "ready" or #self.queue == 0 then
+  if self.sending or not self.sid or #self.queue == 0 then
     return
   end
   local item = table.remove(self.queue, 1)
@@ -217,18 +245,25 @@ pump = function(self)
         return pump(self)
       end
       if not result.reachable then
-        table.insert(self.queue, 1, item)
-        return unreachable(self, result.reason)
+        -- it may or may not have reached the server: it ends here, the queue goes on
+        log_outage(self, result.reason)
+        if item.msg.id ~= nil then
+          self.requests:fail(item.msg.id, Requests.error("unreachable",
+            "the npcbridge server cannot be reached", true))
+        end
+        return pump(self)
       end
       if result.code == 404 then
         table.insert(self.queue, 1, item)
         return lost(self)
       end
       if result.code ~= 200 and item.msg.id ~= nil then
-        -- refused before it reached the session (a body over the size limit, ...)
+        -- refused at once: the answer is the error. The poll may bring the same error (the
+        -- session keeps it too): remember the id so that copy is not taken for a stray one
+        self.refused[item.msg.id] = true
         self.requests:fail(item.msg.id, error_of(result, "the server refused the message"))
       end
-      -- the answer's messages also come through the poll, which delivers every message once
+      -- the answer's other messages also come through the poll, which delivers each once
       pump(self)
     end)
   if not ok then
@@ -245,7 +280,7 @@ end
 --- session first when there is none.
 function Session:send(msg)
   self.queue[#self.queue + 1] = { msg = msg }
-  if self.state == "ready" then
+  if self.sid then
     pump(self)
   else
     if self.state == "unreachable" or self.state == "refused" then
@@ -262,7 +297,7 @@ function Session:define(npc, persona, id)
     self.definition_order[#self.definition_order + 1] = npc
   end
   self.definitions[npc] = { persona = persona }
-  if self.state == "ready" then
+  if self.sid then
     self:send({ type = "npc.define", id = id, npc = npc, persona = persona })
   else
     self.definitions[npc].callbacks, self.definitions[npc].id = true, id

@@ -164,7 +164,7 @@ local function talk_to_entity(done)
     end
     local object = minetest.add_entity(pos, "npcbridge:npc",
       minetest.serialize({ npc = "guard", display = "Aldric" }))
-    if not object then
+    if not object or not object:get_luaentity() then
       return done({ error = "add_entity failed" })
     end
     local tester = {
@@ -172,6 +172,8 @@ local function talk_to_entity(done)
       get_player_name = function() return "tester" end,
     }
     local entity = object:get_luaentity()
+    -- read now: with no player near, the engine may deactivate the object at any step
+    local nametag, staticdata = object:get_properties().nametag, entity:get_staticdata()
     entity.on_rightclick(entity, tester)
     chat_lines = {}
     for _, handler in ipairs(minetest.registered_on_player_receive_fields) do
@@ -181,9 +183,7 @@ local function talk_to_entity(done)
       end
     end
     chat_command_wait("<Aldric>", function(result)
-      result.nametag = object:get_properties().nametag
-      result.staticdata = entity:get_staticdata()
-      object:remove()
+      result.nametag, result.staticdata = nametag, staticdata
       done(result)
     end)
   end)
