@@ -94,3 +94,125 @@ async def request(
     answers = split_answers(await exchange(port, data))
     assert answers, "no answer"
     return answers[0]
+
+
+HELLO = {"type": "hello", "protocol": 1, "client": "test/1"}
+SMITH = {"type": "npc.define", "id": "d", "npc": "smith", "persona": {"name": "Brom"}}
+
+
+class Transport:
+    """Calls of the HTTP transport on one server, JSON bodies unless told otherwise."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        msgpack_body: bool = False,
+    ) -> Answer:
+        """One request; ``body`` (a map) as JSON or msgpack; the answer parsed either way."""
+        import msgpack
+
+        sent = dict(headers or {})
+        data = b""
+        if body is not None:
+            if msgpack_body:
+                data = msgpack.packb(body)
+                sent["Content-Type"] = "application/msgpack"
+            else:
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()
+                sent.setdefault("Content-Type", "application/json")
+        return await request(self.port, method, path, data, sent)
+
+    async def open(self, hello: dict[str, Any] | None = None, **headers: str) -> str:
+        """A new session's key (asserting it opened)."""
+        answer = await self.call("POST", "/v1/sessions", hello or HELLO, headers)
+        assert answer.status == 201, answer.body
+        return str(answer.json()["session"])
+
+    async def post(self, key: str, message: Any, query: str = "", **options: Any) -> Answer:
+        """POST one message to the session."""
+        return await self.call("POST", f"/v1/sessions/{key}/messages{query}", message, **options)
+
+    async def poll(self, key: str, query: str = "") -> Answer:
+        """GET the session's messages."""
+        return await self.call("GET", f"/v1/sessions/{key}/messages{query}")
+
+
+def decode_body(answer: Answer) -> Any:
+    """The answer's body, JSON or msgpack by its content type."""
+    import msgpack
+
+    if answer.headers.get("content-type") == "application/msgpack":
+        return msgpack.unpackb(answer.body)
+    return answer.json()
+
+
+class EventStream:
+    """A server-sent event stream read the way curl reads it: a chunked body, line by line."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self._buffer = b""
+        self.comments: list[str] = []
+
+    @classmethod
+    async def open(cls, port: int, path: str, headers: dict[str, str] | None = None) -> Any:
+        """GET ``path`` and read the answer's head."""
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        head = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Accept: text/event-stream"]
+        head += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        writer.write(("\r\n".join(head) + "\r\n\r\n").encode())
+        stream = cls(reader, writer)
+        raw = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        lines = raw.decode("latin-1").split("\r\n")
+        stream.status = int(lines[0].split()[1])
+        for line in lines[1:]:
+            if line:
+                name, _, value = line.partition(":")
+                stream.headers[name.strip().lower()] = value.strip()
+        return stream
+
+    async def _chunk(self) -> bool:
+        size_line = await self.reader.readuntil(b"\r\n")
+        size = int(size_line.strip(), 16)
+        data = await self.reader.readexactly(size + 2)
+        self._buffer += data[:-2]
+        return size > 0
+
+    async def next_event(self, wait_s: float = 5) -> dict[str, Any] | None:
+        """The next event (``id``, ``event``, ``data`` parsed as JSON); comment lines are kept
+        in :attr:`comments`; None when the stream ended."""
+        async with asyncio.timeout(wait_s):
+            while True:
+                while b"\n\n" in self._buffer:
+                    block, self._buffer = self._buffer.split(b"\n\n", 1)
+                    fields: dict[str, Any] = {}
+                    for line in block.decode().split("\n"):
+                        if line.startswith(":"):
+                            self.comments.append(line[1:].strip())
+                            continue
+                        name, _, value = line.partition(": ")
+                        fields[name] = value
+                    if fields:
+                        fields["data"] = json.loads(fields["data"])
+                        return fields
+                if not await self._chunk():
+                    return None
+
+    async def read_text(self, size: int, wait_s: float = 5) -> str:
+        """The stream's body so far, once it holds at least ``size`` bytes (comments included)."""
+        async with asyncio.timeout(wait_s):
+            while len(self._buffer) < size:
+                await self._chunk()
+        return self._buffer.decode()
+
+    def close(self) -> None:
+        """Hang up."""
+        self.writer.close()

@@ -194,7 +194,7 @@ async def test_plain_http_leaves_no_websocket_handshake_behind(
         # a WebSocket client on the same port, while the HTTP connection is open
         async with await bridge.client() as client:
             reply = await client.say("blacksmith", "p1", "hello")
-            assert reply.text
+            assert await reply.text()
     finally:
         writer.close()
     for _ in range(50):
@@ -231,6 +231,6 @@ async def test_per_ip_cap_on_http_connections(fake_upstream: FakeUpstream, tmp_p
         assert refused.startswith(b"HTTP/1.1 429") and b"Retry-After: 1" in refused
         # WebSocket connections are counted apart: a client still connects
         async with await bridge.client() as client:
-            assert (await client.say("blacksmith", "p1", "hi")).text
+            assert await (await client.say("blacksmith", "p1", "hi")).text()
         for _, writer in held:
             writer.close()

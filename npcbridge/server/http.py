@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 from ..plugin.http import HttpRequest, HttpResponse
 from .http_connection import Answer, HttpConnection, HttpLimits, text_answer
+from .http_transport import bearer_token, transport_refusal
 
 if TYPE_CHECKING:
     from .context import ServerContext
@@ -48,12 +49,6 @@ def is_loopback_peer(peer: str) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return ip.ipv4_mapped.is_loopback
     return ip.is_loopback
-
-
-def bearer_token(headers: Mapping[str, str]) -> str | None:
-    """The token of an ``Authorization: Bearer <token>`` header (lower-case header names)."""
-    scheme, _, value = headers.get("authorization", "").partition(" ")
-    return value.strip() if scheme.lower() == "bearer" else None
 
 
 def has_token(context: ServerContext, headers: Mapping[str, str]) -> bool:
@@ -133,6 +128,7 @@ class HttpFront:
             limits=self.limits,
             server_header=self.context.server_name,
             on_close=self._closed,
+            refusal=self.refusal,
         )
         self.open.add(connection)
         self._per_ip[peer] += 1
@@ -152,6 +148,15 @@ class HttpFront:
         """Close every plain-HTTP connection (server shutdown)."""
         for connection in list(self.open):
             connection.close()
+
+    def refusal(
+        self, path: str, headers: Mapping[str, str], status: HTTPStatus, text: str
+    ) -> HttpResponse:
+        """The answer to a request that cannot be read whole (too large, too slow): an
+        ``error`` message under ``/v1/``, plain text elsewhere."""
+        if path.startswith("/v1/") and self._transport is not None:
+            return transport_refusal(headers, status, text)
+        return text_answer(status, text)
 
     def trusted(self, peer: str, headers: Mapping[str, str]) -> bool:
         """A loopback peer, or the server token as a bearer token."""

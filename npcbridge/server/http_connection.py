@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import cast
@@ -46,6 +46,8 @@ class StreamAnswer:
 Answer = HttpResponse | StreamAnswer
 #: ``respond(request, gone) -> answer``; ``gone`` is set when the peer went away
 Responder = Callable[[HttpRequest, asyncio.Event], Awaitable[Answer]]
+#: ``refusal(path, headers, status, text)``: the answer to a request that cannot be read whole
+Refusal = Callable[[str, Mapping[str, str], HTTPStatus, str], HttpResponse]
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,7 @@ class HttpConnection(asyncio.Protocol):
         limits: HttpLimits,
         server_header: str,
         on_close: Callable[[HttpConnection], None],
+        refusal: Refusal | None = None,
     ) -> None:
         self.peer = peer
         self._respond = respond
@@ -92,6 +95,9 @@ class HttpConnection(asyncio.Protocol):
         self._limits = limits
         self._server_header = server_header.encode()
         self._on_close = on_close
+        self._refusal: Refusal = refusal or (
+            lambda path, headers, status, text: text_answer(status, text)
+        )
         self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
         self._transport: asyncio.Transport | None = None
         self._task: asyncio.Task[None] | None = None
@@ -204,8 +210,12 @@ class HttpConnection(asyncio.Protocol):
             key = name.decode("latin-1").lower()
             text = value.decode("latin-1")
             headers[key] = f"{headers[key]}, {text}" if key in headers else text
+        target = event.target.decode("latin-1")
+        path, _, query = target.partition("?")
         limit = self._limits.max_body_bytes
-        too_large = text_answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request body too large")
+        too_large = self._refusal(
+            path, headers, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request body too large"
+        )
         declared = headers.get("content-length", "0")
         if declared.isdigit() and int(declared) > limit:
             raise _Refused(too_large)
@@ -214,7 +224,10 @@ class HttpConnection(asyncio.Protocol):
             try:
                 part = await self._next_event(deadline)
             except TimeoutError:
-                raise _Refused(text_answer(HTTPStatus.REQUEST_TIMEOUT, "request timeout")) from None
+                timeout = self._refusal(
+                    path, headers, HTTPStatus.REQUEST_TIMEOUT, "request timeout"
+                )
+                raise _Refused(timeout) from None
             if isinstance(part, h11.Data):
                 body += part.data
                 if len(body) > limit:
@@ -223,8 +236,6 @@ class HttpConnection(asyncio.Protocol):
                 break
             else:
                 return None  # the peer closed mid-body
-        target = event.target.decode("latin-1")
-        path, _, query = target.partition("?")
         return HttpRequest(
             method=event.method.decode("latin-1").upper(),
             path=path,

@@ -138,6 +138,11 @@ class HttpSession(SessionCore):
             for seq, frame in ring.since(start)
             if frame.get("id") == request_id or (seq < sync_end and frame.get("id") is None)
         ]
+        if refusal is None and request_id is not None:
+            # a handler may refuse its message later (``refused``: it was not accepted)
+            refusal = next(
+                (f for f in messages if f.get("type") == "error" and "refused" in f), None
+            )
         return Outcome(ring.next, messages, refusal)
 
     async def _settle(

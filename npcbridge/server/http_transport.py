@@ -29,7 +29,6 @@ from ..protocol.codec import decode_map, with_protocol_floats
 from ..protocol.connection import Decoder
 from ..protocol.frames import error_frame
 from ..protocol.json_codec import decode_json_map, encode_json
-from .http import bearer_token
 from .http_connection import Answer, StreamAnswer
 from .http_ring import merge_deltas
 from .http_session import CursorError, HttpSession
@@ -88,11 +87,26 @@ class BodyFormat:
         """How this request's body becomes a message map."""
         return decode_map if self.msgpack_in else decode_json_map
 
-    def answer(self, status: int, body: Any, headers: tuple[tuple[str, str], ...] = ()) -> Answer:
+    def answer(
+        self, status: int, body: Any, headers: tuple[tuple[str, str], ...] = ()
+    ) -> HttpResponse:
         """An answer holding ``body`` (a map) in the request's format."""
         if self.msgpack_out:
             return HttpResponse(status, pack(body), "application/msgpack", headers)
         return HttpResponse(status, encode_json(body) + b"\n", "application/json", headers)
+
+
+def transport_refusal(headers: Mapping[str, str], status: int, message: str) -> HttpResponse:
+    """An ``error`` ``bad_request`` answer with ``status``, in the request's format (for
+    requests refused before they reach the transport: a body too large, too slow)."""
+    frame = error_frame(ProtocolError(ErrorCode.BAD_REQUEST, message))
+    return BodyFormat(headers).answer(status, frame)
+
+
+def bearer_token(headers: Mapping[str, str]) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header (lower-case header names)."""
+    scheme, _, value = headers.get("authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else None
 
 
 def _number(query: Mapping[str, str], name: str, default: float, maximum: float) -> float:

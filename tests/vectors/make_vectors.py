@@ -18,6 +18,7 @@ Files:
 - ``invalid.json``: byte strings every decoder must reject with an error value (never a crash)
   (``make_codec.py``).
 - ``flows.json``: sequences of server frames and how each request must end (``make_flows.py``).
+- ``http.json``: the HTTP transport's requests and answers, one flow in order (``make_http.py``).
 - ``canonical.json``: messages and the bytes a canonical encoder writes for them: whole-number
   floats, unset fields, keys beyond the BMP (``make_canonical.py``).
 """
@@ -281,6 +282,7 @@ def write_all(folder: Path = HERE) -> dict[str, bytes]:
     put("invalid.json", _json(codec.invalid_document()))
     put("flows.json", _json(_sibling("make_flows").document()))
     put("canonical.json", _json(_sibling("make_canonical").document()))
+    put("http.json", _json(_sibling("make_http").document()))
     return written
 
 

@@ -1,0 +1,158 @@
+"""The HTTP transport's reading side over real HTTP: long-polls held and released, cursors and
+their expiry, server-sent events read like curl reads them, idle sessions expiring with their
+turns cancelled, and WebSocket clients served while HTTP clients hammer the same port."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from npcbridge.testing.bridge import Bridge, start_bridge
+from npcbridge.testing.fake_upstream import FakeUpstream
+from tests.http_helpers import SMITH, EventStream, Transport
+from tests.ws_helpers import eventually
+
+SAY = {"type": "say", "id": 1, "npc": "smith", "player": "p1", "text": "[[words:12]]"}
+
+
+async def test_a_long_poll_is_held_until_a_message_exists(bridge: Bridge) -> None:
+    http = Transport(bridge.server.port)
+    key = await http.open()
+    cursor = (await http.post(key, SMITH)).json()["cursor"]
+    started = time.monotonic()
+    empty = (await http.poll(key, f"?cursor={cursor}&wait=0.3")).json()
+    assert empty == {"cursor": cursor, "messages": []} and time.monotonic() - started >= 0.25
+    held = asyncio.create_task(http.poll(key, f"?cursor={cursor}&wait=10"))
+    await asyncio.sleep(0.2)
+    assert not held.done()
+    await http.post(key, {"type": "ping", "id": "p"})
+    answer = (await asyncio.wait_for(held, 5)).json()
+    assert answer == {"cursor": cursor + 1, "messages": [{"type": "pong", "id": "p"}]}
+    # a turn read by polls from the cursor each answer gives, with deltas merged
+    cursor = answer["cursor"]
+    await http.post(key, SAY)
+    seen: list[dict] = []
+    for _ in range(50):
+        page = (await http.poll(key, f"?cursor={cursor}&wait=5&merge=1")).json()
+        seen += page["messages"]
+        cursor = page["cursor"]
+        if seen and seen[-1]["type"] == "reply.end":
+            break
+    deltas = "".join(m["text"] for m in seen if m["type"] == "reply.delta")
+    assert seen[0]["type"] == "reply.start" and deltas == seen[-1]["text"]
+
+
+async def test_cursors_acknowledge_and_expire(fake_upstream: FakeUpstream, tmp_path: Path) -> None:
+    async with await start_bridge(
+        fake_upstream, tmp_path, server__send_queue_bytes=4096, server__max_messages_per_s=1000
+    ) as bridge:
+        http = Transport(bridge.server.port)
+        key = await http.open()
+        for n in range(3):
+            await http.post(key, {"type": "ping", "id": n})
+        assert len((await http.poll(key, "?cursor=0")).json()["messages"]) == 3
+        assert len((await http.poll(key, "?cursor=2")).json()["messages"]) == 1  # acknowledges 0, 1
+        expired = await http.poll(key, "?cursor=1")
+        assert expired.status == 410 and expired.json()["code"] == "bad_request"
+        assert expired.json()["message"] == "cursor expired"
+        # a session nobody reads keeps at most send_queue_bytes: the oldest go first
+        for n in range(400):
+            await http.post(key, {"type": "ping", "id": f"ping-{n:04}-" + "x" * 20})
+        assert (await http.poll(key, "?cursor=2")).status == 410
+        session = next(iter(bridge.server.transport.sessions.values()))
+        assert session.ring.held_bytes <= 4096
+        newest = (await http.poll(key, f"?cursor={session.ring.first}")).json()["messages"]
+        assert newest[-1]["id"] == "ping-0399-" + "x" * 20
+
+
+async def test_server_sent_events(fake_upstream: FakeUpstream, tmp_path: Path) -> None:
+    async with await start_bridge(fake_upstream, tmp_path, server__http_heartbeat_s=0.2) as bridge:
+        http = Transport(bridge.server.port)
+        key = await http.open()
+        await http.post(key, SMITH)
+        stream = await EventStream.open(bridge.server.port, f"/v1/sessions/{key}/events")
+        try:
+            assert stream.status == 200
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            first = await stream.next_event()
+            assert first == {"id": "0", "event": "ok", "data": {"type": "ok", "id": "d"}}
+            await http.post(key, SAY)
+            events = []
+            while not events or events[-1]["event"] != "reply.end":
+                events.append(await stream.next_event())
+            assert events[0]["event"] == "reply.start"
+            assert [int(e["id"]) for e in events] == list(range(1, len(events) + 1))
+            text = "".join(e["data"]["text"] for e in events if e["event"] == "reply.delta")
+            assert text == events[-1]["data"]["text"]
+            await asyncio.sleep(0.5)  # nothing to say: heartbeats keep the stream alive
+            await http.post(key, {"type": "ping", "id": "after"})
+            pong = await stream.next_event()
+            assert pong is not None and pong["data"] == {"type": "pong", "id": "after"}
+            assert "keep-alive" in stream.comments
+        finally:
+            stream.close()
+        # resuming with Last-Event-ID starts right after that event
+        last = int(pong["id"]) - 1
+        again = await EventStream.open(
+            bridge.server.port, f"/v1/sessions/{key}/events", {"Last-Event-ID": str(last)}
+        )
+        try:
+            resumed = await again.next_event()
+            assert resumed is not None and resumed["id"] == pong["id"]
+        finally:
+            again.close()
+        # a stream ends when its session does
+        third = await EventStream.open(
+            bridge.server.port, f"/v1/sessions/{key}/events?cursor={int(pong['id']) + 1}"
+        )
+        await http.call("DELETE", f"/v1/sessions/{key}")
+        assert await third.next_event() is None
+        third.close()
+        expired = await EventStream.open(bridge.server.port, f"/v1/sessions/{key}/events")
+        assert expired.status == 404
+        expired.close()
+
+
+async def test_idle_sessions_expire_and_their_turns_are_cancelled(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    async with await start_bridge(
+        fake_upstream, tmp_path, server__http_session_idle_s=0.4
+    ) as bridge:
+        http = Transport(bridge.server.port)
+        kept, idle = await http.open(), await http.open()
+        for key in (kept, idle):
+            await http.post(key, SMITH)
+        await http.post(idle, {**SAY, "text": "[[slow]]"})
+        await eventually(lambda: fake_upstream.active_streams == 1)
+        # an open poll keeps a session alive past the idle time
+        held = await http.poll(kept, "?cursor=1&wait=1")
+        assert held.status == 200
+        await eventually(lambda: len(bridge.server.transport.sessions) == 1, timeout=5)
+        assert (await http.poll(idle)).status == 404
+        assert (await http.poll(kept, "?cursor=1")).status == 200
+        # the expired session's turn was cancelled, and so its upstream request
+        await eventually(lambda: fake_upstream.active_streams == 0, timeout=5)
+        assert fake_upstream.disconnects >= 1
+
+
+async def test_websocket_clients_are_served_while_http_clients_hammer(bridge: Bridge) -> None:
+    http = Transport(bridge.server.port)
+    keys = [await http.open() for _ in range(4)]
+    answers: list[int] = []
+
+    async def hammer(key: str) -> None:
+        for n in range(60):
+            answers.append((await http.post(key, {"type": "ping", "id": n})).status)
+            answers.append((await http.poll(key, f"?cursor={n}")).status)
+
+    hammering = [asyncio.create_task(hammer(key)) for key in keys]
+    async with await bridge.client() as client:
+        await client.define_npc("smith", {"name": "Brom"})
+        for _ in range(3):
+            reply = await client.say("smith", "p1", "[[words:30]]")
+            assert len((await reply.text()).split()) == 30
+        assert not all(task.done() for task in hammering)  # they ran side by side
+    await asyncio.gather(*hammering)
+    assert answers and set(answers) == {200}
