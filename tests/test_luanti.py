@@ -36,8 +36,12 @@ def need(program: str) -> str:
 
 
 def http_bodies(path: Path) -> Iterator[tuple[str, Any]]:
-    """The JSON bodies a client sends in an HTTP vectors file (its requests' ``body`` maps)."""
-    yield from ()
+    """The JSON bodies a client sends in an HTTP vectors file: each case's ``request.json``
+    (cases whose body is padded by ``fill``, or sent raw or as msgpack, are left out)."""
+    for case in json.loads(path.read_text(encoding="utf-8"))["cases"]:
+        request = case["request"]
+        if "json" in request and "fill" not in request:
+            yield case["name"], request["json"]
 
 
 @pytest.fixture(scope="module")
@@ -240,6 +244,7 @@ def test_mod_writes_the_vectors_json(tmp_path: Path) -> None:
     assert run.returncode == 0, run.report()
     encoded = run.read_json("npcbridge_test.json")["encoded"]
     assert [e["name"] for e in encoded] == [name for name, _ in cases]
+    assert any(name.startswith("http: ") for name, _ in cases)  # the HTTP vectors are read
     for (name, message), out in zip(cases, encoded, strict=True):
         assert out["error"] == "", f"{name}: {out['error']}"
         assert same_json(json.loads(out["json"]), message), f"{name}: {out['json']}"
