@@ -78,11 +78,16 @@ function Requests:fail(id, err)
   end
 end
 
---- End every request in flight with an error of `code` (the session behind them is gone).
-function Requests:fail_all(code, message, retryable)
+--- End every request in flight with an error of `code` (the session behind them is gone),
+--- except those sent as a message of a type in `keep` (a set of types, optional).
+function Requests:fail_all(code, message, retryable, keep)
   local all = self.router:take_all()
-  for _, rec in pairs(all) do
-    fail_record(self, rec, errors.new(code, message, retryable))
+  for id, rec in pairs(all) do
+    if keep and keep[rec.type] then
+      self.router.requests[id] = rec
+    else
+      fail_record(self, rec, errors.new(code, message, retryable))
+    end
   end
 end
 

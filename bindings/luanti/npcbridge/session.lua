@@ -11,6 +11,8 @@ local Session = {}
 Session.__index = Session
 
 local MAX_RETRY_S = 30
+-- definitions are sent again with every new session: their requests wait for that answer
+local DEFINITIONS = { ["npc.define"] = true }
 
 --- A session over `transport`. `opts`: `url` (for messages), `client` (the hello's client name),
 --- `poll_wait_s`, `log(level, text)`, `after(seconds, fn)`, `requests` (a Requests router).
@@ -86,7 +88,8 @@ local function unreachable(self, reason)
   end)
 end
 
--- the session is gone on the server (expired, or the server restarted): a new one, at once
+-- the session is gone on the server (expired, or the server restarted): a new one, at once;
+-- what was sent in the old one ends with `session_lost`, what still waits goes to the new one
 local function lost(self)
   self.log("warning", "the npcbridge session expired; opening a new one")
   self.state, self.sid = "idle", nil
@@ -94,14 +97,13 @@ local function lost(self)
   local queued = {}
   for _, item in ipairs(self.queue) do
     if item.msg.id ~= nil then
-      queued[item.msg.id] = true
+      queued[item.msg.id] = self.requests:remove(item.msg.id)
     end
   end
-  for _, id in ipairs(self.requests:ids()) do
-    if not queued[id] then
-      self.requests:fail(id, Requests.error("session_lost",
-        "the npcbridge session expired; the request was cancelled", true))
-    end
+  self.requests:fail_all("session_lost", "the npcbridge session expired; the request was "
+    .. "cancelled", true, DEFINITIONS)
+  for id, rec in pairs(queued) do
+    self.requests.router.requests[id] = rec
   end
   connect(self)
 end
@@ -115,12 +117,10 @@ local function on_welcome(self, body)
   local defines = {}
   for _, npc in ipairs(self.definition_order) do
     local def = self.definitions[npc]
-    local item = { msg = { type = "npc.define", npc = npc, persona = def.persona } }
-    if def.callbacks then
-      item.msg.id = def.id
-      def.callbacks = nil
-    end
-    defines[#defines + 1] = item
+    -- the latest define_npc call still waiting for its answer hears this one's
+    local id = self.requests:has(def.id) and def.id or nil
+    defines[#defines + 1] = { msg = { type = "npc.define", id = id, npc = npc,
+      persona = def.persona } }
   end
   for _, item in ipairs(self.queue) do
     if item.msg.type ~= "npc.define" then
@@ -185,7 +185,8 @@ poll = function(self)
       -- it again after a pause; the requests running now end, their answers may never come
       log_outage(self, result.reason)
       self.state = "unreachable"
-      self.requests:fail_all("unreachable", "the npcbridge server cannot be reached", true)
+      self.requests:fail_all("unreachable", "the npcbridge server cannot be reached", true,
+        DEFINITIONS)
       return self.after(next_pause(self), function()
         if generation == self.generation then
           poll(self)
@@ -291,17 +292,16 @@ function Session:send(msg)
 end
 
 --- Remember the NPC `npc` (sent again whenever a new session opens) and define it now;
---- `id` is the request id whose callbacks hear the first definition's answer.
+--- `id` is the request id whose callbacks hear the answer (of this session or the next).
 function Session:define(npc, persona, id)
   if not self.definitions[npc] then
     self.definition_order[#self.definition_order + 1] = npc
   end
-  self.definitions[npc] = { persona = persona }
+  self.definitions[npc] = { persona = persona, id = id }
   if self.sid then
     self:send({ type = "npc.define", id = id, npc = npc, persona = persona })
   else
-    self.definitions[npc].callbacks, self.definitions[npc].id = true, id
-    connect(self)
+    connect(self) -- sent first thing in the new session
   end
 end
 
