@@ -8,8 +8,22 @@ local function load(file, ...)
   return assert(loadfile(modpath .. "/" .. file .. ".lua"))(...)
 end
 
+-- what an admin should see: to each player online with the server privilege
+local function tell_admins(text)
+  for _, player in ipairs(minetest.get_connected_players()) do
+    local name = player:get_player_name()
+    if minetest.check_player_privs(name, { server = true }) then
+      minetest.chat_send_player(name, "[npcbridge] " .. text)
+    end
+  end
+end
+
+-- errors (server unreachable, session refused) also reach the admins' chat
 local function log(level, text)
   minetest.log(level, "[npcbridge] " .. text)
+  if level == "error" then
+    tell_admins(text)
+  end
 end
 
 -- a game callback that raises is logged; it never stops the mod (or the server)
