@@ -169,6 +169,37 @@ def test_new_session_after_a_server_restart(tmp_path: Path, stack: StackProcess)
     assert server_log.count("client='luanti/") == 2, server_log[-4000:]
 
 
+@pytest.mark.parametrize("token", ["s3cret-token", "wrong-token"])
+def test_token_from_minetest_conf(tmp_path: Path, token: str) -> None:
+    """npcbridge.token reaches a server that requires one; a wrong one is one clear log line
+    and an `unauthorized` error, not a hang."""
+    with start_stack("--token", "s3cret-token") as secured:
+        run = run_luanti(
+            tmp_path,
+            [MOD_DIR, TEST_MOD_DIR],
+            {
+                "secure.http_mods": "npcbridge",
+                "npcbridge.url": http_url(secured),
+                "npcbridge.token": token,
+                "npcbridge_test.scenario": "token",
+                "npcbridge_test.deadline_s": "20",
+            },
+        )
+    assert run.returncode == 0, run.report()
+    result = run.read_json("npcbridge_test.json")
+    assert result["finished"] == "done", run.report()
+    say = result["steps"]["say"]
+    if token == "s3cret-token":
+        assert say.get("text") == "Aye.", run.report()
+        assert result["status"] == "ready"
+    else:
+        assert say["error"]["code"] == "unauthorized", run.report()
+        assert result["status"] == "refused"
+        assert "refused the session: unauthorized" in run.log, run.report()
+        assert "check npcbridge.token" in run.log, run.report()
+        assert token not in run.log  # the token never reaches a log
+
+
 def test_without_http_mods_the_mod_says_so(tmp_path: Path) -> None:
     """Not listed in secure.http_mods: a clear log line, and a `say` ends with on_error."""
     run = run_luanti(
@@ -182,6 +213,24 @@ def test_without_http_mods_the_mod_says_so(tmp_path: Path) -> None:
     assert result["steps"]["say"]["error"]["code"] == "http_disabled"
     assert result["status"] == "disabled"
     assert "add npcbridge to secure.http_mods in minetest.conf" in run.log, run.report()
+
+
+def test_a_url_without_scheme_is_reported(tmp_path: Path) -> None:
+    """npcbridge.url without http://: a clear log line, and a `say` ends with `bad_url`."""
+    run = run_luanti(
+        tmp_path,
+        [MOD_DIR, TEST_MOD_DIR],
+        {
+            "secure.http_mods": "npcbridge",
+            "npcbridge.url": "127.0.0.1:8765",
+            "npcbridge_test.scenario": "no_http",
+            "npcbridge_test.deadline_s": "10",
+        },
+    )
+    assert run.returncode == 0, run.report()
+    result = run.read_json("npcbridge_test.json")
+    assert result["steps"]["say"]["error"]["code"] == "bad_url", run.report()
+    assert "npcbridge.url must start with http:// or https://" in run.log, run.report()
 
 
 def test_unreachable_server_is_reported(tmp_path: Path) -> None:

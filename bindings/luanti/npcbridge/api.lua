@@ -5,8 +5,8 @@ local Requests = ...
 local API = {}
 
 --- Fill `api` (the mod's global table) with the public functions, sending through `session`
---- and routing answers with `requests`. `disabled`: a reason the mod cannot talk (then every
---- request ends at once with `on_error` code `http_disabled`).
+--- and routing answers with `requests`. `disabled`: why the mod cannot talk, `{code, message}`
+--- (then every request ends on the next step with `on_error` of that code).
 function API.install(api, session, requests, disabled, after)
   local counter = 0
   local names = {}
@@ -27,7 +27,7 @@ function API.install(api, session, requests, disabled, after)
     local id = next_id()
     msg.id = id
     if disabled then
-      fail_soon(callbacks, Requests.error("http_disabled", disabled, false, id))
+      fail_soon(callbacks, Requests.error(disabled.code, disabled.message, false, id))
       return id
     end
     requests:add(id, msg.type, callbacks)
@@ -42,7 +42,7 @@ function API.install(api, session, requests, disabled, after)
     local id = next_id()
     names[npc] = type(persona) == "table" and persona.name or nil
     if disabled then
-      fail_soon(callbacks, Requests.error("http_disabled", disabled, false, id))
+      fail_soon(callbacks, Requests.error(disabled.code, disabled.message, false, id))
       return id
     end
     requests:add(id, "npc.define", callbacks)

@@ -51,11 +51,17 @@ local Requests = load("requests", load("router"), load("errors"))
 local Session = load("session", Requests)
 local API = load("api", Requests)
 
+-- why the mod cannot talk at all ({code, message}), or nil
 local disabled
 if not http then
-  disabled = "HTTP is not allowed for the npcbridge mod: add npcbridge to secure.http_mods in "
-    .. "minetest.conf (NPCs stay silent until then)"
-  log("error", disabled)
+  disabled = { code = "http_disabled", message = "HTTP is not allowed for the npcbridge mod: "
+    .. "add npcbridge to secure.http_mods in minetest.conf (NPCs stay silent until then)" }
+elseif not url:match("^https?://[^/]") then
+  disabled = { code = "bad_url", message = "npcbridge.url must start with http:// or https:// "
+    .. "(like http://127.0.0.1:8765)" }
+end
+if disabled then
+  log("error", disabled.message)
 end
 
 local requests = Requests.new(guard, nil)
@@ -87,7 +93,7 @@ if disabled then
   minetest.register_on_joinplayer(function(player)
     local name = player:get_player_name()
     if minetest.check_player_privs(name, { server = true }) then
-      minetest.chat_send_player(name, "[npcbridge] " .. disabled)
+      minetest.chat_send_player(name, "[npcbridge] " .. disabled.message)
     end
   end)
 else

@@ -1,7 +1,8 @@
 -- Drives the npcbridge mod's public API against a real npcbridge server (with the fake upstream
 -- behind it, whose [[...]] directives in the player text script the replies), writes the outcome
 -- to <world>/npcbridge_test.json and shuts the server down. The scenario comes from the setting
--- npcbridge_test.scenario: "full", "restart", "no_http", "unreachable" or "encode".
+-- npcbridge_test.scenario: "full", "restart", "encode", or one line to say: "no_http",
+-- "unreachable", "token".
 local settings = minetest.settings
 -- only the "restart" scenario lists this mod in secure.http_mods: it restarts the npcbridge
 -- server through the test stack's control endpoint
@@ -300,11 +301,11 @@ local restart = {
   end },
 }
 
--- one line that cannot be answered: it must end with on_error, not hang
-local one_error = {
+-- one line to a configured NPC ("no_http", "unreachable", "token": answered or refused)
+local one_line = {
   { name = "say", fn = function(done)
     local _, cb = recorder(done)
-    npcbridge.say("blacksmith", "tester", "hello?", cb)
+    npcbridge.say("blacksmith", "tester", "[[reply:Aye.]]", cb)
   end },
 }
 
@@ -337,5 +338,5 @@ minetest.after(0, function()
     return encode_vectors()
   end
   local scenarios = { full = full, restart = restart }
-  run_steps(scenarios[scenario] or one_error)
+  run_steps(scenarios[scenario] or one_line)
 end)
