@@ -127,11 +127,12 @@ async def test_idle_sessions_expire_and_their_turns_are_cancelled(
         await http.post(idle, {**SAY, "text": "[[slow]]"})
         await eventually(lambda: fake_upstream.active_streams == 1)
         # an open poll keeps a session alive past the idle time
-        held = await http.poll(kept, "?cursor=1&wait=1")
-        assert held.status == 200
+        held = asyncio.create_task(http.poll(kept, "?cursor=1&wait=10"))
         await eventually(lambda: len(bridge.server.transport.sessions) == 1, timeout=5)
+        assert kept in bridge.server.transport.sessions and not held.done()
         assert (await http.poll(idle)).status == 404
-        assert (await http.poll(kept, "?cursor=1")).status == 200
+        await http.post(kept, {"type": "ping", "id": "wake"})
+        assert (await held).json()["messages"] == [{"type": "pong", "id": "wake"}]
         # the expired session's turn was cancelled, and so its upstream request
         await eventually(lambda: fake_upstream.active_streams == 0, timeout=5)
         assert fake_upstream.disconnects >= 1

@@ -78,6 +78,9 @@ class BridgeConnection(ServerConnection):
         front = self.http_front
         if front is None or end < 0 or is_websocket_upgrade(received[:end]):
             self._decide(True)
+            # from now on asyncio calls websockets' own data_received directly (an instance
+            # attribute comes before the class's method), so later reads cost what they did
+            vars(self)["data_received"] = super().data_received
             super().data_received(received)
             return
         self._decide(False)

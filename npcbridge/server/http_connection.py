@@ -67,6 +67,14 @@ def text_answer(status: HTTPStatus, text: str) -> HttpResponse:
     return HttpResponse(status.value, text.encode() + b"\n", "text/plain; charset=utf-8")
 
 
+def loggable_path(path: str) -> str:
+    """``path`` fit for the log: a session key (``/v1/sessions/<key>/...``) is a credential."""
+    parts = path.split("/")
+    if len(parts) > 3 and parts[1:3] == ["v1", "sessions"]:
+        parts[3] = "<session>"
+    return "/".join(parts)
+
+
 class _Refused(Exception):
     """The request cannot be served; answer ``response`` and close the connection."""
 
@@ -252,7 +260,7 @@ class HttpConnection(asyncio.Protocol):
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("HTTP %s %s failed", request.method, request.path)
+            log.exception("HTTP %s %s failed", request.method, loggable_path(request.path))
             return text_answer(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error")
 
     def _head(

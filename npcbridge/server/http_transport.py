@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..plugin.http import HttpRequest, HttpResponse
 from ..protocol import ErrorCode, ProtocolError, pack
-from ..protocol.codec import decode_map, with_protocol_floats
+from ..protocol.codec import decode_map
 from ..protocol.connection import Decoder
 from ..protocol.frames import error_frame
 from ..protocol.json_codec import decode_json_map, encode_json
@@ -136,7 +136,7 @@ def _flag(query: Mapping[str, str], name: str) -> bool:
 
 def sse_event(seq: int, frame: dict[str, Any]) -> bytes:
     """One server-sent event: ``id`` the sequence number, ``event`` the type, JSON data."""
-    data = encode_json(with_protocol_floats(frame))
+    data = encode_json(frame)
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (seq, str(frame.get("type")).encode(), data)
 
 
