@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,12 @@ def stack() -> Iterator[StackProcess]:
         yield running
 
 
+def upstream_stats(stack: StackProcess) -> dict[str, Any]:
+    """The fake upstream's counters (requests, completed, disconnects, active_streams)."""
+    with urllib.request.urlopen(f"{stack.control_url.rstrip('/')}/upstream", timeout=10) as r:
+        return dict(json.loads(r.read()))
+
+
 def http_url(stack: StackProcess) -> str:
     """The server's base URL for plain HTTP (the WebSocket port serves both)."""
     return stack.ws_url.replace("ws://", "http://", 1).rstrip("/")
@@ -60,6 +67,7 @@ def test_mod_talks_to_a_real_server(tmp_path: Path, stack: StackProcess) -> None
     """The test mod, through the mod's public API, in a real Luanti server: a streamed reply,
     two NPCs at once, cancel, an unknown NPC, an action, a quest and memory."""
     log_start = len(stack.stderr)
+    upstream_before = upstream_stats(stack)
     run = run_luanti(
         tmp_path,
         [MOD_DIR, TEST_MOD_DIR],
@@ -96,6 +104,10 @@ def test_mod_talks_to_a_real_server(tmp_path: Path, stack: StackProcess) -> None
     assert result["cancel_sent"] is True, report
     assert cancel["finish"] == "cancelled", report
     assert 0 < len(cancel["text"].split()) < 200, report
+    # the cancel stopped the upstream stream (the fake upstream saw the client go away)
+    upstream = upstream_stats(stack)
+    assert upstream["disconnects"] > upstream_before["disconnects"], upstream
+    assert upstream["active_streams"] == 0, upstream
 
     assert steps["unknown_npc"]["error"]["code"] == "unknown_npc", report
 
