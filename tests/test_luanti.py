@@ -110,6 +110,9 @@ def test_mod_talks_to_a_real_server(tmp_path: Path, stack: StackProcess) -> None
     assert upstream["active_streams"] == 0, upstream
 
     assert steps["unknown_npc"]["error"]["code"] == "unknown_npc", report
+    not_json = steps["not_json"]
+    assert not_json["error"]["code"] == "bad_request" and not_json["after_return"], report
+    assert "cannot be sent as JSON" in not_json["error"]["message"], report
 
     action = steps["action"]
     assert action["actions"] == [{"name": "open_gate", "args": {"gate": "north"}}], report

@@ -268,12 +268,16 @@ pump = function(self)
       pump(self)
     end)
   if not ok then
+    -- ends on the next step: a caller never hears an error before its call returned
     self.sending = false
-    if item.msg.id ~= nil then
-      self.requests:fail(item.msg.id, Requests.error("bad_request",
-        "the message cannot be sent as JSON: " .. tostring(err), false))
-    end
-    return pump(self)
+    local id = item.msg.id
+    self.after(0, function()
+      if id ~= nil then
+        self.requests:fail(id, Requests.error("bad_request",
+          "the message cannot be sent as JSON: " .. tostring(err), false))
+      end
+      pump(self)
+    end)
   end
 end
 

@@ -238,6 +238,16 @@ local full = {
     local _, cb = recorder(done)
     npcbridge.say("nobody_here", "tester", "hello?", cb)
   end },
+  { name = "not_json", fn = function(done)
+    -- a function cannot be JSON: the request ends with bad_request, after say() returned
+    local returned = false
+    local _, cb = recorder(function(r)
+      r.after_return = returned
+      done(r)
+    end)
+    npcbridge.say("blacksmith", "tester", "hello", cb, { context = { callback = print } })
+    returned = true
+  end },
   { name = "action", fn = function(done)
     local _, cb = recorder(done)
     npcbridge.say("guard", "tester",
