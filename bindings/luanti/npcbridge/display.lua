@@ -30,7 +30,8 @@ local function show_hud(name, text)
     player:hud_change(hud.id, "text", text)
   else
     local id = player:hud_add({
-      hud_elem_type = "text", position = { x = 0.5, y = 0.78 }, alignment = { x = 0, y = -1 },
+      type = "text", hud_elem_type = "text", -- "type" from 5.9 on, "hud_elem_type" before
+      position = { x = 0.5, y = 0.78 }, alignment = { x = 0, y = -1 },
       number = 0xFFFFFF, text = text, z_index = 10,
     })
     hud = { id = id, generation = 0 }

@@ -22,7 +22,8 @@ local function outcome(self, res)
   local result = { code = res.code or 0, reachable = res.succeeded and (res.code or 0) > 0 }
   if not result.reachable then
     result.code = 0
-    result.reason = res.timeout and "timed out" or "no answer (connection refused or name not resolved)"
+    result.reason = res.timeout and "timed out"
+      or "no answer (connection refused or name not resolved)"
     return result
   end
   result.body, result.reason = json.decode_object(self.parse, res.data)

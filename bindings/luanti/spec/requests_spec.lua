@@ -16,7 +16,9 @@ end
 
 -- JSON keys are strings; a key made of digits only stands for an integer id.
 local function id_of(key)
-  if key:match("^%d+$") then return math.tointeger and math.tointeger(tonumber(key)) or tonumber(key) end
+  if key:match("^%d+$") then
+    return math.tointeger and math.tointeger(tonumber(key)) or tonumber(key)
+  end
   return key
 end
 
@@ -92,7 +94,8 @@ describe("json.lua", function()
   end)
 
   it("writes an empty table as an object and arrays in order", function()
-    assert.are.equal('{"args":{},"list":[1,"two",true]}', json.encode({ args = {}, list = { 1, "two", true } }))
+    assert.are.equal('{"args":{},"list":[1,"two",true]}',
+      json.encode({ args = {}, list = { 1, "two", true } }))
   end)
 
   it("escapes quotes, backslashes and control characters, keeps UTF-8", function()

@@ -221,7 +221,8 @@ local full = {
       end })
       npcbridge.say(npc, "tester", text, cb)
     end
-    one("blacksmith", "blacksmith", "[[reply:Aye lad, the forge is hot and the steel is ready.]] [[tps:10]]")
+    one("blacksmith", "blacksmith",
+      "[[reply:Aye lad, the forge is hot and the steel is ready.]] [[tps:10]]")
     one("guard", "guard", "[[reply:Halt! State your business at the gate, traveller.]] [[tps:10]]")
   end },
   { name = "cancel", fn = function(done)
