@@ -14,7 +14,7 @@ from websockets.asyncio.client import connect
 
 from npcbridge.protocol import encode, unpack
 from npcbridge.testing.bridge import Bridge, start_bridge
-from npcbridge.testing.fake_upstream import FakeUpstream
+from npcbridge.testing.fake_upstream import FakeUpstream, Reply
 from tests.http_helpers import HELLO, SMITH, Transport, decode_body
 
 SAY = {"type": "say", "id": 1, "npc": "smith", "player": "p1", "text": "[[words:12]]"}
@@ -260,3 +260,75 @@ async def test_per_ip_session_cap(fake_upstream: FakeUpstream, tmp_path: Path) -
         assert refused.headers["retry-after"] == "1"
         await http.call("DELETE", f"/v1/sessions/{first}")
         await http.open()
+
+
+async def test_plugins_and_features_answer_over_http(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    plugins = ("tests.sample_plugins:PickModel", "tests.sample_plugins:SlowHandler")
+    async with await start_bridge(fake_upstream, tmp_path, plugins=plugins) as bridge:
+        http = Transport(bridge.server.port)
+        key = await http.open()
+        echo = await http.post(key, {"type": "x.echo", "id": "e", "value": 3}, "?wait=5")
+        assert echo.json()["messages"] == [{"type": "x.echo", "id": "e", "value": 3}]
+        refused = await http.post(key, {"type": "x.refuse", "id": "r"}, "?wait=5")
+        assert refused.status == 400 and refused.json()["message"] == "field 'value': not today"
+        crashed = await http.post(key, {"type": "x.crash", "id": "c"}, "?wait=5")
+        assert crashed.json()["messages"] == [
+            {"type": "error", "code": "internal", "id": "c", "message": "internal error",
+             "retryable": True}
+        ]  # fmt: skip
+        assert b"plugin bug" not in crashed.body
+        # a handler that works for a while: the wait ends when it answered
+        waiting = asyncio.create_task(http.post(key, {"type": "x.wait", "id": "w"}, "?wait=10"))
+        await asyncio.sleep(0.2)
+        assert not waiting.done()
+        plugin = bridge.app.plugins.get_plugin("tests.sample_plugins:SlowHandler")
+        plugin.release.set()
+        assert (await waiting).json()["messages"] == [{"type": "x.wait", "id": "w"}]
+        # the builtin features: memory and quests
+        lost_hammer = {
+            "title": "Lost Hammer",
+            "description": "Brom dropped his hammer by the well.",
+            "objectives": ["Find the hammer by the well"],
+            "rewards": ["20 gold"],
+        }
+        bridge.fake.script(Reply(json=lost_hammer))
+        await http.post(key, SMITH)
+        added = await http.post(
+            key,
+            {"type": "memory.add", "id": "m", "npc": "smith", "player": "p1", "text": "t"},
+            "?wait=5",
+        )
+        assert added.json()["messages"] == [{"type": "ok", "id": "m"}]
+        quest = await http.post(
+            key,
+            {"type": "quest.generate", "id": "q", "theme": "a lost hammer", "difficulty": "easy"},
+            "?wait=10",
+        )
+        assert quest.status == 200, quest.body
+        assert [m["type"] for m in quest.json()["messages"]] == ["quest"]
+
+
+async def test_a_body_that_does_not_arrive_in_time_is_408(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    async with await start_bridge(
+        fake_upstream, tmp_path, server__http_request_timeout_s=0.3
+    ) as bridge:
+        port = bridge.server.port
+        key = await Transport(port).open()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            f"POST /v1/sessions/{key}/messages HTTP/1.1\r\nHost: x\r\n"
+            'Content-Length: 40\r\n\r\n{"type":'.encode()
+        )
+        async with asyncio.timeout(5):
+            received = await reader.read()  # the server answers, then closes
+        writer.close()
+        head, _, body = received.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408")
+        assert json.loads(body) == {
+            "type": "error", "code": "bad_request", "message": "request timeout",
+            "retryable": False,
+        }  # fmt: skip
