@@ -157,3 +157,20 @@ async def test_websocket_clients_are_served_while_http_clients_hammer(bridge: Br
         assert not all(task.done() for task in hammering)  # they ran side by side
     await asyncio.gather(*hammering)
     assert answers and set(answers) == {200}
+
+
+async def test_a_client_that_hangs_up_releases_its_poll(bridge: Bridge) -> None:
+    http = Transport(bridge.server.port)
+    key = await http.open()
+    session = bridge.server.transport.sessions[key]
+    for hang_up in ("shutdown", "close"):
+        reader, writer = await asyncio.open_connection("127.0.0.1", bridge.server.port)
+        writer.write(
+            f"GET /v1/sessions/{key}/messages?wait=30 HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        )
+        await eventually(lambda: session.holders == 1)
+        if hang_up == "shutdown":
+            writer.write_eof()  # half-closed: the poll ends, what it has is answered
+            assert (await asyncio.wait_for(reader.read(), 5)).startswith(b"HTTP/1.1 200")
+        writer.close()
+        await eventually(lambda: session.holders == 0, timeout=2)
