@@ -2,9 +2,10 @@
 
 Feature handlers receive the server's session (a WebSocket
 :class:`npcbridge.server.session.Session` or an HTTP-transport
-:class:`npcbridge.server.http_session.HttpSession`) and use only this much of it: its id, the NPCs defined on it, sending frames, running a request as a
-cancellable in-flight task, the server's text-length check, and a typed place for
-per-connection state. Nothing else of the session is read or written.
+:class:`npcbridge.server.http_session.HttpSession`) and use only this much of it: its id, the
+NPCs defined on it, sending frames, running a request as a cancellable in-flight task, the
+server's text-length check, and a typed place for per-connection state. Nothing else of the
+session is read or written.
 """
 
 from __future__ import annotations
