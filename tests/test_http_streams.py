@@ -60,7 +60,7 @@ async def test_cursors_acknowledge_and_expire(fake_upstream: FakeUpstream, tmp_p
         for n in range(400):
             await http.post(key, {"type": "ping", "id": f"ping-{n:04}-" + "x" * 20})
         assert (await http.poll(key, "?cursor=2")).status == 410
-        session = next(iter(bridge.server.transport.sessions.values()))
+        session = next(iter(bridge.server.http_transport.sessions.values()))
         assert session.ring.held_bytes <= 4096
         newest = (await http.poll(key, f"?cursor={session.ring.first}")).json()["messages"]
         assert newest[-1]["id"] == "ping-0399-" + "x" * 20
@@ -128,8 +128,8 @@ async def test_idle_sessions_expire_and_their_turns_are_cancelled(
         await eventually(lambda: fake_upstream.active_streams == 1)
         # an open poll keeps a session alive past the idle time
         held = asyncio.create_task(http.poll(kept, "?cursor=1&wait=10"))
-        await eventually(lambda: len(bridge.server.transport.sessions) == 1, timeout=5)
-        assert kept in bridge.server.transport.sessions and not held.done()
+        await eventually(lambda: len(bridge.server.http_transport.sessions) == 1, timeout=5)
+        assert kept in bridge.server.http_transport.sessions and not held.done()
         assert (await http.poll(idle)).status == 404
         await http.post(kept, {"type": "ping", "id": "wake"})
         assert (await held).json()["messages"] == [{"type": "pong", "id": "wake"}]
@@ -162,7 +162,7 @@ async def test_websocket_clients_are_served_while_http_clients_hammer(bridge: Br
 async def test_a_client_that_hangs_up_releases_its_poll(bridge: Bridge) -> None:
     http = Transport(bridge.server.port)
     key = await http.open()
-    session = bridge.server.transport.sessions[key]
+    session = bridge.server.http_transport.sessions[key]
     for hang_up in ("shutdown", "close"):
         reader, writer = await asyncio.open_connection("127.0.0.1", bridge.server.port)
         writer.write(

@@ -85,7 +85,7 @@ async def test_hello_answers(fake_upstream: FakeUpstream, tmp_path: Path) -> Non
         assert first.json()["message"] == "the first message must be 'hello'"
         broken = await http.call("POST", "/v1/sessions", b"{not json")
         assert broken.status == 400 and broken.json()["message"].startswith("not a JSON value")
-        assert len(bridge.server.transport.sessions) == 2  # the refused ones are not kept
+        assert len(bridge.server.http_transport.sessions) == 2  # the refused ones are not kept
 
 
 async def test_msgpack_bodies_and_answers(http: Transport) -> None:
@@ -189,7 +189,7 @@ async def test_error_statuses(fake_upstream: FakeUpstream, tmp_path: Path) -> No
         for _ in range(3):
             assert (await http.post(key, b"[]")).status == 400
         assert (await http.post(key, {"type": "ping"})).status == 404
-        assert not bridge.server.transport.sessions
+        assert not bridge.server.http_transport.sessions
 
 
 async def test_endpoint_and_parameter_errors(http: Transport) -> None:
