@@ -174,3 +174,26 @@ async def test_a_client_that_hangs_up_releases_its_poll(bridge: Bridge) -> None:
             assert (await asyncio.wait_for(reader.read(), 5)).startswith(b"HTTP/1.1 200")
         writer.close()
         await eventually(lambda: session.holders == 0, timeout=2)
+
+
+async def test_merge_on_a_poll_after_a_stream_was_read_live(bridge: Bridge) -> None:
+    """An event stream reading a reply live gets its deltas one by one; a poll of the same
+    messages with merge=1 gets them as one delta per reply, without merge as they are kept."""
+    http = Transport(bridge.server.port)
+    key = await http.open()
+    start = (await http.post(key, SMITH)).json()["cursor"]
+    stream = await EventStream.open(bridge.server.port, f"/v1/sessions/{key}/events?cursor={start}")
+    try:
+        await http.post(key, {**SAY, "text": "[[words:30]] [[tps:60]]"})
+        live = []
+        while not live or live[-1]["event"] != "reply.end":
+            live.append(await stream.next_event())
+    finally:
+        stream.close()
+    live_deltas = [e for e in live if e["event"] == "reply.delta"]
+    assert len(live_deltas) > 3
+    kept = (await http.poll(key, f"?cursor={start}")).json()["messages"]
+    assert [m["seq"] for m in kept if m["type"] == "reply.delta"] == list(range(len(live_deltas)))
+    merged = (await http.poll(key, f"?cursor={start}&merge=1")).json()["messages"]
+    assert [m["type"] for m in merged] == ["reply.start", "reply.delta", "reply.end"]
+    assert merged[1]["text"] == merged[2]["text"] and len(merged[2]["text"].split()) == 30
