@@ -332,3 +332,19 @@ async def test_a_body_that_does_not_arrive_in_time_is_408(
             "type": "error", "code": "bad_request", "message": "request timeout",
             "retryable": False,
         }  # fmt: skip
+
+
+async def test_origins_follow_the_websocket_rule(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    async with await start_bridge(
+        fake_upstream, tmp_path, server__allowed_origins=["https://game.example"]
+    ) as bridge:
+        http = Transport(bridge.server.port)
+        await http.open()  # no Origin: a game server, a mod
+        await http.open(Origin="https://game.example")
+        refused = await http.call("POST", "/v1/sessions", HELLO, {"Origin": "https://evil.example"})
+        assert refused.status == 403 and refused.json() == error(
+            "bad_request", "this origin is not allowed"
+        )
+        assert len(bridge.server.http_transport.sessions) == 2

@@ -165,6 +165,11 @@ class HttpTransport:
             return fmt.answer(exc.status, error_frame(exc))
 
     async def _route(self, request: HttpRequest, gone: Gone, fmt: BodyFormat) -> Answer:
+        allowed = self.settings.allowed_origins
+        origin = request.headers.get("origin")
+        if allowed is not None and origin is not None and origin not in allowed:
+            # the WebSocket rule: a browser page of an origin not listed is refused
+            raise _Refusal(403, ErrorCode.BAD_REQUEST, "this origin is not allowed")
         parts = request.path.split("/")[2:]  # after "", "v1"
         method = request.method
         if parts == ["sessions"]:
