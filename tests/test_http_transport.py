@@ -85,7 +85,7 @@ async def test_hello_answers(fake_upstream: FakeUpstream, tmp_path: Path) -> Non
         assert first.json()["message"] == "the first message must be 'hello'"
         broken = await http.call("POST", "/v1/sessions", b"{not json")
         assert broken.status == 400 and broken.json()["message"].startswith("not a JSON value")
-        assert len(bridge.server.transport.sessions) == 2  # the refused ones are not kept
+        assert len(bridge.server.http_transport.sessions) == 2  # the refused ones are not kept
 
 
 async def test_msgpack_bodies_and_answers(http: Transport) -> None:
@@ -189,7 +189,7 @@ async def test_error_statuses(fake_upstream: FakeUpstream, tmp_path: Path) -> No
         for _ in range(3):
             assert (await http.post(key, b"[]")).status == 400
         assert (await http.post(key, {"type": "ping"})).status == 404
-        assert not bridge.server.transport.sessions
+        assert not bridge.server.http_transport.sessions
 
 
 async def test_endpoint_and_parameter_errors(http: Transport) -> None:
@@ -332,3 +332,19 @@ async def test_a_body_that_does_not_arrive_in_time_is_408(
             "type": "error", "code": "bad_request", "message": "request timeout",
             "retryable": False,
         }  # fmt: skip
+
+
+async def test_origins_follow_the_websocket_rule(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    async with await start_bridge(
+        fake_upstream, tmp_path, server__allowed_origins=["https://game.example"]
+    ) as bridge:
+        http = Transport(bridge.server.port)
+        await http.open()  # no Origin: a game server, a mod
+        await http.open(Origin="https://game.example")
+        refused = await http.call("POST", "/v1/sessions", HELLO, {"Origin": "https://evil.example"})
+        assert refused.status == 403 and refused.json() == error(
+            "bad_request", "this origin is not allowed"
+        )
+        assert len(bridge.server.http_transport.sessions) == 2
