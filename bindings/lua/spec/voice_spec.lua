@@ -1,0 +1,173 @@
+-- Voice without a server: routing of the voice frames, the turn callbacks (audio frames in seq
+-- order, on the reply), the speech messages on the wire, and npcbridge.voice's audio helpers.
+local npcbridge = require("npcbridge")
+local msgpack = require("npcbridge.msgpack")
+local router = require("npcbridge.router")
+local voice = require("npcbridge.voice")
+
+local function frame(seq, text, pcm, mouth)
+  return msgpack.map({
+    type = "reply.audio", id = 7, npc = "blacksmith", seq = seq, text = text, format = "pcm16",
+    sample_rate = 24000, channels = 1, audio = msgpack.bin(pcm), duration_ms = 1,
+    mouth = msgpack.bin(mouth or ""), mouth_hz = 50,
+  })
+end
+
+-- A client that has done its handshake, whose sent messages land in `sent` (decoded).
+local function wired_client()
+  local c = npcbridge.new({ reconnect = false })
+  local sent = {}
+  c.state = "ready"
+  c.ws = { send = function(_, bytes) sent[#sent + 1] = assert(msgpack.decode(bytes)); return true end }
+  return c, sent
+end
+
+describe("voice routing", function()
+  it("reply.audio and transcript are frames of the reply, not its end", function()
+    local r = router.new()
+    r:add(7, "speech")
+    for _, t in ipairs({ "transcript", "reply.start", "reply.audio", "reply.delta", "reply.audio" }) do
+      local rec, what = r:route({ type = t, id = 7 })
+      assert.are.equal(7, rec.id)
+      assert.are.equal("stream", what, t)
+    end
+    local _, what = r:route({ type = "reply.end", id = 7, finish = "stop" })
+    assert.are.equal("end", what)
+  end)
+
+  it("a refused speech.chunk or speech.end ends the speech.start it continues", function()
+    for _, refused in ipairs({ "speech.chunk", "speech.end", "speech.start" }) do
+      local r = router.new()
+      r:add(3, "speech.start")
+      local rec, what = r:route({ type = "error", id = 3, code = "bad_request", refused = refused })
+      assert.are.equal(3, rec and rec.id, refused)
+      assert.are.equal("end", what)
+    end
+    local r = router.new()
+    r:add(3, "say") -- a speech.chunk reusing the id of a say refuses only itself
+    assert.is_nil(r:route({ type = "error", id = 3, code = "bad_request", refused = "speech.chunk" }))
+  end)
+end)
+
+describe("voice turn callbacks", function()
+  it("hands audio frames on in seq order and lists them on the reply", function()
+    local c = wired_client()
+    local got, done = {}, nil
+    local id = c:say("blacksmith", "p1", "hi", {
+      voice = true,
+      on_audio = function(f) got[#got + 1] = f.seq end,
+      on_done = function(r) done = r end,
+    })
+    for _, m in ipairs({
+      { type = "reply.start", id = id }, frame(0, "Aye.", "\1\0"), { type = "reply.delta", id = id, text = "Aye." },
+      frame(2, "Off.", "\3\0"), frame(1, "Lad.", "\2\0"), -- 2 before 1: 2 waits for 1
+      { type = "reply.end", id = id, finish = "stop", text = "Aye. Lad. Off." },
+    }) do
+      m.id = id
+      c:_route(msgpack.map(m))
+    end
+    assert.are.same({ 0, 1, 2 }, got)
+    assert.are.equal(3, #done.audio_frames)
+    assert.are.equal("Lad.", done.audio_frames[2].text)
+    assert.are.equal("\2\0", voice.bytes(done.audio_frames[2].audio))
+  end)
+
+  it("a reply that fails keeps the frames it had", function()
+    local c = wired_client()
+    local failed
+    local id = c:say("blacksmith", "p1", "hi", { on_error = function(e) failed = e end })
+    local f = frame(0, "Aye.", "\1\0")
+    f.id = id
+    c:_route(f)
+    c:_route(msgpack.map({ type = "error", id = id, code = "internal", message = "x" }))
+    assert.are.equal(1, #failed.audio_frames)
+  end)
+
+  it("say carries voice; cancel carries barge_in", function()
+    local c, sent = wired_client()
+    c:say("blacksmith", "p1", "hi", { voice = { name = "troy", speed = 1.25 } })
+    c:say("blacksmith", "p1", "hi", { voice = false })
+    c:cancel(1, { barge_in = true })
+    c:cancel(2)
+    assert.are.same({ name = "troy", speed = 1.25 }, sent[1].voice)
+    assert.are.equal(false, sent[2].voice)
+    assert.are.equal(true, sent[3].barge_in)
+    assert.is_nil(sent[4].barge_in)
+  end)
+end)
+
+describe("speech in", function()
+  it("sends a whole utterance as bin, WAV recognised by its header", function()
+    local c, sent = wired_client()
+    local wav = voice.wav(voice.pcm16({ 0, 0.5 }), 16000)
+    local id = c:speech("blacksmith", "p1", wav, { urgency = "realtime", voice = true })
+    local m = sent[1]
+    assert.are.equal("speech", m.type)
+    assert.are.equal(id, m.id)
+    assert.is_true(msgpack.is_bin(m.audio))
+    assert.are.equal(wav, m.audio.data)
+    assert.are.same({ "wav", 16000, 1, "realtime", true }, { m.format, m.sample_rate, m.channels, m.urgency, m.voice })
+    c:speech("blacksmith", "p1", "\0\0\1\0", { sample_rate = 24000 })
+    assert.are.same({ "pcm16", 24000 }, { sent[2].format, sent[2].sample_rate })
+  end)
+
+  it("refuses empty audio without sending", function()
+    local c, sent = wired_client()
+    local id, err = c:speech("blacksmith", "p1", "")
+    assert.is_nil(id)
+    assert.are.equal("bad_request", err.code)
+    assert.are.equal(0, #sent)
+  end)
+
+  it("streams chunks between speech.start and speech.end, and reports the transcript", function()
+    local c, sent = wired_client()
+    local heard, done
+    local s = assert(c:speech_start("blacksmith", "p1", {
+      on_transcript = function(text) heard = text end,
+      on_done = function(r) done = r end,
+    }))
+    assert(s:chunk("\1\0\2\0"))
+    assert(s:chunk("")) -- nothing to send
+    assert(s:chunk("\3\0"))
+    assert(s:finish())
+    assert.is_nil(s:chunk("\4\0"))
+    assert.are.same({ "speech.start", "speech.chunk", "speech.chunk", "speech.end" },
+      { sent[1].type, sent[2].type, sent[3].type, sent[4].type })
+    assert.are.same({ "pcm16", 16000, 1 }, { sent[1].format, sent[1].sample_rate, sent[1].channels })
+    assert.is_nil(sent[1].audio)
+    assert.are.same({ 0, 1 }, { sent[2].seq, sent[3].seq })
+    assert.are.equal("\3\0", sent[3].audio.data)
+    for i = 1, 4 do assert.are.equal(s.id, sent[i].id) end
+    c:_route(msgpack.map({ type = "transcript", id = s.id, npc = "blacksmith", text = "Fix my sword?" }))
+    c:_route(msgpack.map({ type = "reply.end", id = s.id, finish = "stop", text = "Aye." }))
+    assert.are.equal("Fix my sword?", heard)
+    assert.are.equal("Aye.", done.text)
+  end)
+end)
+
+describe("npcbridge.voice", function()
+  it("reads PCM16 samples and the mouth envelope", function()
+    local pcm = voice.pcm16({ 0, 0.5, -0.5, 1, -1, 2 })
+    assert.are.equal(12, #pcm)
+    assert.are.equal(0.5, math.floor(voice.sample(pcm, 2) * 1000 + 0.5) / 1000)
+    assert.are.equal(-0.5, math.floor(voice.sample(pcm, 3) * 1000 + 0.5) / 1000)
+    assert.are.equal(32767 / 32768, voice.sample(pcm, 6)) -- clipped
+    local f = frame(0, "x", pcm, "\0\255\128")
+    assert.are.equal(6, voice.sample_count(f))
+    assert.are.equal(0, voice.mouth_at(f, 0.01))
+    assert.are.equal(1, voice.mouth_at(f, 0.02))
+    assert.are.equal(128 / 255, voice.mouth_at(f, 0.059))
+    assert.are.equal(0, voice.mouth_at(f, 0.06)) -- after the envelope
+    assert.are.equal(0, voice.mouth_at(f, -1))
+  end)
+
+  it("writes a WAV file that a reader would accept", function()
+    local w = voice.wav(string.rep("\0", 8), 16000, 2)
+    assert.are.equal(44 + 8, #w)
+    assert.are.equal("RIFF", w:sub(1, 4))
+    assert.are.equal("WAVEfmt ", w:sub(9, 16))
+    assert.are.equal("data", w:sub(37, 40))
+    assert.are.equal(string.char(0x80, 0x3e, 0, 0), w:sub(25, 28)) -- 16000
+    assert.are.equal(string.char(0, 0xfa, 0, 0), w:sub(29, 32)) -- bytes per second 64000
+  end)
+end)
