@@ -104,34 +104,50 @@ local function fits(source_format, frame)
   return source_format and source_format[1] == (frame.sample_rate or 24000) and source_format[2] == (frame.channels or 1)
 end
 
+-- Count the entries the source finished since the last call as played.
+function Speaker:_account()
+  local source = self.source
+  if not source or not self.started then return end
+  local done
+  if not source:isPlaying() then
+    -- it ran dry: everything queued was played. Stop it, so that the buffers it played (which
+    -- LÖVE may not have taken back yet) are dropped instead of playing again with the next play()
+    done = #self.playing
+    source:stop()
+    self.started = false
+  else
+    done = #self.playing - (self.buffers - source:getFreeBufferCount())
+  end
+  for _ = 1, done do
+    local entry = remove(self.playing, 1)
+    self.played_s = self.played_s + entry.sd:getDuration()
+    self.frames_played = self.frames_played + 1
+  end
+end
+
 --- Move finished buffers out, queue waiting frames, keep the source playing. Call once a frame.
 function Speaker:update()
-  local source = self.source
-  if source then
-    -- buffers the source let go of since the last call were played in full
-    local done = #self.playing - (self.buffers - source:getFreeBufferCount())
-    for _ = 1, done do
-      local entry = remove(self.playing, 1)
-      self.played_s = self.played_s + entry.sd:getDuration()
-      self.frames_played = self.frames_played + 1
-    end
-  end
+  self:_account()
   local nxt = self.waiting[1]
   if nxt and not fits(self.format, nxt.frame) and #self.playing == 0 then
-    if source then source:stop() end -- another rate: a new source once the old one ran dry
+    if self.source then self.source:stop() end -- another rate: a new source once the old one ran dry
     local info = nxt.frame
     self.format = { info.sample_rate or 24000, info.channels or 1 }
-    source = love().audio.newQueueableSource(self.format[1], 16, self.format[2], self.buffers)
-    source:setVolume(self.volume)
-    self.source = source
+    self.source = love().audio.newQueueableSource(self.format[1], 16, self.format[2], self.buffers)
+    self.source:setVolume(self.volume)
+    self.started = false
   end
+  local source = self.source
   while source and self.waiting[1] and fits(self.format, self.waiting[1].frame) and source:getFreeBufferCount() > 0 do
     local entry = remove(self.waiting, 1)
     source:queue(entry.sd)
     self.playing[#self.playing + 1] = entry
   end
   if #self.playing > 0 then
-    if not source:isPlaying() then source:play() end -- first frame, or the next one after a gap
+    if not self.started then -- the first frame, or the next one after running dry
+      source:play()
+      self.started = true
+    end
     if not self.speaking then
       self.speaking = true
       if self.opts.on_start then self.opts.on_start() end
@@ -161,14 +177,19 @@ end
 --- Mouth openness (0..1) now: the playing frame's envelope at the playing position.
 ---@return number
 function Speaker:mouth()
-  local entry = self.playing[1]
-  if not entry or not self.speaking then return 0 end
-  return voice.mouth_at(entry.frame, self.source:tell("seconds"))
+  if not self.speaking or not self.playing[1] then return 0 end
+  -- OpenAL lets go of a played buffer a little late: its position may already be in the next one
+  local t, i = self.source:tell("seconds"), 1
+  while self.playing[i + 1] and t >= self.playing[i].sd:getDuration() do
+    t, i = t - self.playing[i].sd:getDuration(), i + 1
+  end
+  return voice.mouth_at(self.playing[i].frame, t)
 end
 
 --- Stop at once and drop every frame not played yet.
 function Speaker:stop()
   if self.source then self.source:stop() end
+  self.started = false
   for i = #self.playing, 1, -1 do self.playing[i] = nil end
   for i = #self.waiting, 1, -1 do self.waiting[i] = nil end
   if self.speaking then self:_finished("stopped") end
