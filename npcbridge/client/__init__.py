@@ -21,9 +21,11 @@ from .connection import WELCOME_TIMEOUT_S, Client, Dial, open_session
 from .errors import NpcBridgeError
 from .routing import Ended, RequestId, Routed, Router
 from .streams import Reply, SceneExchange
+from .voice import AudioFrame, SpeechUpload
 
 __all__ = [
     "WELCOME_TIMEOUT_S",
+    "AudioFrame",
     "Client",
     "Dial",
     "Ended",
@@ -33,5 +35,6 @@ __all__ = [
     "Routed",
     "Router",
     "SceneExchange",
+    "SpeechUpload",
     "open_session",
 ]

@@ -10,7 +10,9 @@ The asyncio :class:`~npcbridge.client.Client` only pumps: it hands each decoded 
   message the client sent under that id and the request has received no frame yet. Otherwise it
   refused something else (a duplicate ``say``, a ``cancel``) and touches no request.
 - A ``reply.start`` whose ``parent`` names a pending ``scene.say`` opens a request under its own
-  id; ``scene.done`` ends the ``scene.say``. Any other request ends with its first frame.
+  id; ``scene.done`` ends the ``scene.say``. A ``say`` or speech request (``speech``,
+  ``speech.start``) ends like a reply (its ``transcript`` and ``reply.audio`` frames end
+  nothing). Any other request ends with its first frame.
 
 ``tests/vectors/flows.json`` is the shared test of this rule (the Lua and GDScript clients run it
 too).
@@ -24,6 +26,8 @@ from typing import Any, Literal, TypeGuard
 RequestId = str | int
 
 _REPLY = "say"
+#: the message types answered by a reply (``speech``: after its ``transcript``)
+_REPLIES = frozenset({_REPLY, "speech", "speech.start"})
 _SCENE = "scene.say"
 
 
@@ -111,7 +115,7 @@ class Router:
                 if kind == "scene.done"
                 else Routed(frame, rid)
             )
-        if request.sent != _REPLY:
+        if request.sent not in _REPLIES:
             return self._end(rid, Ended("answer", frame))
         if kind == "reply.delta":
             request.deltas.append(str(frame.get("text", "")))

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, StrictBool, StrictInt, StrictStr
 
 from .fields import JsonMap, Message, NonNegative, Number
+from .voice import VoiceSpec
 
 
 def _no_parameters() -> JsonMap:
@@ -55,3 +56,5 @@ class Persona(Message):
     topics: list[StrictStr] | None = None
     #: the Character Card an NPC was imported from, whole (for plugins)
     card: JsonMap | None = None
+    #: how the NPC sounds when its replies are spoken (docs/voice.md)
+    voice: VoiceSpec | None = None

@@ -9,6 +9,7 @@ from pydantic import StrictBool, StrictInt, StrictStr
 
 from .fields import Finish, Message, Number, RequestId
 from .version import PROTOCOL_VERSION
+from .voice import ReplyAudio, Transcript, VoiceReport
 
 
 class Limits(Message):
@@ -88,6 +89,8 @@ class ReplyEnd(Message):
     rewritten: StrictBool | None = None
     actions: list[dict[str, Any]] | None = None
     emotes: list[StrictStr] | None = None
+    #: how the reply was spoken (voiced replies only)
+    voice: VoiceReport | None = None
 
 
 class Emote(Message):
@@ -211,5 +214,7 @@ SERVER_MESSAGES: dict[str, type[Message]] = {
         SceneDone,
         Pong,
         Error,
+        ReplyAudio,
+        Transcript,
     )
 }
