@@ -19,6 +19,7 @@ M.FLOAT_FIELDS = {
   ttft_ms = true, -- timing.ttft_ms
   total_ms = true, -- timing.total_ms
   ttfa_ms = true, -- reply.end voice.ttfa_ms
+  speed = true, -- a voice's speed
   at = true, -- a memory item's time
   score = true, -- a memory item's relevance
 }

@@ -22,10 +22,6 @@ M.STREAM_TYPES = {
   ["transcript"] = true,
 }
 
--- The messages that continue a request opened under the same id: a refusal of one of them
--- refuses that request (e.g. a `speech.chunk` with bad audio ends its `speech.start`).
-M.CONTINUES = { ["speech.chunk"] = "speech.start", ["speech.end"] = "speech.start" }
-
 --- The type given to a scene reply's request: the client sent nothing under that id, so no
 --- refusal (whose `refused` names a message type) can ever end it.
 M.SCENE_REPLY = "scene reply"
@@ -89,9 +85,9 @@ end
 ---   "end"     the frame ends the request (`reply.end`, a single answer, `scene.done`, an error);
 ---             the request is no longer pending
 --- An `error` carrying `refused` ends a request only when `refused` is the type of the message
---- sent under that id (or continues it: `speech.chunk` and `speech.end` continue `speech.start`)
---- and no frame has arrived for it yet; any other refusal is stray (it refused a later message
---- that reused the id, e.g. a duplicate `say` or a `cancel`).
+--- sent under that id and no frame has arrived for it yet; any other refusal is stray (it
+--- refused a later message that reused the id, e.g. a duplicate `say`, a `cancel`, or a
+--- `speech.chunk` / `speech.end` of an utterance: those touch no request).
 ---@param msg table
 ---@return table|nil record
 ---@return "stream"|"partial"|"opened"|"end"|nil what
@@ -107,8 +103,7 @@ function Router:route(msg)
     return rec, "opened"
   end
   if t == "error" then
-    local refused = msg.refused ~= nil and (M.CONTINUES[msg.refused] or msg.refused) or nil
-    if refused ~= nil and (refused ~= rec.type or rec.seen) then return nil end
+    if msg.refused ~= nil and (msg.refused ~= rec.type or rec.seen) then return nil end
     self.requests[id] = nil
     return rec, "end"
   end
