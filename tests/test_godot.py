@@ -110,7 +110,8 @@ def gdscript_run(harness_parts: tuple[Path, str]) -> Iterator[RunResult]:
     try:
         harness = GodotHarness(engine_dir, chromium, control_url=s.control_url if s else None)
         args = [f"--ws={s.ws_url}", f"--token={GD_TOKEN}"] if s else []
-        result = harness.run(packs.test_pack(), args, timeout=300)
+        # with the web audio driver: the voice tests play and record for real
+        result = harness.run(packs.test_pack(), args, timeout=300, audio=True)
         print(f"GDScript suite: {result.seconds:.1f} s in the engine")
         yield result
     finally:

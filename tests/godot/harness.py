@@ -243,6 +243,14 @@ def _capture(devtools_url: str | None, size: dict[str, int]) -> bytes:
         return base64.b64decode(shot["data"])
 
 
+#: Chromium flags of a run with audio (see GodotHarness.run).
+AUDIO_FLAGS = [
+    "--autoplay-policy=no-user-gesture-required",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+]
+
+
 class GodotHarness:
     """Serves an engine build and runs packed projects in headless Chromium.
 
@@ -272,8 +280,13 @@ class GodotHarness:
         *,
         timeout: float = 180.0,
         window: tuple[int, int] = (1280, 720),
+        audio: bool = False,
     ) -> RunResult:
-        """Run one project until it quits (or ``timeout`` seconds pass); return what it printed."""
+        """Run one project until it quits (or ``timeout`` seconds pass); return what it printed.
+
+        ``audio``: the engine's web audio driver instead of the Dummy one (it mixes in the
+        browser's audio worklet, in real time), Chromium allowed to play without a user gesture
+        and given a fake microphone (a beeping tone) that needs no permission prompt."""
         state = _State()
         state.control_url = self.control_url
         state.window = {"width": window[0], "height": window[1]}
@@ -286,7 +299,9 @@ class GodotHarness:
         port = server.server_address[1]
         base = f"http://127.0.0.1:{port}"
         all_args = [f"--harness={base}", *(args or [])]
-        url = f"{base}/page.html?" + urlencode({"pack": "run.pck", "args": json.dumps(all_args)})
+        query = {"pack": "run.pck", "args": json.dumps(all_args), "audio": "web" if audio else ""}
+        url = f"{base}/page.html?" + urlencode(query)
+        audio_flags = AUDIO_FLAGS if audio else []
         result = RunResult()
         started = time.monotonic()
         with tempfile.TemporaryDirectory(prefix="npcb-chromium-") as profile:
@@ -311,6 +326,7 @@ class GodotHarness:
                 "--enable-logging=stderr",
                 "--v=0",
                 f"--remote-debugging-port={self.devtools_port}",
+                *audio_flags,
                 url,
             ]
             proc = subprocess.Popen(
