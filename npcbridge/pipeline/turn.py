@@ -13,6 +13,10 @@ if TYPE_CHECKING:
     from ..gateway.catalog import ModelEntry
 
 
+#: the cancellation message of a ``cancel`` with ``barge_in: true`` (``Turn.cancel_reason``)
+BARGE_IN = "barge_in"
+
+
 @dataclass
 class Usage:
     """Token counts the upstream reported, or estimated (``estimated``) when it reported none
@@ -75,6 +79,12 @@ class Turn:
     #: player line (barks, quests, summaries, an NPC answering an NPC in a scene). A ``say``
     #: turn built without it gets a copy of ``text``.
     player_text: str | None = None
+    #: why the turn was cancelled, when it was: the cancellation's message (:data:`BARGE_IN`
+    #: when the player spoke over the NPC), None for a plain ``cancel``
+    cancel_reason: str | None = None
+    #: the request's ``voice`` (True, False, a :class:`~npcbridge.protocol.voice.VoiceOverride`;
+    #: None: the persona's ``voice.always`` decides)
+    voice: Any = None
 
     def __post_init__(self) -> None:
         if self.player_text is None and self.kind == "say":
@@ -104,6 +114,7 @@ class Turn:
             else persona.temperature,
             stream=message.stream,
             emit=emit,
+            voice=message.voice,
         )
 
 

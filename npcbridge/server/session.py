@@ -23,7 +23,7 @@ from websockets.exceptions import ConnectionClosed
 from ..builtin.persona import persona_from_card
 from ..gateway.ratelimit import Bucket
 from ..pipeline.actions import check_schema
-from ..pipeline.turn import Turn
+from ..pipeline.turn import BARGE_IN, Turn
 from ..protocol import CloseCode, ErrorCode, ProtocolError
 from ..protocol.codec import request_id_of
 from ..protocol.connection import ConnectionMachine, ConnectionSettings, Phase, ServerParts
@@ -35,7 +35,7 @@ from ..protocol.events import (
     RunHandler,
     StartTurn,
 )
-from ..protocol.frames import error_frame, internal_error
+from ..protocol.frames import STREAM_FRAMES, error_frame, internal_error
 from ..protocol.messages import Message
 from .connection import BridgeConnection
 from .outbox import Outbox
@@ -46,8 +46,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("npcbridge.server")
 
-#: the frames a ``stream: false`` say does not get (everything before ``reply.end``)
-STREAM_FRAMES = frozenset({"reply.start", "reply.delta", "emote", "action"})
 
 Handler = Callable[["Session", Message], Awaitable[None]]
 S = TypeVar("S")
@@ -184,7 +182,7 @@ class Session:
         elif isinstance(event, CancelRequest):
             task = self.turns.get(event.request_id)
             if task is not None:
-                task.cancel()
+                task.cancel(BARGE_IN if event.barge_in else None)
         elif isinstance(event, RunHandler):
             handler = self.context.registry.handlers[event.type]
             if event.tracked and event.request_id is not None:
