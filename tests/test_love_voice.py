@@ -26,6 +26,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from stack_process import start_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 GAME = ROOT / "tests" / "love_voice"
@@ -133,3 +134,16 @@ def test_love_voice_plays_gaplessly_in_order_and_stops(tmp_path: Path) -> None:
     first, last = stretches[3]
     stopped = (last - first + 1) / rate
     assert 0.15 < stopped < 0.4, f"the stopped reply played {stopped:.3f} s"
+
+
+def test_love_voice_against_the_server(tmp_path: Path) -> None:
+    """With a real server (fake upstream speaking): a voiced reply plays in full, barge-in
+    cancels it and keeps what was heard, recorded SoundData comes back as a transcript."""
+    with start_stack() as stack:
+        output, _ = run_game(tmp_path, {"NPCBRIDGE_WS_URL": stack.info["ws_url"]})
+    for name in (
+        "live_voiced_reply_plays",
+        "live_barge_in_cancels_and_stops",
+        "live_recorded_sounddata_goes_out_as_speech",
+    ):
+        assert f"RESULT {name} ok" in output

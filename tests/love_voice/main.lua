@@ -193,7 +193,7 @@ if WS_URL then
     local client = connected()
     local speaker = love_voice.new_speaker()
     local done
-    client:say("love_smith", "p1", "Tell me. [[reply:One. Two three four five. Six seven eight nine ten. Eleven twelve thirteen.]] [[delay:0.2]]", {
+    client:say("love_smith", "p1", "Tell me. [[tps:15]] [[reply:One two three. Four five six seven. Eight nine ten eleven. Twelve thirteen fourteen.]]", {
       voice = true,
       on_audio = function(f) speaker:push(f) end,
       on_done = function(r) done = r end,
@@ -207,6 +207,9 @@ if WS_URL then
     local heard = {}
     for _, f in ipairs(done.audio_frames) do heard[#heard + 1] = f.text end
     expect(#heard >= 1, "no frame before the barge-in")
+    -- the reply keeps what was heard: the voiced units, not the whole line
+    expect(done.text:find(heard[1], 1, true) == 1, "text " .. done.text .. " does not start with " .. heard[1])
+    expect(#done.text < #"One two three. Four five six seven. Eight nine ten eleven. Twelve thirteen fourteen.", "the whole line was kept: " .. done.text)
     client:close()
   end)
 
@@ -227,7 +230,7 @@ if WS_URL then
     end
     mic:stop()
     expect(wait_until(function() client:update(); return done ~= nil end, 15), "no reply.end")
-    expect(type(heard) == "string" and #heard > 0, "no transcript")
+    expect(heard == "Hello there.", "transcript " .. tostring(heard))
     client:close()
   end)
 end
