@@ -234,6 +234,98 @@ func test_push_to_talk_sends_speech_chunks() -> void:
 	bridge.close()
 
 
+func test_server_reply_is_spoken_in_full() -> void:
+	if not require_server():
+		return
+	await _warm_up_audio()
+	var bridge := new_connection()
+	bridge.connect_to_server()
+	if not check(await wait_until(bridge.is_open, 15.0), "connected"):
+		return
+	check("voice" in bridge.welcome.get("features", []), "the server offers voice")
+	var speaker := _live_speaker(bridge)
+	var events: Array[String] = []
+	speaker.speech_started.connect(func() -> void: events.append("started"))
+	speaker.speech_finished.connect(func(i: bool) -> void: events.append("finished %s" % i))
+	var line := "Aye, lad. Leave it on the anvil. Come back at dawn."
+	var reply := speaker.say("Fix it? [[reply:%s]]" % line)
+	await reply.wait()
+	check(reply.is_ok(), "reply ok: %s %s" % [reply.error_code, reply.error_message])
+	check_eq(reply.text, line, "text")
+	var seconds := 0.0
+	var said: Array[String] = []
+	for i in reply.audio_frames.size():
+		var frame := reply.audio_frames[i]
+		check_eq(frame["seq"], i, "frame %d in order" % i)
+		seconds += NPCVoice.frame_to_wav(frame).get_length()
+		if not str(frame["text"]).is_empty():
+			said.append(str(frame["text"]))
+	check(reply.audio_frames.size() >= 2, "frames: %d" % reply.audio_frames.size())
+	check_eq(" ".join(said), line, "the frames say the line")
+	var report: Dictionary = reply.info.get("voice", {})
+	check(int(report.get("audio_ms", 0)) > 0, "reply.end voice %s" % str(report))
+	check(
+		await wait_until(func() -> bool: return "finished false" in events, seconds + 5.0),
+		"spoken to the end (%s)" % str(events)
+	)
+	check_eq(events, ["started", "finished false"], "signals")
+	check(
+		absf(speaker.voice.get_position() - seconds) < 0.01,
+		"%f s of %f played" % [speaker.voice.get_position(), seconds]
+	)
+	bridge.close()
+
+
+func test_talking_over_the_npc_barges_in_and_is_heard() -> void:
+	if not require_server():
+		return
+	await _warm_up_audio()
+	var bridge := new_connection()
+	bridge.connect_to_server()
+	if not check(await wait_until(bridge.is_open, 15.0), "connected"):
+		return
+	var speaker := _live_speaker(bridge)
+	var heard: Array[String] = []
+	speaker.transcript_received.connect(func(text: String) -> void: heard.append(text))
+	var line := "One two three. Four five six seven. Eight nine ten eleven. Twelve thirteen."
+	var reply := speaker.say("Go on. [[tps:15]] [[reply:%s]]" % line)
+	check(await wait_until(speaker.is_speaking_aloud, 10.0), "the NPC speaks")
+	var answer := speaker.start_talking()
+	check(not speaker.is_speaking_aloud(), "silent as soon as the player talks")
+	await reply.wait()
+	check_eq(reply.finish, "cancelled", "the reply was cancelled")
+	var voiced: Array[String] = []
+	for frame in reply.audio_frames:
+		if not str(frame["text"]).is_empty():
+			voiced.append(str(frame["text"]))
+	check_eq(reply.text, " ".join(voiced), "the reply keeps what was voiced")
+	check(reply.text.length() < line.length(), "not the whole line: %s" % reply.text)
+	await wait_seconds(0.5)
+	speaker.stop_talking()
+	await answer.wait()
+	check(answer.is_ok(), "answer ok: %s %s" % [answer.error_code, answer.error_message])
+	check_eq(heard, ["Hello there."], "the microphone was transcribed")
+	check_eq(answer.transcript, "Hello there.", "transcript on the reply")
+	check(not answer.text.is_empty(), "the NPC answered the speech")
+	bridge.close()
+
+
+func _live_speaker(bridge: NPCBridgeConnection) -> NPCSpeaker:
+	var persona := NPCPersona.new()
+	persona.name = "Brom"
+	persona.voice_name = "troy"
+	var player := AudioStreamPlayer.new()
+	add_child(player)
+	var speaker := NPCSpeaker.new()
+	speaker.npc_id = "gd_voice_smith"
+	speaker.persona = persona
+	speaker.player_id = "gd-voice"
+	speaker.connection = bridge
+	speaker.audio_player = player
+	add_child(speaker)
+	return speaker
+
+
 ## Plays half a second of silence: the browser's audio starts by racing through its first
 ## buffers, which would make the first frames of a test look played before their time.
 func _warm_up_audio() -> void:
