@@ -295,7 +295,7 @@ def test_demo_scene_scripted_with_screenshot(
     engine_dir, chromium = harness_parts
     harness = GodotHarness(engine_dir, chromium, control_url=stack.control_url)
     args = [f"--ws={stack.ws_url}", "--demo-npc=blacksmith", f"--demo-say={DEMO_LINE}"]
-    result = harness.run(packs.demo_pack(), args, timeout=120)
+    result = harness.run(packs.demo_pack(), args, timeout=120, audio=True)
     assert result.exit_code == 0, result.transcript()
     assert result.script_errors() == [], result.transcript()
     lines = [t for t in result.printed if t.startswith("DEMO_REPLY ")]
@@ -307,6 +307,9 @@ def test_demo_scene_scripted_with_screenshot(
     assert DEMO_REPLY in record["shown"]
     assert "wipes his hands on his apron" in record["shown"]  # the emote, shown in italics
     assert "[[" not in record["shown"]
+    # Brom has a voice: the reply came with audio, and it was spoken to its end
+    assert record["audio_frames"] >= 2, record
+    assert record["speech_finished"] and record["spoken_s"] > 1.0, record
     assert result.screenshot is not None and result.screenshot[:8] == b"\x89PNG\r\n\x1a\n"
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     SCREENSHOT.write_bytes(result.screenshot)
