@@ -11,7 +11,8 @@ letter, silence for spaces and punctuation, so the mouth envelope moves), PCM16 
 (FIFO), else ``default_transcript``; 400 for a file that is not a RIFF/WAVE file.
 
 Knobs (attributes of ``fake.audio``; changes apply to the next request): ``first_byte_ms``
-(speech latency before the answer, default 0), ``ms_per_char`` (60), ``sample_rate`` (24000),
+(speech latency before the answer, default 0), ``ms_per_input_char`` (more latency per input
+character, 0: synthesis time), ``ms_per_char`` (audio per character, 60), ``sample_rate`` (24000),
 ``max_input_chars`` (200), ``voices``, ``strict_voices`` (True), ``stt_latency_ms`` (0),
 ``default_transcript``. Failures: :meth:`FakeAudio.fail_speech` queues statuses (or
 ``"stall"``) answered to the next speech requests; ``fail_transcriptions`` the same for
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 GROQ_VOICES = ("autumn", "diana", "hannah", "austin", "daniel", "troy")
 KNOBS = (
     "first_byte_ms",
+    "ms_per_input_char",
     "ms_per_char",
     "sample_rate",
     "max_input_chars",
@@ -97,6 +99,7 @@ class FakeAudio:
     def __init__(self, fake: FakeUpstream) -> None:
         self.fake = fake
         self.first_byte_ms = 0.0
+        self.ms_per_input_char = 0.0
         self.ms_per_char = 60.0
         self.sample_rate = 24000
         self.max_input_chars = 200
@@ -201,7 +204,7 @@ class FakeAudio:
         failed = await self._failure(self.speech_failures, record)
         if failed is not None:
             return failed
-        await asyncio.sleep(self.first_byte_ms / 1000)
+        await asyncio.sleep((self.first_byte_ms + self.ms_per_input_char * len(text)) / 1000)
         record.outcome = "completed"
         return web.Response(body=self.wav_for(str(text)), content_type="audio/wav")
 
