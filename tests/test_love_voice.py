@@ -125,7 +125,9 @@ def test_love_voice_plays_gaplessly_in_order_and_stops(tmp_path: Path) -> None:
     assert abs(length - 0.6) < 0.01, f"the four frames played for {length:.3f} s"
     # ... in order: each quarter louder than the one before (amplitudes 0.1, 0.3, 0.5, 0.7)
     quarter = (last - first + 1) // 4
-    peaks = [max(abs(v) for v in mono[first + k * quarter : first + (k + 1) * quarter]) for k in range(4)]
+    peaks = [
+        max(abs(v) for v in mono[first + k * quarter : first + (k + 1) * quarter]) for k in range(4)
+    ]
     assert peaks == sorted(peaks) and peaks[0] * 4 < peaks[3], f"peaks {peaks}"
     # 2. a frame, silence, a frame: each plays once (what was played is not played again)
     for first, last in stretches[1:3]:
