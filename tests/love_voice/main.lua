@@ -225,11 +225,13 @@ if WS_URL then
     local mic = love_voice.new_recorder()
     mic.stream = stream -- what start() does once the device runs: the SoundData it records goes out
     for _ = 1, 3 do
-      local sd = love.sound.newSoundData(1600, 16000, 16, 1)
-      for i = 0, 1599 do sd:setSample(i, 0.3 * math.sin(i / 5)) end
+      local sd = love.sound.newSoundData(800, 16000, 16, 1)
+      for i = 0, 799 do sd:setSample(i, 0.3 * math.sin(i / 5)) end
       expect(mic:send(sd), "chunk not sent")
     end
+    expect(stream.seq == 1, "0.15 s went out as " .. stream.seq .. " chunks, not batched by 0.1 s")
     mic:stop()
+    expect(stream.seq == 2, "the rest went out at stop: " .. stream.seq .. " chunks")
     expect(wait_until(function() client:update(); return done ~= nil end, 15), "no reply.end")
     expect(heard == "Hello there.", "transcript " .. tostring(heard))
     client:close()

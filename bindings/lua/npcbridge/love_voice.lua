@@ -223,13 +223,15 @@ M.Recorder = Recorder
 ---@field device userdata|nil default: the first of love.audio.getRecordingDevices()
 ---@field sample_rate integer|nil default 16000
 ---@field buffer_s number|nil seconds the device buffers between updates (default 1)
+---@field chunk_s number|nil seconds of audio per `speech.chunk` (default 0.1: ten messages a
+---                          second stay well under the server's message rate)
 
 --- A push-to-talk recorder (16-bit mono).
 ---@param opts npcbridge.love_voice.RecorderOptions|nil
 ---@return npcbridge.love_voice.Recorder
 function M.new_recorder(opts)
   opts = opts or {}
-  return setmetatable({ opts = opts, sample_rate = opts.sample_rate or 16000 }, Recorder)
+  return setmetatable({ opts = opts, sample_rate = opts.sample_rate or 16000, held = {}, held_bytes = 0 }, Recorder)
 end
 
 --- Start recording and open a chunked `speech` to `npc` (`opts`: a `speech`'s options and
@@ -267,19 +269,31 @@ function Recorder:update()
   if sd then self:send(sd) end
 end
 
---- Send one piece of recorded SoundData (16-bit) on the open utterance.
+--- Add recorded SoundData (16-bit) to the open utterance; it goes out as a `speech.chunk` once
+--- `chunk_s` seconds have gathered (the rest at `stop`).
 ---@param sd userdata SoundData
 ---@return boolean|nil ok
 ---@return npcbridge.Error|nil err
 function Recorder:send(sd)
   if not self.stream then return nil end
-  return self.stream:chunk(M.pcm16_of(sd))
+  local pcm = M.pcm16_of(sd)
+  self.held[#self.held + 1] = pcm
+  self.held_bytes = self.held_bytes + #pcm
+  if self.held_bytes < self.sample_rate * 2 * (self.opts.chunk_s or 0.1) then return true end
+  return self:_flush()
+end
+
+function Recorder:_flush()
+  local pcm = table.concat(self.held)
+  self.held, self.held_bytes = {}, 0
+  return self.stream:chunk(pcm)
 end
 
 --- The player let go: send the rest, end the utterance, stop the device.
 function Recorder:stop()
   if not self.stream then return end
   self:update()
+  self:_flush()
   self.stream:finish()
   if self.device then self.device:stop() end
   self.device, self.stream = nil, nil

@@ -73,6 +73,9 @@ signal transcript_received(text: String)
 @export var microphone_bus: StringName = &"NPCBridgeMic"
 ## Starting to talk while the NPC speaks interrupts it (barge-in).
 @export var barge_in_on_talk: bool = true
+## Seconds of recorded audio per [code]speech.chunk[/code] (ten messages a second stay well under
+## the server's message rate).
+@export_range(0.02, 1.0, 0.01) var chunk_s: float = 0.1
 @export_group("")
 
 ## The connection used; set it in code to override [member connection_path].
@@ -89,13 +92,17 @@ var _voiced: NPCReply = null  # the reply whose audio plays
 var _voice_queue: Array[NPCReply] = []  # replies whose audio waits for the one playing
 var _muted: Array[NPCReply] = []  # replies whose audio is not played (stopped, barged in)
 var _talking: NPCSpeechStream = null
+var _recorded: PackedByteArray = PackedByteArray()  # recorded, not sent yet
 
 
 func _process(_delta: float) -> void:
 	if voice != null:
 		voice.process()
 	if _talking != null:
-		_talking.chunk(microphone.read())
+		_recorded.append_array(microphone.read())
+		if _recorded.size() >= int(microphone.get_sample_rate() * chunk_s) * 2:
+			_talking.chunk(_recorded)
+			_recorded = PackedByteArray()
 		_talking.flush()
 
 
@@ -133,6 +140,7 @@ func start_talking(extra_context: Dictionary = {}, fields: Dictionary = {}) -> N
 	message["format"] = "pcm16"
 	message["sample_rate"] = microphone.get_sample_rate()
 	message["channels"] = 1
+	_recorded = PackedByteArray()
 	_talking = bridge.speech_start(reply.npc, _player(), message)
 	reply.attach(_talking.request)
 	return reply
@@ -142,7 +150,9 @@ func start_talking(extra_context: Dictionary = {}, fields: Dictionary = {}) -> N
 func stop_talking() -> void:
 	if _talking == null:
 		return
-	_talking.chunk(microphone.stop())
+	_recorded.append_array(microphone.stop())
+	_talking.chunk(_recorded)
+	_recorded = PackedByteArray()
 	_talking.finish()
 	_talking = null
 

@@ -224,6 +224,10 @@ func test_push_to_talk_sends_speech_chunks() -> void:
 		check_eq(fake.sent[0]["context"], {"hour": 21}, "context")
 	var seconds := audio / 2.0 / AudioServer.get_mix_rate()
 	check(seconds > 0.3, "%.2f s of audio sent" % seconds)
+	var chunks := types.count("speech.chunk")
+	check(
+		chunks <= ceili(seconds / speaker.chunk_s) + 1, "%d chunks for %.2f s" % [chunks, seconds]
+	)
 	var id: Variant = fake.sent[0]["id"]
 	fake.deliver({"type": "transcript", "id": id, "npc": "blacksmith", "text": "Fix my sword?"})
 	fake.deliver(
@@ -300,7 +304,8 @@ func test_talking_over_the_npc_barges_in_and_is_heard() -> void:
 			voiced.append(str(frame["text"]))
 	check_eq(reply.text, " ".join(voiced), "the reply keeps what was voiced")
 	check(reply.text.length() < line.length(), "not the whole line: %s" % reply.text)
-	await wait_seconds(0.5)
+	# 1.5 s of talk: as one chunk a frame it would be 90 messages, over the server's 50 a second
+	await wait_seconds(1.5)
 	speaker.stop_talking()
 	await answer.wait()
 	check(answer.is_ok(), "answer ok: %s %s" % [answer.error_code, answer.error_message])
