@@ -149,3 +149,38 @@ def test_love_voice_against_the_server(tmp_path: Path) -> None:
         "live_recorded_sounddata_goes_out_as_speech",
     ):
         assert f"RESULT {name} ok" in output
+
+
+def test_love_demo_speaks(tmp_path: Path) -> None:
+    """The LÖVE demo, scripted with its audio on: both NPCs' replies are spoken to their end."""
+    wav = tmp_path / "demo.wav"
+    conf = tmp_path / "alsoft.conf"
+    conf.write_text(f"[general]\ndrivers=wave\n[wave]\nfile={wav}\n", encoding="utf-8")
+    with start_stack() as stack:
+        env = dict(
+            os.environ,
+            ALSOFT_CONF=str(conf),
+            NPCBRIDGE_WS_URL=stack.info["ws_url"],
+            NPCBRIDGE_DEMO_SCRIPTED="1",
+            NPCBRIDGE_DEMO_VOICE="1",
+            NPCBRIDGE_DEMO_LINE="Fix my sword? [[reply:Aye lad, leave it on the anvil.]]",
+        )
+        env.setdefault("XDG_RUNTIME_DIR", "/tmp")
+        result = subprocess.run(
+            [_love(), str(ROOT / "examples" / "love-demo")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    output = result.stdout
+    assert result.returncode == 0, (output + result.stderr)[-3000:]
+    assert output.strip().endswith("OK"), output
+    for name in ("Brom", "Aelindra"):
+        spoke = [line for line in output.splitlines() if line.startswith(f"{name} spoke ")]
+        assert spoke, output
+        seconds = float(spoke[0].rsplit("(", 1)[1].split(" ")[0])
+        assert seconds > 0.5, spoke
+    rate, mono = read_wave(wav)
+    heard = sum(last - first + 1 for first, last in sound_stretches(rate, mono)) / rate
+    assert heard > 2.0, f"{heard:.2f} s of sound in the WAV"
