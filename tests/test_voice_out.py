@@ -139,21 +139,22 @@ async def test_a_retryable_tts_failure_is_retried(bridge: Bridge) -> None:
 
 async def test_cancel_stops_synthesis_and_no_audio_follows_reply_end(bridge: Bridge) -> None:
     audio = bridge.fake.audio
+    audio.first_byte_ms = 600  # each synthesis takes a while
     bridge.fake.tokens_per_s = 20
     async with await bridge.client() as client:
         await client.define_npc("smith", SMITH)
-        reply = await client.say_audio(
-            "smith", "p1", "[[reply:Aye, lad, one. Two more words here. Three.]]"
-        )
-        audio.fail_speech("stall")  # the first unit's synthesis hangs
+        line = "[[reply:Aye, lad, one. Two more words here. Three.]]"
+        reply = await client.say_audio("smith", "p1", line)
         await bridge.fake.wait_for(lambda: bool(audio.requests))
         await reply.cancel()
         await reply.text()
-        await bridge.fake.wait_disconnect()  # the hanging synthesis was closed at once
-        await asyncio.sleep(0.3)
+        # the text stream and the synthesis in flight were both closed at once
+        await bridge.fake.wait_disconnect(count=2)
+        await asyncio.sleep(0.8)  # a synthesis left running would have answered by now
         assert client.unsolicited.empty()
     assert reply.end is not None and reply.end["finish"] == "cancelled"
     assert not audio_of(reply) and reply.frames[-1] is reply.end
+    assert audio.requests[0].outcome == "disconnected"
 
 
 async def test_barge_in_ends_with_the_heard_text_and_memory_keeps_it(bridge: Bridge) -> None:
@@ -168,6 +169,8 @@ async def test_barge_in_ends_with_the_heard_text_and_memory_keeps_it(bridge: Bri
             await reply.cancel(barge_in=True)
             break
         await reply.text()
+        await asyncio.sleep(0.3)
+        assert client.unsolicited.empty()  # the unit in flight was dropped, not sent late
         end = reply.end
         assert end is not None and end["finish"] == "cancelled" and end["rewritten"] is True
         assert end["text"] == "Haunted?" and end["voice"]["chars"] == len(end["text"])

@@ -182,7 +182,9 @@ class Session:
         elif isinstance(event, CancelRequest):
             task = self.turns.get(event.request_id)
             if task is not None:
-                task.cancel(BARGE_IN if event.barge_in else None)
+                # on the next loop turn: a task started by a message read in the same batch
+                # runs its first step before the cancel, so it can answer it (and end)
+                self.loop.call_soon(task.cancel, BARGE_IN if event.barge_in else None)
         elif isinstance(event, RunHandler):
             handler = self.context.registry.handlers[event.type]
             if event.tracked and event.request_id is not None:
