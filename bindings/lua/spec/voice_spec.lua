@@ -221,3 +221,20 @@ describe("voice vectors", function()
     assert.are.equal(2150, done.voice.audio_ms)
   end)
 end)
+
+describe("audio-sized bin payloads", function()
+  it("a full 48000-byte frame is a bin16, a 70000-byte chunk a bin32, both ways", function()
+    for _, case in ipairs({ { 48000, "c5bb80" }, { 70000, "c600011170" }, { 200, "c4c8" } }) do
+      local n, head = case[1], case[2]
+      local pcm = string.rep("\1\128", n / 2)
+      local bytes = assert(msgpack.encode(msgpack.map({ audio = msgpack.bin(pcm) })))
+      -- fixmap of 1, fixstr "audio", then the bin header
+      local S = require("spec.support")
+      assert.are.equal("81a5617564696f" .. head, S.hex(bytes:sub(1, 7 + #head / 2)))
+      assert.are.equal(7 + #head / 2 + n, #bytes)
+      local back = assert(msgpack.decode(bytes))
+      assert.is_true(msgpack.is_bin(back.audio))
+      assert.are.equal(pcm, back.audio.data)
+    end
+  end)
+end)

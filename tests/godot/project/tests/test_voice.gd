@@ -59,6 +59,23 @@ func test_voice_messages_are_the_vectors_bytes() -> void:
 	bridge.close()
 
 
+func test_audio_sized_bin_payloads_both_ways() -> void:
+	# a full 48000-byte frame is a bin16, a 70000-byte chunk a bin32
+	for case: Array in [[48000, "c5bb80"], [70000, "c600011170"], [200, "c4c8"]]:
+		var pcm := PackedByteArray()
+		pcm.resize(case[0])
+		pcm.fill(0x80)
+		var packed := NPCBridgeMsgPack.encode({"audio": pcm})
+		if not check(packed.is_ok(), "%d bytes encode" % case[0]):
+			continue
+		var bytes: PackedByteArray = packed.value
+		var head: String = "81a5617564696f" + case[1]
+		check_eq(bytes.slice(0, head.length() / 2).hex_encode(), head, "%d: header" % case[0])
+		check_eq(bytes.size(), head.length() / 2 + case[0], "%d: size" % case[0])
+		var back := NPCBridgeMsgPack.decode(bytes)
+		check(back.is_ok() and back.value["audio"] == pcm, "%d: decodes to the bytes" % case[0])
+
+
 func test_persona_voice_fields() -> void:
 	var persona := NPCPersona.new()
 	persona.name = "Brom"
