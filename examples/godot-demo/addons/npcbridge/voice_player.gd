@@ -51,8 +51,8 @@ func _init(audio_player: Node = null) -> void:
 func push(frame: Dictionary) -> void:
 	if str(frame.get("format", "pcm16")) != "pcm16" or NPCVoice.sample_count(frame) == 0:
 		return
-	if player == null:
-		push_error("NPCVoicePlayer: no audio player to play through")
+	if player == null or not player.has_method(&"get_stream_playback"):
+		push_error("NPCVoicePlayer: needs an AudioStreamPlayer, AudioStreamPlayer2D or 3D")
 		return
 	var samples := NPCVoice.frame_samples(frame)
 	if not _speaking:
