@@ -66,6 +66,8 @@ var error_message: String = ""
 var request: NPCBridgeRequest = null
 
 var _cancel_wanted: bool = false
+var _early_audio: Dictionary = {}  # seq -> a frame that came before the ones it follows
+var _next_seq: int = 0
 var _barge_in: bool = false
 
 
@@ -132,8 +134,13 @@ func _on_message(message: Dictionary) -> void:
 			actions.append({"name": action_name, "args": args})
 			action_requested.emit(action_name, args)
 		"reply.audio":
-			audio_frames.append(message)
-			audio_received.emit(message)
+			# handed on in seq order: a frame that came early waits for those before it
+			var seq: Variant = message.get("seq")
+			_early_audio[seq if seq is int else _next_seq] = message
+			while _early_audio.has(_next_seq):
+				_add_audio(_early_audio[_next_seq])
+				_early_audio.erase(_next_seq)
+				_next_seq += 1
 		"transcript":
 			transcript = str(message.get("text", ""))
 			transcript_received.emit(transcript)
@@ -142,9 +149,19 @@ func _on_message(message: Dictionary) -> void:
 			emotes.append(emote)
 			emote_received.emit(emote)
 		"reply.end":
+			var rest: Array = _early_audio.keys()
+			rest.sort()
+			for seq: Variant in rest:
+				_add_audio(_early_audio[seq])
+			_early_audio.clear()
 			text = str(message.get("text", text))
 			finish = str(message.get("finish", ""))
 			info = message
+
+
+func _add_audio(frame: Dictionary) -> void:
+	audio_frames.append(frame)
+	audio_received.emit(frame)
 
 
 func _on_finished(sent: NPCBridgeRequest) -> void:

@@ -193,6 +193,26 @@ func test_speaker_plays_its_replies_audio_and_barge_in_stops_it() -> void:
 	bridge.close()
 
 
+func test_reply_hands_audio_on_in_seq_order() -> void:
+	var fake := _fake()
+	var bridge := _open_connection(fake)
+	var reply := NPCReply.new("blacksmith", "hi")
+	reply.attach(bridge.say("blacksmith", "hi", "p1", {"voice": true}))
+	var id: Variant = fake.sent[0]["id"]
+	var order: Array[int] = []
+	reply.audio_received.connect(func(f: Dictionary) -> void: order.append(f["seq"]))
+	for seq: int in [0, 2, 1, 4]:  # 2 waits for 1; 4 never gets its 3 and comes at the end
+		var frame := _tone(seq, 0.01, 0.1, 1)
+		frame["id"] = id
+		fake.deliver(frame)
+	check_eq(order, [0, 1, 2], "in order so far")
+	fake.deliver({"type": "reply.end", "id": id, "npc": "blacksmith", "finish": "stop", "text": ""})
+	await reply.wait()
+	check_eq(order, [0, 1, 2, 4], "the rest at the end")
+	check_eq(reply.audio_frames.size(), 4, "on the reply")
+	bridge.close()
+
+
 func test_microphone_is_captured_as_pcm16() -> void:
 	# Chromium's fake capture device (--use-fake-device-for-media-stream) beeps.
 	var capture := NPCVoiceCapture.new(self)
