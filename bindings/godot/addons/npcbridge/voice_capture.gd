@@ -78,5 +78,6 @@ func _capture_effect() -> AudioEffectCapture:
 		if effect is AudioEffectCapture:
 			return effect
 	var capture := AudioEffectCapture.new()
+	capture.buffer_length = 0.5  # a slow frame (a hitch, a load) loses nothing
 	AudioServer.add_bus_effect(bus, capture)
 	return capture
