@@ -44,10 +44,10 @@ def wav(pcm: bytes, rate: int, channels: int = 1) -> bytes:
 SPEECH_WAV = wav(pcm16(32, 16000), 16000)
 CHUNK_0 = pcm16(16, 16000)
 #: 2 ms of the NPC's voice at 24 kHz (48 samples) and its mouth envelope: one (partial) 20 ms
-#: window, the RMS of its samples over full scale, times 4 (speech RMS is far below full
-#: scale), clipped to 1, as 0..255
+#: window, the RMS of every third sample (8000 a second) over full scale, times 4 (speech RMS is
+#: far below full scale), clipped to 1, as 0..255
 AUDIO_OUT = pcm16(48, 24000)
-MOUTH = bytes([183])
+MOUTH = bytes([181])
 
 VOICE_MESSAGES: list[dict[str, Any]] = [
     {

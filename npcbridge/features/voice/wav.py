@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import struct
+from operator import mul
 import sys
 from array import array
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 MOUTH_HZ = 50
 #: speech RMS sits far below full scale: this gain maps ordinary speech to an open mouth
 MOUTH_GAIN = 4.0
+#: samples per second the envelope reads
+ENVELOPE_RATE = 8000
 
 
 class AudioError(ValueError):
@@ -114,13 +117,16 @@ def _samples(data: bytes) -> array[int]:
 
 
 def mouth_envelope(pcm: Pcm, hz: int = MOUTH_HZ) -> bytes:
-    """Mouth openness per 1/``hz`` s of mono ``pcm``: RMS of the window over full scale, times
-    :data:`MOUTH_GAIN`, clipped, as one byte 0..255 (a last partial window counts)."""
+    """Mouth openness per 1/``hz`` s of ``pcm``: the RMS of the window over full scale, times
+    :data:`MOUTH_GAIN`, clipped, as one byte 0..255 (a last partial window counts). Loudness
+    needs no more than 8000 samples a second, so every ``sample_rate // 8000``-th sample is
+    read (it keeps the envelope cheap: a few seconds of speech in about a millisecond)."""
     values = _samples(pcm.data)
-    window = max(1, pcm.sample_rate // hz)
+    window = max(1, pcm.sample_rate // hz) * pcm.channels
+    stride = max(1, pcm.sample_rate // ENVELOPE_RATE) * pcm.channels
     out = bytearray()
     for start in range(0, len(values), window):
-        chunk = values[start : start + window]
-        rms = math.sqrt(sum(v * v for v in chunk) / len(chunk)) / 32768
+        chunk = values[start : start + window : stride]
+        rms = math.sqrt(sum(map(mul, chunk, chunk)) / len(chunk)) / 32768
         out.append(min(255, round(min(1.0, rms * MOUTH_GAIN) * 255)))
     return bytes(out)

@@ -204,7 +204,8 @@ class FakeAudio:
         failed = await self._failure(self.speech_failures, record)
         if failed is not None:
             return failed
-        await asyncio.sleep((self.first_byte_ms + self.ms_per_input_char * len(text)) / 1000)
+        synthesis_ms = self.first_byte_ms + self.ms_per_input_char * len(str(text))
+        await asyncio.sleep(synthesis_ms / 1000)
         record.outcome = "completed"
         return web.Response(body=self.wav_for(str(text)), content_type="audio/wav")
 
