@@ -147,9 +147,7 @@ func test_speaker_plays_its_replies_audio_and_barge_in_stops_it() -> void:
 	await _warm_up_audio()
 	var fake := _fake()
 	var bridge := _open_connection(fake)
-	# (an AudioStreamPlayer2D/3D plays the same way; a 2D/3D player makes the web build print
-	# an engine error at exit, "Pages in use exist at exit in PagedAllocator", so not here)
-	var player := AudioStreamPlayer.new()
+	var player := AudioStreamPlayer3D.new()  # a positional voice
 	add_child(player)
 	var speaker := NPCSpeaker.new()
 	speaker.npc_id = "blacksmith"
@@ -356,7 +354,7 @@ func _live_speaker(bridge: NPCBridgeConnection) -> NPCSpeaker:
 	var persona := NPCPersona.new()
 	persona.name = "Brom"
 	persona.voice_name = "troy"
-	var player := AudioStreamPlayer.new()
+	var player := AudioStreamPlayer2D.new()
 	add_child(player)
 	var speaker := NPCSpeaker.new()
 	speaker.npc_id = "gd_voice_smith"
