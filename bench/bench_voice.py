@@ -9,7 +9,8 @@ tokens/s) and answers ``/audio/speech`` after ``--tts-first-byte-ms`` (Groq's te
 audio a client sees (``say`` sent → first ``reply.audio`` received) is compared with what the
 upstream alone needs: TTFT + the 7 tokens of the first unit + the TTS first byte. "Added" is
 the difference (p50, p99). CPU per voiced turn is the server process's user+system time over
-the run, divided by its turns.
+the level, divided by its turns; the same reply without voice, one turn at a time, gives the
+text-only CPU per turn beside it.
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ FIRST_UNIT_TOKENS = 7
 PROFILE = "groq-750"
 COLUMNS = [
     "date", "players", "turns", "tts first byte ms", "expected ms", "ttfa p50 ms",
-    "ttfa p99 ms", "added p50 ms", "added p99 ms", "server CPU ms / voiced turn", "errors",
-    "command",
+    "ttfa p99 ms", "added p50 ms", "added p99 ms", "server CPU ms / voiced turn",
+    "server CPU ms / text turn", "errors", "command",
 ]  # fmt: skip
 
 
@@ -53,6 +54,13 @@ def cpu_s(pid: int) -> float:
     """User + system CPU seconds of process ``pid`` so far."""
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()  # noqa: SIM115
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def text_turns(url: str, turns: int) -> None:
+    """``turns`` of the same ``say`` without voice, one after the other (the CPU baseline)."""
+    async with await Client.connect(url) as client:
+        for _ in range(turns):
+            await (await client.say("blacksmith", "p-text", LINE, urgency="realtime")).text()
 
 
 async def voiced_turn(client: Client) -> float:
@@ -103,18 +111,26 @@ def run(levels: list[int], turns: int, tts_ms: float) -> None:
         try:
             upstream = str(mock.read_json_line()["base_url"])
             with npcbridge(upstream, tmp) as (server, ws_url):
+                before = cpu_s(server.pid)
+                asyncio.run(text_turns(ws_url, turns))
+                text_cpu = (cpu_s(server.pid) - before) * 1000 / turns
                 for players in levels:
                     before = cpu_s(server.pid)
                     samples, errors = asyncio.run(level(ws_url, players, turns))
                     warm = players  # the warm-up turns count as server work too
                     cpu_ms = (cpu_s(server.pid) - before) * 1000 / max(1, len(samples) + warm)
-                    _record(players, samples, errors, tts_ms, expected, cpu_ms)
+                    _record(players, samples, errors, tts_ms, expected, (cpu_ms, text_cpu))
         finally:
             mock.stop()
 
 
 def _record(
-    players: int, samples: list[float], errors: int, tts_ms: float, expected: float, cpu: float
+    players: int,
+    samples: list[float],
+    errors: int,
+    tts_ms: float,
+    expected: float,
+    cpu: tuple[float, float],
 ) -> None:
     p50, p99 = percentile(samples, 50), percentile(samples, 99)
     figures: dict[str, Any] = {
@@ -125,7 +141,8 @@ def _record(
         "ttfa_p99": round(p99, 1),
         "added_p50": round(p50 - expected, 1),
         "added_p99": round(p99 - expected, 1),
-        "cpu_ms_per_turn": round(cpu, 2),
+        "cpu_ms_per_turn": round(cpu[0], 2),
+        "cpu_ms_per_text_turn": round(cpu[1], 2),
         "errors": errors,
     }
     append_result(
@@ -133,7 +150,8 @@ def _record(
         COLUMNS,
         [now(), players, len(samples), tts_ms, figures["expected_ms"], figures["ttfa_p50"],
          figures["ttfa_p99"], figures["added_p50"], figures["added_p99"],
-         figures["cpu_ms_per_turn"], errors, f"`{command_line()}`"],
+         figures["cpu_ms_per_turn"], figures["cpu_ms_per_text_turn"], errors,
+         f"`{command_line()}`"],
     )  # fmt: skip
     print(json.dumps({"bench": "voice", **figures}))
 

@@ -36,6 +36,16 @@ async def test_a_whole_utterance_is_transcribed_then_answered(bridge: Bridge) ->
     assert [t.user_text for t in stored] == [reply.transcript]
 
 
+async def test_the_configured_language_goes_upstream(fake_upstream: FakeUpstream, tmp_path) -> None:
+    async with await start_bridge(
+        fake_upstream, tmp_path, extra={"voice": {"language": "de"}}
+    ) as b:
+        async with await b.client() as client:
+            await client.define_npc("smith", SMITH)
+            await (await client.speech("smith", "p1", speech_wav(0.2))).text()
+    assert fake_upstream.audio.requests[0].fields["language"] == "de"
+
+
 async def test_push_to_talk_chunks_in_pcm16(bridge: Bridge) -> None:
     bridge.fake.audio.script_transcripts("[[reply:Hm.]] hello")
     pcm = read_wav(speech_wav(0.9)).data

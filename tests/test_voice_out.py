@@ -4,13 +4,15 @@ openai SDK on /chat/completions and /audio/speech). docs/protocol.md, "Voice".""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from voice_helpers import SMITH, audio_of, of_type, types
 
 from npcbridge.client import Client
 from npcbridge.features.voice.wav import MOUTH_HZ
-from npcbridge.testing.bridge import Bridge
+from npcbridge.testing.bridge import Bridge, start_bridge
+from npcbridge.testing.fake_upstream import FakeUpstream
 
 TTS = "canopylabs/orpheus-v1-english"
 LINE = "[[reply:*wipes his hands* Aye, lad, leave it on the anvil. I'll have it sharp by dawn.]]"
@@ -184,7 +186,28 @@ async def test_barge_in_ends_with_the_heard_text_and_memory_keeps_it(bridge: Bri
 async def test_voice_cost_counts_against_the_budget(bridge: Bridge) -> None:
     async with await bridge.client() as client:
         reply = await _said(client)
-    gateway = bridge.app.gateway
-    spent = await gateway.budgets.spent_usd(gateway.budgets.scopes("p1", "x")[2])
     assert reply.end is not None
-    assert spent == pytest.approx(reply.end["cost_usd"] + reply.end["voice"]["cost_usd"], rel=1e-3)
+    budgets = bridge.app.gateway.budgets
+    day = budgets.scopes("p1", "-")[2]  # every turn adds to the day's total
+    expected = reply.end["cost_usd"] + reply.end["voice"]["cost_usd"]
+    for _ in range(100):  # the after-turn hooks count it once reply.end went out
+        if await budgets.spent_usd(day) >= expected * 0.999:
+            break
+        await asyncio.sleep(0.02)
+    assert await budgets.spent_usd(day) == pytest.approx(expected, rel=1e-3)
+
+
+async def test_a_budget_too_small_for_speech_leaves_the_text(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    # the text turn (50 tokens at most) fits in $0.0005 a day, a synthesis of 38 characters
+    # ($0.00084) does not
+    options = {"budget__per_player_usd_per_day": 0.0005}
+    async with await start_bridge(fake_upstream, tmp_path, **options) as bridge:
+        async with await bridge.client() as client:
+            line = "[[reply:Aye, lad, leave it on the anvil there.]]"
+            reply = await _said(client, line, max_tokens=50)
+    assert reply.end is not None and reply.end["finish"] == "stop"
+    assert reply.end["text"] == "Aye, lad, leave it on the anvil there."
+    assert reply.end["voice"]["error"] == "budget_exceeded" and not audio_of(reply)
+    assert not fake_upstream.audio.requests

@@ -3,7 +3,8 @@ same rules as its text (see :mod:`npcbridge.gateway.core`).
 
 For each request: the **budgets** reserve the worst case over the model chain (characters at
 the priciest text-to-speech price, or audio seconds at the priciest speech-to-text price) and
-settle the real cost; the **model chain** is the named model, then its catalog fallbacks, a
+settle the real cost (when no budget limits the turn, nothing is held and :meth:`charge` adds
+the turn's speech cost to the day's total once); the **model chain** is the named model, then its catalog fallbacks, a
 model whose **circuit breaker** is open being skipped; each model's **rate limits** are waited
 for within the turn's latency budget; retryable failures are **retried** with full-jitter
 back-off, bounded by ``retry.max_attempts`` per model and ``retry.max_total_ms``. Failures end
@@ -85,12 +86,18 @@ class AudioGateway:
         return Spoken(wav, entry.id, entry.cost_usd(chars=len(text)))
 
     async def transcribe(
-        self, turn: Turn, model: AudioModelEntry, wav: bytes, seconds: float
+        self,
+        turn: Turn,
+        model: AudioModelEntry,
+        wav: bytes,
+        seconds: float,
+        language: str | None = None,
     ) -> Heard:
-        """Transcribe ``seconds`` of speech (a WAV file) for ``turn``."""
+        """Transcribe ``seconds`` of speech (a WAV file) for ``turn`` (``language``: ISO-639-1,
+        None to let the model detect it)."""
 
         def call(entry: AudioModelEntry, provider: AudioProvider) -> Awaitable[str]:
-            return provider.transcribe(TranscriptionRequest(entry.id, wav))
+            return provider.transcribe(TranscriptionRequest(entry.id, wav, language))
 
         text, entry = await self._run(turn, model, call, 0, seconds, 0)
         return Heard(text, entry.id, entry.cost_usd(seconds=seconds))
@@ -120,6 +127,10 @@ class AudioGateway:
     ) -> tuple[T, AudioModelEntry]:
         gateway = self.gateway
         chain = self.chain(model)
+        if not gateway.policy.budgeted(turn):
+            # nothing to hold: the cost is added to the day's total by charge(), once a turn
+            answer, entry = await self._serve(turn, chain, call, tokens)
+            return answer, entry
         scopes = gateway.budget_scopes(turn)
         worst = max(entry.cost_usd(chars, seconds) for entry in chain)
         reservation = await gateway.budgets.reserve(scopes, worst, turn.request_id)
@@ -129,6 +140,12 @@ class AudioGateway:
             return answer, entry
         finally:
             await gateway.budgets.settle(reservation)
+
+    async def charge(self, turn: Turn, cost_usd: float) -> None:
+        """Count what a turn's speech cost when no budget limited it (no request of it was
+        reserved): one counter add for the whole turn, not one per synthesis."""
+        if cost_usd > 0 and not self.gateway.policy.budgeted(turn):
+            await self.gateway.budgets.charge(self.gateway.budget_scopes(turn), cost_usd)
 
     async def _serve(
         self,

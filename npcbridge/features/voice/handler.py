@@ -159,6 +159,13 @@ class VoiceFeature:
         return voice.heard
 
     @hookimpl
+    async def npcbridge_after_turn(self, turn: Turn, result: TurnResult) -> None:
+        """Count the reply's speech cost (once, when no budget held it per synthesis)."""
+        voice = self._voice_of(turn, create=False)
+        if voice is not None:
+            await self.api.turns.audio.charge(turn, voice.report.cost_usd)
+
+    @hookimpl
     def npcbridge_reply_fields(self, turn: Turn, result: TurnResult) -> dict[str, Any] | None:
         """``reply.end.voice`` (nothing is sent after it)."""
         voice = self._voice_of(turn, create=False)

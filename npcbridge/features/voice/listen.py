@@ -175,7 +175,8 @@ class Listener:
         audio = self.api.turns.audio
         try:
             await audio.take_audio_seconds(turn, pcm.duration_s)
-            heard = await audio.transcribe(turn, self.model, write_wav(pcm), pcm.duration_s)
+            wav, seconds = write_wav(pcm), pcm.duration_s
+            heard = await audio.transcribe(turn, self.model, wav, seconds, self.settings.language)
         except ProtocolError as exc:
             exc.request_id = msg.id
             raise
@@ -185,6 +186,7 @@ class Listener:
             _uncancel()
             session.send(_cancelled(msg, self.api.default_model))
             return
+        await audio.charge(turn, heard.cost_usd)
         text = heard.text.strip()
         if not text:
             raise ProtocolError(

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import math
 import struct
-from operator import mul
 import sys
 from array import array
 from dataclasses import dataclass
+from operator import mul
 
 #: mouth envelope frames per second (one byte per 20 ms)
 MOUTH_HZ = 50
