@@ -62,7 +62,7 @@ end
 --- Send any request and route the answers by id. Returns the id, or nil and an error value (which
 --- `on_error` also gets, from the next `update()`).
 --- The request ends with the first message carrying its id that is not a stream message
---- (`reply.start`, `reply.delta`, `emote`, `action`): `on_reply` gets it, or `on_error` when it is
+--- (`reply.start`, `reply.delta`, `reply.audio`, `emote`, `action`, `transcript`): `on_reply` gets it, or `on_error` when it is
 --- an `error` (a refusal ends it only when it refused this request: see npcbridge.router).
 --- Use it for `quest.generate`, `barks.generate` and messages added later.
 ---@param mtype string

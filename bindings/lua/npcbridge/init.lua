@@ -18,7 +18,8 @@
 ---
 --- The client is one class, `npcbridge.Client`, whose methods live by job in client_connection.lua
 --- (connect, hello/welcome, reconnect, close), client_requests.lua (ids, sending, routing frames
---- to callbacks, timeouts) and client_api.lua (`say`, `cancel`, `define_npc`, ...); this module
+--- to callbacks, timeouts), client_api.lua (`say`, `cancel`, `define_npc`, ...) and
+--- client_voice.lua (`speech`, `speech_start`: the player's voice instead of text); this module
 --- makes a client and runs its `update()`.
 ---@class npcbridge
 local M = { _VERSION = "0.1.0", PROTOCOL = 1 }
@@ -33,6 +34,8 @@ local States = require(base .. ".state")
 local connection = require(base .. ".client_connection")
 local requests = require(base .. ".client_requests")
 local api = require(base .. ".client_api")
+local voice_api = require(base .. ".client_voice")
+local voice = require(base .. ".voice")
 
 local setmetatable, pairs, ipairs, assert, rawget = setmetatable, pairs, ipairs, assert, rawget
 local G, LUA_VERSION = _G, _VERSION
@@ -42,6 +45,7 @@ M.websocket = websocket
 M.router = router
 M.Memory = Memory
 M.States = States
+M.voice = voice
 
 M.Error = errors.Error
 --- Make an error value.
@@ -78,7 +82,7 @@ local Client = {}
 Client.__index = Client
 M.Client = Client
 
-for _, part in ipairs({ connection, requests, api }) do
+for _, part in ipairs({ connection, requests, api, voice_api }) do
   for name, fn in pairs(part) do
     assert(Client[name] == nil, "npcbridge.Client:" .. name .. " is defined twice")
     Client[name] = fn

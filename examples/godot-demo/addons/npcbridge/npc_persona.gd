@@ -27,6 +27,19 @@ extends Resource
 ## [code]{"name": String, "description": String, "parameters": JSON schema Dictionary}[/code].
 ## When the NPC decides to act, [signal NPCSpeaker.action_requested] fires.
 @export var actions: Array[Dictionary] = []
+@export_group("Voice")
+## The voice the NPC speaks with (e.g. "troy", "autumn"; empty: no voice of its own, the
+## server's default voice is used when a reply is voiced).
+@export var voice_name: String = ""
+## Text-to-speech model (empty: the server's default).
+@export var voice_model: String = ""
+## Speaking speed, 0.25 to 4.0.
+@export_range(0.25, 4.0, 0.05) var voice_speed: float = 1.0
+## Voice every reply of this NPC, unless a line asks otherwise
+## ([code]voice[/code] of [method NPCSpeaker.say]'s fields).
+@export var voice_always: bool = false
+@export_group("")
+
 ## Extra persona fields passed through unchanged (the server may know more than the above).
 @export var extra: Dictionary = {}
 
@@ -73,6 +86,8 @@ func to_dict() -> Dictionary:
 		out["actions"] = actions.duplicate(true)
 	if keeps_state:
 		out["state"] = state_dict()
+	if not voice_name.is_empty():
+		out["voice"] = voice_dict()
 	return out
 
 
@@ -87,4 +102,14 @@ func state_dict() -> Dictionary:
 	}
 	if mood_half_life_s > 0.0:
 		out["mood_half_life_s"] = mood_half_life_s
+	return out
+
+
+## The persona's [code]voice[/code] map (empty when it has no [member voice_name]).
+func voice_dict() -> Dictionary:
+	if voice_name.is_empty():
+		return {}
+	var out := {"name": voice_name, "speed": voice_speed, "always": voice_always}
+	if not voice_model.is_empty():
+		out["model"] = voice_model
 	return out

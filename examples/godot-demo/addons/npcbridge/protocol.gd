@@ -175,8 +175,11 @@ func say(
 	return request("say", message)
 
 
-## Cancels the request with [param request_id] (see [method NPCBridgeRequest.cancel]).
-func cancel(request_id: Variant) -> Error:
+## Cancels the request with [param request_id] (see [method NPCBridgeRequest.cancel]);
+## [param barge_in]: the player spoke over the NPC.
+func cancel(request_id: Variant, barge_in: bool = false) -> Error:
+	if barge_in:
+		return send_message({"type": "cancel", "id": request_id, "barge_in": true})
 	return send_message({"type": "cancel", "id": request_id})
 
 
