@@ -67,7 +67,7 @@ def run(profile: str, rounds: int, cpu_turns: int, cpu_players: int) -> dict[str
         }
         baseline = path == "openai-sdk-direct"
         append_result(
-            "6. HTTP transport beside WebSocket: added TTFT (concurrency 1), server CPU per turn",
+            "7. HTTP transport beside WebSocket: added TTFT (concurrency 1), server CPU per turn",
             COLUMNS,
             [now(), profile, path, f["n"], f["outside_p50"], f["outside_p99"],
              "(baseline)" if baseline else f["added_p50"],

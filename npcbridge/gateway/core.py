@@ -34,7 +34,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from ..pipeline.turn import Usage
+from ..pipeline.turn import UpstreamStep, Usage
 from ..protocol.errors import ErrorCode, ProtocolError
 from ..providers.base import (
     ProviderRequest,
@@ -99,6 +99,7 @@ class Gateway:
         self.cache = ResponseCache(config.cache)
         self.metrics = metrics
         self.metrics.track_queue(self.limiter.queue_length)
+        self.metrics.track_headroom(self.limiter.headroom)
         self.memory_counters = MemoryCounters()
         self.budgets = Budgets(config.budget, self.counters, writes)
         self.uncatalogued = UncataloguedPrices(catalog, config.gateway)
@@ -161,6 +162,7 @@ class Gateway:
                 self.metrics.cache_hits.inc()
                 turn.cached = True
                 turn.served_model = hit.model or model.id
+                turn.upstream_steps.append(UpstreamStep(turn.served_model, "cached"))
                 turn.queue_ms = _ms(time.perf_counter() - turn.started_at)
                 for text in hit.deltas:
                     yield TextDelta(text)
@@ -219,12 +221,18 @@ class Gateway:
                     # the cause: this turn's own failure, else the one that opened the breaker
                     cause = last if isinstance(last, UpstreamError) else breaker.last_failure
                     last = BreakerOpen(candidate.id, breaker.retry_after_s(), cause)
+                    turn.upstream_steps.append(
+                        UpstreamStep(candidate.id, "fallback", "breaker_open")
+                    )
                     break
                 try:
                     await self._admit_rate(turn, candidate, limiter, client, tokens, wait_deadline)
                 except RateLimitWait as exc:
                     breaker.release()
                     last = exc
+                    turn.upstream_steps.append(
+                        UpstreamStep(candidate.id, "fallback", "rate_limited")
+                    )
                     break
                 turn.queue_ms = _ms(time.perf_counter() - turn.started_at)
                 served = replace(request, model=candidate.id)
@@ -242,13 +250,20 @@ class Gateway:
                         key,
                     ):
                         yield event
+                    turn.upstream_steps.append(UpstreamStep(candidate.id, "ok"))
                     return
                 except CommittedFailure as exc:
+                    turn.upstream_steps.append(
+                        UpstreamStep(candidate.id, "failed", _label(exc.error))
+                    )
                     raise exc.error from None
                 except UpstreamError as exc:
                     last = exc
+                    step = UpstreamStep(candidate.id, "fallback", failure_label(exc))
+                    turn.upstream_steps.append(step)
                     verdict = classify(exc)
                     if verdict is Verdict.FAIL:
+                        turn.upstream_steps[-1] = replace(step, outcome="failed")
                         raise
                     if verdict is Verdict.FALLBACK:
                         break
@@ -262,6 +277,7 @@ class Gateway:
                         total_deadline, turn_deadline, max(wait_deadline, now)
                     ):
                         break
+                    turn.upstream_steps[-1] = replace(step, outcome="retry")
                     self.metrics.retries.labels(
                         self.metrics.model(candidate.id), failure_label(exc)
                     ).inc()
@@ -276,6 +292,9 @@ class Gateway:
                     await asyncio.sleep(sleep)
             if time.perf_counter() > total_deadline:
                 break
+        steps = turn.upstream_steps
+        if steps:  # the chain ran out: the last step was the turn's final failure
+            steps[-1] = replace(steps[-1], outcome="failed")
         raise final_error(last, turn.request_id)
 
     def _breaker(self, model_id: str) -> CircuitBreaker:
@@ -338,6 +357,13 @@ class Gateway:
             self.metrics.ratelimited.labels(self.metrics.model(model.id)).inc()
             raise
         self.metrics.ratelimit_wait.labels(self.metrics.model(model.id)).observe(waited)
+
+
+def _label(exc: BaseException) -> str:
+    """The failure label of an exception ending a turn mid-stream."""
+    if isinstance(exc, UpstreamError):
+        return failure_label(exc)
+    return str(getattr(exc, "code", "") or type(exc).__name__)
 
 
 def _ms(seconds: float) -> float:

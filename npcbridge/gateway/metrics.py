@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.registry import Collector
 
 #: the content type of :meth:`Metrics.render`
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
@@ -118,6 +120,12 @@ class Metrics:
         """The label for a model: its id when it is in the catalog, else ``other``."""
         return model_id if not self.known_models or model_id in self.known_models else "other"
 
+    def track_headroom(self, read: Callable[[], Iterable[tuple[str, str, float]]]) -> None:
+        """Export ``npcbridge_ratelimit_headroom{model,limit}`` (the share of each rate-limit
+        bucket available, 1 full, 0 empty) from ``read()`` at every scrape: buckets appear as
+        they are configured or learnt from the upstream's headers."""
+        self.registry.register(_Headroom(read, self.model))
+
     def track_queue(self, length: Callable[[], int]) -> None:
         """Read the queue length from ``length`` at every scrape."""
         self.queue_length.set_function(length)
@@ -125,3 +133,29 @@ class Metrics:
     def render(self) -> bytes:
         """The ``/metrics`` body in Prometheus' text format (:data:`CONTENT_TYPE`)."""
         return generate_latest(self.registry)
+
+
+class _Headroom(Collector):
+    """The rate-limit headroom gauge, read when scraped."""
+
+    def __init__(
+        self, read: Callable[[], Iterable[tuple[str, str, float]]], label: Callable[[str], str]
+    ) -> None:
+        self.read = read
+        self.label = label
+
+    def describe(self) -> Iterable[GaugeMetricFamily]:
+        """No samples at registration (they are read at each scrape)."""
+        return []
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        """One sample per (model, bucket)."""
+        family = GaugeMetricFamily(
+            "npcbridge_ratelimit_headroom",
+            "Share of the model's rate-limit bucket available now (1 full, 0 empty)",
+            labels=["model", "limit"],
+        )
+        for model, bucket, value in self.read():
+            if self.label(model) == model:
+                family.add_metric([model, bucket], value)
+        yield family

@@ -24,7 +24,7 @@ from ..protocol.errors import ProtocolError
 from ..protocol.frames import error_frame, internal_error
 from ..providers.base import ProviderRequest, StreamDone, TextDelta, ToolCallDelta, UpstreamError
 from . import actions
-from .turn import Turn, TurnResult, Usage
+from .turn import PromptPart, Turn, TurnResult, Usage
 
 if TYPE_CHECKING:
     from ..gateway.catalog import Catalog
@@ -69,19 +69,32 @@ class Pipeline:
 
     async def select_model(self, turn: Turn) -> ModelEntry:
         """The model ``npcbridge_select_model`` picks for ``turn`` (else the default model)."""
-        name = checked(
-            "npcbridge_select_model",
-            await self.hooks.call("npcbridge_select_model", turn=turn, catalog=self.catalog),
-        )
+        hook = "npcbridge_select_model"
+        name = None
+        for impl in self.hooks.impls(hook):
+            name = checked(
+                hook,
+                await self.hooks.call_one(impl, hook, turn=turn, catalog=self.catalog),
+                plugin=impl.plugin_name,
+            )
+            if name is not None:
+                turn.model_plugin = impl.plugin_name
+                break
         return self.catalog.entry(name or self.default_model)
 
     async def prepare(self, turn: Turn) -> tuple[ModelEntry, ProviderRequest]:
         """Build the upstream request: persona, recall, model, before-request hooks."""
         pm = self.hooks
         parts: list[str] = []
-        persona = await pm.call("npcbridge_persona", turn=turn)
-        for part in checked("npcbridge_persona", persona, each=True):
-            parts.extend([part] if isinstance(part, str) else part)
+        hook = "npcbridge_persona"
+        for impl in pm.impls(hook):
+            answer = await pm.call_one(impl, hook, turn=turn)
+            if answer is None:
+                continue
+            checked(hook, answer, plugin=impl.plugin_name)
+            for part in [answer] if isinstance(answer, str) else answer:
+                parts.append(part)
+                turn.prompt_parts.append(PromptPart(impl.plugin_name, part))
         turn.system_parts = parts
         recalled: list[dict[str, Any]] = []
         for messages in checked(
@@ -93,7 +106,12 @@ class Pipeline:
             turn.tools = actions.tools_for(turn.persona.actions)
         system = {"role": "system", "content": "\n\n".join(turn.system_parts)}
         turn.messages = [system, *recalled, {"role": "user", "content": turn.text}]
-        await pm.call("npcbridge_before_request", turn=turn)
+        hook = "npcbridge_before_request"
+        for impl in pm.impls(hook):
+            before = len(turn.system_parts)
+            await pm.call_one(impl, hook, turn=turn)
+            for part in turn.system_parts[before:]:
+                turn.prompt_parts.append(PromptPart(impl.plugin_name, part, "before_request"))
         # a part appended to turn.system_parts there is a note for this request only
         if turn.messages and turn.messages[0] is system:
             system["content"] = "\n\n".join(turn.system_parts)

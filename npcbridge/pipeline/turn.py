@@ -23,6 +23,38 @@ class Usage:
     estimated: bool = False
 
 
+@dataclass(frozen=True)
+class PromptPart:
+    """One part of the system prompt and the plugin that gave it (``stage``: the hook,
+    ``persona`` or ``before_request``)."""
+
+    plugin: str
+    text: str
+    stage: str = "persona"
+
+
+@dataclass(frozen=True)
+class RecalledMemory:
+    """A long-term memory recall put into the prompt, with its ranking score."""
+
+    text: str
+    kind: str
+    importance: int
+    score: float
+
+
+@dataclass(frozen=True)
+class UpstreamStep:
+    """One model the gateway tried for the turn: ``outcome`` is ``ok``, ``retry`` (the same
+    model again), ``fallback`` (the next model of the chain), ``failed`` (the turn's last
+    failure) or ``cached``; ``reason`` names the failure (``status_503``, ``timeout``,
+    ``breaker_open``, ``rate_limited``...)."""
+
+    model: str
+    outcome: str
+    reason: str = ""
+
+
 @dataclass
 class Turn:
     """Everything about one ``say`` while it runs. Hooks may edit the mutable fields in place.
@@ -61,6 +93,15 @@ class Turn:
     queue_ms: float | None = None
     cached: bool = False
     usage: Usage | None = None
+    #: set by the pipeline: each system-prompt part with the plugin that produced it, and the
+    #: plugin whose ``npcbridge_select_model`` answered; set by the gateway: every attempt it
+    #: made (retries, fallbacks); set by the plugin that recalls memories: what it recalled
+    prompt_parts: list[PromptPart] = field(default_factory=list)
+    model_plugin: str | None = None
+    #: why the model was chosen, in words, set by the plugin that chose it
+    model_rule: str | None = None
+    upstream_steps: list[UpstreamStep] = field(default_factory=list)
+    recalled: list[RecalledMemory] = field(default_factory=list)
     #: per-turn scratch space for plugins: each plugin keeps its values under its own name
     #: (the name it is registered under, e.g. its module's ``__name__``), never core values
     state: dict[str, Any] = field(default_factory=dict)

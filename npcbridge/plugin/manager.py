@@ -48,6 +48,8 @@ BUILTIN_PLUGINS = (
     "npcbridge.builtin.emotes",
     "npcbridge.builtin.postprocess",
     "npcbridge.builtin.gameplay",
+    "npcbridge.console.plugin",
+    "npcbridge.tracing.plugin",
 )
 
 
