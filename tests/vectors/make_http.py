@@ -7,8 +7,8 @@ replayed in order, every request gets the answer listed. A request has ``method`
 ``msgpack_hex``; ``fill`` pads one field of the JSON body (``{"field", "char", "count"}``). An
 answer has ``status``, ``headers`` it must carry, and its body as ``json`` or ``msgpack_hex``,
 or ``events`` (the first server-sent events of a stream, after its opening comment line, as
-text). In ``json``, the string
-``"*"`` matches any value (the session key, timings, costs); everything else must be equal.
+text). In ``json``, the string ``"*"`` matches any value (the session key, timings, costs);
+everything else must be equal.
 """
 
 from __future__ import annotations
