@@ -289,8 +289,9 @@ DEMO_REPLY = (
 def test_demo_scene_scripted_with_screenshot(
     harness_parts: tuple[Path, str], stack: StackProcess
 ) -> None:
-    """The demo scene, driven by one scripted line: the full reply shows in the dialogue box,
-    and a screenshot of it goes to docs/images/godot-demo.png (shown in bindings/godot/README)."""
+    """The demo scene, driven by one scripted line: the full reply shows in the dialogue box;
+    then a gift (a world event) gets Brom's reaction and moves his trust bar; a screenshot goes
+    to docs/images/godot-demo.png (shown in bindings/godot/README)."""
     engine_dir, chromium = harness_parts
     harness = GodotHarness(engine_dir, chromium, control_url=stack.control_url)
     args = [f"--ws={stack.ws_url}", "--demo-npc=blacksmith", f"--demo-say={DEMO_LINE}"]
@@ -306,6 +307,13 @@ def test_demo_scene_scripted_with_screenshot(
     assert DEMO_REPLY in record["shown"]
     assert "wipes his hands on his apron" in record["shown"]  # the emote, shown in italics
     assert "[[" not in record["shown"]
+    # the gift: a world event the NPC reacts to, and the trust bar on its card moves
+    gifts = [t for t in result.printed if t.startswith("DEMO_GIFT ")]
+    assert gifts, result.transcript()
+    gift = json.loads(gifts[0].removeprefix("DEMO_GIFT "))
+    assert gift["ok"] and [r["finish"] for r in gift["reactions"]] == ["stop"], gift
+    assert gift["trust_before"] == 10 and gift["trust_after"] == 20, gift
+    assert "You give Brom a gift." in gift["shown"]
     assert result.screenshot is not None and result.screenshot[:8] == b"\x89PNG\r\n\x1a\n"
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     SCREENSHOT.write_bytes(result.screenshot)

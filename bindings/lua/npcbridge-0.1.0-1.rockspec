@@ -39,6 +39,7 @@ build = {
     ["npcbridge.client_requests"] = "npcbridge/client_requests.lua",
     ["npcbridge.client_api"] = "npcbridge/client_api.lua",
     ["npcbridge.memory"] = "npcbridge/memory.lua",
+    ["npcbridge.state"] = "npcbridge/state.lua",
     ["npcbridge.url"] = "npcbridge/url.lua",
     ["npcbridge.msgpack"] = "npcbridge/msgpack.lua",
     ["npcbridge.msgpack_types"] = "npcbridge/msgpack_types.lua",

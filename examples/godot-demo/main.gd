@@ -1,11 +1,14 @@
 extends Control
 ## The npcbridge demo: pick Brom the blacksmith or Aelindra the elf mage, type a line, and watch
-## the reply stream into the dialogue box.
+## the reply stream into the dialogue box. Each NPC keeps its feelings (docs/state.md): the trust
+## bar on its card moves with every exchange and with "Give a gift" (a world event the NPC
+## reacts to).
 ##
 ## Run scripted (the test harness does this): [code]-- --ws=URL --demo-npc=blacksmith
 ## --demo-say=TEXT[/code] connects to URL, says TEXT, waits for the full reply, prints it as
-## [code]DEMO_REPLY {json}[/code] and quits. With [code]--harness=URL[/code] it first asks the
-## harness to take a screenshot.
+## [code]DEMO_REPLY {json}[/code], then gives a gift and prints [code]DEMO_GIFT {json}[/code]
+## (the reaction and the trust bar before and after), and quits. With [code]--harness=URL[/code]
+## it first asks the harness to take a screenshot.
 
 ## Stage directions for the test server's fake model ([[reply:...]] etc.), hidden when shown.
 const DIRECTIVE_PATTERN := "\\s*\\[\\[.*?\\]\\]"
@@ -21,6 +24,8 @@ var _directives := RegEx.create_from_string(DIRECTIVE_PATTERN)
 @onready var _say_button: Button = %SayButton
 @onready var _brom: NPCSpeaker = %BromSpeaker
 @onready var _mage: NPCSpeaker = %MageSpeaker
+@onready var _gift_button: Button = %GiftButton
+@onready var _trust_bars: Dictionary = {_brom: %BromTrust, _mage: %MageTrust}
 
 
 func _ready() -> void:
@@ -29,6 +34,8 @@ func _ready() -> void:
 	%TalkToBrom.pressed.connect(_select.bind(_brom))
 	%TalkToMage.pressed.connect(_select.bind(_mage))
 	_say_button.pressed.connect(_submit)
+	_gift_button.pressed.connect(_give_gift)
+	NPCBridge.connected.connect(func(_welcome: Dictionary) -> void: _load_states())
 	_input.text_submitted.connect(func(_text: String) -> void: _submit())
 	for speaker: NPCSpeaker in [_brom, _mage]:
 		speaker.reply_delta_received.connect(_on_delta)
@@ -36,6 +43,7 @@ func _ready() -> void:
 		speaker.action_requested.connect(_on_action)
 		speaker.reply_finished.connect(_on_finished)
 		speaker.reply_failed.connect(_on_failed)
+		speaker.relationship_changed.connect(_on_relationship.bind(speaker))
 	_select(_brom)
 	var options := _parse_args(OS.get_cmdline_user_args())
 	if options.has("ws"):
@@ -96,6 +104,43 @@ func _on_failed(code: String, message: String) -> void:
 	_line.pop()
 
 
+## Each NPC's state toward the player, so the bars start where the server has them.
+func _load_states() -> void:
+	for speaker: NPCSpeaker in [_brom, _mage]:
+		speaker.get_state()
+
+
+func _on_relationship(
+	trust: float, _affection: float, _familiarity: float, who: NPCSpeaker
+) -> void:
+	var bar: ProgressBar = _trust_bars[who]
+	bar.value = trust
+	bar.tooltip_text = "%s trusts you: %d" % [who.persona.name, roundi(trust)]
+
+
+## A world event: the player gives the NPC a gift. The NPC remembers it, its trust grows, and
+## it reacts with a short line, streamed into the dialogue box.
+func _give_gift() -> NPCBridgeRequest:
+	var speaker := _speaker
+	var what := "The player gave %s a fine gift." % speaker.persona.name
+	_line.clear()
+	_line.push_color(Color(0.62, 0.78, 1.0))
+	_line.add_text("(You give %s a gift.)" % speaker.persona.name)
+	_line.pop()
+	_line.add_text("\n\n%s: " % speaker.persona.name)
+	var fields := {"npc": speaker.get_npc_id(), "player": speaker.get_player_id(), "react": true}
+	var event := NPCBridge.world_event(what, fields)
+	event.scene_reply_started.connect(
+		func(reaction: NPCBridgeRequest) -> void:
+			reaction.message_received.connect(
+				func(message: Dictionary) -> void:
+					if message.get("type") == "reply.delta":
+						_line.add_text(str(message.get("text", "")))
+			)
+	)
+	return event
+
+
 func _on_state_changed(state: NPCBridgeConnection.State) -> void:
 	var names := {
 		NPCBridgeConnection.State.DISCONNECTED: "not connected",
@@ -106,6 +151,7 @@ func _on_state_changed(state: NPCBridgeConnection.State) -> void:
 	}
 	_status.text = "npcbridge: " + str(names.get(state, "?"))
 	_say_button.disabled = state != NPCBridgeConnection.State.OPEN
+	_gift_button.disabled = _say_button.disabled
 
 
 func _parse_args(args: PackedStringArray) -> Dictionary:
@@ -133,6 +179,18 @@ func _run_scripted(options: Dictionary) -> void:
 		"error": reply.error_code,
 	}
 	print("DEMO_REPLY " + JSON.stringify(record))
+	var bar: ProgressBar = _trust_bars[_speaker]
+	var trust_before := bar.value
+	var gift := await _give_gift().wait()
+	await get_tree().create_timer(0.2).timeout  # the state frames of the event
+	var gave := {
+		"ok": gift.is_ok(),
+		"reactions": gift.response.get("reactions", []),
+		"trust_before": trust_before,
+		"trust_after": bar.value,
+		"shown": _line.get_parsed_text(),
+	}
+	print("DEMO_GIFT " + JSON.stringify(gave))
 	_input.release_focus()  # no blinking caret: the screenshot stays the same from run to run
 	await get_tree().create_timer(0.5).timeout
 	if options.has("harness"):

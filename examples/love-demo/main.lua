@@ -1,9 +1,12 @@
--- npcbridge LÖVE demo: two NPCs, the player types, the reply appears as it streams.
+-- npcbridge LÖVE demo: two NPCs, the player types, the reply appears as it streams. Each NPC
+-- keeps its feelings (docs/state.md): the trust bar under its tab moves with every exchange and
+-- with a gift (F2: a world event the NPC reacts to).
 --
 --   love examples/love-demo                 (server at NPCBRIDGE_URL, default ws://127.0.0.1:8765/)
 --   NPCBRIDGE_DEMO_SCRIPTED=1 love examples/love-demo   (headless: one line each, exit 0 on success)
 --
--- Keys: type to write, Enter to say it, Tab to face the other NPC, Escape to cancel a reply / quit.
+-- Keys: type to write, Enter to say it, Tab to face the other NPC, F2 to give a gift, Escape to
+-- cancel a reply / quit.
 
 -- Find the client library: a copy of bindings/lua/npcbridge/ next to main.lua (how a game ships
 -- it), or the one in this repository.
@@ -27,6 +30,7 @@ local NPCS = {
       personality = "gruff, honest, secretly soft-hearted, protective of the village",
       speech_style = "short sentences, calls everyone 'lad'",
       knowledge = { "The mine closed last winter.", "Steel costs 12 gold." },
+      state = { trust = 10, volatility = 1.0 },
     },
     color = { 0.95, 0.65, 0.35 },
   },
@@ -37,6 +41,7 @@ local NPCS = {
       description = "A haughty elf mage who considers humans children.",
       personality = "proud, precise, impatient",
       speech_style = "formal and condescending",
+      state = { trust = -10, volatility = 0.6 },
     },
     color = { 0.6, 0.75, 1.0 },
   },
@@ -53,6 +58,36 @@ local function add_line(who, text, color)
   log[#log + 1] = { who = who, text = text, color = color or { 1, 1, 1 } }
   while #log > 200 do table.remove(log, 1) end
   return log[#log]
+end
+
+-- The trust an NPC has in the player, as last seen (client.states follows every state frame).
+local function trust_of(npc)
+  local known = client.states:of(npc.id, PLAYER)
+  return known and known.relationship and known.relationship.trust or npc.persona.state.trust
+end
+
+-- A world event: the player gives the NPC a gift. It remembers it, its trust grows, and it reacts
+-- with a short line, streamed into the log.
+local function give_gift(npc_index, on_finished)
+  local npc = NPCS[npc_index]
+  add_line("You", "(give " .. npc.persona.name .. " a gift)", { 0.8, 0.8, 0.8 })
+  local entry
+  return client:world_event({
+    text = "The player gave " .. npc.persona.name .. " a fine gift.",
+    npc = npc.id,
+    player = PLAYER,
+    react = true,
+  }, {
+    on_reaction = function(m)
+      if m.type == "reply.start" then entry = add_line(npc.persona.name, "", npc.color) end
+      if m.type == "reply.delta" and entry then entry.text = entry.text .. m.text end
+    end,
+    on_reply = function(ok) if on_finished then on_finished(true, ok) end end,
+    on_error = function(err)
+      add_line("!", tostring(err), { 1, 0.3, 0.3 })
+      if on_finished then on_finished(false, err) end
+    end,
+  })
 end
 
 local function say(npc_index, text, on_finished)
@@ -94,6 +129,20 @@ local function finish(code, message)
   love.event.quit(code)
 end
 
+-- After the lines: a gift to Brom must raise his trust (the state frame of the event).
+local function gift_script()
+  local brom = NPCS[1]
+  local before = trust_of(brom)
+  scripted.pending = scripted.pending + 1
+  give_gift(1, function(ok, answer)
+    local reactions = ok and answer.reactions and #answer.reactions or 0
+    local after = trust_of(brom)
+    print(string.format("gift to %s: %d reaction(s), trust %s -> %s", brom.persona.name, reactions, tostring(before), tostring(after)))
+    if not ok or reactions ~= 1 or not (after > before) then scripted.failed = true end
+    scripted.pending = scripted.pending - 1
+  end)
+end
+
 local function run_script()
   local lines = {
     { 1, os.getenv("NPCBRIDGE_DEMO_LINE") or "Can you fix my sword before nightfall?" },
@@ -112,6 +161,7 @@ local function run_script()
         if not whole then scripted.failed = true end
         print(string.format("%s (%d deltas, finish=%s): %s", npc.persona.name, #deltas, tostring(reply.finish), reply.text))
         scripted.pending = scripted.pending - 1
+        if scripted.pending == 0 then gift_script() end
       end,
       on_error = function(e)
         print(npc.persona.name .. " failed: " .. tostring(e))
@@ -208,6 +258,8 @@ function love.keypressed(key)
     input = input:gsub("[%z\1-\127\194-\244][\128-\191]*$", "")
   elseif key == "tab" then
     current = current % #NPCS + 1
+  elseif key == "f2" then
+    give_gift(current)
   elseif key == "escape" then
     local any = false
     for id in pairs(active) do
@@ -237,6 +289,12 @@ function love.draw()
     love.graphics.rectangle(i == current and "fill" or "line", x, 30, 210, 28, 4)
     love.graphics.setColor(i == current and { 0, 0, 0 } or npc.color)
     love.graphics.print(npc.persona.name .. " (" .. npc.id .. ")", x + 10, 37)
+    -- the trust bar: -100 at the left end, 100 at the right
+    local trust = trust_of(npc)
+    love.graphics.setColor(0.2, 0.2, 0.25)
+    love.graphics.rectangle("fill", x, 62, 210, 6, 3)
+    love.graphics.setColor(trust >= 0 and { 0.4, 0.8, 0.45 } or { 0.85, 0.35, 0.3 })
+    love.graphics.rectangle("fill", x, 62, 210 * (trust + 100) / 200, 6, 3)
   end
   -- dialogue log, newest at the bottom
   local y = H - 70
@@ -246,7 +304,7 @@ function love.draw()
     local font = love.graphics.getFont()
     local _, lines = font:getWrap(text, W - 20)
     y = y - #lines * font:getHeight() - 4
-    if y < 66 then break end
+    if y < 76 then break end
     love.graphics.setColor(l.color)
     wrap_print(text, 10, y, W - 20)
   end
@@ -257,5 +315,5 @@ function love.draw()
   local cursor = (love.timer.getTime() % 1 < 0.5) and "_" or ""
   love.graphics.print("> " .. input .. cursor, 20, H - 40)
   love.graphics.setColor(0.5, 0.5, 0.5)
-  love.graphics.print("Enter: say   Tab: other NPC   Esc: stop reply / quit", W - 330, 8)
+  love.graphics.print("Enter: say   Tab: other NPC   F2: gift   Esc: stop reply / quit", W - 400, 8)
 end

@@ -159,6 +159,14 @@ class Catalog:
         """All entries of one tier, in catalog order."""
         return [e for e in self.entries if e.tier == tier]
 
+    def cheapest(self, tier: Tier = "small") -> ModelEntry | None:
+        """The cheapest model of ``tier`` (else of the whole catalog) by price, then id; None
+        for an empty catalog. Background work (summaries, judgements) runs on it."""
+        pool = self.by_tier(tier) or self.entries
+        if not pool:
+            return None
+        return min(pool, key=lambda e: (e.input_usd_per_m + e.output_usd_per_m, e.id))
+
     def ids(self) -> list[str]:
         """Model ids in catalog order."""
         return [e.id for e in self.entries]

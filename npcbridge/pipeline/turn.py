@@ -116,6 +116,9 @@ class Turn:
     #: player line (barks, quests, summaries, an NPC answering an NPC in a scene). A ``say``
     #: turn built without it gets a copy of ``text``.
     player_text: str | None = None
+    #: the game's declared effects of this exchange on the NPC's state (``say.effects``, a
+    #: ``StateChange`` map), applied when the turn completed; None: none declared
+    effects: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.player_text is None and self.kind == "say":
@@ -145,6 +148,7 @@ class Turn:
             else persona.temperature,
             stream=message.stream,
             emit=emit,
+            effects=message.effects.model_dump(exclude_none=True) if message.effects else None,
         )
 
 

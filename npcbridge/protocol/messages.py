@@ -21,6 +21,7 @@ from .client_messages import (
     MemoryForget,
     MemoryQuery,
     NpcDefine,
+    NpcState,
     Ping,
     QuestGenerate,
     Say,
@@ -30,6 +31,8 @@ from .client_messages import (
     SceneRemove,
     SceneSay,
     SceneStart,
+    StateWatch,
+    WorldEvent,
 )
 from .fields import (
     INT64_MAX,
@@ -47,7 +50,7 @@ from .fields import (
     Urgency,
     valid_request_id,
 )
-from .persona import ActionSpec, Persona
+from .persona import MOODS, RELATIONSHIP_RANGES, ActionSpec, Mood, Persona, StateChange, StateSpec
 from .server_messages import (
     SERVER_MESSAGES,
     Action,
@@ -66,6 +69,8 @@ from .server_messages import (
     ReplyStart,
     SceneDone,
     SceneReply,
+    State,
+    StateCrossing,
     Timing,
     Usage,
     Welcome,
@@ -77,7 +82,9 @@ __all__ = [
     "INT64_MAX",
     "INT64_MIN",
     "MAX_ID_BYTES",
+    "MOODS",
     "PROTOCOL_VERSION",
+    "RELATIONSHIP_RANGES",
     "SERVER_MESSAGES",
     "SUPPORTED_VERSIONS",
     "Action",
@@ -101,9 +108,11 @@ __all__ = [
     "MemoryForget",
     "MemoryItem",
     "MemoryQuery",
+    "Mood",
     "Message",
     "NonNegative",
     "NpcDefine",
+    "NpcState",
     "NpcId",
     "Number",
     "Ok",
@@ -126,9 +135,15 @@ __all__ = [
     "SceneReply",
     "SceneSay",
     "SceneStart",
+    "State",
+    "StateChange",
+    "StateCrossing",
+    "StateSpec",
+    "StateWatch",
     "Timing",
     "Urgency",
     "Usage",
     "Welcome",
+    "WorldEvent",
     "valid_request_id",
 ]

@@ -31,10 +31,11 @@ end
 ---@field stream boolean|nil
 ---@field id any|nil choose the request id yourself
 ---@field fields table|nil extra message fields
+---@field effects table|nil how the exchange moves the NPC's state: {trust?, affection?, mood?, ...}
 ---@field timeout number|nil
 ---@field on_start fun(msg: table)|nil `reply.start` {npc, model}
 ---@field on_delta fun(text: string, msg: table)|nil each `reply.delta`, in order
----@field on_done fun(reply: table)|nil `reply.end` {text, finish, usage, cost_usd, timing, actions?, emotes?}
+---@field on_done fun(reply: table)|nil `reply.end` {text, finish, usage, cost_usd, timing, actions?, emotes?, state?}
 ---@field on_error fun(err: npcbridge.Error)|nil the say failed (err.partial: text streamed before)
 ---@field on_action fun(action: table)|nil `action` {npc, name, args}
 ---@field on_emote fun(emote: table)|nil `emote` {npc, emote}
@@ -54,6 +55,7 @@ function M:say(npc, player, text, opts)
   fields.id = opts.id
   fields.context, fields.urgency = opts.context, opts.urgency
   fields.max_tokens, fields.temperature, fields.stream = opts.max_tokens, opts.temperature, opts.stream
+  fields.effects = opts.effects
   local parts = {}
   return self:request("say", fields, {
     timeout = opts.timeout,
@@ -104,6 +106,25 @@ end
 ---@param callbacks npcbridge.Callbacks|nil
 function M:generate_barks(fields, callbacks)
   return self:request("barks.generate", fields, callbacks)
+end
+
+--- Tell NPCs what happened in the world (docs/state.md): `fields` = {text, npc | npcs | scene,
+--- player?, witnesses?, importance?, effects?, react?, context?}. With `react` each witness's
+--- line streams as a reply under "<id>/<n>": `opts.on_reaction` gets every frame of them
+--- (`reply.start` {npc}, `reply.delta`, `reply.end`); `on_reply` gets the final `ok`
+--- {npcs, reactions}.
+---@param fields table
+---@param opts table|nil {on_reaction?, on_reply?, on_error?, timeout?}
+---@return any|nil id
+---@return npcbridge.Error|nil err
+function M:world_event(fields, opts)
+  opts = opts or {}
+  return self:request("world.event", fields, {
+    on_reply = opts.on_reply,
+    on_error = opts.on_error,
+    timeout = opts.timeout,
+    on_child = opts.on_reaction,
+  })
 end
 
 return M

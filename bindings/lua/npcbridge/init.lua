@@ -29,6 +29,7 @@ local websocket = require(base .. ".websocket")
 local router = require(base .. ".router")
 local errors = require(base .. ".errors")
 local Memory = require(base .. ".memory")
+local States = require(base .. ".state")
 local connection = require(base .. ".client_connection")
 local requests = require(base .. ".client_requests")
 local api = require(base .. ".client_api")
@@ -40,6 +41,7 @@ M.msgpack = msgpack
 M.websocket = websocket
 M.router = router
 M.Memory = Memory
+M.States = States
 
 M.Error = errors.Error
 --- Make an error value.
@@ -71,6 +73,7 @@ M.error = errors.new
 ---@field welcome table|nil the last `welcome` message
 ---@field session string|nil
 ---@field memory npcbridge.Memory
+---@field states npcbridge.States NPC state: requests, what is known, change callbacks
 local Client = {}
 Client.__index = Client
 M.Client = Client
@@ -104,6 +107,7 @@ function M.new(opts)
   self.on_connect, self.on_disconnect = opts.on_connect, opts.on_disconnect
   self.on_error, self.on_message = opts.on_error, opts.on_message
   self.memory = Memory.new(self)
+  self.states = States.new(self)
   return self
 end
 

@@ -72,7 +72,8 @@ end
 ---   "partial" a `reply.end` with finish "error": kept in `record.partial_end`; the request ends
 ---             with the `error` that follows under the same id
 ---   "opened"  a `reply.start` whose `parent` names a pending request: a new request (a scene
----             reply) under its own id, `record.parent` = the parent's record
+---             reply, a world event's reaction) under its own id, `record.parent` = the parent's
+---             record
 ---   "end"     the frame ends the request (`reply.end`, a single answer, `scene.done`, an error);
 ---             the request is no longer pending
 --- An `error` carrying `refused` ends a request only when `refused` is the type of the message

@@ -128,6 +128,10 @@ var welcome: Dictionary:
 var connect_count: int:
 	get:
 		return protocol.connect_count
+## What this connection knows of NPC state, and its change signals ([NPCBridgeStates]).
+var npc_states: NPCBridgeStates:
+	get:
+		return protocol.npc_states
 ## The socket adapter (a child of this node).
 var socket: NPCBridgeSocket = null
 ## The protocol object that does the work.
@@ -212,6 +216,18 @@ func say(
 ## Cancels the request with [param request_id] (see [method NPCBridgeRequest.cancel]).
 func cancel(request_id: Variant) -> Error:
 	return protocol.cancel(request_id)
+
+
+## Reads or changes an NPC's state (see [method NPCBridgeProtocol.npc_state]).
+func npc_state(
+	npc: String, player: String = "", op: String = "get", fields: Dictionary = {}
+) -> NPCBridgeRequest:
+	return protocol.npc_state(npc, player, op, fields)
+
+
+## Tells NPCs what happened (see [method NPCBridgeProtocol.world_event]).
+func world_event(text: String, fields: Dictionary = {}) -> NPCBridgeRequest:
+	return protocol.world_event(text, fields)
 
 
 ## Number of requests sent and not yet answered in full.

@@ -26,6 +26,17 @@ signal action_requested(name: String, args: Dictionary)
 ## The NPC emoted.
 signal emote_received(emote: String)
 
+## The NPC's state toward the player changed (docs/state.md): [param state] is
+## [code]{"mood", "intensity", "relationship": {"trust", "affection", "familiarity"}}[/code].
+signal state_changed(state: Dictionary)
+## The NPC's mood or its intensity changed.
+signal mood_changed(mood: String, intensity: float)
+## The NPC's relationship to the player changed.
+signal relationship_changed(trust: float, affection: float, familiarity: float)
+## A threshold watched with [method watch_state] was crossed: [param direction] is
+## [code]entered[/code], [code]left[/code] or (a [code]mood[/code] watch) [code]changed[/code].
+signal threshold_crossed(watch: String, key: String, direction: String, value: Variant)
+
 ## Who the NPC is. Without one, [member npc_id] must name an NPC the server knows.
 @export var persona: NPCPersona = null
 ## NPC id on the server (empty: the persona's name in snake_case, else the parent node's name).
@@ -41,6 +52,9 @@ signal emote_received(emote: String)
 
 ## The connection used; set it in code to override [member connection_path].
 var connection: NPCBridgeConnection = null
+## The NPC's state toward the player as last seen (empty until one arrived): every
+## [code]reply.end[/code], state answer and watched crossing updates it.
+var state: Dictionary = {}
 
 var _defined_persona: Dictionary = {}
 var _definition: NPCBridgeRequest = null
@@ -91,6 +105,13 @@ func get_npc_id() -> String:
 	return String(parent.name).to_snake_case() if parent != null else String(name).to_snake_case()
 
 
+## The player id sent with each line and state request.
+func get_player_id() -> String:
+	if not player_id.is_empty():
+		return player_id
+	return str(NPCBridgeSettings.read(NPCBridgeSettings.PLAYER_ID))
+
+
 ## The connection this speaker talks through (null when there is none).
 func get_connection() -> NPCBridgeConnection:
 	if connection != null:
@@ -126,7 +147,95 @@ func _send(reply: NPCReply, text: String, extra_context: Dictionary, fields: Dic
 		message["context"] = merged
 	if urgency != "auto" and not urgency.is_empty() and not message.has("urgency"):
 		message["urgency"] = urgency
-	var player := player_id
-	if player.is_empty():
-		player = str(NPCBridgeSettings.read(NPCBridgeSettings.PLAYER_ID))
+	var player := get_player_id()
+	_listen(bridge)
 	reply.attach(bridge.say(reply.npc, text, player, message))
+
+
+## Asks the server for the NPC's state toward the player ([member state] follows the answer).
+func get_state() -> NPCBridgeRequest:
+	return _state_request("get", {})
+
+
+## Sets state values: [code]{"mood", "intensity", "trust", "affection", "familiarity"}[/code].
+func set_state(values: Dictionary) -> NPCBridgeRequest:
+	return _state_request("set", {"values": values})
+
+
+## Adds amounts to state values (a [code]mood[/code] with an [code]intensity[/code] is felt).
+func nudge_state(values: Dictionary) -> NPCBridgeRequest:
+	return _state_request("nudge", {"values": values})
+
+
+## Watches thresholds, e.g. [code][{"key": "trust", "below": -50, "name": "hostile"}][/code]:
+## [signal threshold_crossed] fires each time a change crosses one.
+func watch_state(watches: Array[Dictionary]) -> NPCBridgeRequest:
+	return _state_request("watch", {"watch": watches})
+
+
+## Stops watching [param names] (all of this NPC's and player's watches when empty).
+func unwatch_state(names: PackedStringArray = PackedStringArray()) -> NPCBridgeRequest:
+	return _state_request("unwatch", {} if names.is_empty() else {"names": Array(names)})
+
+
+func _state_request(op: String, fields: Dictionary) -> NPCBridgeRequest:
+	var bridge := get_connection()
+	if bridge == null:
+		var failed := NPCBridgeRequest.new("npc.state")
+		failed.fail.call_deferred(
+			NPCBridgeRequest.NOT_SENT, "no NPCBridgeConnection (is the addon enabled?)"
+		)
+		return failed
+	_listen(bridge)
+	var npc := get_npc_id()
+	if persona != null:
+		var wanted := persona.to_dict()
+		if not bridge.is_defined(npc) or wanted != _defined_persona:
+			# sent before the request on the same connection, so the server knows the NPC first
+			_defined_persona = wanted
+			_definition = bridge.define_npc(npc, wanted)
+	return bridge.npc_state(npc, get_player_id(), op, fields)
+
+
+func _listen(bridge: NPCBridgeConnection) -> void:
+	var states := bridge.npc_states
+	if not states.state_changed.is_connected(_on_state_seen):
+		states.state_changed.connect(_on_state_seen)
+		states.threshold_crossed.connect(_on_threshold_crossed)
+
+
+func _concerns(npc: String, player: String) -> bool:
+	return npc == get_npc_id() and (player.is_empty() or player == get_player_id())
+
+
+func _on_state_seen(npc: String, player: String, seen: Dictionary) -> void:
+	if not _concerns(npc, player):
+		return
+	var before := state.duplicate(true)
+	var after := state.duplicate(true)
+	after.merge(seen, true)  # a mood-only state (no player) keeps the relationship known
+	if after == before:
+		return
+	state = after
+	state_changed.emit(state)
+	var mood := str(after.get("mood", ""))
+	var intensity := float(after.get("intensity", 0.0))
+	if mood != str(before.get("mood", "")) or intensity != float(before.get("intensity", 0.0)):
+		mood_changed.emit(mood, intensity)
+	var bond: Variant = after.get("relationship")
+	if bond is Dictionary and bond != before.get("relationship"):
+		relationship_changed.emit(
+			float(bond.get("trust", 0.0)),
+			float(bond.get("affection", 0.0)),
+			float(bond.get("familiarity", 0.0))
+		)
+
+
+func _on_threshold_crossed(npc: String, player: String, crossing: Dictionary) -> void:
+	if _concerns(npc, player):
+		threshold_crossed.emit(
+			str(crossing.get("name", "")),
+			str(crossing.get("key", "")),
+			str(crossing.get("direction", "")),
+			crossing.get("value")
+		)

@@ -15,7 +15,8 @@ extends RefCounted
 ## another message that reused the id (a duplicate [code]say[/code], a [code]cancel[/code]) and
 ## touches no request.
 ## [br]- A [code]reply.start[/code] whose [code]parent[/code] names a pending request opens a scene
-## reply under its own id; [code]scene.done[/code] ends the [code]scene.say[/code].
+## reply (or a world event's reaction) under its own id; [code]scene.done[/code] ends the
+## [code]scene.say[/code], the [code]ok[/code] the [code]world.event[/code].
 ## [br]- Any other message ends its request.
 
 ## Messages of a reply in progress: they never end a request.
