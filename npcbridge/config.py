@@ -40,7 +40,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
-from .gateway.catalog import ModelEntry, default_models
+from .gateway.catalog import AudioModelEntry, ModelEntry, default_audio_models, default_models
 from .gateway.settings import (
     BreakerSettings,
     BudgetSettings,
@@ -113,6 +113,11 @@ class UpstreamConfig(_Section):
     include_usage: bool = True
     offline: bool | None = None
     offline_tokens_per_s: float = Field(default=60.0, gt=0)
+    #: where speech goes (``/audio/speech``, ``/audio/transcriptions``): None = ``base_url``;
+    #: e.g. a local Whisper or TTS server speaking the OpenAI audio API
+    audio_base_url: str | None = None
+    #: the key for ``audio_base_url`` (None = ``api_key``)
+    audio_api_key: SecretStr | None = None
 
     def use_offline(self) -> bool:
         """Offline replies when asked for, or when no API key is set and ``offline`` is unset."""
@@ -173,6 +178,7 @@ class Config(_Section):
     upstream: UpstreamConfig = Field(default_factory=UpstreamConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     models: list[ModelEntry] = Field(default_factory=default_models)
+    audio_models: list[AudioModelEntry] = Field(default_factory=default_audio_models)
     # the gateway's sections (see docs/gateway.md)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     ratelimit: RateLimitSettings = Field(default_factory=RateLimitSettings)

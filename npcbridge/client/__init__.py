@@ -26,9 +26,11 @@ from .errors import NpcBridgeError
 from .routing import Ended, RequestId, Routed, Router
 from .state import StateListener, StateView
 from .streams import EventReactions, Reply, SceneExchange
+from .voice import AudioFrame, SpeechUpload
 
 __all__ = [
     "WELCOME_TIMEOUT_S",
+    "AudioFrame",
     "Client",
     "Dial",
     "Ended",
@@ -41,5 +43,6 @@ __all__ = [
     "SceneExchange",
     "StateListener",
     "StateView",
+    "SpeechUpload",
     "open_session",
 ]

@@ -19,6 +19,7 @@ from .requests import Requests
 from .routing import RequestId, Router
 from .state import StateView
 from .streams import EventReactions, Reply, SceneExchange
+from .voice import VoiceRequests
 
 #: how long the server may take to answer ``hello``
 WELCOME_TIMEOUT_S = 30.0
@@ -58,7 +59,7 @@ async def open_session(
     raise NpcBridgeError("bad_handshake", "the server did not answer hello with welcome")
 
 
-class Client(Requests, StateView):
+class Client(Requests, StateView, VoiceRequests):
     """One logical connection to an npcbridge server (dialled again on drops when
     ``reconnect`` is on; see the package docstring).
 
@@ -334,21 +335,20 @@ class Client(Requests, StateView):
     async def say(self, npc: str, player: str, text: str, **options: Any) -> Reply:
         """Send a ``say``; iterate the returned :class:`Reply` for deltas.
 
-        ``options``: ``context``, ``urgency``, ``max_tokens``, ``temperature``, ``stream``, ``id``.
+        ``options``: ``context``, ``urgency``, ``max_tokens``, ``temperature``, ``stream``,
+        ``voice``, ``id``.
         """
-        request_id = options.pop("id", None) or self.next_id()
+        frame = {"type": "say", "npc": npc, "player": player, "text": text, **options}
+        return await self._start_reply(frame)
+
+    async def _start_reply(self, frame: dict[str, Any]) -> Reply:
+        """Send a request answered by a reply (``say``, speech); ``frame["id"]`` is set when
+        absent."""
+        request_id = frame.pop("id", None) or self.next_id()
         reply = Reply(self, request_id)
-        frame = {
-            "type": "say",
-            "id": request_id,
-            "npc": npc,
-            "player": player,
-            "text": text,
-            **options,
-        }
-        self._players[request_id] = player
+        self._players[request_id] = frame["player"]
         try:
-            await self._start(request_id, reply, frame)
+            await self._start(request_id, reply, {**frame, "id": request_id})
         except BaseException:
             self._players.pop(request_id, None)
             raise

@@ -11,7 +11,9 @@ The asyncio :class:`~npcbridge.client.Client` only pumps: it hands each decoded 
   refused something else (a duplicate ``say``, a ``cancel``) and touches no request.
 - A ``reply.start`` whose ``parent`` names a pending ``scene.say`` or ``world.event`` opens a
   request under its own id; ``scene.done`` ends the ``scene.say``, the ``ok`` after the
-  reactions ends the ``world.event``. Any other request ends with its first frame.
+  reactions ends the ``world.event``. A ``say`` or speech request (``speech``,
+  ``speech.start``) ends like a reply (its ``transcript`` and ``reply.audio`` frames end
+  nothing). Any other request ends with its first frame.
 
 ``tests/vectors/flows.json`` is the shared test of this rule (the Lua and GDScript clients run it
 too).
@@ -25,6 +27,8 @@ from typing import Any, Literal, TypeGuard
 RequestId = str | int
 
 _REPLY = "say"
+#: the message types answered by a reply (``speech``: after its ``transcript``)
+_REPLIES = frozenset({_REPLY, "speech", "speech.start"})
 _SCENE = "scene.say"
 #: requests whose replies stream under their own ids (``parent`` names the request)
 _PARENTS = (_SCENE, "world.event")
@@ -114,7 +118,7 @@ class Router:
                 if kind == "scene.done"
                 else Routed(frame, rid)
             )
-        if request.sent != _REPLY:
+        if request.sent not in _REPLIES:
             return self._end(rid, Ended("answer", frame))
         if kind == "reply.delta":
             request.deltas.append(str(frame.get("text", "")))

@@ -45,6 +45,7 @@ from ..providers.base import (
     UpstreamError,
 )
 from .attempt import Attempts, CommittedFailure
+from .audio import AudioGateway
 from .breaker import Breakers, BreakerState, CircuitBreaker
 from .budget import (
     Budgets,
@@ -68,6 +69,7 @@ if TYPE_CHECKING:
 
     from ..config import Config
     from ..pipeline.turn import Turn
+    from ..providers.audio import AudioProvider
     from ..providers.base import Provider
     from ..stores.base import Store
     from ..stores.writes import WriteQueue
@@ -87,9 +89,11 @@ class Gateway:
         providers: Mapping[str, Provider],
         store: Callable[[], Store | None],
         writes: Callable[[], WriteQueue | None] = lambda: None,
+        audio_providers: Mapping[str, AudioProvider] | None = None,
     ) -> None:
-        """``providers``, ``store`` and ``writes`` (the store's write queue, through which budget
-        settlements go) are filled at start-up (``store()`` is None before)."""
+        """``providers``, ``audio_providers`` (speech), ``store`` and ``writes`` (the store's
+        write queue, through which budget settlements go) are filled at start-up (``store()``
+        is None before)."""
         self.config = config
         self.catalog = catalog
         self.providers = providers
@@ -107,6 +111,8 @@ class Gateway:
         self.attempts = Attempts(config, metrics, self.cache, self.policy)
         self.rng = random.Random()
         self._exported: set[str] = set()
+        #: speech requests (synthesis, transcription) on the same limits, breakers and budgets
+        self.audio = AudioGateway(self, audio_providers if audio_providers is not None else {})
 
     # ------------------------------------------------------------------ policy helpers
 

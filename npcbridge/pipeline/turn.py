@@ -13,6 +13,10 @@ if TYPE_CHECKING:
     from ..gateway.catalog import ModelEntry
 
 
+#: the cancellation message of a ``cancel`` with ``barge_in: true`` (``Turn.cancel_reason``)
+BARGE_IN = "barge_in"
+
+
 @dataclass
 class Usage:
     """Token counts the upstream reported, or estimated (``estimated``) when it reported none
@@ -119,6 +123,12 @@ class Turn:
     #: the game's declared effects of this exchange on the NPC's state (``say.effects``, a
     #: ``StateChange`` map), applied when the turn completed; None: none declared
     effects: dict[str, Any] | None = None
+    #: why the turn was cancelled, when it was: the cancellation's message (:data:`BARGE_IN`
+    #: when the player spoke over the NPC), None for a plain ``cancel``
+    cancel_reason: str | None = None
+    #: the request's ``voice`` (True, False, a :class:`~npcbridge.protocol.voice.VoiceOverride`;
+    #: None: the persona's ``voice.always`` decides)
+    voice: Any = None
 
     def __post_init__(self) -> None:
         if self.player_text is None and self.kind == "say":
@@ -149,6 +159,7 @@ class Turn:
             stream=message.stream,
             emit=emit,
             effects=message.effects.model_dump(exclude_none=True) if message.effects else None,
+            voice=message.voice,
         )
 
 

@@ -57,6 +57,7 @@ CALL_MODES: dict[str, CallMode] = {
     "npcbridge_shutdown": ALL,
     "npcbridge_register_settings": ALL,
     "npcbridge_register_providers": ALL,
+    "npcbridge_register_audio_providers": ALL,
     "npcbridge_register_handlers": ALL,
     "npcbridge_register_routes": ALL,
     "npcbridge_register_features": ALL,
@@ -67,7 +68,9 @@ CALL_MODES: dict[str, CallMode] = {
     "npcbridge_select_model": FIRST_RESULT,
     "npcbridge_before_request": ALL,
     "npcbridge_transform_delta": CHAIN_TEXT,
+    "npcbridge_text_sent": ALL,
     "npcbridge_flush_delta": ALL,
+    "npcbridge_stream_end": ALL,
     "npcbridge_post_process": CHAIN_TEXT,
     "npcbridge_reply_fields": ALL,
     "npcbridge_after_turn": ALL,
@@ -120,6 +123,20 @@ def npcbridge_register_providers(register: Callable[..., None], api: PluginAPI) 
     they are chosen only when named (persona ``model``, a hook, a fallback) unless an entry sets
     ``tier`` itself. A catalog model naming a provider nobody registered stops start-up. The
     builtin registers ``openai`` (any OpenAI-compatible URL, Groq by default) and ``offline``.
+    """
+
+
+@hookspec
+def npcbridge_register_audio_providers(register: Callable[..., None], api: PluginAPI) -> None:
+    """Register speech providers: call ``register(name, provider, models=[...])`` for each.
+
+    ``provider`` implements :class:`npcbridge.providers.audio.AudioProvider` (``speech`` and/or
+    ``transcribe``); ``models`` (optional) are :class:`npcbridge.gateway.catalog.AudioModelEntry`
+    items (``kind`` ``tts`` or ``stt``) added to the catalog's speech models, served by this
+    provider. A speech model is usable only while its provider is registered. The builtin
+    registers ``openai`` (the upstream's ``/audio/*``, or ``upstream.audio_base_url``) when a key
+    or an audio URL is configured, and ``espeak`` (offline text to speech) when espeak-ng works.
+    Runs at start-up before ``npcbridge_startup``.
     """
 
 
@@ -240,11 +257,32 @@ def npcbridge_transform_delta(turn: Turn, text: str) -> str | None:
 
 
 @hookspec
+def npcbridge_text_sent(turn: Turn, text: str) -> None:
+    """A piece of reply text reached the player (after every transform, the speaker cut and
+    moderation included): what the NPC says, in order. Called for each piece sent, also when
+    ``stream`` is false (the text then goes out in ``reply.end``), and for text released at the
+    end of the stream. Must be fast and synchronous; keep per-turn state in ``turn.state``
+    (voice segments spoken units here).
+    """
+
+
+@hookspec
 def npcbridge_flush_delta(turn: Turn) -> str | None:
     """The stream ended; return any text this plugin's delta transform held back (or None).
 
     Each plugin's flush runs right after its own ``npcbridge_transform_delta`` would, so the
     released text still passes through the transforms called after it.
+    """
+
+
+@hookspec
+def npcbridge_stream_end(turn: Turn, finish: str) -> None | Awaitable[None]:
+    """The reply's text is complete (``finish``: how the stream ended, "cancelled" included);
+    ``reply.end`` has not been sent. A plugin may finish work tied to the text here and
+    ``turn.emit`` its frames (voice sends its pending audio), bounded in time: the turn waits
+    for every implementation. A ``cancel`` arriving meanwhile ends the turn "cancelled" (the
+    waiting implementation sees the cancellation and must stop at once); an exception is
+    logged and the reply ends as it would without that plugin.
     """
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StrictBool, StrictInt, StrictStr
+from pydantic import Field, StrictBool, StrictBytes, StrictInt, StrictStr
 
 from .fields import (
     Difficulty,
@@ -18,6 +18,7 @@ from .fields import (
     Urgency,
 )
 from .persona import Persona, StateChange
+from .voice import AudioFormat, Channels, SampleRate, VoiceChoice
 
 
 class Hello(Message):
@@ -39,7 +40,22 @@ class NpcDefine(Message):
     card: JsonMap | None = None
 
 
-class Say(Message):
+class SayOptions(Message):
+    """How a turn is run: the optional fields ``say`` and the speech messages share."""
+
+    context: JsonMap | None = None
+    urgency: Urgency = "normal"
+    max_tokens: StrictInt | None = Field(default=None, ge=1, le=32768)
+    temperature: Number | None = Field(default=None, ge=0, le=2)
+    stream: StrictBool = True
+    #: true: speak with the persona's voice; false: no audio; a map overrides the persona's
+    #: voice; absent: the persona's ``voice.always`` decides
+    voice: VoiceChoice | None = None
+    #: how this exchange moves the NPC's state once it completed (amounts; docs/state.md)
+    effects: StateChange | None = None
+
+
+class Say(SayOptions):
     """The player says something to an NPC; the reply streams back under the same id."""
 
     type: Literal["say"] = "say"
@@ -47,19 +63,50 @@ class Say(Message):
     npc: StrictStr = Field(min_length=1, max_length=128)
     player: StrictStr = Field(min_length=1, max_length=128)
     text: StrictStr
-    context: JsonMap | None = None
-    urgency: Urgency = "normal"
-    max_tokens: StrictInt | None = Field(default=None, ge=1, le=32768)
-    temperature: Number | None = Field(default=None, ge=0, le=2)
-    stream: StrictBool = True
-    #: how this exchange moves the NPC's state once it completed (amounts; docs/state.md)
-    effects: StateChange | None = None
 
 
 class Cancel(Message):
     """Stop the reply with this id at once."""
 
     type: Literal["cancel"] = "cancel"
+    id: RequestId
+    #: the player started speaking over the NPC: the reply ends with the text already voiced
+    barge_in: StrictBool | None = None
+
+
+class SpeechStart(SayOptions):
+    """The player starts speaking to an NPC (push-to-talk); ``speech.chunk`` messages follow,
+    then ``speech.end``. The server answers ``transcript``, then the reply as for a ``say``."""
+
+    type: Literal["speech.start"] = "speech.start"
+    id: RequestId
+    npc: StrictStr = Field(min_length=1, max_length=128)
+    player: StrictStr = Field(min_length=1, max_length=128)
+    format: AudioFormat = "wav"
+    sample_rate: SampleRate = 16000
+    channels: Channels = 1
+
+
+class Speech(SpeechStart):
+    """A whole utterance in one message (bounded by ``max_message_bytes``)."""
+
+    type: Literal["speech"] = "speech"  # type: ignore[assignment]
+    audio: StrictBytes
+
+
+class SpeechChunk(Message):
+    """The next piece of a ``speech.start`` utterance's audio (``seq`` from 0)."""
+
+    type: Literal["speech.chunk"] = "speech.chunk"
+    id: RequestId
+    seq: StrictInt = Field(ge=0)
+    audio: StrictBytes
+
+
+class SpeechEnd(Message):
+    """The player stopped speaking: transcribe the utterance and answer it."""
+
+    type: Literal["speech.end"] = "speech.end"
     id: RequestId
 
 
@@ -272,6 +319,10 @@ CLIENT_MESSAGES: dict[str, type[Message]] = {
         NpcState,
         WorldEvent,
         Ping,
+        Speech,
+        SpeechStart,
+        SpeechChunk,
+        SpeechEnd,
     )
 }
 

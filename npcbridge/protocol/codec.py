@@ -64,10 +64,15 @@ def encode(message: BaseModel | dict[str, Any]) -> bytes:
 
 #: where the protocol floats sit (docs/protocol.md, "Canonical encoding"; their names are
 #: ``float_fields`` in tests/vectors/canonical.json): top-level fields, fields of a map under a
-#: top-level key, and fields of each map in a top-level list
+#: top-level key, fields of each map in a top-level list, and fields of a map two levels down
 TOP_FLOATS = ("temperature", "cost_usd")
-MAP_FLOATS = {"timing": ("queue_ms", "ttft_ms", "total_ms"), "persona": ("temperature",)}
+MAP_FLOATS = {
+    "timing": ("queue_ms", "ttft_ms", "total_ms"),
+    "persona": ("temperature",),
+    "voice": ("ttfa_ms", "cost_usd", "speed"),
+}
 ITEM_FLOATS = {"items": ("at", "score")}
+NESTED_FLOATS = {("persona", "voice"): ("speed",)}
 _FLOAT_KEYS = frozenset((*TOP_FLOATS, *MAP_FLOATS, *ITEM_FLOATS))
 
 
@@ -90,6 +95,12 @@ def with_protocol_floats(message: dict[str, Any]) -> dict[str, Any]:
         if any(new is not old for new, old in zip(new_items, items, strict=True)):
             fixed = dict(fixed) if fixed is message else fixed
             fixed[key] = new_items
+    for (outer, inner_key), names in NESTED_FLOATS.items():
+        outer_map = fixed.get(outer)
+        inner = outer_map.get(inner_key) if isinstance(outer_map, dict) else None
+        if isinstance(inner, dict) and (new := _floated(inner, names)) is not inner:
+            fixed = dict(fixed) if fixed is message else fixed
+            fixed[outer] = {**fixed[outer], inner_key: new}
     return fixed
 
 

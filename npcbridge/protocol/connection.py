@@ -396,7 +396,7 @@ class ConnectionMachine:
 
     def _cancel(self, message: Cancel) -> None:
         if message.id in self.in_flight:
-            self._events.append(CancelRequest(message.id))
+            self._events.append(CancelRequest(message.id, barge_in=bool(message.barge_in)))
         elif message.id not in self.recent:
             # a scene reply's id ("<scene.say id>/<n>") lands here too: scene replies are
             # cancelled through their exchange

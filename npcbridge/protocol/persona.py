@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field, StrictBool, StrictInt, StrictStr
 
 from .fields import JsonMap, Message, NonNegative, Number
+from .voice import VoiceSpec
 
 #: the moods an NPC can be in (docs/state.md); ``neutral`` is the resting mood by default
 MOODS = ("neutral", "happy", "sad", "angry", "afraid", "surprised", "disgusted")
@@ -103,3 +104,5 @@ class Persona(Message):
     card: JsonMap | None = None
     #: mood and relationships the NPC keeps (None: it keeps none; docs/state.md)
     state: StateSpec | None = None
+    #: how the NPC sounds when its replies are spoken (docs/voice.md)
+    voice: VoiceSpec | None = None

@@ -9,6 +9,7 @@ from pydantic import StrictBool, StrictInt, StrictStr
 
 from .fields import Finish, Message, Number, RequestId
 from .version import PROTOCOL_VERSION
+from .voice import ReplyAudio, Transcript, VoiceReport
 
 
 class Limits(Message):
@@ -90,6 +91,8 @@ class ReplyEnd(Message):
     emotes: list[StrictStr] | None = None
     #: the NPC's state after the turn (NPCs that keep state; docs/state.md)
     state: dict[str, Any] | None = None
+    #: how the reply was spoken (voiced replies only)
+    voice: VoiceReport | None = None
 
 
 class Emote(Message):
@@ -243,5 +246,7 @@ SERVER_MESSAGES: dict[str, type[Message]] = {
         State,
         Pong,
         Error,
+        ReplyAudio,
+        Transcript,
     )
 }

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from ..builtin.persona import persona_from_card
 from ..gateway.ratelimit import Bucket
 from ..pipeline.actions import check_schema
-from ..pipeline.turn import Turn
+from ..pipeline.turn import BARGE_IN, Turn
 from ..protocol import CloseCode, ErrorCode, ProtocolError
 from ..protocol.codec import request_id_of
 from ..protocol.connection import ConnectionMachine, ConnectionSettings, ServerParts
@@ -36,7 +36,7 @@ from ..protocol.events import (
     RunHandler,
     StartTurn,
 )
-from ..protocol.frames import error_frame, internal_error
+from ..protocol.frames import STREAM_FRAMES, error_frame, internal_error
 from ..protocol.messages import Message
 
 if TYPE_CHECKING:
@@ -45,8 +45,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("npcbridge.server")
 
-#: the frames a ``stream: false`` say does not get (everything before ``reply.end``)
-STREAM_FRAMES = frozenset({"reply.start", "reply.delta", "emote", "action"})
 
 Handler = Callable[["SessionCore", Message], Awaitable[None]]
 S = TypeVar("S")
@@ -155,7 +153,9 @@ class SessionCore:
         elif isinstance(event, CancelRequest):
             task = self.turns.get(event.request_id)
             if task is not None:
-                task.cancel()
+                # on the next loop turn: a task started by a message read in the same batch
+                # runs its first step before the cancel, so it can answer it (and end)
+                self.loop.call_soon(task.cancel, BARGE_IN if event.barge_in else None)
         elif isinstance(event, RunHandler):
             handler = self.context.registry.handlers[event.type]
             if event.tracked and event.request_id is not None:

@@ -58,6 +58,7 @@ from flow_frames import (  # noqa: E402
 from flows_refusals import REFUSAL_FLOWS  # noqa: E402
 from flows_scenes import SCENE_FLOWS  # noqa: E402
 from flows_state import STATE_FLOWS  # noqa: E402
+from flows_voice import VOICE_FLOWS  # noqa: E402
 
 #: replies, answers and the errors that end them
 REPLY_FLOWS: list[dict[str, Any]] = [
@@ -251,7 +252,7 @@ REPLY_FLOWS: list[dict[str, Any]] = [
     },
 ]
 
-FLOWS = REPLY_FLOWS + REFUSAL_FLOWS + SCENE_FLOWS + STATE_FLOWS
+FLOWS = REPLY_FLOWS + REFUSAL_FLOWS + SCENE_FLOWS + STATE_FLOWS + VOICE_FLOWS
 
 
 def _check(flow: dict[str, Any]) -> None:
