@@ -56,6 +56,8 @@ async def test_cursors_acknowledge_and_expire(fake_upstream: FakeUpstream, tmp_p
         expired = await http.poll(key, "?cursor=1")
         assert expired.status == 410 and expired.json()["code"] == "bad_request"
         assert expired.json()["message"] == "cursor expired"
+        oldest = (await http.poll(key, "?cursor=0")).json()  # 0: the oldest kept, never expired
+        assert oldest == {"cursor": 3, "messages": [{"type": "pong", "id": 2}]}
         # a session nobody reads keeps at most send_queue_bytes: the oldest go first
         for n in range(400):
             await http.post(key, {"type": "ping", "id": f"ping-{n:04}-" + "x" * 20})

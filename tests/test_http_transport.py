@@ -348,3 +348,41 @@ async def test_origins_follow_the_websocket_rule(
             "bad_request", "this origin is not allowed"
         )
         assert len(bridge.server.http_transport.sessions) == 2
+
+
+async def test_voice_over_http_carries_bytes_as_base64(bridge: Bridge, http: Transport) -> None:
+    """``speech.audio`` arrives as base64 in JSON (bin in msgpack); ``reply.audio`` goes out
+    the same way; audio that is not base64 is refused naming the field."""
+    import base64
+
+    from tests.voice_helpers import SMITH as VOICED
+    from tests.voice_helpers import speech_wav
+
+    bridge.fake.audio.script_transcripts("Fix my sword? [[reply:Aye, lad.]]")
+    key = await http.open()
+    await http.post(key, {**SMITH, "persona": VOICED})
+    wav = speech_wav(0.5)
+    speech = {"type": "speech", "id": "s", "npc": "smith", "player": "p1", "format": "wav"}
+    answer = await http.post(
+        key, {**speech, "audio": base64.b64encode(wav).decode(), "voice": True}, "?wait=20"
+    )
+    assert answer.status == 200, answer.body
+    messages = answer.json()["messages"]
+    assert messages[0] == {
+        "type": "transcript", "id": "s", "npc": "smith", "text": "Fix my sword? [[reply:Aye, lad.]]"
+    }  # fmt: skip
+    audio = [m for m in messages if m["type"] == "reply.audio"]
+    assert audio and messages[-1]["type"] == "reply.end"
+    pcm = base64.b64decode(audio[0]["audio"], validate=True)
+    assert pcm and len(pcm) % 2 == 0  # 16-bit samples
+    assert len(base64.b64decode(audio[0]["mouth"], validate=True)) >= 1
+    refused = await http.post(key, {**speech, "id": "t", "audio": "not base64!"})
+    assert refused.status == 400
+    assert refused.json()["message"] == "speech: field 'audio': not base64"
+    # msgpack: the same bytes as bin, both ways
+    bridge.fake.audio.script_transcripts("[[reply:Hm.]]")
+    packed = await http.post(
+        key, {**speech, "id": "u", "audio": wav, "voice": True}, "?wait=20", msgpack_body=True
+    )
+    frames = decode_body(packed)["messages"]
+    assert any(type(f.get("audio")) is bytes for f in frames if f["type"] == "reply.audio")

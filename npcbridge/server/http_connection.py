@@ -233,6 +233,12 @@ class HttpConnection(asyncio.Protocol):
         declared = headers.get("content-length", "0")
         if declared.isdigit() and int(declared) > limit:
             raise _Refused(too_large)
+        if self._h11.they_are_waiting_for_100_continue:
+            # curl (and so Luanti's fetch) asks before sending a body over 1 KiB, and would wait
+            # a second for this answer before sending it anyway
+            await self._write(
+                h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")
+            )
         body = bytearray()
         while True:
             try:

@@ -188,18 +188,22 @@ class HttpSession(SessionCore):
 
     # ---------------------------------------------------------------- reading
 
-    def _check_cursor(self, cursor: int) -> None:
+    def _start(self, cursor: int) -> int:
+        """Where a reader asking for ``cursor`` starts: 0 is the oldest message kept."""
+        if cursor == 0:
+            return self.ring.first
         if cursor > self.ring.next:
             raise CursorError("field 'cursor': ahead of the session's messages", 400)
         if cursor < self.ring.first:
             raise CursorError("cursor expired", 410)
+        return cursor
 
     async def poll(
         self, cursor: int, wait_s: float, gone: Gone, merge: bool
     ) -> tuple[int, list[dict[str, Any]]]:
         """Every message from ``cursor`` on (acknowledging those before it), held until one
         exists or ``wait_s`` ran out; returns the next cursor and the messages."""
-        self._check_cursor(cursor)
+        cursor = self._start(cursor)
         ring = self.ring
         ring.acknowledge(cursor)
         await self._hold(lambda: ring.next > cursor, (), wait_s, gone)
@@ -217,7 +221,7 @@ class HttpSession(SessionCore):
     ) -> AsyncGenerator[bytes, None]:
         """The session's messages from ``cursor`` on as server-sent events (``event(seq,
         frame)`` writes one), with a comment line every ``heartbeat_s`` seconds."""
-        self._check_cursor(cursor)
+        cursor = self._start(cursor)
         self.ring.acknowledge(cursor)
         return self._events(cursor, gone, heartbeat_s, event)
 
