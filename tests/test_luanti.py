@@ -293,8 +293,8 @@ def message_vectors() -> list[tuple[str, Any]]:
 
 
 def test_mod_writes_the_vectors_json(tmp_path: Path) -> None:
-    """Every message vector, read by the engine's JSON parser and written by the mod's encoder,
-    is the same JSON (integers stay integers, protocol floats stay floats, {} stays {})."""
+    """Every message vector, read by the mod's JSON decoder and written by its encoder, is the
+    same JSON (integers stay integers, protocol floats stay floats, {} stays {}, [] stays [])."""
     cases = message_vectors()
     world = tmp_path / "world"
     world.mkdir()

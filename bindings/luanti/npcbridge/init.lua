@@ -45,7 +45,8 @@ local url = (settings:get("npcbridge.url") or "http://127.0.0.1:8765"):gsub("/+$
 local token = settings:get("npcbridge.token")
 local poll_wait_s = math.max(1, math.min(30, tonumber(settings:get("npcbridge.poll_wait")) or 20))
 
-local json = load("json", load("msgpack_types"))
+local types = load("msgpack_types")
+local json = load("json", types)
 local Transport = load("transport", json)
 local Requests = load("requests", load("router"), load("errors"))
 local Session = load("session", Requests)
@@ -65,7 +66,7 @@ if disabled then
 end
 
 local requests = Requests.new(guard, nil)
-local transport = http and Transport.new(http, minetest.parse_json, url, token)
+local transport = http and Transport.new(http, url, token)
 local session = Session.new(transport, {
   url = url, client = "luanti/" .. (minetest.get_version().string or "?") .. " npcbridge-luanti/"
     .. VERSION, poll_wait_s = poll_wait_s, log = log, after = minetest.after,
@@ -76,8 +77,17 @@ npcbridge = { VERSION = VERSION }
 requests.on_general_error = API.install(npcbridge, session, requests, disabled, minetest.after)
 
 --- JSON text of `value` as the server reads it: integral numbers stay integers (except the
---- protocol's float fields), an empty table is `{}`; nil and a reason when it cannot be JSON.
+--- protocol's float fields), an unmarked empty table is `{}`, one marked with `npcbridge.array`
+--- is `[]`; nil and a reason when it cannot be JSON.
 npcbridge.encode_json = json.encode
+--- The JSON object in `text`, read as the mod reads the server's answers (arrays and objects
+--- marked, so `encode_json` writes them back the same); nil and a reason otherwise.
+npcbridge.decode_json = json.decode_object
+--- Mark a table (default a new one) as a JSON array: `npcbridge.array()` is sent as `[]`, where an
+--- unmarked `{}` is sent as `{}` (e.g. a persona's `actions`, `examples` or `knowledge`).
+npcbridge.array = types.array
+--- Mark a table (default a new one) as a JSON object, whatever its keys.
+npcbridge.map = types.map
 
 local display = load("display")
 --- Callbacks that show the reply of `speaker` to the player `name` (HUD, then chat).

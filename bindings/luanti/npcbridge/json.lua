@@ -1,16 +1,31 @@
---- JSON for the npcbridge HTTP transport. Decoding is the engine's (`minetest.parse_json`, passed
---- in); encoding is done here because `minetest.write_json` writes every number as a float
---- (`1.0`), which the protocol's integer fields (`max_tokens`, `importance`, `limit`, integer
---- ids) refuse, and writes an empty table as `null`. Plain Lua 5.1 (runs on LuaJIT and 5.4).
+--- JSON for the npcbridge HTTP transport, both ways, with the Lua client's convention for what Lua
+--- cannot tell apart (msgpack_types.lua, shared with bindings/lua): a table marked with
+--- `types.array` is a JSON array and one marked with `types.map` an object, even when empty; an
+--- unmarked table is an array when it is a non-empty sequence 1..n, else an object (so `{}` is
+--- `{}`: context, args). The decoder marks every array and object it reads, so what the mod read
+--- is written back the same, `[]` included.
+---
+--- Not the engine's `minetest.write_json` / `parse_json`: write_json writes an empty table as
+--- `null` and cannot tell `[]` from `{}`, and parse_json reads both `[]` and `{}` as the same
+--- unmarked empty table (a persona's `actions = []` would come back as `{}`, which the server
+--- refuses). The server reads any whole number as an integer (docs/protocol.md, HTTP transport),
+--- so write_json's `1.0` would do; this writer still writes integers as integers and the
+--- protocol's float fields with a fraction, the canonical form. Plain Lua 5.1 (runs on LuaJIT and
+--- 5.4).
 local M = {}
 
-local type, pairs, ipairs, tostring, pcall = type, pairs, ipairs, tostring, pcall
+local types = ...
+local type, pairs, ipairs, tostring, tonumber, getmetatable = type, pairs, ipairs, tostring,
+  tonumber, getmetatable
+local setmetatable, pcall, error = setmetatable, pcall, error
 local floor, huge = math.floor, math.huge
-local concat, sort, format, byte = table.concat, table.sort, string.format, string.byte
+local concat, sort, format, byte, char, sub, find = table.concat, table.sort, string.format,
+  string.byte, string.char, string.sub, string.find
+local ARRAY, MAP, null = types.ARRAY, types.MAP, types.null
 
 --- the protocol floats (docs/protocol.md, "Canonical encoding"): always written with a fraction;
 --- the Lua client's list (msgpack_types.lua)
-M.FLOAT_FIELDS = (...).FLOAT_FIELDS
+M.FLOAT_FIELDS = types.FLOAT_FIELDS
 
 local ESCAPES = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
   ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
@@ -40,9 +55,13 @@ local function encode_number(n, as_float)
   return format("%.17g", n)
 end
 
--- an array: keys 1..n, nothing else (an empty table is written as an object, `{}`: every
--- empty value the protocol sends is a map: context, args, persona parts)
+-- the length of a table written as an array, nil for an object: a marked one as marked, an
+-- unmarked one when its keys are 1..n and nothing else (so an unmarked empty table is an object)
 local function array_length(t)
+  local mark = getmetatable(t)
+  if mark == MAP then
+    return nil
+  end
   local n = 0
   for k in pairs(t) do
     if type(k) ~= "number" or k < 1 or k ~= floor(k) then
@@ -53,7 +72,7 @@ local function array_length(t)
     end
   end
   if n == 0 then
-    return nil
+    return mark == ARRAY and 0 or nil
   end
   for i = 1, n do
     if t[i] == nil then
@@ -81,6 +100,9 @@ local function encode_table(t, depth)
     end
     return "[" .. concat(out, ",") .. "]"
   end
+  if getmetatable(t) == ARRAY then
+    return nil, "a table marked as an array with keys other than 1..n"
+  end
   local keys = {}
   for k in pairs(t) do
     if type(k) ~= "string" then
@@ -100,6 +122,9 @@ local function encode_table(t, depth)
 end
 
 encode_value = function(v, depth, as_float)
+  if v == null then
+    return "null"
+  end
   local kind = type(v)
   if kind == "string" then
     return encode_string(v)
@@ -120,14 +145,172 @@ function M.encode(value)
   return encode_value(value, 0, false)
 end
 
---- Decode JSON text with the engine's decoder; nil and a reason when it is not a JSON object.
----@param parse fun(text: string): any the engine's `minetest.parse_json`
-function M.decode_object(parse, text)
+-- decoding: `fail(reason)` throws a table caught by `decode`, so nothing else is caught
+local Failure = {}
+
+local function fail(reason, pos)
+  error(setmetatable({ reason = reason .. " at byte " .. pos }, Failure), 0)
+end
+
+local function skip_space(text, pos)
+  return find(text, "[^ \t\r\n]", pos) or #text + 1
+end
+
+local function utf8_char(code)
+  if code < 0x80 then
+    return char(code)
+  elseif code < 0x800 then
+    return char(0xC0 + floor(code / 0x40), 0x80 + code % 0x40)
+  elseif code < 0x10000 then
+    return char(0xE0 + floor(code / 0x1000), 0x80 + floor(code / 0x40) % 0x40, 0x80 + code % 0x40)
+  end
+  return char(0xF0 + floor(code / 0x40000), 0x80 + floor(code / 0x1000) % 0x40,
+    0x80 + floor(code / 0x40) % 0x40, 0x80 + code % 0x40)
+end
+
+local UNESCAPES = { ['"'] = '"', ["\\"] = "\\", ["/"] = "/", b = "\b", f = "\f", n = "\n",
+  r = "\r", t = "\t" }
+
+-- the string whose opening quote is at `pos`: value, position after the closing quote
+local function read_string(text, pos)
+  local parts, from = {}, pos + 1
+  while true do
+    local at = find(text, '["\\%c]', from)
+    if not at then
+      fail("an unterminated string", pos)
+    end
+    local c = sub(text, at, at)
+    parts[#parts + 1] = sub(text, from, at - 1)
+    if c == '"' then
+      return concat(parts), at + 1
+    elseif c ~= "\\" then
+      fail("a control character in a string", at)
+    end
+    local e = sub(text, at + 1, at + 1)
+    if e == "u" then
+      local code = tonumber(sub(text, at + 2, at + 5), 16)
+      from = at + 6
+      if not code or not find(sub(text, at + 2, at + 5), "^%x%x%x%x$") then
+        fail("a bad \\u escape", at)
+      end
+      if code >= 0xD800 and code < 0xDC00 and sub(text, from, from + 1) == "\\u" then
+        local low = tonumber(sub(text, from + 2, from + 5), 16)
+        if low and low >= 0xDC00 and low < 0xE000 then
+          code = 0x10000 + (code - 0xD800) * 0x400 + (low - 0xDC00)
+          from = from + 6
+        end
+      end
+      parts[#parts + 1] = utf8_char(code)
+    elseif UNESCAPES[e] then
+      parts[#parts + 1] = UNESCAPES[e]
+      from = at + 2
+    else
+      fail("a bad escape", at)
+    end
+  end
+end
+
+local read_value
+
+local function read_array(text, pos, depth)
+  local out, n = setmetatable({}, ARRAY), 0
+  pos = skip_space(text, pos + 1)
+  if sub(text, pos, pos) == "]" then
+    return out, pos + 1
+  end
+  while true do
+    local v
+    v, pos = read_value(text, pos, depth)
+    n = n + 1
+    out[n] = v == nil and null or v
+    pos = skip_space(text, pos)
+    local c = sub(text, pos, pos)
+    if c == "]" then
+      return out, pos + 1
+    elseif c ~= "," then
+      fail("expected , or ] in an array", pos)
+    end
+    pos = pos + 1
+  end
+end
+
+local function read_object(text, pos, depth)
+  local out = setmetatable({}, MAP)
+  pos = skip_space(text, pos + 1)
+  if sub(text, pos, pos) == "}" then
+    return out, pos + 1
+  end
+  while true do
+    if sub(text, pos, pos) ~= '"' then
+      fail("expected a string key", pos)
+    end
+    local key, v
+    key, pos = read_string(text, pos)
+    pos = skip_space(text, pos)
+    if sub(text, pos, pos) ~= ":" then
+      fail("expected :", pos)
+    end
+    v, pos = read_value(text, skip_space(text, pos + 1), depth)
+    out[key] = v -- null is nil here, as the engine's parse_json reads it
+    pos = skip_space(text, pos)
+    local c = sub(text, pos, pos)
+    if c == "}" then
+      return out, pos + 1
+    elseif c ~= "," then
+      fail("expected , or } in an object", pos)
+    end
+    pos = skip_space(text, pos + 1)
+  end
+end
+
+local LITERALS = { ["true"] = true, ["false"] = false }
+
+read_value = function(text, pos, depth)
+  if depth > 64 then
+    fail("nesting too deep", pos)
+  end
+  pos = skip_space(text, pos)
+  local c = sub(text, pos, pos)
+  if c == "{" then
+    return read_object(text, pos, depth + 1)
+  elseif c == "[" then
+    return read_array(text, pos, depth + 1)
+  elseif c == '"' then
+    return read_string(text, pos)
+  end
+  local word = text:match("^%a+", pos)
+  if word == "null" then
+    return nil, pos + 4
+  elseif word and LITERALS[word] ~= nil then
+    return LITERALS[word], pos + #word
+  end
+  local number = text:match("^-?%d+%.?%d*[eE]?[-+]?%d*", pos)
+  local value = number and tonumber(number)
+  if not value then
+    fail("an unexpected character", pos)
+  end
+  return value, pos + #number
+end
+
+--- Decode JSON text that must be an object; nil and a reason otherwise. Arrays and objects come
+--- back marked (`types.array` / `types.map`), `null` is nil in an object and `types.null` in an
+--- array.
+---@return table|nil value, string|nil error
+function M.decode_object(text)
   if type(text) ~= "string" or text == "" then
     return nil, "an empty body"
   end
-  local ok, value = pcall(parse, text)
-  if not ok or type(value) ~= "table" then
+  local ok, value, pos = pcall(read_value, text, 1, 0)
+  if not ok then
+    if getmetatable(value) ~= Failure then
+      error(value, 0)
+    end
+    return nil, "a body that is not JSON (" .. value.reason .. ")"
+  end
+  if skip_space(text, pos) <= #text then
+    return nil, "a body with text after its JSON value"
+  end
+  if getmetatable(value) ~= MAP then
     return nil, "a body that is not a JSON object"
   end
   return value

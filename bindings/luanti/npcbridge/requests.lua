@@ -4,8 +4,10 @@
 --- module turns its verdicts into callbacks. Knows nothing of HTTP.
 ---
 --- Callbacks of a `say`: `on_start(msg)`, `on_delta(text, so_far, msg)`, `on_emote(emote, msg)`,
---- `on_action(name, args, msg)`, `on_done(text, msg)` (the `reply.end`; `msg.finish` says why it
---- ended: "stop", "length", "cancelled", ...), `on_error(err)`. Other requests: `on_done(answer,
+--- `on_action(name, args, msg)`, `on_audio(msg)` (a `reply.audio` of a voiced reply: `msg.audio` is
+--- base64 PCM, `msg.mouth` base64 mouth openness), `on_transcript(text, msg)` (what the server
+--- heard of a `speech`, before its reply), `on_done(text, msg)` (the `reply.end`; `msg.finish` says
+--- why it ended: "stop", "length", "cancelled", ...), `on_error(err)`. Other requests: `on_done(answer,
 --- msg)` and `on_error(err)`. An error (errors.lua) has `code`, `message`, `retryable`, `id`,
 --- `retry_after_ms` and `partial` (the text streamed before a reply failed).
 local router, errors = ...
@@ -105,6 +107,10 @@ local function stream(self, rec, msg)
     self.guard(cb.on_emote, msg.emote, msg)
   elseif t == "action" then
     self.guard(cb.on_action, msg.name, msg.args or {}, msg)
+  elseif t == "reply.audio" then
+    self.guard(cb.on_audio, msg)
+  elseif t == "transcript" then
+    self.guard(cb.on_transcript, msg.text or "", msg)
   end
 end
 

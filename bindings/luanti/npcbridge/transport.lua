@@ -8,10 +8,9 @@ Transport.__index = Transport
 
 --- A transport to `base_url` (ending without "/") with an optional bearer `token`.
 ---@param http table what `minetest.request_http_api()` returned
----@param parse fun(text: string): any `minetest.parse_json`
-function Transport.new(http, parse, base_url, token)
+function Transport.new(http, base_url, token)
   return setmetatable({
-    http = http, parse = parse, base_url = base_url, token = token, pending = {},
+    http = http, base_url = base_url, token = token, pending = {},
   }, Transport)
 end
 
@@ -26,7 +25,7 @@ local function outcome(self, res)
       or "no answer (connection refused or name not resolved)"
     return result
   end
-  result.body, result.reason = json.decode_object(self.parse, res.data)
+  result.body, result.reason = json.decode_object(res.data)
   return result
 end
 

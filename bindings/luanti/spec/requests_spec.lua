@@ -8,7 +8,8 @@ local function load_mod(file, ...)
 end
 
 local Requests = load_mod("requests", load_mod("router"), load_mod("errors"))
-local json = load_mod("json", load_mod("msgpack_types"))
+local types = load_mod("msgpack_types")
+local json = load_mod("json", types)
 
 local function guard(fn, ...)
   if fn then fn(...) end
@@ -98,6 +99,33 @@ describe("json.lua", function()
       json.encode({ args = {}, list = { 1, "two", true } }))
   end)
 
+  it("writes a table marked as an array as an array and one marked as a map as an object", function()
+    assert.are.equal('{"actions":[],"context":{}}',
+      json.encode({ actions = types.array(), context = types.map() }))
+    assert.is_nil((json.encode({ x = types.array({ a = 1 }) })))
+  end)
+
+  it("reads arrays and objects marked, so [] and {} are written back as they came", function()
+    local text = '{"a":[],"b":{},"c":[1,null,{"d":[]}],"e":"\\u00e9\\ud83d\\ude00\\n","f":-1.5e3,"g":null}'
+    local value = assert(json.decode_object(text))
+    assert.are.equal(types.ARRAY, getmetatable(value.a))
+    assert.are.equal(types.MAP, getmetatable(value.b))
+    assert.are.equal(types.null, value.c[2])
+    assert.is_nil(value.g)
+    assert.are.equal("\195\169\240\159\152\128\n", value.e)
+    assert.are.equal('{"a":[],"b":{},"c":[1,null,{"d":[]}],"e":"\195\169\240\159\152\128\\n","f":-1500}',
+      json.encode(value))
+  end)
+
+  it("refuses a body that is not one JSON object, with a reason", function()
+    for _, text in ipairs({ "", "[]", '"x"', "{", '{"a":}', '{"a":1} x', '{"a":"\1"}', "{'a':1}",
+      '{"a":[1 2]}' }) do
+      local value, err = json.decode_object(text)
+      assert.is_nil(value, text)
+      assert.is_string(err, text)
+    end
+  end)
+
   it("escapes quotes, backslashes and control characters, keeps UTF-8", function()
     assert.are.equal('"a\\"b\\\\c\\n\\u0001 Grüß"', json.encode('a"b\\c\n\1 Grüß'))
   end)
@@ -115,6 +143,31 @@ describe("json.lua", function()
     local cycle = {}
     cycle.self = cycle
     refused(cycle)
+  end)
+end)
+
+describe("requests.lua with voice frames", function()
+  it("hands each reply.audio to on_audio in order, and the transcript to on_transcript", function()
+    local seen = {}
+    local r = Requests.new(guard, nil)
+    r:add(3, "speech", {
+      on_transcript = function(text) seen[#seen + 1] = "heard " .. text end,
+      on_audio = function(msg) seen[#seen + 1] = "audio " .. msg.seq end,
+      on_delta = function(text) seen[#seen + 1] = "delta " .. text end,
+      on_done = function(text) seen[#seen + 1] = "done " .. text end,
+    })
+    for _, frame in ipairs({
+      { type = "transcript", id = 3, npc = "n", text = "hi" },
+      { type = "reply.start", id = 3, npc = "n" },
+      { type = "reply.delta", id = 3, text = "Aye." },
+      { type = "reply.audio", id = 3, seq = 0, audio = "AAA=" },
+      { type = "reply.audio", id = 3, seq = 1, audio = "AAA=" },
+      { type = "reply.end", id = 3, text = "Aye.", finish = "stop" },
+    }) do
+      r:dispatch(frame)
+    end
+    assert.are.same({ "heard hi", "delta Aye.", "audio 0", "audio 1", "done Aye." }, seen)
+    assert.is_false(r:has(3))
   end)
 end)
 

@@ -321,14 +321,18 @@ local one_line = {
 }
 
 -- every JSON text in <world>/npcbridge_vectors.json (an array of {name, json}) read by the
--- engine's parser and written again by the mod's encoder
+-- mod's decoder (the one its answers go through) and written again by its encoder
 local function encode_vectors()
   local f = assert(io.open(minetest.get_worldpath() .. "/npcbridge_vectors.json", "r"))
   local cases = minetest.parse_json(f:read("*a"))
   f:close()
   local out = {}
   for _, case in ipairs(cases) do
-    local text, err = npcbridge.encode_json(minetest.parse_json(case.json))
+    local value, err = npcbridge.decode_json(case.json)
+    local text
+    if value then
+      text, err = npcbridge.encode_json(value)
+    end
     out[#out + 1] = { name = case.name, json = text or "", error = err or "" }
   end
   results.encoded = out
