@@ -386,3 +386,23 @@ async def test_voice_over_http_carries_bytes_as_base64(bridge: Bridge, http: Tra
     )
     frames = decode_body(packed)["messages"]
     assert any(type(f.get("audio")) is bytes for f in frames if f["type"] == "reply.audio")
+
+
+async def test_whole_numbers_written_as_floats_are_integers(http: Transport) -> None:
+    """What minetest.write_json and util.TableToJSON write (`1.0` for every whole number) is
+    read as the integer it is; a number with a fraction in an integer field is still refused."""
+    hello = b'{"type":"hello","protocol":1.0,"client":"w"}'
+    opened = await http.call("POST", "/v1/sessions", hello)
+    assert opened.status == 201, opened.body
+    key = opened.json()["session"]
+    await http.post(key, SMITH)
+    say = b'{"type":"say","id":7.0,"npc":"smith","player":"p","text":"hi","max_tokens":50.0}'
+    said = (await http.post(key, say, "?wait=10")).json()["messages"]
+    assert said[-1]["type"] == "reply.end" and said[-1]["id"] == 7
+    assert all(type(m["id"]) is int for m in said)
+    warm = b'{"type":"say","id":8,"npc":"smith","player":"p","text":"hi","temperature":1}'
+    assert (await http.post(key, warm, "?wait=10")).json()["messages"][-1]["type"] == "reply.end"
+    half = b'{"type":"say","id":9,"npc":"smith","player":"p","text":"hi","max_tokens":1.5}'
+    refused = await http.post(key, half, "?wait=5")
+    assert refused.status == 400 and refused.json()["code"] == "bad_request"
+    assert "max_tokens" in refused.json()["message"] and "1.5" not in refused.json()["message"]
