@@ -312,6 +312,10 @@ def test_mod_writes_the_vectors_json(tmp_path: Path) -> None:
     for (name, message), out in zip(cases, encoded, strict=True):
         assert out["error"] == "", f"{name}: {out['error']}"
         assert same_json(json.loads(out["json"]), message), f"{name}: {out['json']}"
+    # the engine's writer turns an empty table into null (the reason the mod keeps its own;
+    # its 7.0 alone the server would read as 7)
+    engine = json.loads(run.read_json("npcbridge_test.json")["write_json"])
+    assert engine == {"context": None, "id": 7.0}
 
 
 def test_shared_modules_match_the_lua_client() -> None:
