@@ -65,7 +65,7 @@ def http_url(stack: StackProcess) -> str:
 
 def test_mod_talks_to_a_real_server(tmp_path: Path, stack: StackProcess) -> None:
     """The test mod, through the mod's public API, in a real Luanti server: a streamed reply,
-    two NPCs at once, cancel, an unknown NPC, an action, a quest and memory."""
+    two NPCs at once, cancel, an unknown NPC, an action, a quest, a voiced reply and memory."""
     log_start = len(stack.stderr)
     upstream_before = upstream_stats(stack)
     run = run_luanti(
@@ -136,6 +136,15 @@ def test_mod_talks_to_a_real_server(tmp_path: Path, stack: StackProcess) -> None
     assert entity["nametag"] == "Aldric" and not entity.get("timeout"), report
     assert entity["lines"] == ["<Aldric> The gate opens at dawn."], report
     assert "guard" in entity["staticdata"], report
+
+    # a voiced reply over HTTP: its reply.audio frames (base64 PCM) reach on_audio, in order,
+    # before on_done; the persona's empty lists went as [] (else the define is refused)
+    voiced = steps["voiced"]
+    assert voiced.get("finish") == "stop", report
+    assert voiced["text"] == "Aye, lad. The road is long.", report
+    audio = voiced["audio"]
+    assert [a["seq"] for a in audio] == list(range(len(audio))) and audio, report
+    assert all(a["format"] == "pcm16" and a["base64_chars"] > 0 for a in audio), report
 
     assert steps["memory_add"]["value"]["type"] == "ok", report
     items = steps["memory_query"]["value"]

@@ -51,8 +51,9 @@ function API.install(api, session, requests, disabled, after)
   end
 
   --- The NPC `npc` answers `text` said by the player `player_name`. `callbacks`: on_delta,
-  --- on_emote, on_action, on_done, on_error (see requests.lua). `options`: any optional field of
-  --- `say`: context, urgency, max_tokens, temperature, stream. Returns the request id.
+  --- on_emote, on_action, on_audio, on_done, on_error (see requests.lua). `options`: any optional
+  --- field of `say`: context, urgency, max_tokens, temperature, stream, voice. Returns the
+  --- request id.
   function api.say(npc, player_name, text, callbacks, options)
     local msg = { type = "say", npc = npc, player = player_name, text = text }
     for k, v in pairs(options or {}) do

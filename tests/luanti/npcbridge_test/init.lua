@@ -56,7 +56,7 @@ end
 
 -- records a reply: deltas, emotes, actions, the end message or the error
 local function recorder(done, extra)
-  local r = { deltas = {}, emotes = {}, actions = {} }
+  local r = { deltas = {}, emotes = {}, actions = {}, audio = {} }
   local callbacks = {
     on_delta = function(text, so_far)
       r.deltas[#r.deltas + 1] = text
@@ -67,6 +67,10 @@ local function recorder(done, extra)
     end,
     on_action = function(name, args)
       r.actions[#r.actions + 1] = { name = name, args = args }
+    end,
+    on_audio = function(msg)
+      r.audio[#r.audio + 1] = { seq = msg.seq, base64_chars = #msg.audio, format = msg.format,
+        at_delta = #r.deltas }
     end,
     on_done = function(text, msg)
       r.text, r.finish, r.npc = text, msg.finish, msg.npc
@@ -265,6 +269,20 @@ local full = {
     chat_command("nobody_here hello", "[npcbridge]", done)
   end },
   { name = "entity", fn = talk_to_entity },
+  { name = "voiced", fn = function(done)
+    -- a voiced NPC with empty lists, sent as [] (the server refuses {} for them)
+    npcbridge.define_npc("bard", { name = "Lyra", description = "A wandering bard.",
+      voice = { name = "troy" }, actions = npcbridge.array(), knowledge = npcbridge.array() }, {
+      on_error = function(err)
+        done({ error = { code = err.code, message = err.message } })
+      end,
+      on_done = function()
+        local _, cb = recorder(done)
+        npcbridge.say("bard", "tester", "[[reply:Aye, lad. The road is long.]]", cb,
+          { voice = true })
+      end,
+    })
+  end },
   { name = "memory_add", fn = function(done)
     npcbridge.memory.add("blacksmith", "tester", "the player returned the lost hammer",
       { importance = 8 }, answer(done))
