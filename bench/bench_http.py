@@ -1,4 +1,4 @@
-"""Benchmark 6: the HTTP transport beside WebSocket: added time to first token and server CPU
+"""Benchmark 7: the HTTP transport beside WebSocket: added time to first token and server CPU
 per turn.
 
     python -m bench.bench_http [--rounds 200] [--cpu-turns 400] [--cpu-players 10]

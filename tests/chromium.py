@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,8 +38,9 @@ def find_chromium() -> str | None:
 
 
 class Browser:
-    """Chromium headless on ``url`` with a DevTools port, a profile of its own, its stderr read
-    all along (``log``, ``devtools_url``); the block's end stops its whole process group."""
+    """Chromium headless on ``url`` with a DevTools port, any extra ``flags``, a profile of its
+    own, its stderr read all along (``log``, ``devtools_url``); the block's end stops its whole
+    process group."""
 
     def __init__(
         self,
@@ -48,8 +49,10 @@ class Browser:
         *,
         window: tuple[int, int] = (1280, 720),
         devtools_port: int = 0,
+        flags: Sequence[str] = (),
     ) -> None:
         self.chromium = chromium
+        self.flags = list(flags)
         self.url = url
         self.window = window
         self.devtools_port = devtools_port
@@ -82,6 +85,7 @@ class Browser:
             "--enable-logging=stderr",
             "--v=0",
             f"--remote-debugging-port={self.devtools_port}",
+            *self.flags,
             self.url,
         ]
 

@@ -1,9 +1,11 @@
-"""Plugins used by tests/test_plugins.py, loaded the way users load them (``module:attr``)."""
+"""Plugins used by the suites (tests/test_plugins.py and others), loaded the way users load
+them (``module:attr``)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import npcbridge
 from npcbridge.pipeline.turn import Turn, TurnResult
@@ -176,3 +178,12 @@ class Echo:
         register("/files/special", lambda request: HttpResponse(200, b"special", "text/plain"))
         register("/secret", lambda request: HttpResponse(200, b"hidden", "text/plain"), admin=True)
         register("/broken", lambda request: (200, "text/plain", b"old style"))
+
+
+class StateWords:
+    """Renders an NPC's state its own way (``npcbridge_render_state``), numbers included."""
+
+    @npcbridge.hookimpl
+    def npcbridge_render_state(self, turn: Turn, state: dict[str, Any]) -> str:
+        trust = state.get("relationship", {}).get("trust", 0)
+        return f"STATE-HOOK mood={state['mood']} trust={trust:g} player={turn.player}"

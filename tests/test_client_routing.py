@@ -136,6 +136,9 @@ async def test_client_follows_the_flow(flow: dict[str, Any]) -> None:
         elif sent == "scene.say":
             exchange = await client.scene_say("tavern", "Hello", id=rid)
             tasks[key] = asyncio.create_task(_scene_outcomes(exchange, got))
+        elif sent == "world.event":
+            reactions = await client.world_event("A dragon!", npc="guard", id=rid)
+            tasks[key] = asyncio.create_task(_scene_outcomes(reactions, got))
         else:
             tasks[key] = asyncio.create_task(_request_outcome(client, sent, rid))
     await asyncio.sleep(0)  # the single-answer requests are sent

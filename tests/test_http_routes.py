@@ -234,3 +234,23 @@ async def test_per_ip_cap_on_http_connections(fake_upstream: FakeUpstream, tmp_p
             assert await (await client.say("blacksmith", "p1", "hi")).text()
         for _, writer in held:
             writer.close()
+
+
+async def test_expect_100_continue_is_answered_at_once(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    async with await start_bridge(fake_upstream, tmp_path, plugins=ECHO) as bridge:
+        reader, writer = await asyncio.open_connection("127.0.0.1", bridge.server.port)
+        body = b"y" * 2000
+        writer.write(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        )
+        interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 0.5)
+        assert interim.startswith(b"HTTP/1.1 100 ")
+        writer.write(body)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 200")
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        assert json.loads(await reader.readexactly(length))["body"] == body.decode()
+        writer.close()

@@ -56,11 +56,13 @@ async def test_cursors_acknowledge_and_expire(fake_upstream: FakeUpstream, tmp_p
         expired = await http.poll(key, "?cursor=1")
         assert expired.status == 410 and expired.json()["code"] == "bad_request"
         assert expired.json()["message"] == "cursor expired"
+        oldest = (await http.poll(key, "?cursor=0")).json()  # 0: the oldest kept, never expired
+        assert oldest == {"cursor": 3, "messages": [{"type": "pong", "id": 2}]}
         # a session nobody reads keeps at most send_queue_bytes: the oldest go first
         for n in range(400):
             await http.post(key, {"type": "ping", "id": f"ping-{n:04}-" + "x" * 20})
         assert (await http.poll(key, "?cursor=2")).status == 410
-        session = next(iter(bridge.server.transport.sessions.values()))
+        session = next(iter(bridge.server.http_transport.sessions.values()))
         assert session.ring.held_bytes <= 4096
         newest = (await http.poll(key, f"?cursor={session.ring.first}")).json()["messages"]
         assert newest[-1]["id"] == "ping-0399-" + "x" * 20
@@ -128,8 +130,8 @@ async def test_idle_sessions_expire_and_their_turns_are_cancelled(
         await eventually(lambda: fake_upstream.active_streams == 1)
         # an open poll keeps a session alive past the idle time
         held = asyncio.create_task(http.poll(kept, "?cursor=1&wait=10"))
-        await eventually(lambda: len(bridge.server.transport.sessions) == 1, timeout=5)
-        assert kept in bridge.server.transport.sessions and not held.done()
+        await eventually(lambda: len(bridge.server.http_transport.sessions) == 1, timeout=5)
+        assert kept in bridge.server.http_transport.sessions and not held.done()
         assert (await http.poll(idle)).status == 404
         await http.post(kept, {"type": "ping", "id": "wake"})
         assert (await held).json()["messages"] == [{"type": "pong", "id": "wake"}]
@@ -157,3 +159,43 @@ async def test_websocket_clients_are_served_while_http_clients_hammer(bridge: Br
         assert not all(task.done() for task in hammering)  # they ran side by side
     await asyncio.gather(*hammering)
     assert answers and set(answers) == {200}
+
+
+async def test_a_client_that_hangs_up_releases_its_poll(bridge: Bridge) -> None:
+    http = Transport(bridge.server.port)
+    key = await http.open()
+    session = bridge.server.http_transport.sessions[key]
+    for hang_up in ("shutdown", "close"):
+        reader, writer = await asyncio.open_connection("127.0.0.1", bridge.server.port)
+        writer.write(
+            f"GET /v1/sessions/{key}/messages?wait=30 HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        )
+        await eventually(lambda: session.holders == 1)
+        if hang_up == "shutdown":
+            writer.write_eof()  # half-closed: the poll ends, what it has is answered
+            assert (await asyncio.wait_for(reader.read(), 5)).startswith(b"HTTP/1.1 200")
+        writer.close()
+        await eventually(lambda: session.holders == 0, timeout=2)
+
+
+async def test_merge_on_a_poll_after_a_stream_was_read_live(bridge: Bridge) -> None:
+    """An event stream reading a reply live gets its deltas one by one; a poll of the same
+    messages with merge=1 gets them as one delta per reply, without merge as they are kept."""
+    http = Transport(bridge.server.port)
+    key = await http.open()
+    start = (await http.post(key, SMITH)).json()["cursor"]
+    stream = await EventStream.open(bridge.server.port, f"/v1/sessions/{key}/events?cursor={start}")
+    try:
+        await http.post(key, {**SAY, "text": "[[words:30]] [[tps:60]]"})
+        live = []
+        while not live or live[-1]["event"] != "reply.end":
+            live.append(await stream.next_event())
+    finally:
+        stream.close()
+    live_deltas = [e for e in live if e["event"] == "reply.delta"]
+    assert len(live_deltas) > 3
+    kept = (await http.poll(key, f"?cursor={start}")).json()["messages"]
+    assert [m["seq"] for m in kept if m["type"] == "reply.delta"] == list(range(len(live_deltas)))
+    merged = (await http.poll(key, f"?cursor={start}&merge=1")).json()["messages"]
+    assert [m["type"] for m in merged] == ["reply.start", "reply.delta", "reply.end"]
+    assert merged[1]["text"] == merged[2]["text"] and len(merged[2]["text"].split()) == 30

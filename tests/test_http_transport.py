@@ -85,7 +85,7 @@ async def test_hello_answers(fake_upstream: FakeUpstream, tmp_path: Path) -> Non
         assert first.json()["message"] == "the first message must be 'hello'"
         broken = await http.call("POST", "/v1/sessions", b"{not json")
         assert broken.status == 400 and broken.json()["message"].startswith("not a JSON value")
-        assert len(bridge.server.transport.sessions) == 2  # the refused ones are not kept
+        assert len(bridge.server.http_transport.sessions) == 2  # the refused ones are not kept
 
 
 async def test_msgpack_bodies_and_answers(http: Transport) -> None:
@@ -189,7 +189,7 @@ async def test_error_statuses(fake_upstream: FakeUpstream, tmp_path: Path) -> No
         for _ in range(3):
             assert (await http.post(key, b"[]")).status == 400
         assert (await http.post(key, {"type": "ping"})).status == 404
-        assert not bridge.server.transport.sessions
+        assert not bridge.server.http_transport.sessions
 
 
 async def test_endpoint_and_parameter_errors(http: Transport) -> None:
@@ -332,3 +332,77 @@ async def test_a_body_that_does_not_arrive_in_time_is_408(
             "type": "error", "code": "bad_request", "message": "request timeout",
             "retryable": False,
         }  # fmt: skip
+
+
+async def test_origins_follow_the_websocket_rule(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    async with await start_bridge(
+        fake_upstream, tmp_path, server__allowed_origins=["https://game.example"]
+    ) as bridge:
+        http = Transport(bridge.server.port)
+        await http.open()  # no Origin: a game server, a mod
+        await http.open(Origin="https://game.example")
+        refused = await http.call("POST", "/v1/sessions", HELLO, {"Origin": "https://evil.example"})
+        assert refused.status == 403 and refused.json() == error(
+            "bad_request", "this origin is not allowed"
+        )
+        assert len(bridge.server.http_transport.sessions) == 2
+
+
+async def test_voice_over_http_carries_bytes_as_base64(bridge: Bridge, http: Transport) -> None:
+    """``speech.audio`` arrives as base64 in JSON (bin in msgpack); ``reply.audio`` goes out
+    the same way; audio that is not base64 is refused naming the field."""
+    import base64
+
+    from tests.voice_helpers import SMITH as VOICED
+    from tests.voice_helpers import speech_wav
+
+    bridge.fake.audio.script_transcripts("Fix my sword? [[reply:Aye, lad.]]")
+    key = await http.open()
+    await http.post(key, {**SMITH, "persona": VOICED})
+    wav = speech_wav(0.5)
+    speech = {"type": "speech", "id": "s", "npc": "smith", "player": "p1", "format": "wav"}
+    answer = await http.post(
+        key, {**speech, "audio": base64.b64encode(wav).decode(), "voice": True}, "?wait=20"
+    )
+    assert answer.status == 200, answer.body
+    messages = answer.json()["messages"]
+    assert messages[0] == {
+        "type": "transcript", "id": "s", "npc": "smith", "text": "Fix my sword? [[reply:Aye, lad.]]"
+    }  # fmt: skip
+    audio = [m for m in messages if m["type"] == "reply.audio"]
+    assert audio and messages[-1]["type"] == "reply.end"
+    pcm = base64.b64decode(audio[0]["audio"], validate=True)
+    assert pcm and len(pcm) % 2 == 0  # 16-bit samples
+    assert len(base64.b64decode(audio[0]["mouth"], validate=True)) >= 1
+    refused = await http.post(key, {**speech, "id": "t", "audio": "not base64!"})
+    assert refused.status == 400
+    assert refused.json()["message"] == "speech: field 'audio': not base64"
+    # msgpack: the same bytes as bin, both ways
+    bridge.fake.audio.script_transcripts("[[reply:Hm.]]")
+    packed = await http.post(
+        key, {**speech, "id": "u", "audio": wav, "voice": True}, "?wait=20", msgpack_body=True
+    )
+    frames = decode_body(packed)["messages"]
+    assert any(type(f.get("audio")) is bytes for f in frames if f["type"] == "reply.audio")
+
+
+async def test_whole_numbers_written_as_floats_are_integers(http: Transport) -> None:
+    """What minetest.write_json and util.TableToJSON write (`1.0` for every whole number) is
+    read as the integer it is; a number with a fraction in an integer field is still refused."""
+    hello = b'{"type":"hello","protocol":1.0,"client":"w"}'
+    opened = await http.call("POST", "/v1/sessions", hello)
+    assert opened.status == 201, opened.body
+    key = opened.json()["session"]
+    await http.post(key, SMITH)
+    say = b'{"type":"say","id":7.0,"npc":"smith","player":"p","text":"hi","max_tokens":50.0}'
+    said = (await http.post(key, say, "?wait=10")).json()["messages"]
+    assert said[-1]["type"] == "reply.end" and said[-1]["id"] == 7
+    assert all(type(m["id"]) is int for m in said)
+    warm = b'{"type":"say","id":8,"npc":"smith","player":"p","text":"hi","temperature":1}'
+    assert (await http.post(key, warm, "?wait=10")).json()["messages"][-1]["type"] == "reply.end"
+    half = b'{"type":"say","id":9,"npc":"smith","player":"p","text":"hi","max_tokens":1.5}'
+    refused = await http.post(key, half, "?wait=5")
+    assert refused.status == 400 and refused.json()["code"] == "bad_request"
+    assert "max_tokens" in refused.json()["message"] and "1.5" not in refused.json()["message"]

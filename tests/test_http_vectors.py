@@ -79,4 +79,4 @@ async def test_the_http_vectors_hold(fake_upstream: FakeUpstream, tmp_path: Path
             for name, value in want["headers"].items():
                 headers = answer.headers if stream is None else stream.headers
                 assert headers[name] == value, (case["name"], name)
-        assert not bridge.server.transport.sessions
+        assert not bridge.server.http_transport.sessions

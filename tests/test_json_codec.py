@@ -42,6 +42,7 @@ def test_byte_fields_travel_as_base64() -> None:
         (b'{"id": 1}', "a message needs a string 'type'"),
         (b'{"type": "say", "x": NaN}', "not a JSON value: NaN, Infinity or an oversized number"),
         (b'{"type": "say", "x": -Infinity}', "not a JSON value: NaN"),
+        (b'{"type": "say", "x": 1e400}', "not a JSON value: NaN, Infinity or an oversized number"),
         (b'{"type": "say", "text": "\\ud800"}', "not a JSON value: a string holds a lone"),
         (b'{"type": "say", "\\udfff": 1}', "not a JSON value: a string holds a lone"),
         (b'{"type": "s\xff"}', "not a JSON value: invalid UTF-8"),
@@ -71,3 +72,26 @@ def test_encoding_is_compact_sorted_utf8_and_refuses_nan() -> None:
     assert encode_json({"b": "é", "a": 1.0}) == '{"a":1.0,"b":"é"}'.encode()
     with pytest.raises(ValueError):
         encode_json({"x": float("nan")})
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("1.0", 1),
+        ("50.0", 50),
+        ("-0.0", 0),
+        ("1e2", 100),
+        ("2.5e1", 25),
+        ("9007199254740993.0", 9007199254740993),  # read exactly, not through a float
+        ("9223372036854775807.0", 2**63 - 1),
+        ("-9223372036854775808.0", -(2**63)),
+        ("9223372036854775808.0", 2.0**63),  # beyond int64: stays a float
+        ("1.5", 1.5),
+        ("1e-3", 0.001),
+        ("7", 7),
+    ],
+)
+def test_a_whole_number_is_an_integer(text: str, value: float) -> None:
+    """JSON has one number type: an integral value is an integer, whatever its spelling."""
+    read = decode_json_map(b'{"type": "say", "x": ' + text.encode() + b"}")["x"]
+    assert read == value and type(read) is type(value)

@@ -124,6 +124,9 @@ class SceneExchange:
     Each reply's ``start["npc"]`` names its speaker; ``done`` holds ``scene.done`` afterwards.
     """
 
+    #: the frame that ends the exchange
+    ends = "scene.done"
+
     def __init__(self, client: Sender, request_id: RequestId) -> None:
         self.client = client
         self.id = request_id
@@ -140,7 +143,7 @@ class SceneExchange:
             if isinstance(item, Reply):
                 self.replies.append(item)
                 yield item
-            elif item.get("type") == "scene.done":
+            elif item.get("type") == self.ends:
                 self.done = item
                 return
             elif item.get("type") == "error":
@@ -149,3 +152,10 @@ class SceneExchange:
     async def interrupt(self) -> None:
         """Stop the NPCs of this exchange (``scene.done`` says ``interrupted``)."""
         await self.client.send({"type": "cancel", "id": self.id})
+
+
+class EventReactions(SceneExchange):
+    """The reactions to one ``world.event``: iterate for a :class:`Reply` per reacting NPC;
+    ``done`` holds the ``ok`` afterwards (``npcs`` told, ``reactions``)."""
+
+    ends = "ok"

@@ -220,6 +220,14 @@ class Catalog:
         """All entries of one tier, in catalog order."""
         return [e for e in self.entries if e.tier == tier]
 
+    def cheapest(self, tier: Tier = "small") -> ModelEntry | None:
+        """The cheapest model of ``tier`` (else of the whole catalog) by price, then id; None
+        for an empty catalog. Background work (summaries, judgements) runs on it."""
+        pool = self.by_tier(tier) or self.entries
+        if not pool:
+            return None
+        return min(pool, key=lambda e: (e.input_usd_per_m + e.output_usd_per_m, e.id))
+
     def audio_models(self, kind: str) -> list[AudioModelEntry]:
         """The speech models of one kind (``tts`` or ``stt``), in catalog order."""
         return [e for e in self.audio.values() if e.kind == kind]

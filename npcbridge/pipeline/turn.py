@@ -120,6 +120,9 @@ class Turn:
     #: player line (barks, quests, summaries, an NPC answering an NPC in a scene). A ``say``
     #: turn built without it gets a copy of ``text``.
     player_text: str | None = None
+    #: the game's declared effects of this exchange on the NPC's state (``say.effects``, a
+    #: ``StateChange`` map), applied when the turn completed; None: none declared
+    effects: dict[str, Any] | None = None
     #: why the turn was cancelled, when it was: the cancellation's message (:data:`BARGE_IN`
     #: when the player spoke over the NPC), None for a plain ``cancel``
     cancel_reason: str | None = None
@@ -159,6 +162,7 @@ class Turn:
             else persona.temperature,
             stream=message.stream,
             emit=emit,
+            effects=message.effects.model_dump(exclude_none=True) if message.effects else None,
             voice=message.voice,
         )
 

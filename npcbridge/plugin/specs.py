@@ -62,6 +62,7 @@ CALL_MODES: dict[str, CallMode] = {
     "npcbridge_register_routes": ALL,
     "npcbridge_register_features": ALL,
     "npcbridge_persona": ALL,
+    "npcbridge_render_state": FIRST_RESULT,
     "npcbridge_recall": ALL,
     "npcbridge_memory_relevance": FIRST_RESULT,
     "npcbridge_select_model": FIRST_RESULT,
@@ -74,6 +75,7 @@ CALL_MODES: dict[str, CallMode] = {
     "npcbridge_reply_fields": ALL,
     "npcbridge_after_turn": ALL,
     "npcbridge_extension": FIRST_RESULT,
+    "npcbridge_forget_player": ALL,
 }
 
 
@@ -181,6 +183,19 @@ def npcbridge_persona(turn: Turn) -> list[str] | str | None | Awaitable[list[str
 
     Parts from all plugins are joined in call order with blank lines. The builtin persona plugin
     describes the NPC from its persona and adds the in-character rules.
+    """
+
+
+@hookspec
+def npcbridge_render_state(turn: Turn, state: dict[str, Any]) -> str | None | Awaitable[str | None]:
+    """Render an NPC's state as a system-prompt part for this turn, or None to let the next
+    plugin decide.
+
+    ``state`` is the map ``reply.end.state`` carries (``mood``, ``intensity`` and, for a
+    player, ``relationship`` with ``trust``, ``affection``, ``familiarity``; docs/state.md).
+    Called only for NPCs whose persona declares ``state``. The first non-None answer is the
+    part; the state feature's own rendering answers last. Return ``""`` to leave the state out
+    of the prompt.
     """
 
 
@@ -317,3 +332,13 @@ def npcbridge_extension(
     id, any other exception answers ``internal``. ``npcbridge_register_handlers`` serves
     ``x.*`` types too (and is called first).
     """
+
+
+# ------------------------------------------------------------------------ privacy
+
+
+@hookspec
+def npcbridge_forget_player(player: str, npc: str | None) -> None | Awaitable[None]:
+    """A player's data is being erased (``memory.forget``), for one NPC or (``npc`` None)
+    every NPC: stop background work about them and erase what the plugin keeps outside the
+    store. Runs before the store's own erasure (turns, memories, relationship state)."""

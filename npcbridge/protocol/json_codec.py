@@ -5,6 +5,9 @@ The same maps as the msgpack frames, with what JSON cannot hold handled explicit
 * byte fields (fields a message model declares as ``bytes``, such as voice audio) travel as
   base64 strings (RFC 4648, with padding); :data:`CLIENT_BYTE_FIELDS` lists them per type, and
   a server frame's ``bytes`` become base64 wherever they are;
+* JSON has one number type, so a number with an integral value is read as an integer
+  (``1.0`` is ``1``, within the int64 range), as Lua's and Garry's Mod's JSON writers put every
+  whole number with a fraction; other numbers stay floats, and a float field takes an integer;
 * ``NaN``/``Infinity``, invalid UTF-8, strings holding a lone surrogate (which msgpack cannot
   carry either) and nesting deeper than :data:`~.codec.MAX_DEPTH` are refused with
   ``bad_request``, as undecodable msgpack is.
@@ -17,7 +20,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import decimal
 import json
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -61,6 +66,23 @@ def _no_constant(name: str) -> Any:
     raise ValueError(name)
 
 
+#: the integers a msgpack frame can carry (int64 and uint64 would differ; the protocol's
+#: integers are ids, counts and limits, all inside int64)
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _read_number(text: str) -> int | float:
+    """A JSON number with a fraction or an exponent: the integer it is when its value is
+    integral and fits int64 (read exactly, not through a float), else a float."""
+    exact = decimal.Decimal(text)
+    if _INT64_MIN <= exact <= _INT64_MAX and exact == exact.to_integral_value():
+        return int(exact)
+    number = float(text)
+    if math.isinf(number):  # 1e400: too large for a float, refused as Infinity is
+        raise ValueError("an oversized number")
+    return number
+
+
 def _check(value: Any) -> int:
     """The nesting depth of ``value``; raises on a string holding a lone surrogate."""
     deepest = 0
@@ -90,7 +112,9 @@ def decode_json_map(
     """Decode a JSON body into a message map (byte ``fields`` from base64); raise
     :class:`DecodeError` as :func:`~.codec.decode_map` does for msgpack."""
     try:
-        value = json.loads(data.decode("utf-8"), parse_constant=_no_constant)
+        value = json.loads(
+            data.decode("utf-8"), parse_constant=_no_constant, parse_float=_read_number
+        )
     except UnicodeDecodeError:
         raise DecodeError("not a JSON value: invalid UTF-8") from None
     except json.JSONDecodeError as exc:

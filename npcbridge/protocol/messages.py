@@ -21,6 +21,7 @@ from .client_messages import (
     MemoryForget,
     MemoryQuery,
     NpcDefine,
+    NpcState,
     Ping,
     QuestGenerate,
     Say,
@@ -35,6 +36,8 @@ from .client_messages import (
     SpeechChunk,
     SpeechEnd,
     SpeechStart,
+    StateWatch,
+    WorldEvent,
 )
 from .fields import (
     INT64_MAX,
@@ -52,7 +55,7 @@ from .fields import (
     Urgency,
     valid_request_id,
 )
-from .persona import ActionSpec, Persona
+from .persona import MOODS, RELATIONSHIP_RANGES, ActionSpec, Mood, Persona, StateChange, StateSpec
 from .server_messages import (
     SERVER_MESSAGES,
     Action,
@@ -71,6 +74,8 @@ from .server_messages import (
     ReplyStart,
     SceneDone,
     SceneReply,
+    State,
+    StateCrossing,
     Timing,
     Usage,
     Welcome,
@@ -91,7 +96,9 @@ __all__ = [
     "INT64_MAX",
     "INT64_MIN",
     "MAX_ID_BYTES",
+    "MOODS",
     "PROTOCOL_VERSION",
+    "RELATIONSHIP_RANGES",
     "SERVER_MESSAGES",
     "SUPPORTED_VERSIONS",
     "Action",
@@ -116,9 +123,11 @@ __all__ = [
     "MemoryForget",
     "MemoryItem",
     "MemoryQuery",
+    "Mood",
     "Message",
     "NonNegative",
     "NpcDefine",
+    "NpcState",
     "NpcId",
     "Number",
     "Ok",
@@ -147,6 +156,11 @@ __all__ = [
     "SpeechChunk",
     "SpeechEnd",
     "SpeechStart",
+    "State",
+    "StateChange",
+    "StateCrossing",
+    "StateSpec",
+    "StateWatch",
     "Timing",
     "Transcript",
     "Urgency",
@@ -156,5 +170,6 @@ __all__ = [
     "VoiceReport",
     "VoiceSpec",
     "Welcome",
+    "WorldEvent",
     "valid_request_id",
 ]

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ..plugin.http import HttpRequest, HttpResponse
-from .http_connection import Answer, HttpConnection, HttpLimits, text_answer
+from .http_connection import Answer, Gone, HttpConnection, HttpLimits, text_answer
 from .http_transport import bearer_token, transport_refusal
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("npcbridge.server")
 
 #: the HTTP transport's answer for a request under ``/v1/`` (see :mod:`.http_transport`)
-Transport = Callable[[HttpRequest, asyncio.Event], Awaitable[Answer]]
+Transport = Callable[[HttpRequest, Gone], Awaitable[Answer]]
 
 
 def is_loopback_peer(peer: str) -> bool:
@@ -164,7 +164,7 @@ class HttpFront:
 
     # ---------------------------------------------------------------- answers
 
-    async def respond(self, request: HttpRequest, gone: asyncio.Event) -> Answer:
+    async def respond(self, request: HttpRequest, gone: Gone) -> Answer:
         """The answer to one plain-HTTP request."""
         if request.path == "/healthz":
             if request.method not in ("GET", "HEAD"):

@@ -9,7 +9,7 @@ timeouts, and asks its ``respond`` callable for each request's answer.
 An answer is an :class:`~npcbridge.plugin.http.HttpResponse` (a whole body) or a
 :class:`StreamAnswer` (chunks as they come: server-sent events), which is the transport's own.
 A peer that closes its side (or the whole connection) while an answer is held sets the
-request's ``gone`` event, so a held poll or an event stream stops at once.
+request's ``gone`` future, so a held poll or an event stream stops at once.
 """
 
 from __future__ import annotations
@@ -44,8 +44,10 @@ class StreamAnswer:
 
 
 Answer = HttpResponse | StreamAnswer
-#: ``respond(request, gone) -> answer``; ``gone`` is set when the peer went away
-Responder = Callable[[HttpRequest, asyncio.Event], Awaitable[Answer]]
+#: done when the peer of a request went away (closed its side or the connection)
+Gone = asyncio.Future[None]
+#: ``respond(request, gone) -> answer``; ``gone`` is done when the peer went away
+Responder = Callable[[HttpRequest, Gone], Awaitable[Answer]]
 #: ``refusal(path, headers, status, text)``: the answer to a request that cannot be read whole
 Refusal = Callable[[str, Mapping[str, str], HTTPStatus, str], HttpResponse]
 
@@ -115,8 +117,8 @@ class HttpConnection(asyncio.Protocol):
         #: bytes handed to h11 and not yet parsed; reading pauses when they pile up
         self._unparsed = 0
         self._reading = True
-        #: set when the peer closed its side or the connection is lost
-        self.gone = asyncio.Event()
+        #: done when the peer closed its side or the connection is lost
+        self.gone: Gone = asyncio.get_running_loop().create_future()
 
     # ---------------------------------------------------------------- asyncio protocol
 
@@ -139,17 +141,21 @@ class HttpConnection(asyncio.Protocol):
         """The peer closed its side: answer what arrived, then close."""
         self._h11.receive_data(b"")
         self._data.set()
-        self.gone.set()
+        self._went_away()
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Stop serving; whatever was being answered is cancelled."""
-        self.gone.set()
+        self._went_away()
         self._data.set()
         self._writable.set()
         if self._task is not None and not self._task.done():
             self._task.cancel()
         self._on_close(self)
+
+    def _went_away(self) -> None:
+        if not self.gone.done():
+            self.gone.set_result(None)
 
     def pause_writing(self) -> None:
         """The socket's write buffer is full: answers wait before writing more."""
@@ -227,6 +233,12 @@ class HttpConnection(asyncio.Protocol):
         declared = headers.get("content-length", "0")
         if declared.isdigit() and int(declared) > limit:
             raise _Refused(too_large)
+        if self._h11.they_are_waiting_for_100_continue:
+            # curl (and so Luanti's fetch) asks before sending a body over 1 KiB, and would wait
+            # a second for this answer before sending it anyway
+            await self._write(
+                h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")
+            )
         body = bytearray()
         while True:
             try:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ..protocol import CloseCode, ErrorCode, ProtocolError
 from ..protocol.codec import request_id_of
 from ..protocol.connection import Decoder, Phase
+from .http_connection import Gone
 from .http_ring import TERMINAL_TYPES, MessageRing, merge_deltas
 from .session_core import SessionCore
 
@@ -105,9 +106,7 @@ class HttpSession(SessionCore):
 
     # ---------------------------------------------------------------- messages
 
-    async def receive(
-        self, body: bytes, decode: Decoder, wait_s: float, gone: asyncio.Event
-    ) -> Outcome:
+    async def receive(self, body: bytes, decode: Decoder, wait_s: float, gone: Gone) -> Outcome:
         """Feed one client message; answer with its messages, after waiting up to ``wait_s``
         for the request to finish."""
         seen: list[dict[str, Any]] = []
@@ -151,7 +150,7 @@ class HttpSession(SessionCore):
         start: int,
         tasks: list[asyncio.Task[None]],
         wait_s: float,
-        gone: asyncio.Event,
+        gone: Gone,
     ) -> None:
         """Wait until the request finished (an answer ending it, or its tasks done and its id
         no longer in flight), the wait ran out, the session ended or the client went away."""
@@ -174,37 +173,37 @@ class HttpSession(SessionCore):
         ready: Callable[[], bool],
         tasks: Iterable[asyncio.Future[Any]],
         wait_s: float,
-        gone: asyncio.Event,
+        gone: Gone,
     ) -> None:
         """Wait until ``ready()`` (checked whenever a message is kept or one of ``tasks``
         ends), ``wait_s`` passed, the session ended or the client went away."""
         deadline = self.loop.time() + wait_s
-        gone_waiter = asyncio.ensure_future(gone.wait())
-        try:
-            while not ready() and not self.ended and not gone.is_set():
-                left = deadline - self.loop.time()
-                if left <= 0:
-                    return
-                pending: list[asyncio.Future[Any]] = [self.ring.changed(), gone_waiter]
-                pending += [t for t in tasks if not t.done()]
-                await asyncio.wait(pending, timeout=left, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            gone_waiter.cancel()
+        while not ready() and not self.ended and not gone.done():
+            left = deadline - self.loop.time()
+            if left <= 0:
+                return
+            pending: list[asyncio.Future[Any]] = [self.ring.changed(), gone]
+            pending += [t for t in tasks if not t.done()]
+            await asyncio.wait(pending, timeout=left, return_when=asyncio.FIRST_COMPLETED)
 
     # ---------------------------------------------------------------- reading
 
-    def _check_cursor(self, cursor: int) -> None:
+    def _start(self, cursor: int) -> int:
+        """Where a reader asking for ``cursor`` starts: 0 is the oldest message kept."""
+        if cursor == 0:
+            return self.ring.first
         if cursor > self.ring.next:
             raise CursorError("field 'cursor': ahead of the session's messages", 400)
         if cursor < self.ring.first:
             raise CursorError("cursor expired", 410)
+        return cursor
 
     async def poll(
-        self, cursor: int, wait_s: float, gone: asyncio.Event, merge: bool
+        self, cursor: int, wait_s: float, gone: Gone, merge: bool
     ) -> tuple[int, list[dict[str, Any]]]:
         """Every message from ``cursor`` on (acknowledging those before it), held until one
         exists or ``wait_s`` ran out; returns the next cursor and the messages."""
-        self._check_cursor(cursor)
+        cursor = self._start(cursor)
         ring = self.ring
         ring.acknowledge(cursor)
         await self._hold(lambda: ring.next > cursor, (), wait_s, gone)
@@ -216,26 +215,26 @@ class HttpSession(SessionCore):
     def stream(
         self,
         cursor: int,
-        gone: asyncio.Event,
+        gone: Gone,
         heartbeat_s: float,
         event: Callable[[int, dict[str, Any]], bytes],
     ) -> AsyncGenerator[bytes, None]:
         """The session's messages from ``cursor`` on as server-sent events (``event(seq,
         frame)`` writes one), with a comment line every ``heartbeat_s`` seconds."""
-        self._check_cursor(cursor)
+        cursor = self._start(cursor)
         self.ring.acknowledge(cursor)
         return self._events(cursor, gone, heartbeat_s, event)
 
     async def _events(
         self,
         cursor: int,
-        gone: asyncio.Event,
+        gone: Gone,
         heartbeat_s: float,
         event: Callable[[int, dict[str, Any]], bytes],
     ) -> AsyncGenerator[bytes, None]:
         ring = self.ring
         yield b": npcbridge event stream\n\n"
-        while not self.ended and not gone.is_set():
+        while not self.ended and not gone.done():
             if cursor < ring.first:
                 expired = {"type": "error", "code": "bad_request", "retryable": False}
                 yield event(ring.first, {**expired, "message": "cursor expired"})
@@ -251,5 +250,5 @@ class HttpSession(SessionCore):
                 return ring.next > at
 
             await self._hold(grown, (), heartbeat_s, gone)
-            if ring.next == before and not self.ended and not gone.is_set():
+            if ring.next == before and not self.ended and not gone.done():
                 yield b": keep-alive\n\n"

@@ -29,7 +29,7 @@ from ..protocol.codec import decode_map
 from ..protocol.connection import Decoder
 from ..protocol.frames import error_frame
 from ..protocol.json_codec import decode_json_map, encode_json
-from .http_connection import Answer, StreamAnswer
+from .http_connection import Answer, Gone, StreamAnswer
 from .http_ring import merge_deltas
 from .http_session import CursorError, HttpSession
 
@@ -151,7 +151,7 @@ class HttpTransport:
         self._per_ip: Counter[str] = Counter()
         self._sweeper: asyncio.Task[None] | None = None
 
-    async def __call__(self, request: HttpRequest, gone: asyncio.Event) -> Answer:
+    async def __call__(self, request: HttpRequest, gone: Gone) -> Answer:
         """Answer one request under ``/v1/``."""
         fmt = BodyFormat(request.headers)
         try:
@@ -164,7 +164,12 @@ class HttpTransport:
         except CursorError as exc:
             return fmt.answer(exc.status, error_frame(exc))
 
-    async def _route(self, request: HttpRequest, gone: asyncio.Event, fmt: BodyFormat) -> Answer:
+    async def _route(self, request: HttpRequest, gone: Gone, fmt: BodyFormat) -> Answer:
+        allowed = self.settings.allowed_origins
+        origin = request.headers.get("origin")
+        if allowed is not None and origin is not None and origin not in allowed:
+            # the WebSocket rule: a browser page of an origin not listed is refused
+            raise _Refusal(403, ErrorCode.BAD_REQUEST, "this origin is not allowed")
         parts = request.path.split("/")[2:]  # after "", "v1"
         method = request.method
         if parts == ["sessions"]:
@@ -219,7 +224,11 @@ class HttpTransport:
         return fmt.answer(201, {"session": session.key, "welcome": first})
 
     async def _message(
-        self, session: HttpSession, request: HttpRequest, gone: asyncio.Event, fmt: BodyFormat
+        self,
+        session: HttpSession,
+        request: HttpRequest,
+        gone: Gone,
+        fmt: BodyFormat,
     ) -> Answer:
         wait_s = _number(request.query, "wait", 0.0, MAX_WAIT_S)
         decode = fmt.decoder
@@ -236,7 +245,11 @@ class HttpTransport:
         return fmt.answer(200, {"cursor": outcome.cursor, "messages": messages})
 
     async def _poll(
-        self, session: HttpSession, request: HttpRequest, gone: asyncio.Event, fmt: BodyFormat
+        self,
+        session: HttpSession,
+        request: HttpRequest,
+        gone: Gone,
+        fmt: BodyFormat,
     ) -> Answer:
         cursor = _cursor(request.query.get("cursor"), "cursor")
         wait_s = _number(request.query, "wait", 0.0, MAX_WAIT_S)
@@ -245,7 +258,7 @@ class HttpTransport:
         )
         return fmt.answer(200, {"cursor": next_cursor, "messages": messages})
 
-    def _events(self, session: HttpSession, request: HttpRequest, gone: asyncio.Event) -> Answer:
+    def _events(self, session: HttpSession, request: HttpRequest, gone: Gone) -> Answer:
         last = request.headers.get("last-event-id")
         if last is not None and last.strip() != "":
             cursor = _cursor(last.strip(), "Last-Event-ID") + 1

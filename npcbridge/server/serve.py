@@ -38,7 +38,7 @@ class Server:
         #: the plain-HTTP side (its open connections)
         self.http = http
         #: the HTTP transport (its sessions)
-        self.transport = transport
+        self.http_transport = transport
         sock = next(iter(ws_server.sockets))
         self.host, self.port = sock.getsockname()[:2]
 
@@ -52,7 +52,7 @@ class Server:
         """Stop accepting, close connections (their turns are cancelled), close the app."""
         self.ws_server.close()
         self.http.close_all()
-        await self.transport.close()
+        await self.http_transport.close()
         await self.ws_server.wait_closed()
         await self.app.close()
 

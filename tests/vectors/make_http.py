@@ -6,8 +6,9 @@ replayed in order, every request gets the answer listed. A request has ``method`
 ``headers``, and a body as ``json`` (a value to send as JSON), ``raw`` (text sent as it is) or
 ``msgpack_hex``; ``fill`` pads one field of the JSON body (``{"field", "char", "count"}``). An
 answer has ``status``, ``headers`` it must carry, and its body as ``json`` or ``msgpack_hex``,
-or ``events`` (the first server-sent events of a stream, as text). In ``json``, the string
-``"*"`` matches any value (the session key, timings, costs); everything else must be equal.
+or ``events`` (the first server-sent events of a stream, after its opening comment line, as
+text). In ``json``, the string ``"*"`` matches any value (the session key, timings, costs);
+everything else must be equal.
 """
 
 from __future__ import annotations

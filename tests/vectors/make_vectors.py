@@ -11,6 +11,7 @@ Files:
   are in ``voice_examples.py``).
 - ``<name>.msgpack`` / ``<name>.json``: further examples of a kind (``VARIANTS``, such as an
   ``error`` that refuses a request).
+- NPC state's kinds and variants come from ``state_vectors.py`` beside this file.
 - ``index.json``: the list of message kinds, and of the variants with their ``type`` (so
   clients need no directory listing).
 - ``codec.json``: msgpack type-coverage cases; each has ``hex`` (input), ``canonical_hex`` (what a
@@ -272,14 +273,15 @@ def write_all(folder: Path = HERE) -> dict[str, bytes]:
         (folder / name).write_bytes(data)
         written[name] = data
 
+    state = _sibling("state_vectors")  # NPC state (docs/state.md)
     kinds = []
-    for message in MESSAGES:
+    for message in [*MESSAGES, *state.MESSAGES]:
         kind = message["type"]
         kinds.append(kind)
         put(f"{kind}.msgpack", pack(message))
         put(f"{kind}.json", _json(message))
     variants = []
-    for name, message in VARIANTS:
+    for name, message in [*VARIANTS, *state.VARIANTS]:
         variants.append({"name": name, "type": message["type"]})
         put(f"{name}.msgpack", pack(message))
         put(f"{name}.json", _json(message))
