@@ -211,3 +211,17 @@ async def test_a_budget_too_small_for_speech_leaves_the_text(
     assert reply.end["text"] == "Aye, lad, leave it on the anvil there."
     assert reply.end["voice"]["error"] == "budget_exceeded" and not audio_of(reply)
     assert not fake_upstream.audio.requests
+
+
+async def test_the_tts_model_rate_limit_applies(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    # one synthesis a minute: the second unit cannot go within the turn's latency budget
+    limits = {"models": {"canopylabs/orpheus-v1-english": {"rpm": 1, "burst": 1}}}
+    async with await start_bridge(fake_upstream, tmp_path, ratelimit=limits) as bridge:
+        async with await bridge.client() as client:
+            reply = await _said(client, "[[reply:Aye, lad, it is done. Go home now.]]")
+    assert reply.end is not None and reply.end["text"] == "Aye, lad, it is done. Go home now."
+    assert [f["text"] for f in audio_of(reply) if f["text"]] == ["Aye, lad, it is done."]
+    assert reply.end["voice"]["error"] == "rate_limited"
+    assert len(fake_upstream.audio.requests) == 1
