@@ -72,6 +72,7 @@ class ReplyVoice:
         self.closed = False
         self.stopped = False
         self._more = asyncio.Event()
+        self._first_done = asyncio.Event()
         self._pump: asyncio.Task[None] | None = None
 
     # ---------------------------------------------------------------- the text
@@ -83,16 +84,24 @@ class ReplyVoice:
                 self._start(unit)
 
     def _start(self, text: str) -> None:
-        task = asyncio.create_task(self._synthesise(text))
+        task = asyncio.create_task(self._synthesise(text, first=not self.units))
         self.units.append(_Unit(text, task))
         self._more.set()
         if self._pump is None:
             self._pump = asyncio.create_task(self._send_in_order())
 
-    async def _synthesise(self, text: str) -> tuple[Pcm, float]:
-        async with self.slots:
-            plan = self.plan
-            spoken = await self.audio.speak(self.turn, plan.model, plan.voice, text, plan.speed)
+    async def _synthesise(self, text: str, first: bool) -> tuple[Pcm, float]:
+        # the first unit decides when the NPC starts talking: the others wait for it, so a
+        # busy upstream (and this server) serves every reply's first unit before later ones
+        if not first:
+            await self._first_done.wait()
+        try:
+            async with self.slots:
+                plan = self.plan
+                spoken = await self.audio.speak(self.turn, plan.model, plan.voice, text, plan.speed)
+        finally:
+            if first:
+                self._first_done.set()
         return read_wav(spoken.wav), spoken.cost_usd
 
     # ---------------------------------------------------------------- the frames
