@@ -225,3 +225,13 @@ async def test_the_tts_model_rate_limit_applies(
     assert [f["text"] for f in audio_of(reply) if f["text"]] == ["Aye, lad, it is done."]
     assert reply.end["voice"]["error"] == "rate_limited"
     assert len(fake_upstream.audio.requests) == 1
+
+
+async def test_the_first_unit_goes_first(bridge: Bridge) -> None:
+    audio = bridge.fake.audio
+    audio.first_byte_ms = 200
+    async with await bridge.client() as client:
+        await _said(client, "[[reply:Aye, lad, it is done. Go home now. Mind the step.]]")
+    first, second, third = (r.monotonic for r in audio.requests)
+    assert second - first >= 0.19  # the later units waited for the first one's synthesis
+    assert third - second < 0.15  # then they ran at once
