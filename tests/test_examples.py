@@ -30,6 +30,18 @@ async def test_stream_reply(bridge: Bridge) -> None:
     assert out.startswith("Aye, lad.") and "llama-3.1-8b-instant" in out
 
 
+async def test_speak_reply_writes_the_audio(bridge: Bridge, tmp_path: Path) -> None:
+    import wave
+
+    out_file = tmp_path / "reply.wav"
+    line = "[[reply:Aye, lad. Leave it here.]]"
+    out = await run_example("speak_reply.py", "--url", bridge.url, "--out", str(out_file), line)
+    assert "Aye, lad." in out and "Leave it here." in out and "ms of audio" in out
+    with wave.open(str(out_file)) as wav:
+        seconds = wav.getnframes() / wav.getframerate()
+    assert abs(seconds - 0.06 * len("Aye, lad.Leave it here.")) < 0.01  # the fake: 60 ms a char
+
+
 async def test_batch_prompts(bridge: Bridge) -> None:
     out = await run_example("batch_prompts.py", "--url", bridge.url)
     assert out.count("Q: ") == 4 and out.count("A: Well met.") == 4
