@@ -12,6 +12,7 @@ from npcbridge.features.voice.frames import audio_frames
 from npcbridge.features.voice.segment import Segmenter
 from npcbridge.features.voice.wav import AudioError, Pcm, mouth_envelope, raw_pcm, read_wav
 from npcbridge.gateway.catalog import default_audio_models
+from npcbridge.protocol import DecodeError, decode_client, pack
 from npcbridge.testing.bridge import Bridge
 
 
@@ -102,3 +103,26 @@ async def test_transcription_falls_back_to_the_next_model(bridge: Bridge) -> Non
         assert await reply.text() == "Aye."
     models = [r.model for r in bridge.fake.audio.requests]
     assert models == ["whisper-large-v3-turbo", "whisper-large-v3"]
+
+
+@pytest.mark.parametrize(
+    ("message", "field"),
+    [
+        ({"type": "say", "voice": "loud"}, "voice"),
+        ({"type": "say", "voice": {"name": "troy", "speed": 9.5}}, "voice"),
+        ({"type": "speech", "audio": "not bytes"}, "audio"),
+        ({"type": "speech", "audio": b"RIFF", "format": "mp3"}, "format"),
+        ({"type": "speech.start", "sample_rate": 96000}, "sample_rate"),
+        ({"type": "speech.start", "channels": 3}, "channels"),
+        ({"type": "speech.chunk", "seq": -1, "audio": b""}, "seq"),
+        ({"type": "cancel", "barge_in": 1}, "barge_in"),
+    ],
+)
+def test_bad_voice_fields_are_named_never_echoed(message: dict, field: str) -> None:
+    base = {"id": "v", "npc": "smith", "player": "p1", "text": "Hi", "audio": b"RIFF"}
+    raw = {**base, **message}
+    with pytest.raises(DecodeError) as caught:
+        decode_client(pack(raw))
+    assert f"field '{field}'" in caught.value.message and caught.value.request_id == "v"
+    for value in ("loud", "9.5", "not bytes", "mp3", "96000"):
+        assert value not in caught.value.message

@@ -42,7 +42,7 @@ class VoiceOverride(Message):
 
 
 #: ``say.voice``: true (the persona's voice), false (no audio) or an override map
-VoiceChoice = StrictBool | VoiceOverride
+VoiceChoice = VoiceOverride | StrictBool
 
 
 class ReplyAudio(Message):
