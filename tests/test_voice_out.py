@@ -235,3 +235,17 @@ async def test_the_first_unit_goes_first(bridge: Bridge) -> None:
     first, second, third = (r.monotonic for r in audio.requests)
     assert second - first >= 0.19  # the later units waited for the first one's synthesis
     assert third - second < 0.15  # then they ran at once
+
+
+async def test_barge_in_on_a_reply_without_voice_is_a_plain_cancel(bridge: Bridge) -> None:
+    bridge.fake.tokens_per_s = 10
+    async with await bridge.client() as client:
+        await client.define_npc("smith", SMITH)
+        reply = await client.say("smith", "p1", "[[reply:Well now, the old mine is deep.]]")
+        async for _piece in reply:
+            await reply.cancel(barge_in=True)
+            break
+        await reply.text()
+    deltas = "".join(f["text"] for f in of_type(reply, "reply.delta"))
+    assert reply.end is not None and reply.end["finish"] == "cancelled"
+    assert reply.end["text"] == deltas.strip() and deltas and "voice" not in reply.end
