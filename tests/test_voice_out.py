@@ -249,3 +249,19 @@ async def test_barge_in_on_a_reply_without_voice_is_a_plain_cancel(bridge: Bridg
     deltas = "".join(f["text"] for f in of_type(reply, "reply.delta"))
     assert reply.end is not None and reply.end["finish"] == "cancelled"
     assert reply.end["text"] == deltas.strip() and deltas and "voice" not in reply.end
+
+
+async def test_scene_replies_of_npcs_that_always_speak_are_voiced(bridge: Bridge) -> None:
+    async with await bridge.client() as client:
+        await client.define_npc("smith", {**SMITH, "voice": {"name": "troy", "always": True}})
+        await client.define_npc("mage", {"name": "Aelindra", "description": "An elf mage."})
+        await client.scene_start("forge", ["smith", "mage"], "p1", max_replies=1)
+        exchange = await client.scene_say("forge", "[[reply:Aye, lad.]] Brom, hello", to="smith")
+        replies = [reply async for reply in exchange]
+        for reply in replies:
+            await reply.text()
+    (spoken,) = replies
+    assert spoken.start is not None and spoken.start["npc"] == "smith"
+    frames = audio_of(spoken)
+    assert [f["text"] for f in frames] == ["Aye, lad."] and {f["id"] for f in frames} == {spoken.id}
+    assert spoken.frames.index(frames[-1]) < spoken.frames.index(spoken.end)
