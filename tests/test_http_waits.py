@@ -88,3 +88,28 @@ async def test_a_waited_answer_holds_no_other_request_s_frames(
     mine = {"type": "say", "id": "b", "npc": "mage", "player": "p", "text": "[[words:5]]"}
     waited = (await http.post(key, mine, "?wait=20")).json()["messages"]
     assert {m["id"] for m in waited} == {"b"} and waited[-1]["type"] == "reply.end"
+
+
+async def test_a_waited_speech_end_answers_the_transcript_and_the_reply(
+    bridge: Bridge, http: Transport
+) -> None:
+    """``speech.end`` carries the id of its ``speech.start`` and waits for that request."""
+    import base64
+
+    from tests.voice_helpers import SMITH as VOICED
+    from tests.voice_helpers import speech_wav
+
+    bridge.fake.audio.script_transcripts("Fix my sword? [[reply:Aye, lad.]]")
+    key = await http.open()
+    define = {"type": "npc.define", "id": "d", "npc": "smith", "persona": VOICED}
+    assert (await http.post(key, define)).status == 200
+    start = {"type": "speech.start", "id": "v", "npc": "smith", "player": "p1",
+             "format": "pcm16", "sample_rate": 16000}  # fmt: skip
+    assert (await http.post(key, start)).status == 200
+    pcm = speech_wav(0.5)[44:]
+    chunk = {"type": "speech.chunk", "id": "v", "seq": 0, "audio": base64.b64encode(pcm).decode()}
+    assert (await http.post(key, chunk)).status == 200
+    waited = (await http.post(key, {"type": "speech.end", "id": "v"}, "?wait=20")).json()
+    kinds = [m["type"] for m in waited["messages"]]
+    assert kinds[0] == "transcript" and kinds[-1] == "reply.end", kinds
+    assert waited["messages"][-1]["text"] == "Aye, lad."
