@@ -108,8 +108,11 @@ async def test_state_and_world_events_over_the_http_transport(bridge: Bridge) ->
     assert answer[0]["type"] == "state" and answer[0]["watching"] == ["wary"]
     event = {"type": "world.event", "id": 2, "npc": "guard", "player": "p1", "react": True,
              "text": "p1 stole a loaf of bread"}  # fmt: skip
-    posted = (await http.post(key, event, "?wait=10")).json()
-    assert [m["type"] for m in posted["messages"]] == ["ok"]  # the event's own answer, last
+    posted = (await http.post(key, event, "?wait=10&merge=1")).json()["messages"]
+    # the waited answer holds the streamed reaction (``parent``: the event), then the ok
+    kinds = [m["type"] for m in posted]
+    assert kinds == ["reply.start", "reply.delta", "reply.end", "ok"], kinds
+    assert posted[0]["parent"] == 2 and posted[0]["id"] == posted[2]["id"] == "2/0"
     # the whole session in order: the crossing, the streamed reaction, then the ok
     messages = (await http.poll(key, "?cursor=2&merge=1")).json()["messages"]
     kinds = [m["type"] for m in messages]

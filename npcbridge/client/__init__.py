@@ -17,13 +17,13 @@ NPC state (docs/state.md): ``npc_state``, ``state_set``, ``state_nudge``, ``stat
 ``state_unwatch``, ``world_event`` (iterate it for the reactions), and
 ``client.on_state(listener)`` / ``client.known[(npc, player)]`` for what the client has seen.
 
-Which frame ends which request is decided by :class:`~npcbridge.client.routing.Router` (no I/O);
+Which frame ends which request is decided by :class:`~npcbridge.protocol.routing.Router` (no I/O);
 :class:`Client` only pumps frames through it.
 """
 
+from ..protocol.routing import Ended, RequestId, Routed, Router
 from .connection import WELCOME_TIMEOUT_S, Client, Dial, open_session
 from .errors import NpcBridgeError
-from .routing import Ended, RequestId, Routed, Router
 from .state import StateListener, StateView
 from .streams import EventReactions, Reply, SceneExchange
 from .voice import AudioFrame, SpeechUpload

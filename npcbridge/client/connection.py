@@ -14,9 +14,9 @@ from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from .. import __version__
 from ..protocol import PROTOCOL_VERSION, DecodeError, encode, unpack
+from ..protocol.routing import RequestId, Router
 from .errors import NpcBridgeError
 from .requests import Requests
-from .routing import RequestId, Router
 from .state import StateView
 from .streams import EventReactions, Reply, SceneExchange
 from .voice import VoiceRequests
@@ -63,7 +63,7 @@ class Client(Requests, StateView, VoiceRequests):
     """One logical connection to an npcbridge server (dialled again on drops when
     ``reconnect`` is on; see the package docstring).
 
-    Frames that belong to no request (see :class:`~npcbridge.client.routing.Router`) go to
+    Frames that belong to no request (see :class:`~npcbridge.protocol.routing.Router`) go to
     ``unsolicited``; an ``error`` among them is also logged as a warning."""
 
     def __init__(

@@ -10,8 +10,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
+from ..protocol.routing import RequestId
 from .errors import NpcBridgeError
-from .routing import RequestId
 from .voice import AudioFrame
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from .routing import RequestId
+    from ..protocol.routing import RequestId
     from .streams import Reply
 
 

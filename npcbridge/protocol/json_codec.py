@@ -1,10 +1,17 @@
 """Protocol messages as JSON: the default body of the HTTP transport (no I/O).
 
-The same maps as the msgpack frames, with what JSON cannot hold handled explicitly:
+The same maps as the msgpack frames, with what JSON cannot hold handled explicitly. A client
+message is fitted to the model of its type (the walk of :mod:`~.shapes`, nested models
+included), so only fields the models declare are touched, never a game's own ``context``:
 
 * byte fields (fields a message model declares as ``bytes``, such as voice audio) travel as
-  base64 strings (RFC 4648, with padding); :data:`CLIENT_BYTE_FIELDS` lists them per type, and
-  a server frame's ``bytes`` become base64 wherever they are;
+  base64 strings (RFC 4648, with padding); :data:`CLIENT_BYTE_FIELDS` lists the top-level ones
+  per type, and a server frame's ``bytes`` become base64 wherever they are;
+* the JSON writers of sandboxed Lua cannot tell an empty array from an empty object, so an empty
+  array where a model wants a map (or a nested model) is the empty map, an empty object where it
+  wants a list is the empty list, and ``null`` for a field that may be left out is the field
+  left out (``minetest.write_json`` writes ``{}`` as ``null``); a non-empty value of the wrong
+  kind is still refused by validation;
 * JSON has one number type, so a number with an integral value is read as an integer
   (``1.0`` is ``1``, within the int64 range), as Lua's and Garry's Mod's JSON writers put every
   whole number with a fraction; other numbers stay floats, and a float field takes an integer;
@@ -23,8 +30,6 @@ import binascii
 import decimal
 import json
 import math
-import types
-import typing
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,26 +38,15 @@ from pydantic import BaseModel
 from .codec import MAX_DEPTH, request_id_of
 from .errors import DecodeError
 from .messages import CLIENT_MESSAGES
-
-
-def _holds_bytes(annotation: Any) -> bool:
-    if annotation is bytes:
-        return True
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType, typing.Annotated):
-        return any(_holds_bytes(arg) for arg in typing.get_args(annotation))
-    return False
+from .shapes import Shape, model_shape
 
 
 def byte_fields(models: Mapping[str, type[BaseModel]]) -> dict[str, tuple[str, ...]]:
     """Per message type, the top-level fields its model declares as ``bytes``."""
     found: dict[str, tuple[str, ...]] = {}
     for mtype, model in models.items():
-        names = tuple(
-            field.alias or name
-            for name, field in model.model_fields.items()
-            if _holds_bytes(field.annotation)
-        )
+        shape = model_shape(model)
+        names = tuple(name for name, inner in shape.fields.items() if inner.kind == "bytes")
         if names:
             found[mtype] = names
     return found
@@ -107,10 +101,11 @@ def _check(value: Any) -> int:
 
 
 def decode_json_map(
-    data: bytes, fields: dict[str, tuple[str, ...]] = CLIENT_BYTE_FIELDS
+    data: bytes, models: Mapping[str, type[BaseModel]] = CLIENT_MESSAGES
 ) -> dict[str, Any]:
-    """Decode a JSON body into a message map (byte ``fields`` from base64); raise
-    :class:`DecodeError` as :func:`~.codec.decode_map` does for msgpack."""
+    """Decode a JSON body into a message map fitted to the model of its type in ``models``
+    (module docstring); raise :class:`DecodeError` as :func:`~.codec.decode_map` does for
+    msgpack."""
     try:
         value = json.loads(
             data.decode("utf-8"), parse_constant=_no_constant, parse_float=_read_number
@@ -132,16 +127,60 @@ def decode_json_map(
     mtype = value.get("type")
     if not isinstance(mtype, str):
         raise DecodeError("a message needs a string 'type'", request_id=request_id_of(value))
-    for name in fields.get(mtype, ()):
-        text = value.get(name)
-        if isinstance(text, str):
-            try:
-                value[name] = base64.b64decode(text, validate=True)
-            except (binascii.Error, ValueError):
-                raise DecodeError(
-                    f"{mtype}: field '{name}': not base64", request_id=request_id_of(value)
-                ) from None
+    model = models.get(mtype)
+    if model is not None:
+        _Fitting(mtype, value).fit_model(value, model_shape(model), "")
     return value
+
+
+class _Fitting:
+    """Fits one decoded JSON message to its model's shape, in place."""
+
+    def __init__(self, mtype: str, message: dict[str, Any]) -> None:
+        self.mtype = mtype
+        self.message = message
+
+    def fit_model(self, value: dict[str, Any], shape: Shape, where: str) -> None:
+        """A model's map: ``null`` for a field that may be left out is the field left out,
+        and every declared field is fitted to its shape."""
+        for name in [k for k, v in value.items() if v is None and k in shape.optional]:
+            del value[name]
+        for name, inner in shape.fields.items():
+            if name in value:
+                value[name] = self.fit(value[name], inner, f"{where}.{name}" if where else name)
+
+    def fit(self, value: Any, shape: Shape, where: str) -> Any:
+        """``value`` fitted to ``shape``: base64 read for bytes, an empty array for a map (or
+        model) and an empty object for a list are the empty value the field wants; anything
+        else of the wrong kind is left for validation to refuse."""
+        kind = shape.kind
+        if kind == "bytes":
+            return self._bytes(value, where) if isinstance(value, str) else value
+        if isinstance(value, list):
+            if kind != "list":
+                return {} if not value else value
+            if shape.inner is not None:
+                return [self.fit(v, shape.inner, f"{where}.{i}") for i, v in enumerate(value)]
+            return value
+        if isinstance(value, dict):
+            if kind == "list":
+                return [] if not value else value
+            if kind == "model":
+                self.fit_model(value, shape, where)
+            elif shape.inner is not None:
+                # a map's keys are the game's own: an error names the map, not the key
+                for key, item in value.items():
+                    value[key] = self.fit(item, shape.inner, where)
+        return value
+
+    def _bytes(self, text: str, where: str) -> bytes:
+        try:
+            return base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raise DecodeError(
+                f"{self.mtype}: field '{where}': not base64",
+                request_id=request_id_of(self.message),
+            ) from None
 
 
 def _bytes_as_base64(value: Any) -> str:

@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any
 from ..protocol import CloseCode, ErrorCode, ProtocolError
 from ..protocol.codec import request_id_of
 from ..protocol.connection import Decoder, Phase
+from ..protocol.routing import RequestId, Router
 from .http_connection import Gone
-from .http_ring import TERMINAL_TYPES, MessageRing, merge_deltas
+from .http_ring import MessageRing, merge_deltas
 from .session_core import SessionCore
 
 if TYPE_CHECKING:
@@ -49,6 +50,42 @@ class Outcome:
     messages: list[dict[str, Any]]
     #: the error refusing the message at once (the answer's body then), or None
     refusal: dict[str, Any] | None = None
+
+
+class RequestFrames:
+    """The session's frames that belong to one posted request, chosen by the clients' routing
+    rule (:class:`~npcbridge.protocol.routing.Router` with only that request open): its own,
+    and those of the replies it opens (a ``scene.say``'s replies, a ``world.event``'s
+    reactions), up to the frame that ends it. A message without id gets the frames without
+    id (a ``pong``, an error that could read no id)."""
+
+    def __init__(self, request_id: RequestId | None, sent: str, start: int) -> None:
+        self.request_id = request_id
+        self._router = Router()
+        if request_id is not None:
+            self._router.open(request_id, sent)
+        #: the sequence numbers of the request's frames
+        self.seqs: set[int] = set()
+        #: the sequence number of the next frame to route
+        self.fed = start
+        #: True once the frame ending the request was routed
+        self.ended = False
+
+    def feed(self, found: Iterable[tuple[int, dict[str, Any]]]) -> None:
+        """Route the kept frames in ``found`` (sequence number, frame) not routed yet."""
+        for seq, frame in found:
+            if seq < self.fed:
+                continue
+            self.fed = seq + 1
+            if self.request_id is None:
+                if frame.get("id") is None:
+                    self.seqs.add(seq)
+                continue
+            routed = self._router.feed(frame)
+            if routed.request is not None:
+                self.seqs.add(seq)
+            if routed.ended is not None and routed.request == self.request_id:
+                self.ended = True
 
 
 class HttpSession(SessionCore):
@@ -110,6 +147,7 @@ class HttpSession(SessionCore):
         """Feed one client message; answer with its messages, after waiting up to ``wait_s``
         for the request to finish."""
         seen: list[dict[str, Any]] = []
+        in_flight = dict(self.machine.in_flight)
 
         def decode_and_keep(data: bytes) -> dict[str, Any]:
             raw = decode(data)
@@ -130,41 +168,46 @@ class HttpSession(SessionCore):
         # every error the rules answer at once refuses the message (an undecodable one has no
         # type to name in ``refused``)
         refusal = next((f for f in sync if f.get("type") == "error"), None)
+        # a message that continues or cancels a request in flight (``speech.end``, ``cancel``)
+        # waits for that request, as it was sent
+        sent = str(seen[0].get("type")) if seen else ""
+        if request_id is not None:
+            sent = in_flight.get(request_id, sent)
+        frames = RequestFrames(request_id, sent, start)
         if refusal is None and wait_s > 0:
-            await self._settle(request_id, start, tasks, wait_s, gone)
-        messages = [
-            frame
-            for seq, frame in ring.since(start)
-            if frame.get("id") == request_id or (seq < sync_end and frame.get("id") is None)
-        ]
+            await self._settle(frames, tasks, wait_s, gone)
+        found = ring.since(start)
+        frames.feed(found)
+        messages = [frame for seq, frame in found if seq in frames.seqs]
         if refusal is None and request_id is not None:
             # a handler may refuse its message later (``refused``: it was not accepted)
             refusal = next(
-                (f for f in messages if f.get("type") == "error" and "refused" in f), None
+                (
+                    f
+                    for f in messages
+                    if f.get("type") == "error" and "refused" in f and f.get("id") == request_id
+                ),
+                None,
             )
         return Outcome(ring.next, messages, refusal)
 
     async def _settle(
         self,
-        request_id: str | int | None,
-        start: int,
+        frames: RequestFrames,
         tasks: list[asyncio.Task[None]],
         wait_s: float,
         gone: Gone,
     ) -> None:
-        """Wait until the request finished (an answer ending it, or its tasks done and its id
-        no longer in flight), the wait ran out, the session ended or the client went away."""
-
-        checked = start
+        """Wait until the request finished (the frame ending it by the routing rule, or its
+        tasks done and its id no longer in flight), the wait ran out, the session ended or the
+        client went away."""
 
         def finished() -> bool:
-            nonlocal checked
-            if request_id is not None:
-                for seq, frame in self.ring.since(checked, deliver=False):
-                    checked = seq + 1
-                    if frame.get("id") == request_id and frame.get("type") in TERMINAL_TYPES:
-                        return True
-            return all(t.done() for t in tasks) and request_id not in self.machine.in_flight
+            frames.feed(self.ring.since(frames.fed, deliver=False))
+            if frames.ended:
+                return True
+            in_flight = frames.request_id in self.machine.in_flight
+            return all(t.done() for t in tasks) and not in_flight
 
         await self._hold(finished, [t for t in tasks if not t.done()], wait_s, gone)
 

@@ -25,6 +25,7 @@ JSON = {"Content-Type": "application/json"}
 HELLO = {"type": "hello", "protocol": 1, "client": "luanti/5.6 npcbridge/0.1", "token": TOKEN}
 DEFINE = {"type": "npc.define", "id": "d1", "npc": "smith", "persona": {"name": "Brom"}}
 REPLY = "Aye, lad. Leave it on the anvil."
+REACTION = "Mind the road!"
 SAY = {"type": "say", "id": 1, "npc": "smith", "player": "steve", "text": f"[[reply:{REPLY}]]"}
 WELCOME = {
     "type": "welcome",
@@ -62,10 +63,11 @@ def _event(seq: int, frame: dict[str, Any]) -> str:
     return f"id: {seq}\nevent: {frame['type']}\ndata: {encode_json(frame).decode()}\n\n"
 
 
-def _reply(request_id: int, merged_text: str) -> list[dict[str, Any]]:
-    """The frames of one finished reply whose deltas were merged."""
+def _reply(request_id: int | str, merged_text: str, **opened: Any) -> list[dict[str, Any]]:
+    """The frames of one finished reply whose deltas were merged (``opened``: the ``parent``
+    of a reply another request opened, on its start and end)."""
     return [
-        {"type": "reply.start", "id": request_id, "npc": "smith", "model": ANY},
+        {"type": "reply.start", "id": request_id, "npc": "smith", "model": ANY, **opened},
         {"type": "reply.delta", "id": request_id, "seq": 0, "text": merged_text},
         {
             "type": "reply.end",
@@ -77,6 +79,7 @@ def _reply(request_id: int, merged_text: str) -> list[dict[str, Any]]:
             "usage": ANY,
             "cost_usd": ANY,
             "timing": ANY,
+            **opened,
         },
     ]
 
@@ -275,6 +278,60 @@ def cases() -> list[dict[str, Any]]:
                         refused="hello",
                     ),
                     "supported": [1],
+                },
+            },
+        ),
+        _case(
+            "lua-empty-table-array",
+            "an empty Lua table as util.TableToJSON and HttpService:JSONEncode write it ([]), "
+            "where a map is wanted: the empty map",
+            {
+                "method": "POST",
+                "path": MESSAGES + "?wait=25&merge=1",
+                "raw": '{"context":[],"effects":[],"id":5.0,"npc":"smith","player":"steve",'
+                f'"text":"[[reply:{REPLY}]]","type":"say"}}',
+            },
+            {"status": 200, "json": {"cursor": 12, "messages": _reply(5, REPLY)}},
+        ),
+        _case(
+            "lua-empty-table-null",
+            "an empty Lua table as minetest.write_json writes it (null), for a field that may "
+            "be left out: the field left out",
+            {
+                "method": "POST",
+                "path": MESSAGES,
+                "raw": '{"type":"npc.define","id":"d2","npc":"guard","persona":'
+                '{"name":"Hild","actions":null,"knowledge":null},"card":null}',
+            },
+            {"status": 200, "json": {"cursor": 13, "messages": [ok_frame("d2")]}},
+        ),
+        _case(
+            "world-event-wait",
+            "a waited world.event answers its reactions (own ids, parent: the event), then its ok",
+            {
+                "method": "POST",
+                "path": MESSAGES + "?wait=25&merge=1",
+                "json": {
+                    "type": "world.event",
+                    "id": "e",
+                    "npc": "smith",
+                    "react": True,
+                    "text": f"A cart loses a wheel [[reply:{REACTION}]]",
+                },
+            },
+            {
+                "status": 200,
+                "json": {
+                    "cursor": 17,
+                    "messages": [
+                        *_reply("e/0", REACTION, parent="e"),
+                        {
+                            "type": "ok",
+                            "id": "e",
+                            "npcs": ["smith"],
+                            "reactions": [{"id": "e/0", "npc": "smith", "finish": "stop"}],
+                        },
+                    ],
                 },
             },
         ),

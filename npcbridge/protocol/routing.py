@@ -1,7 +1,9 @@
 """Which request each server frame belongs to, and which frame ends it (no I/O).
 
-The asyncio :class:`~npcbridge.client.Client` only pumps: it hands each decoded frame to
-:meth:`Router.feed` and delivers what comes out. The rule (docs/protocol.md, "Errors"):
+The one rule for every reader of server frames: the asyncio :class:`~npcbridge.client.Client`
+only pumps (it hands each decoded frame to :meth:`Router.feed` and delivers what comes out),
+and the HTTP transport's ``?wait`` answer holds the frames a :class:`Router` with only the
+posted request open routes to it. The rule (docs/protocol.md, "Errors"):
 
 - ``reply.end`` ends a reply unless its ``finish`` is "error"; then the ``error`` that follows
   under the same id ends it, and the partial text is kept.
@@ -24,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeGuard
 
-RequestId = str | int
+from .fields import RequestId
 
 _REPLY = "say"
 #: the message types answered by a reply (``speech``: after its ``transcript``)
