@@ -236,20 +236,10 @@ class Budgets:
         amount = to_nano(worst_usd)
         limited = [scope for scope in scopes if scope.limit_usd is not None]
         if limited:
-            try:
-                refused = await self.counters.reserve_counters(
-                    [(s.key, amount, (s.limit_usd or 0.0) * NANO, _ttl(s)) for s in limited]
-                )
-            except Exception as exc:
-                if not self._store_down(exc):
-                    raise
-                # nothing can be held, so the turn is refused for now
-                raise ProtocolError(
-                    ErrorCode.INTERNAL,
-                    "the budget store cannot be reached; retry later",
-                    request_id=request_id,
-                    retryable=True,
-                ) from None
+            refused = await self._reserve_counters(
+                [(s.key, amount, (s.limit_usd or 0.0) * NANO, _ttl(s)) for s in limited],
+                request_id,
+            )
             if refused is not None:
                 scope = limited[refused]
                 raise ProtocolError(
@@ -260,6 +250,25 @@ class Budgets:
                     retry_after_ms=int(seconds_to_midnight() * 1000) if scope.daily else None,
                 )
         return Reservation(scopes, amount)
+
+    async def _reserve_counters(
+        self, items: list[CounterLimit], request_id: str | int | None
+    ) -> int | None:
+        """The store's atomic :meth:`reserve_counters` of ``items`` (the index of the first
+        counter that cannot take its amount, or None); a retryable ``internal`` while the
+        store cannot be reached, since nothing can be held then and the request is refused
+        for now."""
+        try:
+            return await self.counters.reserve_counters(items)
+        except Exception as exc:
+            if not self._store_down(exc):
+                raise
+            raise ProtocolError(
+                ErrorCode.INTERNAL,
+                "the budget store cannot be reached; retry later",
+                request_id=request_id,
+                retryable=True,
+            ) from None
 
     def _store_down(self, exc: BaseException) -> bool:
         """Whether ``exc`` means the store cannot be reached; the write queue then logs the
@@ -305,17 +314,7 @@ class Budgets:
             return
         key = f"budget:audio:{player}:{today()}"
         amount = int(seconds * 1000 + 0.999)
-        try:
-            refused = await self.counters.reserve_counters([(key, amount, limit * 1000, 2 * DAY_S)])
-        except Exception as exc:
-            if not self._store_down(exc):
-                raise
-            raise ProtocolError(
-                ErrorCode.INTERNAL,
-                "the budget store cannot be reached; retry later",
-                request_id=request_id,
-                retryable=True,
-            ) from None
+        refused = await self._reserve_counters([(key, amount, limit * 1000, 2 * DAY_S)], request_id)
         if refused is not None:
             raise ProtocolError(
                 ErrorCode.BUDGET_EXCEEDED,
