@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from ..gateway.catalog import ModelEntry
 from ..pipeline.turn import Turn
+from ..plugin.background import PairTasks
 from ..protocol.messages import Persona
 from ..providers.base import ProviderRequest, TextDelta
 from ..stores.base import MemoryRecord, TurnRecord
@@ -70,8 +71,7 @@ class Summarizer:
         self.settings = settings
         #: the memory plugin's write queue (summaries written during an outage wait in it)
         self.writes = writes
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.busy: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self.running = PairTasks()
 
     def candidates(
         self, turns: list[TurnRecord], window_ids: set[int], watermark: int
@@ -89,20 +89,9 @@ class Summarizer:
 
     def schedule(self, npc: str, persona: Persona, player: str, turns: list[TurnRecord]) -> bool:
         """Start a background summary of ``turns`` unless one runs for the pair already."""
-        key = (npc, player)
-        if key in self.busy or len(turns) < self.settings.summary_batch:
+        if len(turns) < self.settings.summary_batch:
             return False
-        task = asyncio.create_task(self._run(npc, persona, player, turns))
-        self.tasks.add(task)
-        self.busy[key] = task
-
-        def done(t: asyncio.Task[None]) -> None:
-            self.tasks.discard(t)
-            if self.busy.get(key) is t:
-                del self.busy[key]
-
-        task.add_done_callback(done)
-        return True
+        return self.running.start((npc, player), lambda: self._run(npc, persona, player, turns))
 
     async def _run(self, npc: str, persona: Persona, player: str, turns: list[TurnRecord]) -> None:
         store = self.api.store
@@ -200,17 +189,8 @@ class Summarizer:
 
     def cancel_for(self, player: str, npc: str | None = None) -> None:
         """Cancel running summaries of a player (``memory.forget``)."""
-        for (n, p), task in list(self.busy.items()):
-            if p == player and (npc is None or n == npc):
-                task.cancel()
+        self.running.cancel_for(player, npc)
 
     async def close(self) -> None:
         """Wait for running summaries (up to ``shutdown_wait_s``), then cancel the rest."""
-        if not self.tasks:
-            return
-        pending = set(self.tasks)
-        _, still = await asyncio.wait(pending, timeout=self.settings.shutdown_wait_s)
-        for task in still:
-            task.cancel()
-        if still:
-            await asyncio.wait(still, timeout=2)
+        await self.running.close(self.settings.shutdown_wait_s)

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ...pipeline.turn import Turn
+from ...plugin.background import PairTasks
 from ...protocol.messages import MOODS
 from ...providers.base import ProviderRequest
 from ..upstream import complete
@@ -73,8 +74,7 @@ class Judge:
     def __init__(self, api: PluginAPI, settings: StateSettings) -> None:
         self.api = api
         self.settings = settings
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.busy: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self.running = PairTasks()
 
     def schedule(
         self,
@@ -84,20 +84,7 @@ class Judge:
     ) -> bool:
         """Start judging ``turn``'s exchange unless one of the pair runs; ``apply`` gets the
         change the model named."""
-        key = (turn.npc, turn.player)
-        if key in self.busy:
-            return False
-        task = asyncio.create_task(self._run(turn, reply, apply))
-        self.tasks.add(task)
-        self.busy[key] = task
-
-        def done(t: asyncio.Task[None]) -> None:
-            self.tasks.discard(t)
-            if self.busy.get(key) is t:
-                del self.busy[key]
-
-        task.add_done_callback(done)
-        return True
+        return self.running.start((turn.npc, turn.player), lambda: self._run(turn, reply, apply))
 
     async def _run(
         self, turn: Turn, reply: str, apply: Callable[[dict[str, Any]], Awaitable[None]]
@@ -163,16 +150,8 @@ class Judge:
     def cancel_for(self, player: str, npc: str | None = None) -> None:
         """Cancel running judgements of a player (``memory.forget``: nothing of theirs may be
         written after it)."""
-        for (n, p), task in list(self.busy.items()):
-            if p == player and (npc is None or n == npc):
-                task.cancel()
+        self.running.cancel_for(player, npc)
 
     async def close(self) -> None:
         """Wait for running judgements (up to ``shutdown_wait_s``), then cancel the rest."""
-        if not self.tasks:
-            return
-        _, still = await asyncio.wait(set(self.tasks), timeout=self.settings.shutdown_wait_s)
-        for task in still:
-            task.cancel()
-        if still:
-            await asyncio.wait(still, timeout=2)
+        await self.running.close(self.settings.shutdown_wait_s)
