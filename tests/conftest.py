@@ -50,6 +50,19 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         await s.close()
 
 
+@pytest.fixture(params=["sqlite", "redis"])
+async def store_bridge(
+    request: pytest.FixtureRequest, fake_upstream: FakeUpstream, tmp_path: Path
+) -> AsyncIterator[Bridge]:
+    """A server on each store backend in turn (Redis: the session's server; a module using it
+    imports the ``redis_url`` fixture)."""
+    url = request.getfixturevalue("redis_url") if request.param == "redis" else ""
+    async with await start_bridge(
+        fake_upstream, tmp_path, **({"store__url": url} if url else {})
+    ) as b:
+        yield b
+
+
 @pytest.fixture
 def scripted() -> ScriptedProvider:
     """An in-process provider answering from a script (``scripted.script(...)``)."""

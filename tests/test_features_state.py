@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,18 +28,6 @@ GUARD = {
 MERCHANT = {"name": "Olaf", "description": "A fruit merchant.", "state": {"mood": "happy"}}
 #: what the judging model is asked (the fake answers it from the model's own queue)
 JUDGE_MODEL = "llama-3.1-8b-instant"
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-async def state_bridge(
-    request: pytest.FixtureRequest, fake_upstream: FakeUpstream, tmp_path: Path
-) -> AsyncIterator[Bridge]:
-    """A server on each store backend."""
-    url = request.getfixturevalue("redis_url") if request.param == "redis" else ""
-    async with await start_bridge(
-        fake_upstream, tmp_path, **({"store__url": url} if url else {})
-    ) as b:
-        yield b
 
 
 async def state(client: Client, npc: str, player: str | None = "p1", **fields: Any) -> Any:
@@ -75,9 +63,9 @@ async def next_unsolicited(client: Client, kind: str = "state") -> dict[str, Any
 
 
 async def test_get_set_nudge_start_from_the_persona_and_hold_the_ranges(
-    state_bridge: Bridge,
+    store_bridge: Bridge,
 ) -> None:
-    async with await state_bridge.client() as client:
+    async with await store_bridge.client() as client:
         assert "state" in client.welcome["features"]
         await client.define_npc("guard", GUARD)
         got = await state(client, "guard")
@@ -303,8 +291,8 @@ async def test_offline_rules_judge_the_exchange_at_once(
     assert fake_upstream.requests == []
 
 
-async def test_the_mood_fades_into_the_resting_mood(state_bridge: Bridge) -> None:
-    async with await state_bridge.client() as client:
+async def test_the_mood_fades_into_the_resting_mood(store_bridge: Bridge) -> None:
+    async with await store_bridge.client() as client:
         await client.define_npc(
             "merchant", {**MERCHANT, "state": {"mood": "happy", "mood_half_life_s": 0.2}}
         )
@@ -318,9 +306,9 @@ async def test_the_mood_fades_into_the_resting_mood(state_bridge: Bridge) -> Non
 
 
 async def test_a_world_event_is_remembered_moves_the_state_and_gets_reactions(
-    state_bridge: Bridge,
+    store_bridge: Bridge,
 ) -> None:
-    async with await state_bridge.client() as client:
+    async with await store_bridge.client() as client:
         await client.define_npc("guard", GUARD)
         await client.define_npc("merchant", MERCHANT)
         await state(client, "guard", op="watch", watch=[{"key": "trust", "below": -5}])
@@ -379,8 +367,8 @@ async def test_a_world_event_reaches_everyone_in_a_scene_and_refuses_bad_targets
                 await asyncio.wait_for(anext(aiter(refused)), 10)
 
 
-async def test_memory_forget_erases_the_relationship(state_bridge: Bridge) -> None:
-    async with await state_bridge.client() as client:
+async def test_memory_forget_erases_the_relationship(store_bridge: Bridge) -> None:
+    async with await store_bridge.client() as client:
         await client.define_npc("guard", GUARD)
         await state(client, "guard", op="set", values={"trust": -90, "mood": "angry",
                                                        "intensity": 1})  # fmt: skip

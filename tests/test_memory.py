@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -25,18 +24,6 @@ from npcbridge.testing.fake_upstream import FakeUpstream, Reply
 from npcbridge.testing.redis_server import redis_session_url, redis_url  # noqa: F401
 
 SMITH = {"name": "Brom", "description": "A blacksmith, rough but kind."}
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-async def mem_bridge(
-    request: pytest.FixtureRequest, fake_upstream: FakeUpstream, tmp_path: Path
-) -> AsyncIterator[Bridge]:
-    """A server on each store backend."""
-    url = request.getfixturevalue("redis_url") if request.param == "redis" else ""
-    async with await start_bridge(
-        fake_upstream, tmp_path, **({"store__url": url} if url else {})
-    ) as b:
-        yield b
 
 
 def history(request: Any) -> list[tuple[str, str]]:
@@ -62,8 +49,8 @@ async def talk(client: Client, npc: str, player: str, text: str, **options: Any)
     return reply.end
 
 
-async def test_window_replays_complete_turns_only(mem_bridge: Bridge) -> None:
-    bridge = mem_bridge
+async def test_window_replays_complete_turns_only(store_bridge: Bridge) -> None:
+    bridge = store_bridge
     async with await bridge.client() as client:
         assert "memory" in client.welcome["features"]
         await client.define_npc("smith", SMITH)
@@ -101,8 +88,8 @@ async def test_failed_turn_is_stored_as_error_not_replayed(bridge: Bridge) -> No
     assert [(t.user_text, t.status) for t in turns] == [("boom", "error"), ("hello", "complete")]
 
 
-async def test_facts_recalled_queried_and_forgotten(mem_bridge: Bridge) -> None:
-    bridge = mem_bridge
+async def test_facts_recalled_queried_and_forgotten(store_bridge: Bridge) -> None:
+    bridge = store_bridge
     async with await bridge.client() as client:
         await client.define_npc("smith", SMITH)
         ok = await client.request(
