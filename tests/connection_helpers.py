@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from npcbridge.builtin.persona import persona_from_card
-from npcbridge.gateway.ratelimit import Bucket
+from npcbridge.gateway.bucket import Bucket
 from npcbridge.pipeline.actions import check_schema
 from npcbridge.protocol import ErrorCode, Persona, ProtocolError, pack
 from npcbridge.protocol.connection import (

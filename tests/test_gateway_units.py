@@ -13,9 +13,10 @@ import pytest
 
 from npcbridge.config import load_config
 from npcbridge.gateway.breaker import BreakerState, CircuitBreaker
+from npcbridge.gateway.bucket import Bucket
 from npcbridge.gateway.budget import Budgets, MemoryCounters, to_nano, today
 from npcbridge.gateway.cache import CachedReply, ResponseCache, cache_key
-from npcbridge.gateway.ratelimit import Bucket, ModelLimiter, RateLimitWait
+from npcbridge.gateway.ratelimit import ModelLimiter, RateLimitWait
 from npcbridge.gateway.retry import Verdict, backoff_s, classify, counts_against_health
 from npcbridge.gateway.settings import (
     BudgetSettings,

@@ -73,7 +73,7 @@ class Phase(Enum):
 
 
 class TokenBucket(Protocol):
-    """A message-rate bucket (:class:`npcbridge.gateway.ratelimit.Bucket` in the server)."""
+    """A message-rate bucket (:class:`npcbridge.gateway.bucket.Bucket` in the server)."""
 
     def try_take(self, amount: float = 1.0, now: float | None = None) -> float:
         """Take ``amount`` and return 0.0, or take nothing and return the seconds to wait."""

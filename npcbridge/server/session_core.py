@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from ..builtin.persona import persona_from_card
-from ..gateway.ratelimit import Bucket
+from ..gateway.bucket import Bucket
 from ..pipeline.actions import check_schema
 from ..pipeline.turn import BARGE_IN, Turn
 from ..protocol import CloseCode, ErrorCode, ProtocolError
