@@ -10,11 +10,8 @@ from npcbridge.builtin.persona import persona_from_card
 from npcbridge.gateway.bucket import Bucket
 from npcbridge.pipeline.actions import check_schema
 from npcbridge.protocol import ErrorCode, Persona, ProtocolError, pack
-from npcbridge.protocol.connection import (
-    ConnectionMachine,
-    ConnectionSettings,
-    ServerParts,
-)
+from npcbridge.protocol.connection import ConnectionMachine
+from npcbridge.protocol.connection_parts import ConnectionSettings, ServerParts
 
 SMITH = Persona.model_validate({"name": "Brom"})
 HANDLERS = {"quest.generate": True, "memory.add": False}

@@ -27,7 +27,8 @@ from ..pipeline.actions import check_schema
 from ..pipeline.turn import BARGE_IN, Turn
 from ..protocol import CloseCode, ErrorCode, ProtocolError
 from ..protocol.codec import request_id_of
-from ..protocol.connection import ConnectionMachine, ConnectionSettings, ServerParts
+from ..protocol.connection import ConnectionMachine
+from ..protocol.connection_parts import ConnectionSettings, ServerParts
 from ..protocol.events import (
     CancelRequest,
     Close,
