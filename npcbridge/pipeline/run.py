@@ -1,8 +1,8 @@
 """One NPC turn, start to end. The only place that calls the turn hooks, in this order:
 
-persona → recall → select model → before-request → provider stream (per-delta transforms,
-``reply.delta`` frames, text-sent) → flush → stream-end → post-process → ``reply.end`` →
-after-turn.
+persona → recall → select model → before-request (the request, built by :mod:`.prepare`) →
+provider stream (per-delta transforms, ``reply.delta`` frames, text-sent) → flush → stream-end →
+post-process → ``reply.end`` → after-turn.
 
 Failure rules (protocol v1): a turn that fails before any delta was sent answers ``error`` only;
 after deltas it answers ``reply.end`` with finish "error" and the partial text, then ``error``.
@@ -25,8 +25,9 @@ from ..protocol.errors import ProtocolError
 from ..protocol.frames import error_frame, internal_error
 from ..providers.base import ProviderRequest, StreamDone, TextDelta, ToolCallDelta, UpstreamError
 from . import actions
+from .prepare import prepare_request, select_model
 from .reply_end import end_frame
-from .turn import PromptPart, Turn, TurnResult, Usage
+from .turn import Turn, TurnResult, Usage
 
 if TYPE_CHECKING:
     from ..gateway.catalog import Catalog
@@ -71,67 +72,11 @@ class Pipeline:
 
     async def select_model(self, turn: Turn) -> ModelEntry:
         """The model ``npcbridge_select_model`` picks for ``turn`` (else the default model)."""
-        hook = "npcbridge_select_model"
-        name = None
-        for impl in self.hooks.impls(hook):
-            name = checked(
-                hook,
-                await self.hooks.call_one(impl, hook, turn=turn, catalog=self.catalog),
-                plugin=impl.plugin_name,
-            )
-            if name is not None:
-                turn.model_plugin = impl.plugin_name
-                break
-        return self.catalog.entry(name or self.default_model)
+        return await select_model(self.hooks, self.catalog, self.default_model, turn)
 
     async def prepare(self, turn: Turn) -> tuple[ModelEntry, ProviderRequest]:
         """Build the upstream request: persona, recall, model, before-request hooks."""
-        pm = self.hooks
-        parts: list[str] = []
-        hook = "npcbridge_persona"
-        for impl in pm.impls(hook):
-            answer = await pm.call_one(impl, hook, turn=turn)
-            if answer is None:
-                continue
-            checked(hook, answer, plugin=impl.plugin_name)
-            for part in [answer] if isinstance(answer, str) else answer:
-                parts.append(part)
-                turn.prompt_parts.append(PromptPart(impl.plugin_name, part))
-        turn.system_parts = parts
-        recalled: list[dict[str, Any]] = []
-        for messages in checked(
-            "npcbridge_recall", await pm.call("npcbridge_recall", turn=turn), each=True
-        ):
-            recalled.extend(messages)
-        turn.model = await self.select_model(turn)
-        if turn.persona.actions and not turn.tools:
-            turn.tools = actions.tools_for(turn.persona.actions)
-        system = {"role": "system", "content": "\n\n".join(turn.system_parts)}
-        turn.messages = [system, *recalled, {"role": "user", "content": turn.text}]
-        hook = "npcbridge_before_request"
-        for impl in pm.impls(hook):
-            before = len(turn.system_parts)
-            await pm.call_one(impl, hook, turn=turn)
-            for part in turn.system_parts[before:]:
-                turn.prompt_parts.append(PromptPart(impl.plugin_name, part, "before_request"))
-        # a part appended to turn.system_parts there is a note for this request only
-        if turn.messages and turn.messages[0] is system:
-            system["content"] = "\n\n".join(turn.system_parts)
-        # before-request hooks may edit turn.text (what goes upstream; the stored history keeps
-        # turn.player_text); keep the last user message in step with it
-        if turn.messages and turn.messages[-1].get("role") == "user":
-            turn.messages[-1] = {**turn.messages[-1], "content": turn.text}
-        request = ProviderRequest(
-            model=turn.model.id,
-            messages=turn.messages,
-            max_tokens=turn.max_tokens,
-            temperature=turn.temperature,
-            tools=turn.tools or None,
-            params=dict(turn.params),
-            persona_name=turn.persona.name,
-            kind=turn.kind,
-        )
-        return turn.model, request
+        return await prepare_request(self.hooks, turn, self.select_model)
 
     async def run(self, turn: Turn) -> TurnResult | None:
         """Run one turn, emitting its frames through ``turn.emit``; never raises for the turn's
