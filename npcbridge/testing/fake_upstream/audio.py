@@ -30,6 +30,7 @@ import math
 import struct
 import time
 from collections import deque
+from collections.abc import Awaitable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -176,8 +177,13 @@ class FakeAudio:
         if not isinstance(body, dict):
             return error_response(self.fake, 400, "request body is not valid JSON")
         record = self._record(AudioRecord("speech", request.path, str(body.get("model")), body))
+        return await self._tracked(record, self._answer_speech(body, record))
+
+    async def _tracked(self, record: AudioRecord, answer: Awaitable[web.Response]) -> web.Response:
+        """``answer``, awaited; a client that hangs up meanwhile is counted as a disconnect, and
+        whoever waits on the fake is woken either way."""
         try:
-            return await self._answer_speech(body, record)
+            return await answer
         except asyncio.CancelledError:
             record.outcome = "disconnected"
             self.fake.disconnects += 1
@@ -219,26 +225,24 @@ class FakeAudio:
             "transcription", request.path, fields.get("model", ""), fields, data, name
         )
         self._record(record)
-        try:
-            if not fields.get("model") or not data:
-                record.outcome = "error"
-                return error_response(self.fake, 400, "'model' and 'file' are required")
-            if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-                record.outcome = "error"
-                return error_response(self.fake, 400, "could not decode the audio file")
-            failed = await self._failure(self.transcription_failures, record)
-            if failed is not None:
-                return failed
-            await asyncio.sleep(self.stt_latency_ms / 1000)
-            text = self.transcripts.popleft() if self.transcripts else self.default_transcript
-            record.outcome = "completed"
-            return web.json_response({"text": text})
-        except asyncio.CancelledError:
-            record.outcome = "disconnected"
-            self.fake.disconnects += 1
-            raise
-        finally:
-            self.fake._notify()
+        return await self._tracked(record, self._answer_transcription(fields, data, record))
+
+    async def _answer_transcription(
+        self, fields: dict[str, str], data: bytes, record: AudioRecord
+    ) -> web.Response:
+        if not fields.get("model") or not data:
+            record.outcome = "error"
+            return error_response(self.fake, 400, "'model' and 'file' are required")
+        if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+            record.outcome = "error"
+            return error_response(self.fake, 400, "could not decode the audio file")
+        failed = await self._failure(self.transcription_failures, record)
+        if failed is not None:
+            return failed
+        await asyncio.sleep(self.stt_latency_ms / 1000)
+        text = self.transcripts.popleft() if self.transcripts else self.default_transcript
+        record.outcome = "completed"
+        return web.json_response({"text": text})
 
     async def _control(self, request: web.Request) -> web.Response:
         try:
