@@ -19,6 +19,7 @@ import argparse
 import json
 from typing import Any
 
+from bench.bench_ttft import added_ttft
 from bench.common import (
     append_result,
     command_line,
@@ -26,7 +27,6 @@ from bench.common import (
     mock,
     now,
     npcbridge,
-    percentile,
     raise_nofile,
     workdir,
 )
@@ -50,21 +50,10 @@ def run(profile: str, rounds: int, cpu_turns: int, cpu_players: int) -> dict[str
                 ],
                 module="bench.loadgen_http",
             )  # fmt: skip
-    samples: dict[str, list[float]] = result["samples"]
-    direct = samples["openai-sdk-direct"]
-    base50, base99 = percentile(direct, 50), percentile(direct, 99)
-    figures: dict[str, Any] = {}
-    for path, values in samples.items():
+    figures: dict[str, Any] = added_ttft(result["samples"], result["errors"])
+    for path, ttft in figures.items():
         cpu = result["cpu"].get(path, {})
-        figures[path] = f = {
-            "n": len(values),
-            "outside_p50": round(percentile(values, 50), 3),
-            "outside_p99": round(percentile(values, 99), 3),
-            "added_p50": round(percentile(values, 50) - base50, 3),
-            "added_p99": round(percentile(values, 99) - base99, 3),
-            "errors": result["errors"][path] + cpu.get("errors", 0),
-            **cpu,
-        }
+        figures[path] = f = {**ttft, "errors": ttft["errors"] + cpu.get("errors", 0), **cpu}
         baseline = path == "openai-sdk-direct"
         append_result(
             "7. HTTP transport beside WebSocket: added TTFT (concurrency 1), server CPU per turn",

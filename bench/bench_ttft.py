@@ -36,6 +36,27 @@ COLUMNS = [
 ]  # fmt: skip
 
 
+def added_ttft(
+    samples: dict[str, list[float]], errors: dict[str, int]
+) -> dict[str, dict[str, Any]]:
+    """Per path: how many samples, its p50/p99 outside the mock, what it adds at those
+    quantiles over the ``openai`` SDK straight to the mock (``openai-sdk-direct``), and its
+    errors."""
+    direct = samples["openai-sdk-direct"]
+    base50, base99 = percentile(direct, 50), percentile(direct, 99)
+    return {
+        path: {
+            "n": len(values),
+            "outside_p50": round(percentile(values, 50), 3),
+            "outside_p99": round(percentile(values, 99), 3),
+            "added_p50": round(percentile(values, 50) - base50, 3),
+            "added_p99": round(percentile(values, 99) - base99, 3),
+            "errors": errors[path],
+        }
+        for path, values in samples.items()
+    }
+
+
 def run(profile: str, rounds: int, with_litellm: bool) -> dict[str, Any]:
     """Run one profile; print and record the figures."""
     with workdir("ttft") as tmp, mock(profile, tmp) as (_m, upstream):
@@ -46,20 +67,8 @@ def run(profile: str, rounds: int, with_litellm: bool) -> dict[str, Any]:
                     result = loadgen([*args, "--litellm", proxy])
             else:
                 result = loadgen(args)
-    samples: dict[str, list[float]] = result["samples"]
-    direct = samples["openai-sdk-direct"]
-    base50, base99 = percentile(direct, 50), percentile(direct, 99)
-    figures: dict[str, Any] = {}
-    for path, values in samples.items():
-        figures[path] = {
-            "n": len(values),
-            "outside_p50": round(percentile(values, 50), 3),
-            "outside_p99": round(percentile(values, 99), 3),
-            "added_p50": round(percentile(values, 50) - base50, 3),
-            "added_p99": round(percentile(values, 99) - base99, 3),
-            "errors": result["errors"][path],
-        }
-        f = figures[path]
+    figures = added_ttft(result["samples"], result["errors"])
+    for path, f in figures.items():
         baseline = path == "openai-sdk-direct"
         append_result(
             "1. Added time to first token (concurrency 1)",
