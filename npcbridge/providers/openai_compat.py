@@ -89,11 +89,13 @@ class OpenAICompatProvider:
         self.include_usage = include_usage
         add_secret(api_key)  # never logged, whoever echoes it (see npcbridge.process)
         # Retries belong to the gateway layer, which knows the turn's latency budget.
+        timeout = openai.Timeout(timeout_s, connect=connect_timeout_s)
         self.client = openai.AsyncOpenAI(
             base_url=base_url,
             api_key=api_key,
-            timeout=openai.Timeout(timeout_s, connect=connect_timeout_s),
+            timeout=timeout,
             max_retries=0,
+            http_client=openai.DefaultAioHttpClient(timeout=timeout),
         )
 
     async def aclose(self) -> None:
