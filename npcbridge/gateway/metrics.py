@@ -7,9 +7,12 @@ Every series is prefixed ``npcbridge_``; see docs/gateway.md for the list.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+
+from .worker_metrics import WorkerMetrics
 
 LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0, 30.0)
 WAIT_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
@@ -22,6 +25,8 @@ class Metrics:
         #: model labels are limited to the catalog (clients may name any model)
         self.known_models = set(known_models)
         self.registry = CollectorRegistry(auto_describe=True)
+        #: this process's part of a several-worker server's ``/metrics`` (None: one process)
+        self.workers: WorkerMetrics | None = None
         r = self.registry
         self.turns = Counter(
             "npcbridge_turns",
@@ -120,6 +125,23 @@ class Metrics:
         """Read the queue length from ``length`` at every scrape."""
         self.queue_length.set_function(length)
 
+    def join_workers(self, folder: Path | None, index: int | None) -> None:
+        """Take part in the ``/metrics`` of several workers sharing ``folder`` (as worker
+        ``index``; nothing when either is None): see :mod:`.worker_metrics`."""
+        if folder is None or index is None:
+            return
+        self.workers = WorkerMetrics(folder, index)
+        self.workers.start(lambda: generate_latest(self.registry))
+
+    async def leave_workers(self) -> None:
+        """Stop publishing this worker's series."""
+        if self.workers is not None:
+            await self.workers.stop()
+
     def render(self) -> tuple[int, str, bytes]:
-        """The ``/metrics`` answer: status, content type, body."""
-        return 200, CONTENT_TYPE_PLAIN_0_0_4, generate_latest(self.registry)
+        """The ``/metrics`` answer: status, content type, body (every worker's series, each
+        labelled ``worker``, when the server runs as several workers)."""
+        body = generate_latest(self.registry)
+        if self.workers is not None:
+            body = self.workers.merged(body)
+        return 200, CONTENT_TYPE_PLAIN_0_0_4, body

@@ -18,10 +18,11 @@ A store holds four kinds of data:
   recalled. ``player == ""`` holds facts about the world that every player's recall sees.
 * **Summary watermarks** -- per (npc, player), the id of the newest turn already summarised.
 
-``shared`` is True when several server processes see the same data (Redis), False for an
-embedded SQLite file. Every method is a coroutine and never waits on the event loop: for
-locks, the network or an fsync it yields (SQLite's short indexed reads run inline, see
-:mod:`npcbridge.stores.sqlite_db`).
+``shared`` is True when several server processes see the same data (Redis; a SQLite file the
+workers of ``npcbridge serve --workers N`` share, which the composition root then marks shared),
+False for an embedded SQLite file of one process. Every method is a coroutine and never waits
+on the event loop: for locks, the network or an fsync it yields (SQLite's short indexed reads
+run inline, see :mod:`npcbridge.stores.sqlite_db`).
 
 Backends: :mod:`npcbridge.stores.sqlite` (a file path, ``sqlite:///path`` or ``:memory:``) and
 :mod:`npcbridge.stores.redis` (``redis://``, ``rediss://``, ``unix://``), chosen by
