@@ -101,7 +101,10 @@ def _supervise(config: Any, argv: list[str]) -> int:
     """Run ``config.server.workers`` copies of this command under a supervisor."""
     try:
         supervisor = workers.Supervisor(
-            config.server.workers, config.server.host, config.server.port, argv
+            config.server.workers,
+            config.server.host,
+            config.server.port,
+            ["-m", "npcbridge.cli", *argv],
         )
     except OSError as exc:
         print(

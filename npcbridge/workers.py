@@ -102,10 +102,12 @@ def _die_with_parent() -> None:
 class Supervisor:
     """Starts, watches and stops the worker processes of one ``npcbridge serve --workers N``."""
 
-    def __init__(self, workers: int, host: str, port: int, argv: Sequence[str]) -> None:
+    def __init__(self, workers: int, host: str, port: int, command: Sequence[str]) -> None:
+        """``command``: what follows the Python interpreter in each worker's command line
+        (``-m npcbridge.cli serve ...``, the supervisor's own arguments)."""
         self.count = workers
         self.host = host
-        self.argv = list(argv)
+        self.command = list(command)
         self.sock = reserve_port(host, port)
         self.port = int(self.sock.getsockname()[1])
         self._folder = tempfile.TemporaryDirectory(prefix="npcbridge-workers-")
@@ -125,7 +127,7 @@ class Supervisor:
             env[READY_FD_ENV] = str(ready_fd)
             fds = (ready_fd,)
         return subprocess.Popen(
-            [sys.executable, "-m", "npcbridge.cli", *self.argv],
+            [sys.executable, *self.command],
             env=env,
             pass_fds=fds,
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
