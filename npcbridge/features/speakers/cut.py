@@ -144,7 +144,8 @@ class SpeakerCut:
             if final:
                 return self._release("" if "\n" in lead else lead)
             return None
-        match = _LABEL.match(line)
+        # a label needs its colon: while there is none (most line starts) skip the pattern
+        match = _LABEL.match(line) if ":" in line or "：" in line else None
         if match is None:
             if not final and self._could_be_label(line):
                 return None
@@ -177,8 +178,10 @@ class SpeakerCut:
             return False
         bare = line.strip(_OPEN_MARKUP).rstrip(_CLOSE_MARKUP + " \t")
         prefix = " ".join(bare.lower().split()) + (" " if line[-1:] in " \t" else "")
-        if any(k.startswith(prefix) for k in (*self.own, *self.others)):
-            return True
+        for names in (self.own, self.others):
+            for name in names:
+                if name.startswith(prefix):
+                    return True
         words = bare.split()
         first_complete = len(words) > 1 or prefix.endswith(" ")
         if words and first_complete and normalize(words[0]) in COMMON_WORDS:
