@@ -8,9 +8,10 @@ trip to the thread and its own wake-up of the event loop. Under load that turns 
 commits into one (``bench/RESULTS.md``); a lone write is one statement in autocommit mode, as
 before.
 
-A batch whose transaction fails (a statement's error, a lock held past the busy timeout, a full
-disk) is rolled back as a whole and its statements are run again one by one, so every caller
-gets its own statement's outcome and no write is applied twice.
+A batch whose transaction fails once begun (a statement's error, a full disk) is rolled back as a
+whole and its statements are run again one by one, so every caller gets its own statement's
+outcome and no write is applied twice. A batch that cannot begin (the file locked past the busy
+timeout) gives every statement that error at once.
 """
 
 from __future__ import annotations
@@ -48,6 +49,11 @@ def run_batch(
     if len(statements) > 1:
         try:
             conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            # the file cannot be written now (locked past the busy timeout, read-only, ...):
+            # the same answer for every statement, without waiting once more for each
+            return [exc] * len(statements)
+        try:
             results: list[WriteResult | BaseException] = [
                 _one(conn, sql, params) for sql, params in statements
             ]
