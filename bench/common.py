@@ -298,10 +298,13 @@ def litellm(upstream: str, tmp: Path, *, workers: int | None = None) -> Iterator
         proc.stop()
 
 
-def loadgen(args: list[str], *, timeout_s: float = 900) -> dict[str, Any]:
-    """Run ``python -m bench.loadgen ARGS`` to completion; return the JSON it prints."""
+def loadgen(
+    args: list[str], *, timeout_s: float = 900, module: str = "bench.loadgen"
+) -> dict[str, Any]:
+    """Run ``python -m bench.loadgen ARGS`` (or another load generator ``module``) to
+    completion; return the JSON it prints."""
     done = subprocess.run(
-        [PY, "-m", "bench.loadgen", *args],
+        [PY, "-m", module, *args],
         cwd=ROOT,
         capture_output=True,
         timeout=timeout_s,

@@ -4,7 +4,8 @@
 
 Order: 1 added TTFT (both profiles), 2 turns/s (1, 10, 100, 1000 players), 3 streaming overhead
 (200 replies), 4 memory per idle connection (1,000 and 5,000), 5 garbage-collector pauses at
-100 players with and without ``settle_heap()``. Each appends its rows to
+100 players with and without ``settle_heap()``, 7 the HTTP transport (long-poll and SSE beside
+WebSocket). Each appends its rows to
 bench/RESULTS.md. ``--quick`` shortens every run (for trying the harness, not for figures).
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench import bench_gc, bench_memory, bench_stream, bench_throughput, bench_ttft
+from bench import bench_gc, bench_http, bench_memory, bench_stream, bench_throughput, bench_ttft
 from bench.common import litellm_available, machine, raise_nofile
 
 
@@ -37,6 +38,7 @@ def main() -> None:
     for count in (1000, 5000):
         bench_memory.run(count)
     bench_gc.run(100, 10 if args.quick else 30)
+    bench_http.run("groq-750", 20 if args.quick else 200, 40 if args.quick else 400, 10)
     print(f"all benchmarks done in {time.monotonic() - started:.0f} s")
 
 

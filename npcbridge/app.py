@@ -28,15 +28,16 @@ from pydantic import BaseModel
 
 from . import SERVER_NAME, workers
 from .config import Config
-from .gateway.catalog import OFFLINE_MODEL, Catalog, ModelEntry
+from .gateway.catalog import OFFLINE_MODEL, AudioModelEntry, Catalog, ModelEntry
 from .gateway.core import Gateway
 from .gateway.metrics import Metrics
 from .pipeline.run import Pipeline
 from .pipeline.runner import TurnRunner
 from .plugin.api import PluginAPI
 from .plugin.manager import PluginManager, load_plugins
-from .plugin.registry import MessageHandler, Registry, Route
+from .plugin.registry import MessageHandler, RegisteredRoute, Registry
 from .protocol.messages import Persona
+from .providers.audio import AudioProvider
 from .providers.base import Provider
 from .server.context import ServerContext
 from .stores import Store, open_store
@@ -58,14 +59,16 @@ class App:
         self.config = config
         self.offline = config.upstream.use_offline()
         self.catalog = (
-            Catalog([OFFLINE_MODEL], fallback=OFFLINE_MODEL)
+            Catalog([OFFLINE_MODEL], fallback=OFFLINE_MODEL, audio=config.audio_models)
             if self.offline
-            else Catalog(config.models)
+            else Catalog(config.models, audio=config.audio_models)
         )
         self.default_model = "offline" if self.offline else config.upstream.default_model
         #: what plugins registered: handlers, routes, features, settings sections
         self.registry = Registry()
         self.providers: dict[str, Provider] = {}
+        #: speech providers (``npcbridge_register_audio_providers``)
+        self.audio_providers: dict[str, AudioProvider] = {}
         self.npcs: dict[str, Persona] = dict(config.npcs)
         self.store: Store | None = None
         #: the store's write queue (None while no store is open)
@@ -77,6 +80,7 @@ class App:
             self.providers,
             lambda: self.store,
             writes=lambda: self.writes,
+            audio_providers=self.audio_providers,
         )
         self.plugins = PluginManager()
         self.pipeline = Pipeline(self.plugins, self.gateway, self.catalog, self.default_model)
@@ -109,7 +113,6 @@ class App:
             settings=config.server,
             server_name=SERVER_NAME,
             offline=self.offline,
-            metrics_path=config.metrics.path,
             catalog=self.catalog,
             registry=self.registry,
             pipeline=self.pipeline,
@@ -133,8 +136,8 @@ class App:
         return self.registry.handlers
 
     @property
-    def http_routes(self) -> Mapping[str, Route]:
-        """HTTP GET routes added by ``npcbridge_register_routes`` (read-only)."""
+    def http_routes(self) -> Mapping[str, RegisteredRoute]:
+        """HTTP routes added by ``npcbridge_register_routes``, by path (read-only)."""
         return self.registry.routes
 
     def plugin_settings(self, name: str) -> BaseModel:
@@ -154,6 +157,11 @@ class App:
             "npcbridge_register_providers", register=self._register_provider, api=self.api
         )
         self._check_providers()
+        await self.plugins.call(
+            "npcbridge_register_audio_providers",
+            register=self._register_audio_provider,
+            api=self.api,
+        )
         if self.offline:
             self.registry.add_feature("offline")
             log.warning(
@@ -195,6 +203,8 @@ class App:
         finally:
             for provider in self.providers.values():
                 await provider.aclose()
+            for speaker in self.audio_providers.values():
+                await speaker.aclose()
             await self.gateway.metrics.leave_workers()
             await self._close_store()
 
@@ -229,6 +239,22 @@ class App:
                     f"provider {name!r} registers model {clash!r}, which the catalog already has"
                 )
             self.catalog.add(entry)
+
+    def _register_audio_provider(
+        self, name: str, provider: AudioProvider, models: Iterable[AudioModelEntry] = ()
+    ) -> None:
+        """The ``register`` of ``npcbridge_register_audio_providers``: the speech provider, and
+        its speech models added to the catalog."""
+        if name in self.audio_providers:
+            raise StartupError(f"speech provider {name!r} is registered twice")
+        self.audio_providers[name] = provider
+        for entry in models:
+            if entry.id in self.catalog.audio:
+                raise StartupError(
+                    f"speech provider {name!r} registers model {entry.id!r}, which the catalog "
+                    "already has"
+                )
+            self.catalog.audio[entry.id] = entry.model_copy(update={"provider": name})
 
     def _check_providers(self) -> None:
         """Every catalog model must name a registered provider (one line otherwise)."""

@@ -41,7 +41,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
-from .gateway.catalog import ModelEntry, default_models
+from .gateway.catalog import AudioModelEntry, ModelEntry, default_audio_models, default_models
 from .gateway.settings import (
     BreakerSettings,
     BudgetSettings,
@@ -83,6 +83,16 @@ class ServerConfig(_Section):
     ping_timeout_s: float | None = Field(default=20.0, gt=0)
     send_timeout_s: float = Field(default=10.0, gt=0)
     send_queue_bytes: int = Field(default=1024 * 1024, ge=4096)
+    #: how long a kept-alive plain-HTTP connection may wait for its next request
+    http_keepalive_s: float = Field(default=30.0, gt=0)
+    #: how long one plain-HTTP request (head and body) may take to arrive
+    http_request_timeout_s: float = Field(default=10.0, gt=0)
+    #: an HTTP-transport session with no request, poll or stream for this long expires
+    http_session_idle_s: float = Field(default=120.0, gt=0)
+    #: HTTP-transport sessions one address may hold open
+    http_sessions_per_ip: int = Field(default=64, ge=1)
+    #: seconds between the comment lines that keep an event stream alive
+    http_heartbeat_s: float = Field(default=15.0, gt=0)
 
     def is_loopback(self) -> bool:
         """True when the server only listens on a loopback address."""
@@ -106,6 +116,11 @@ class UpstreamConfig(_Section):
     include_usage: bool = True
     offline: bool | None = None
     offline_tokens_per_s: float = Field(default=60.0, gt=0)
+    #: where speech goes (``/audio/speech``, ``/audio/transcriptions``): None = ``base_url``;
+    #: e.g. a local Whisper or TTS server speaking the OpenAI audio API
+    audio_base_url: str | None = None
+    #: the key for ``audio_base_url`` (None = ``api_key``)
+    audio_api_key: SecretStr | None = None
 
     def use_offline(self) -> bool:
         """Offline replies when asked for, or when no API key is set and ``offline`` is unset."""
@@ -166,6 +181,7 @@ class Config(_Section):
     upstream: UpstreamConfig = Field(default_factory=UpstreamConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     models: list[ModelEntry] = Field(default_factory=default_models)
+    audio_models: list[AudioModelEntry] = Field(default_factory=default_audio_models)
     # the gateway's sections (see docs/gateway.md)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     ratelimit: RateLimitSettings = Field(default_factory=RateLimitSettings)

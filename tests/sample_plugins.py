@@ -1,8 +1,11 @@
-"""Plugins used by tests/test_plugins.py, loaded the way users load them (``module:attr``)."""
+"""Plugins used by the suites (tests/test_plugins.py and others), loaded the way users load
+them (``module:attr``)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+from typing import Any
 
 import npcbridge
 from npcbridge.pipeline.turn import Turn, TurnResult
@@ -146,3 +149,41 @@ class TakesCoreType:
             return None
 
         register("say", handler)
+
+
+class Echo:
+    """HTTP routes of every kind: a POST echo, a prefix route, an async route, an admin route."""
+
+    @npcbridge.hookimpl
+    def npcbridge_register_routes(self, register, api) -> None:  # type: ignore[no-untyped-def]
+        from npcbridge.plugin.http import HttpRequest, HttpResponse
+
+        def echo(request: HttpRequest) -> HttpResponse:
+            seen = {
+                "method": request.method,
+                "path": request.path,
+                "query": dict(request.query),
+                "body": request.body.decode(),
+                "x": request.headers.get("x-thing"),
+                "trusted": request.trusted,
+            }
+            return HttpResponse(200, json.dumps(seen).encode())
+
+        async def files(request: HttpRequest) -> HttpResponse:
+            await asyncio.sleep(0)
+            return HttpResponse(200, request.path.encode(), "text/plain", (("X-Kind", "file"),))
+
+        register("/echo", echo, methods=("GET", "POST"))
+        register("/files/", files, prefix=True)
+        register("/files/special", lambda request: HttpResponse(200, b"special", "text/plain"))
+        register("/secret", lambda request: HttpResponse(200, b"hidden", "text/plain"), admin=True)
+        register("/broken", lambda request: (200, "text/plain", b"old style"))
+
+
+class StateWords:
+    """Renders an NPC's state its own way (``npcbridge_render_state``), numbers included."""
+
+    @npcbridge.hookimpl
+    def npcbridge_render_state(self, turn: Turn, state: dict[str, Any]) -> str:
+        trust = state.get("relationship", {}).get("trust", 0)
+        return f"STATE-HOOK mood={state['mood']} trust={trust:g} player={turn.player}"

@@ -127,9 +127,18 @@ async def test_client_follows_the_flow(flow: dict[str, Any]) -> None:
         if sent == "say":
             reply = await client.say("blacksmith", "p1", "Hello", id=rid)
             tasks[key] = asyncio.create_task(_reply_outcome(reply))
+        elif sent == "speech":
+            reply = await client.speech("blacksmith", "p1", b"RIFF", id=rid)
+            tasks[key] = asyncio.create_task(_reply_outcome(reply))
+        elif sent == "speech.start":
+            upload = await client.start_speech("blacksmith", "p1", id=rid)
+            tasks[key] = asyncio.create_task(_reply_outcome(upload.reply))
         elif sent == "scene.say":
             exchange = await client.scene_say("tavern", "Hello", id=rid)
             tasks[key] = asyncio.create_task(_scene_outcomes(exchange, got))
+        elif sent == "world.event":
+            reactions = await client.world_event("A dragon!", npc="guard", id=rid)
+            tasks[key] = asyncio.create_task(_scene_outcomes(reactions, got))
         else:
             tasks[key] = asyncio.create_task(_request_outcome(client, sent, rid))
     await asyncio.sleep(0)  # the single-answer requests are sent

@@ -89,6 +89,18 @@ def test_cancel_rules() -> None:
     assert frame["code"] == "bad_request"
 
 
+def test_barge_in_cancel_says_so() -> None:
+    """protocol.md#voice: "`cancel` with `barge_in: true` ... ends the reply `finish:
+    "cancelled"` with `text` = the text of the units whose audio was sent"."""
+    m = opened()
+    feed(m, say("t-1"))
+    assert feed(m, {"type": "cancel", "id": "t-1", "barge_in": True}) == [
+        CancelRequest("t-1", barge_in=True)
+    ]
+    frame = error(feed(m, {"type": "cancel", "id": "t-1", "barge_in": "yes"}))
+    assert frame["code"] == "bad_request" and "barge_in" in frame["message"]
+
+
 # ---------------------------------------------------------------- NPCs
 
 

@@ -44,6 +44,14 @@ async def test_persona_npc_remembers_the_conversation(bridge: Bridge) -> None:
     assert "Aelindra" in last[0]["content"]
 
 
+async def test_relationship_bar_moves(bridge: Bridge) -> None:
+    out = await run_example("relationship.py", "--url", bridge.url)
+    bars = [line for line in out.splitlines() if line.startswith("[")]
+    # after a talk (no change), a gift (rules: +10 x 6/5) and a theft (the game's -35)
+    assert [b.rsplit(" ", 1)[1] for b in bars] == ["+0", "+12", "-23"], out
+    assert out.count("guard> ") == 3
+
+
 async def test_plugin_template(bridge: Bridge) -> None:
     template = ROOT / "examples" / "plugin-template"
     env = {**os.environ, "PYTHONPATH": str(template)}

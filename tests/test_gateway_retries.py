@@ -238,7 +238,7 @@ async def test_breaker_opens_skips_the_model_and_closes_after_a_probe(
             assert models_called(fake) == [SMALL, SMALL, LARGE]
             assert breaker.state is BreakerState.OPEN
             gauge = f'npcbridge_breaker_open{{model="{SMALL}"}}'
-            assert f"{gauge} 1.0" in b.app.gateway.metrics.render()[2].decode()
+            assert f"{gauge} 1.0" in b.app.gateway.metrics.render().decode()
             # 2: while open, the model is not called at all
             second = await client.say("smith", "p1", "two")
             await second.text()
@@ -255,7 +255,7 @@ async def test_breaker_opens_skips_the_model_and_closes_after_a_probe(
             await third.text()
             assert third.end["model"] == SMALL
             assert breaker.state is BreakerState.CLOSED
-            assert f"{gauge} 0.0" in b.app.gateway.metrics.render()[2].decode()
+            assert f"{gauge} 0.0" in b.app.gateway.metrics.render().decode()
         assert models_called(fake)[-1] == SMALL
         assert breaker.opened_count == 1
 

@@ -110,7 +110,8 @@ def gdscript_run(harness_parts: tuple[Path, str]) -> Iterator[RunResult]:
     try:
         harness = GodotHarness(engine_dir, chromium, control_url=s.control_url if s else None)
         args = [f"--ws={s.ws_url}", f"--token={GD_TOKEN}"] if s else []
-        result = harness.run(packs.test_pack(), args, timeout=300)
+        # with the web audio driver: the voice tests play and record for real
+        result = harness.run(packs.test_pack(), args, timeout=300, audio=True)
         print(f"GDScript suite: {result.seconds:.1f} s in the engine")
         yield result
     finally:
@@ -289,12 +290,13 @@ DEMO_REPLY = (
 def test_demo_scene_scripted_with_screenshot(
     harness_parts: tuple[Path, str], stack: StackProcess
 ) -> None:
-    """The demo scene, driven by one scripted line: the full reply shows in the dialogue box,
-    and a screenshot of it goes to docs/images/godot-demo.png (shown in bindings/godot/README)."""
+    """The demo scene, driven by one scripted line: the full reply shows in the dialogue box;
+    then a gift (a world event) gets Brom's reaction and moves his trust bar; a screenshot goes
+    to docs/images/godot-demo.png (shown in bindings/godot/README)."""
     engine_dir, chromium = harness_parts
     harness = GodotHarness(engine_dir, chromium, control_url=stack.control_url)
     args = [f"--ws={stack.ws_url}", "--demo-npc=blacksmith", f"--demo-say={DEMO_LINE}"]
-    result = harness.run(packs.demo_pack(), args, timeout=120)
+    result = harness.run(packs.demo_pack(), args, timeout=120, audio=True)
     assert result.exit_code == 0, result.transcript()
     assert result.script_errors() == [], result.transcript()
     lines = [t for t in result.printed if t.startswith("DEMO_REPLY ")]
@@ -306,6 +308,16 @@ def test_demo_scene_scripted_with_screenshot(
     assert DEMO_REPLY in record["shown"]
     assert "wipes his hands on his apron" in record["shown"]  # the emote, shown in italics
     assert "[[" not in record["shown"]
+    # the gift: a world event the NPC reacts to, and the trust bar on its card moves
+    gifts = [t for t in result.printed if t.startswith("DEMO_GIFT ")]
+    assert gifts, result.transcript()
+    gift = json.loads(gifts[0].removeprefix("DEMO_GIFT "))
+    assert gift["ok"] and [r["finish"] for r in gift["reactions"]] == ["stop"], gift
+    assert gift["trust_before"] == 10 and gift["trust_after"] == 20, gift
+    assert "You give Brom a gift." in gift["shown"]
+    # Brom has a voice: the reply came with audio, and it was spoken to its end
+    assert record["audio_frames"] >= 2, record
+    assert record["speech_finished"] and record["spoken_s"] > 1.0, record
     assert result.screenshot is not None and result.screenshot[:8] == b"\x89PNG\r\n\x1a\n"
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     SCREENSHOT.write_bytes(result.screenshot)

@@ -202,7 +202,8 @@ def test_busted_specs(
 
 
 def test_love_demo_scripted(stack: dict[str, Any]) -> None:
-    """The LÖVE demo, headless and scripted: a line to each NPC, streamed replies, exit 0."""
+    """The LÖVE demo, headless and scripted: a line to each NPC, streamed replies, then a gift
+    that moves Brom's trust; exit 0."""
     love = need("love")
     env = dict(os.environ)
     env.update(
@@ -217,6 +218,8 @@ def test_love_demo_scripted(stack: dict[str, Any]) -> None:
     assert result.returncode == 0, f"love exited {result.returncode}:\n{output[-4000:]}"
     assert "Brom" in result.stdout and "Aye lad, leave it on the anvil." in result.stdout
     assert "Aelindra" in result.stdout
+    # a gift (a world event) gets Brom's reaction and raises his trust (the bar under his tab)
+    assert "gift to Brom: 1 reaction(s), trust 10 -> 20" in result.stdout, result.stdout
     assert result.stdout.strip().endswith("OK")
 
 

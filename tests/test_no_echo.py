@@ -105,3 +105,23 @@ async def test_an_unusable_action_schema_is_refused_without_echo(bridge: Bridge)
     async with await bridge.client() as client:
         message = await _refusal(client, {"type": "npc.define", "npc": "mira", "persona": persona})
     assert "parameters" in message and "JSON schema" in message
+
+
+async def test_state_and_world_event_errors_name_the_field_not_the_value(bridge: Bridge) -> None:
+    async with await bridge.client() as client:
+        await client.define_npc("guard", {"name": "Hilde", "state": {}})
+        state = {"type": "npc.state", "npc": "guard", "player": "p1"}
+        watch = [{"key": "trust", "name": SENT}]
+        assert "'watch'" in await _refusal(client, {**state, "op": "watch", "watch": watch})
+        watch = [{"key": "mood", "name": SENT, "below": 1}]
+        assert "'watch'" in await _refusal(client, {**state, "op": "watch", "watch": watch})
+        no_player = {"type": "npc.state", "npc": "guard", "op": "watch", "watch": watch[:0] + [
+            {"key": "trust", "below": 1, "name": SENT}]}  # fmt: skip
+        assert "'watch'" in await _refusal(client, no_player)
+        event = {"type": "world.event", "text": "x"}
+        assert "'scene'" in await _refusal(client, {**event, "scene": SENT})
+        assert "'witnesses'" in await _refusal(
+            client, {**event, "npc": "guard", "witnesses": [SENT]}
+        )
+        await client.define_npc("plain", {"name": SENT})
+        assert "'npc'" in await _refusal(client, {**state, "npc": "plain"})

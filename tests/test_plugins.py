@@ -258,6 +258,10 @@ def test_the_builtin_line_names_each_builtin_by_what_it_does(
         "metrics",
         "postprocess",
         "gameplay",
+        "state",
+        "voice",
+        "console",
+        "tracing",
     ]
 
 

@@ -81,7 +81,6 @@ def session(registry: Registry | None = None) -> tuple[Session, MemorySocket]:
         settings=ServerConfig(),
         server_name="npcbridge/test",
         offline=True,
-        metrics_path="/metrics",
         catalog=cast(Any, _Catalog()),
         registry=registry or Registry(),
         pipeline=cast(Any, None),

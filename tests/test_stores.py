@@ -113,6 +113,37 @@ async def test_forget_one_npc_or_everywhere(store: Store) -> None:
     assert await store.forget("p1") == 0
 
 
+async def test_npc_state_round_trips_and_forget_erases_only_the_players_rows(
+    store: Store,
+) -> None:
+    assert (await store.get_npc_states("guard", ["p1"])).get("p1") is None
+    await store.put_npc_state("guard", "", {"mood": "angry", "intensity": 0.5})
+    await store.put_npc_state("guard", "p1", {"trust": -10.0})
+    await store.put_npc_state("guard", "p1", {"trust": -20.0, "familiarity": 3.0})
+    await store.put_npc_state("smith", "p1", {"trust": 5.0})
+    await store.put_npc_state("guard", "p2", {"trust": 1.0})
+    assert (await store.get_npc_states("guard", ["p1"])).get("p1") == {
+        "trust": -20.0,
+        "familiarity": 3.0,
+    }
+    assert await store.forget("p1", npc="guard") == 1
+    assert (await store.get_npc_states("guard", ["p1"])).get("p1") is None
+    assert (await store.get_npc_states("smith", ["p1"])).get("p1") == {"trust": 5.0}
+    assert await store.forget("p1") == 1
+    assert (await store.get_npc_states("smith", ["p1"])).get("p1") is None
+    # the NPC's own mood and other players' rows stay
+    assert (await store.get_npc_states("guard", [""])).get("") == {
+        "mood": "angry",
+        "intensity": 0.5,
+    }
+    assert (await store.get_npc_states("guard", ["p2"])).get("p2") == {"trust": 1.0}
+    assert await store.get_npc_states("guard", ["", "p2", "nobody"]) == {
+        "": {"mood": "angry", "intensity": 0.5},
+        "p2": {"trust": 1.0},
+    }
+    assert await store.get_npc_states("guard", []) == {}
+
+
 async def test_names_with_separators_do_not_collide(store: Store) -> None:
     await store.append_turn(turn("a:b", "c", "one"))
     await store.append_turn(turn("a", "b:c", "two"))
@@ -144,11 +175,13 @@ async def test_sqlite_survives_reopen(tmp_path: Path) -> None:
     s = await open_store(path)
     await s.append_turn(turn("smith", "p1", "remember me"))
     await s.add_counter("budget:day", 2.5)
+    await s.put_npc_state("smith", "p1", {"trust": 12.0})
     await s.close()
     s = await open_store(f"sqlite:///{path}")
     try:
         assert [t.user_text for t in await s.recent_turns("smith", "p1", 5)] == ["remember me"]
         assert await s.get_counter("budget:day") == 2.5
+        assert (await s.get_npc_states("smith", ["p1"])).get("p1") == {"trust": 12.0}
     finally:
         await s.close()
 

@@ -58,7 +58,7 @@ async def test_garbage_200_then_a_good_reply_succeeds(
             await client.define_npc("smith", ALONE)
             assert await (await client.say("smith", "p1", "[[reply:Aye.]]")).text() == "Aye."
         assert [r.outcome for r in fake_upstream.requests] == ["garbage", "completed"]
-        _, _, body = b.app.gateway.metrics.render()
+        body = b.app.gateway.metrics.render()
         line = f'npcbridge_upstream_requests_total{{model="{SMALL}",outcome="bad_response"}} 1.0'
         assert line in body.decode()
 

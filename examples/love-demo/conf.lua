@@ -1,6 +1,7 @@
 -- LÖVE 11.4 configuration. Scripted (headless) mode, for CI and smoke tests, is asked for with the
 -- environment variable NPCBRIDGE_DEMO_SCRIPTED=1 or the argument --scripted: then no window,
--- graphics, audio or joystick is started and the game runs its loop without a display.
+-- graphics, audio or joystick is started (audio only with NPCBRIDGE_DEMO_VOICE=1) and the game
+-- runs its loop without a display.
 
 local function scripted()
   local env = os.getenv("NPCBRIDGE_DEMO_SCRIPTED")
@@ -12,6 +13,10 @@ local function scripted()
 end
 
 DEMO_SCRIPTED = scripted()
+-- NPCBRIDGE_DEMO_VOICE=1 keeps the audio and sound modules on in scripted mode: the NPCs speak
+-- (with no sound card, point OpenAL Soft at its wave backend through ALSOFT_CONF).
+local voice_env = os.getenv("NPCBRIDGE_DEMO_VOICE")
+DEMO_VOICE = voice_env ~= nil and voice_env ~= "" and voice_env ~= "0"
 
 function love.conf(t)
   t.identity = "npcbridge-love-demo"
@@ -24,8 +29,8 @@ function love.conf(t)
     t.window = false
     t.modules.window = false
     t.modules.graphics = false
-    t.modules.audio = false
-    t.modules.sound = false
+    t.modules.audio = DEMO_VOICE
+    t.modules.sound = DEMO_VOICE
     t.modules.joystick = false
     t.modules.video = false
     t.modules.physics = false

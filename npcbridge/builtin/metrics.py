@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ..gateway.metrics import CONTENT_TYPE
 from ..pipeline.turn import Turn, TurnResult
 from ..plugin.api import PluginAPI
+from ..plugin.http import HttpRequest, HttpResponse
 from ..plugin.specs import hookimpl
 
 
@@ -17,10 +19,16 @@ class Plugin:
 
     @hookimpl
     def npcbridge_register_routes(self, register: Callable[..., None], api: PluginAPI) -> None:
-        """Serve the metrics on the WebSocket port (``[metrics]`` ``enabled``, ``path``)."""
+        """Serve the metrics on the WebSocket port (``[metrics]`` ``enabled``, ``path``): an
+        admin route, so only trusted peers from the server's own origin read them."""
         settings = api.config.metrics
+        metrics = api.metrics
+
+        def render(request: HttpRequest) -> HttpResponse:
+            return HttpResponse(200, metrics.render(), CONTENT_TYPE)
+
         if settings.enabled:
-            register(settings.path, api.metrics.render)
+            register(settings.path, render, admin=True)
 
     @hookimpl
     def npcbridge_after_turn(self, turn: Turn, result: TurnResult) -> None:

@@ -80,15 +80,34 @@ class Plugin:
     async def npcbridge_select_model(self, turn: Turn, catalog: Catalog) -> str | None:
         """The persona's model, else a tier by urgency, budget and model health."""
         if turn.persona.model:
+            turn.model_rule = "the persona names its model"
             return turn.persona.model
         api = self.api
         if api.offline:
+            turn.model_rule = "offline: no API key"
             return api.default_model
         settings = api.config.gateway
         tier = wanted_tier(turn, settings)
+        rule = _tier_rule(turn, tier)
         left = await api.turns.budget_left(turn)
         if left is not None and left < settings.low_budget_fraction:
             tier = step_down(tier)
+            rule += f", budget low ({left:.0%} left): stepped down to {tier}"
         turn.tier = tier
         default = api.default_model
-        return pick(catalog, tier, api.turns.available, default) or default
+        chosen = pick(catalog, tier, api.turns.available, default)
+        if chosen is None:
+            rule += ": no healthy model, the default model"
+        elif catalog.entry(chosen).tier != tier:
+            rule += f": no healthy {tier} model, nearest tier"
+        turn.model_rule = rule
+        return chosen or default
+
+
+def _tier_rule(turn: Turn, tier: Tier) -> str:
+    """How ``wanted_tier`` chose ``tier``, in words (the console's inspector shows it)."""
+    if turn.persona.tier is not None:
+        return f"persona tier {tier}"
+    if turn.persona.quality and tier != "small":
+        return f"urgency {turn.urgency}, persona quality: tier {tier}"
+    return f"urgency {turn.urgency}: tier {tier}"

@@ -13,6 +13,10 @@ made meanwhile wait for the new connection. Requests in flight when it dropped f
 ``disconnected`` (the server cancelled them). ``unauthorized`` or ``unsupported_protocol`` on a
 reconnect stop the client. The Lua and Godot clients behave the same way.
 
+NPC state (docs/state.md): ``npc_state``, ``state_set``, ``state_nudge``, ``state_watch``,
+``state_unwatch``, ``world_event`` (iterate it for the reactions), and
+``client.on_state(listener)`` / ``client.known[(npc, player)]`` for what the client has seen.
+
 Which frame ends which request is decided by :class:`~npcbridge.client.routing.Router` (no I/O);
 :class:`Client` only pumps frames through it.
 """
@@ -20,18 +24,25 @@ Which frame ends which request is decided by :class:`~npcbridge.client.routing.R
 from .connection import WELCOME_TIMEOUT_S, Client, Dial, open_session
 from .errors import NpcBridgeError
 from .routing import Ended, RequestId, Routed, Router
-from .streams import Reply, SceneExchange
+from .state import StateListener, StateView
+from .streams import EventReactions, Reply, SceneExchange
+from .voice import AudioFrame, SpeechUpload
 
 __all__ = [
     "WELCOME_TIMEOUT_S",
+    "AudioFrame",
     "Client",
     "Dial",
     "Ended",
+    "EventReactions",
     "NpcBridgeError",
     "Reply",
     "RequestId",
     "Routed",
     "Router",
     "SceneExchange",
+    "StateListener",
+    "StateView",
+    "SpeechUpload",
     "open_session",
 ]

@@ -17,7 +17,9 @@ from ..protocol import PROTOCOL_VERSION, DecodeError, encode, unpack
 from .errors import NpcBridgeError
 from .requests import Requests
 from .routing import RequestId, Router
-from .streams import Reply, SceneExchange
+from .state import StateView
+from .streams import EventReactions, Reply, SceneExchange
+from .voice import VoiceRequests
 
 #: how long the server may take to answer ``hello``
 WELCOME_TIMEOUT_S = 30.0
@@ -57,7 +59,7 @@ async def open_session(
     raise NpcBridgeError("bad_handshake", "the server did not answer hello with welcome")
 
 
-class Client(Requests):
+class Client(Requests, StateView, VoiceRequests):
     """One logical connection to an npcbridge server (dialled again on drops when
     ``reconnect`` is on; see the package docstring).
 
@@ -91,6 +93,9 @@ class Client(Requests):
         self._router = Router()
         self._targets: dict[RequestId, Target] = {}
         self.unsolicited: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        StateView.__init__(self)
+        #: the player of each reply in flight (reply.end.state is about them)
+        self._players: dict[RequestId, str] = {}
         self._reader = asyncio.create_task(self._run())
 
     @classmethod
@@ -218,6 +223,12 @@ class Client(Requests):
     def _deliver(self, frame: dict[str, Any]) -> None:
         """Hand one frame to the request the router names (or to ``unsolicited``)."""
         routed = self._router.feed(frame)
+        if frame.get("type") in ("state", "reply.end"):
+            self.seen(
+                frame, self._players.get(routed.request) if routed.request is not None else None
+            )
+        if routed.ended is not None:
+            self._players.pop(routed.request, None)  # type: ignore[arg-type]
         if routed.request is None:
             if frame.get("type") == "error":
                 log.warning(
@@ -256,6 +267,7 @@ class Client(Requests):
                 "retryable": True,
             }
         self._router.drop_all()
+        self._players.clear()
         for target in self._targets.values():
             if isinstance(target, (Reply, SceneExchange)):
                 target.queue.put_nowait(failure)
@@ -323,20 +335,35 @@ class Client(Requests):
     async def say(self, npc: str, player: str, text: str, **options: Any) -> Reply:
         """Send a ``say``; iterate the returned :class:`Reply` for deltas.
 
-        ``options``: ``context``, ``urgency``, ``max_tokens``, ``temperature``, ``stream``, ``id``.
+        ``options``: ``context``, ``urgency``, ``max_tokens``, ``temperature``, ``stream``,
+        ``voice``, ``id``.
         """
-        request_id = options.pop("id", None) or self.next_id()
+        frame = {"type": "say", "npc": npc, "player": player, "text": text, **options}
+        return await self._start_reply(frame)
+
+    async def _start_reply(self, frame: dict[str, Any]) -> Reply:
+        """Send a request answered by a reply (``say``, speech); ``frame["id"]`` is set when
+        absent."""
+        request_id = frame.pop("id", None) or self.next_id()
         reply = Reply(self, request_id)
-        frame = {
-            "type": "say",
-            "id": request_id,
-            "npc": npc,
-            "player": player,
-            "text": text,
-            **options,
-        }
-        await self._start(request_id, reply, frame)
+        self._players[request_id] = frame["player"]
+        try:
+            await self._start(request_id, reply, {**frame, "id": request_id})
+        except BaseException:
+            self._players.pop(request_id, None)
+            raise
         return reply
+
+    async def world_event(self, text: str, **options: Any) -> EventReactions:
+        """Tell NPCs what happened (``options``: ``npc``, ``npcs`` or ``scene``, ``player``,
+        ``witnesses``, ``importance``, ``effects``, ``react``...); iterate the result for each
+        reaction's streaming :class:`Reply`, then ``done`` holds the ``ok``. A refused event
+        raises :class:`NpcBridgeError` from the iteration."""
+        request_id = options.pop("id", None) or self.next_id()
+        reactions = EventReactions(self, request_id)
+        frame = {"type": "world.event", "id": request_id, "text": text, **options}
+        await self._start(request_id, reactions, frame)
+        return reactions
 
     async def scene_say(self, scene: str, text: str, **options: Any) -> SceneExchange:
         """The player speaks in a scene; iterate the result for each NPC's streaming reply."""

@@ -68,3 +68,39 @@ class Requests:
         """``scene.add``, ``scene.remove``, ``scene.interrupt`` or ``scene.end`` (kind without
         the ``scene.`` prefix), e.g. ``await client.scene_update("add", "tavern", npc="bard")``."""
         await self.request({"type": f"scene.{kind}", "scene": scene, **fields})
+
+    async def npc_state(
+        self, npc: str, player: str | None = None, op: str = "get", **fields: Any
+    ) -> dict[str, Any]:
+        """The ``state`` answer of one ``npc.state`` (``op``: get, set, nudge, watch, unwatch;
+        ``fields``: ``values``, ``watch``, ``names``)."""
+        frame: dict[str, Any] = {"type": "npc.state", "npc": npc, "op": op, **fields}
+        if player is not None:
+            frame["player"] = player
+        return await self.request(frame)
+
+    async def state_set(self, npc: str, player: str | None = None, **values: Any) -> dict[str, Any]:
+        """Set state values (``mood``, ``intensity``, ``trust``, ``affection``,
+        ``familiarity``); the state after it."""
+        return await self.npc_state(npc, player, "set", values=values)
+
+    async def state_nudge(
+        self, npc: str, player: str | None = None, **amounts: Any
+    ) -> dict[str, Any]:
+        """Add amounts to state values (a ``mood`` with an ``intensity`` is felt); the state
+        after it."""
+        return await self.npc_state(npc, player, "nudge", values=amounts)
+
+    async def state_watch(
+        self, npc: str, player: str | None, watches: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Watch thresholds (``{"key", "below"|"above", "name"}``): a ``state`` frame comes
+        whenever a change crosses one (see :meth:`on_state`)."""
+        return await self.npc_state(npc, player, "watch", watch=watches)
+
+    async def state_unwatch(
+        self, npc: str, player: str | None = None, names: list[str] | None = None
+    ) -> dict[str, Any]:
+        """Stop watching ``names`` of the pair (all of them without ``names``)."""
+        fields: dict[str, Any] = {} if names is None else {"names": names}
+        return await self.npc_state(npc, player, "unwatch", **fields)

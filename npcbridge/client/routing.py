@@ -9,8 +9,11 @@ The asyncio :class:`~npcbridge.client.Client` only pumps: it hands each decoded 
 - An ``error`` with ``refused`` ends that request only when ``refused`` is the type of the
   message the client sent under that id and the request has received no frame yet. Otherwise it
   refused something else (a duplicate ``say``, a ``cancel``) and touches no request.
-- A ``reply.start`` whose ``parent`` names a pending ``scene.say`` opens a request under its own
-  id; ``scene.done`` ends the ``scene.say``. Any other request ends with its first frame.
+- A ``reply.start`` whose ``parent`` names a pending ``scene.say`` or ``world.event`` opens a
+  request under its own id; ``scene.done`` ends the ``scene.say``, the ``ok`` after the
+  reactions ends the ``world.event``. A ``say`` or speech request (``speech``,
+  ``speech.start``) ends like a reply (its ``transcript`` and ``reply.audio`` frames end
+  nothing). Any other request ends with its first frame.
 
 ``tests/vectors/flows.json`` is the shared test of this rule (the Lua and GDScript clients run it
 too).
@@ -24,7 +27,11 @@ from typing import Any, Literal, TypeGuard
 RequestId = str | int
 
 _REPLY = "say"
+#: the message types answered by a reply (``speech``: after its ``transcript``)
+_REPLIES = frozenset({_REPLY, "speech", "speech.start"})
 _SCENE = "scene.say"
+#: requests whose replies stream under their own ids (``parent`` names the request)
+_PARENTS = (_SCENE, "world.event")
 
 
 @dataclass
@@ -111,7 +118,7 @@ class Router:
                 if kind == "scene.done"
                 else Routed(frame, rid)
             )
-        if request.sent != _REPLY:
+        if request.sent not in _REPLIES:
             return self._end(rid, Ended("answer", frame))
         if kind == "reply.delta":
             request.deltas.append(str(frame.get("text", "")))
@@ -123,10 +130,11 @@ class Router:
         return Routed(frame, rid)
 
     def _scene_reply(self, rid: RequestId, frame: dict[str, Any]) -> Routed:
-        """A ``reply.start`` naming a pending ``scene.say`` as ``parent`` opens a request."""
+        """A ``reply.start`` naming a pending ``scene.say`` or ``world.event`` as ``parent``
+        opens a request."""
         parent = frame.get("parent")
         exchange = self._pending.get(parent) if _is_id(parent) else None
-        if frame.get("type") != "reply.start" or exchange is None or exchange.sent != _SCENE:
+        if frame.get("type") != "reply.start" or exchange is None or exchange.sent not in _PARENTS:
             return Routed(frame, None)
         exchange.received = True
         self._pending[rid] = _Pending(_REPLY, received=True)

@@ -1,9 +1,11 @@
 """What the gameplay features use of a client connection.
 
-Feature handlers receive the server's session (:class:`npcbridge.server.session.Session`) and
-use only this much of it: its id, the NPCs defined on it, sending frames, running a request as a
-cancellable in-flight task, the server's text-length check, and a typed place for
-per-connection state. Nothing else of the session is read or written.
+Feature handlers receive the server's session (a WebSocket
+:class:`npcbridge.server.session.Session` or an HTTP-transport
+:class:`npcbridge.server.http_session.HttpSession`) and use only this much of it: its id, the
+NPCs defined on it, sending frames, running a request as a cancellable in-flight task, the
+server's text-length check, and a typed place for per-connection state. Nothing else of the
+session is read or written.
 """
 
 from __future__ import annotations

@@ -294,6 +294,36 @@ class Budgets:
             return
         await writes.write(lambda: counters.add_counter(key, amount, ttl_s=ttl_s))
 
+    async def take_audio_seconds(
+        self, player: str, seconds: float, request_id: str | int | None
+    ) -> None:
+        """Count ``seconds`` of the player's speech against ``per_player_audio_s_per_day``
+        (key ``budget:audio:<player>:<day>``, in milliseconds); raise ``budget_exceeded``
+        (nothing counted) when they do not fit."""
+        limit = self.settings.per_player_audio_s_per_day
+        if limit is None:
+            return
+        key = f"budget:audio:{player}:{today()}"
+        amount = int(seconds * 1000 + 0.999)
+        try:
+            refused = await self.counters.reserve_counters([(key, amount, limit * 1000, 2 * DAY_S)])
+        except Exception as exc:
+            if not self._store_down(exc):
+                raise
+            raise ProtocolError(
+                ErrorCode.INTERNAL,
+                "the budget store cannot be reached; retry later",
+                request_id=request_id,
+                retryable=True,
+            ) from None
+        if refused is not None:
+            raise ProtocolError(
+                ErrorCode.BUDGET_EXCEEDED,
+                f"the player's {limit:g} seconds of speech for today are used",
+                request_id=request_id,
+                retry_after_ms=int(seconds_to_midnight() * 1000),
+            )
+
     async def charge(self, scopes: list[Scope], cost_usd: float) -> None:
         """Add a cost that was not reserved (as :meth:`settle` of an empty reservation)."""
         await self.settle(Reservation(scopes, 0, cost_usd))

@@ -2,7 +2,9 @@
 
 The catalog lives in config (``[[models]]`` in the TOML file) so studios can follow Groq's model
 list without a release; the defaults below are Groq's current models, with older model names
-(several retired upstream, e.g. ``gpt-4``, ``llama-3.1-405b-reason``) as aliases.
+(several retired upstream, e.g. ``gpt-4``, ``llama-3.1-405b-reason``) as aliases. Speech models
+(``[[audio_models]]``: text to speech priced per character, speech to text per audio hour) sit
+beside them in :attr:`Catalog.audio`.
 """
 
 from __future__ import annotations
@@ -107,6 +109,58 @@ def default_models() -> list[ModelEntry]:
     ]
 
 
+class AudioModelEntry(BaseModel):
+    """One speech model: text to speech (``tts``, priced per character) or speech to text
+    (``stt``, priced per hour of audio). ``[[audio_models]]`` in the config file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1)
+    kind: Literal["tts", "stt"]
+    provider: str = "openai"
+    usd_per_m_chars: float = Field(default=0.0, ge=0)
+    usd_per_hour: float = Field(default=0.0, ge=0)
+    #: the longest text one speech request may carry (None: no limit)
+    max_input_chars: int | None = Field(default=None, ge=1)
+    voices: list[str] = Field(default_factory=list)
+    fallbacks: list[str] = Field(default_factory=list)
+    limits: ModelLimits | None = None
+
+    def cost_usd(self, chars: int = 0, seconds: float = 0.0) -> float:
+        """Price of synthesising ``chars`` characters or transcribing ``seconds`` of audio."""
+        return chars * self.usd_per_m_chars / 1_000_000 + seconds * self.usd_per_hour / 3600
+
+
+def default_audio_models() -> list[AudioModelEntry]:
+    """Groq's speech models as of 2026 (prices and limits change: check Groq's pages)."""
+    return [
+        AudioModelEntry(
+            id="canopylabs/orpheus-v1-english",
+            kind="tts",
+            usd_per_m_chars=22.0,
+            max_input_chars=200,
+            voices=["autumn", "diana", "hannah", "austin", "daniel", "troy"],
+        ),
+        AudioModelEntry(
+            id="whisper-large-v3-turbo",
+            kind="stt",
+            usd_per_hour=0.04,
+            fallbacks=["whisper-large-v3"],
+            limits=ModelLimits(rpm=20, rpd=2000),
+        ),
+        AudioModelEntry(
+            id="whisper-large-v3",
+            kind="stt",
+            usd_per_hour=0.111,
+            limits=ModelLimits(rpm=20, rpd=2000),
+        ),
+    ]
+
+
+#: espeak-ng, the offline voice (free, local; registered only when the binary works)
+ESPEAK_MODEL = AudioModelEntry(id="espeak-ng", kind="tts", provider="espeak", voices=["en"])
+
+
 OFFLINE_MODEL = ModelEntry(
     id="offline", provider="offline", context_window=8192, tokens_per_s=60, tier="offline"
 )
@@ -119,8 +173,15 @@ class UnknownModel(KeyError):
 class Catalog:
     """Lookup of model entries by id or alias."""
 
-    def __init__(self, entries: list[ModelEntry], fallback: ModelEntry | None = None) -> None:
+    def __init__(
+        self,
+        entries: list[ModelEntry],
+        fallback: ModelEntry | None = None,
+        audio: list[AudioModelEntry] | None = None,
+    ) -> None:
         self.entries = list(entries)
+        #: the speech models (text to speech, speech to text), by id
+        self.audio: dict[str, AudioModelEntry] = {e.id: e for e in audio or ()}
         #: what :meth:`entry` gives for a name the catalog does not know (offline: the offline
         #: model); None passes the name through as a zero-cost entry
         self.fallback = fallback
@@ -158,6 +219,18 @@ class Catalog:
     def by_tier(self, tier: Tier) -> list[ModelEntry]:
         """All entries of one tier, in catalog order."""
         return [e for e in self.entries if e.tier == tier]
+
+    def cheapest(self, tier: Tier = "small") -> ModelEntry | None:
+        """The cheapest model of ``tier`` (else of the whole catalog) by price, then id; None
+        for an empty catalog. Background work (summaries, judgements) runs on it."""
+        pool = self.by_tier(tier) or self.entries
+        if not pool:
+            return None
+        return min(pool, key=lambda e: (e.input_usd_per_m + e.output_usd_per_m, e.id))
+
+    def audio_models(self, kind: str) -> list[AudioModelEntry]:
+        """The speech models of one kind (``tts`` or ``stt``), in catalog order."""
+        return [e for e in self.audio.values() if e.kind == kind]
 
     def ids(self) -> list[str]:
         """Model ids in catalog order."""

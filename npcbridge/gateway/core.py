@@ -34,7 +34,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from ..pipeline.turn import Usage
+from ..pipeline.turn import UpstreamStep, Usage
 from ..protocol.errors import ErrorCode, ProtocolError
 from ..providers.base import (
     ProviderRequest,
@@ -45,6 +45,7 @@ from ..providers.base import (
     UpstreamError,
 )
 from .attempt import Attempts, CommittedFailure
+from .audio import AudioGateway
 from .breaker import Breakers, BreakerState, CircuitBreaker
 from .budget import (
     Budgets,
@@ -68,6 +69,7 @@ if TYPE_CHECKING:
 
     from ..config import Config
     from ..pipeline.turn import Turn
+    from ..providers.audio import AudioProvider
     from ..providers.base import Provider
     from ..stores.base import Store
     from ..stores.writes import WriteQueue
@@ -87,9 +89,11 @@ class Gateway:
         providers: Mapping[str, Provider],
         store: Callable[[], Store | None],
         writes: Callable[[], WriteQueue | None] = lambda: None,
+        audio_providers: Mapping[str, AudioProvider] | None = None,
     ) -> None:
-        """``providers``, ``store`` and ``writes`` (the store's write queue, through which budget
-        settlements go) are filled at start-up (``store()`` is None before)."""
+        """``providers``, ``audio_providers`` (speech), ``store`` and ``writes`` (the store's
+        write queue, through which budget settlements go) are filled at start-up (``store()``
+        is None before)."""
         self.config = config
         self.catalog = catalog
         self.providers = providers
@@ -99,6 +103,7 @@ class Gateway:
         self.cache = ResponseCache(config.cache)
         self.metrics = metrics
         self.metrics.track_queue(self.limiter.queue_length)
+        self.metrics.track_headroom(self.limiter.headroom)
         self.memory_counters = MemoryCounters()
         self.budgets = Budgets(config.budget, self.counters, writes)
         self.uncatalogued = UncataloguedPrices(catalog, config.gateway)
@@ -106,6 +111,8 @@ class Gateway:
         self.attempts = Attempts(config, metrics, self.cache, self.policy)
         self.rng = random.Random()
         self._exported: set[str] = set()
+        #: speech requests (synthesis, transcription) on the same limits, breakers and budgets
+        self.audio = AudioGateway(self, audio_providers if audio_providers is not None else {})
 
     # ------------------------------------------------------------------ policy helpers
 
@@ -161,6 +168,7 @@ class Gateway:
                 self.metrics.cache_hits.inc()
                 turn.cached = True
                 turn.served_model = hit.model or model.id
+                turn.upstream_steps.append(UpstreamStep(turn.served_model, "cached"))
                 turn.queue_ms = _ms(time.perf_counter() - turn.started_at)
                 for text in hit.deltas:
                     yield TextDelta(text)
@@ -219,12 +227,18 @@ class Gateway:
                     # the cause: this turn's own failure, else the one that opened the breaker
                     cause = last if isinstance(last, UpstreamError) else breaker.last_failure
                     last = BreakerOpen(candidate.id, breaker.retry_after_s(), cause)
+                    turn.upstream_steps.append(
+                        UpstreamStep(candidate.id, "fallback", "breaker_open")
+                    )
                     break
                 try:
                     await self._admit_rate(turn, candidate, limiter, client, tokens, wait_deadline)
                 except RateLimitWait as exc:
                     breaker.release()
                     last = exc
+                    turn.upstream_steps.append(
+                        UpstreamStep(candidate.id, "fallback", "rate_limited")
+                    )
                     break
                 turn.queue_ms = _ms(time.perf_counter() - turn.started_at)
                 served = replace(request, model=candidate.id)
@@ -242,13 +256,20 @@ class Gateway:
                         key,
                     ):
                         yield event
+                    turn.upstream_steps.append(UpstreamStep(candidate.id, "ok"))
                     return
                 except CommittedFailure as exc:
+                    turn.upstream_steps.append(
+                        UpstreamStep(candidate.id, "failed", _label(exc.error))
+                    )
                     raise exc.error from None
                 except UpstreamError as exc:
                     last = exc
+                    step = UpstreamStep(candidate.id, "fallback", failure_label(exc))
+                    turn.upstream_steps.append(step)
                     verdict = classify(exc)
                     if verdict is Verdict.FAIL:
+                        turn.upstream_steps[-1] = replace(step, outcome="failed")
                         raise
                     if verdict is Verdict.FALLBACK:
                         break
@@ -262,6 +283,7 @@ class Gateway:
                         total_deadline, turn_deadline, max(wait_deadline, now)
                     ):
                         break
+                    turn.upstream_steps[-1] = replace(step, outcome="retry")
                     self.metrics.retries.labels(
                         self.metrics.model(candidate.id), failure_label(exc)
                     ).inc()
@@ -276,6 +298,9 @@ class Gateway:
                     await asyncio.sleep(sleep)
             if time.perf_counter() > total_deadline:
                 break
+        steps = turn.upstream_steps
+        if steps:  # the chain ran out: the last step was the turn's final failure
+            steps[-1] = replace(steps[-1], outcome="failed")
         raise final_error(last, turn.request_id)
 
     def _breaker(self, model_id: str) -> CircuitBreaker:
@@ -338,6 +363,13 @@ class Gateway:
             self.metrics.ratelimited.labels(self.metrics.model(model.id)).inc()
             raise
         self.metrics.ratelimit_wait.labels(self.metrics.model(model.id)).observe(waited)
+
+
+def _label(exc: BaseException) -> str:
+    """The failure label of an exception ending a turn mid-stream."""
+    if isinstance(exc, UpstreamError):
+        return failure_label(exc)
+    return str(getattr(exc, "code", "") or type(exc).__name__)
 
 
 def _ms(seconds: float) -> float:

@@ -10,10 +10,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.registry import Collector
 
 from .worker_metrics import WorkerMetrics
 
+#: the content type of :meth:`Metrics.render`
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0, 30.0)
 WAIT_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
@@ -121,6 +125,12 @@ class Metrics:
         """The label for a model: its id when it is in the catalog, else ``other``."""
         return model_id if not self.known_models or model_id in self.known_models else "other"
 
+    def track_headroom(self, read: Callable[[], Iterable[tuple[str, str, float]]]) -> None:
+        """Export ``npcbridge_ratelimit_headroom{model,limit}`` (the share of each rate-limit
+        bucket available, 1 full, 0 empty) from ``read()`` at every scrape: buckets appear as
+        they are configured or learnt from the upstream's headers."""
+        self.registry.register(_Headroom(read, self.model))
+
     def track_queue(self, length: Callable[[], int]) -> None:
         """Read the queue length from ``length`` at every scrape."""
         self.queue_length.set_function(length)
@@ -138,10 +148,36 @@ class Metrics:
         if self.workers is not None:
             await self.workers.stop()
 
-    def render(self) -> tuple[int, str, bytes]:
-        """The ``/metrics`` answer: status, content type, body (every worker's series, each
-        labelled ``worker``, when the server runs as several workers)."""
+    def render(self) -> bytes:
+        """The ``/metrics`` body in Prometheus' text format (:data:`CONTENT_TYPE`): every
+        worker's series, each labelled ``worker``, when the server runs as several workers."""
         body = generate_latest(self.registry)
         if self.workers is not None:
             body = self.workers.merged(body)
-        return 200, CONTENT_TYPE_PLAIN_0_0_4, body
+        return body
+
+
+class _Headroom(Collector):
+    """The rate-limit headroom gauge, read when scraped."""
+
+    def __init__(
+        self, read: Callable[[], Iterable[tuple[str, str, float]]], label: Callable[[str], str]
+    ) -> None:
+        self.read = read
+        self.label = label
+
+    def describe(self) -> Iterable[GaugeMetricFamily]:
+        """No samples at registration (they are read at each scrape)."""
+        return []
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        """One sample per (model, bucket)."""
+        family = GaugeMetricFamily(
+            "npcbridge_ratelimit_headroom",
+            "Share of the model's rate-limit bucket available now (1 full, 0 empty)",
+            labels=["model", "limit"],
+        )
+        for model, bucket, value in self.read():
+            if self.label(model) == model:
+                family.add_metric([model, bucket], value)
+        yield family

@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -184,6 +184,16 @@ class ModelLimiter:
             name: 1.0 if bucket.unit == "requests" else float(tokens)
             for name, bucket in self.buckets.items()
         }
+
+    def headroom(self, bucket: str) -> float:
+        """The share of ``bucket`` (``rpm``, ``tpm``...) available now, 0.0 while the model is
+        blocked by a ``retry-after``."""
+        now = self.clock()
+        if self.blocked_until > now:
+            return 0.0
+        found = self.buckets[bucket]
+        found.refill(now)
+        return max(0.0, min(1.0, found.level / found.capacity))
 
     def wait_s(self, amounts: Mapping[str, float], now: float | None = None) -> float:
         """Seconds until a request taking ``amounts`` could go."""
@@ -396,6 +406,13 @@ class RateLimiter:
                 key, self.settings.limits_for(model_id, declared), self.clock
             )
         return limiter
+
+    def headroom(self) -> Iterator[tuple[str, str, float]]:
+        """``(model id, bucket, share available)`` of every bucket of every model."""
+        for key, limiter in list(self.models.items()):
+            model_id = key.partition(":")[2]
+            for bucket in list(limiter.buckets):
+                yield model_id, bucket, limiter.headroom(bucket)
 
     def queue_length(self) -> int:
         """Requests waiting over all models."""

@@ -101,6 +101,8 @@ class BudgetSettings(_Section):
     per_player_usd_per_day: float | None = Field(default=None, ge=0)
     per_session_usd: float | None = Field(default=None, ge=0)
     global_usd_per_day: float | None = Field(default=None, ge=0)
+    #: seconds of the player's speech the server transcribes per player per UTC day
+    per_player_audio_s_per_day: float | None = Field(default=None, ge=0)
 
 
 class CacheSettings(_Section):

@@ -120,6 +120,7 @@ class MemoryHandlers:
         """``memory.forget``: erase a player's data (one NPC or all)."""
         store = self._store(message.id)
         self.summarizer.cancel_for(message.player, message.npc)
+        await self.api.call("npcbridge_forget_player", player=message.player, npc=message.npc)
         removed = await store.forget(message.player, message.npc)
         session.send(ok_frame(message.id, removed=removed))
 

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..pipeline.turn import Turn, TurnResult
+from ..pipeline.turn import RecalledMemory, Turn, TurnResult
 from ..plugin.specs import hookimpl
 from ..stores.base import Store, TurnRecord
 from ..stores.writes import WriteQueue
@@ -153,6 +153,10 @@ class Plugin:
             chosen = within_budget(scored, s.recall_limit, s.memory_tokens)
             if chosen:
                 state.recalled_ids = [c.memory.id for c in chosen]
+                turn.recalled = [
+                    RecalledMemory(c.memory.text, c.memory.kind, c.memory.importance, c.score)
+                    for c in chosen
+                ]
                 out.append(memory_message(turn.persona.name, turn.player, chosen))
         for record in complete:
             messages = turn_messages(record)

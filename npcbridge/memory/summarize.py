@@ -48,10 +48,7 @@ def cheap_model(api: PluginAPI, settings: MemorySettings) -> ModelEntry:
         return api.model_entry(settings.summary_model)
     if api.offline:
         return api.model_entry("offline")
-    small = api.catalog.by_tier("small") or api.catalog.entries
-    if not small:
-        return api.model_entry(api.default_model)
-    return min(small, key=lambda e: (e.input_usd_per_m + e.output_usd_per_m, e.id))
+    return api.catalog.cheapest("small") or api.model_entry(api.default_model)
 
 
 def transcript(turns: list[TurnRecord], npc_name: str, player: str) -> str:

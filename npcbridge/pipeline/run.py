@@ -1,7 +1,8 @@
 """One NPC turn, start to end. The only place that calls the turn hooks, in this order:
 
 persona → recall → select model → before-request → provider stream (per-delta transforms,
-``reply.delta`` frames) → flush → post-process → ``reply.end`` → after-turn.
+``reply.delta`` frames, text-sent) → flush → stream-end → post-process → ``reply.end`` →
+after-turn.
 
 Failure rules (protocol v1): a turn that fails before any delta was sent answers ``error`` only;
 after deltas it answers ``reply.end`` with finish "error" and the partial text, then ``error``.
@@ -24,7 +25,7 @@ from ..protocol.errors import ProtocolError
 from ..protocol.frames import error_frame, internal_error
 from ..providers.base import ProviderRequest, StreamDone, TextDelta, ToolCallDelta, UpstreamError
 from . import actions
-from .turn import Turn, TurnResult, Usage
+from .turn import PromptPart, Turn, TurnResult, Usage
 
 if TYPE_CHECKING:
     from ..gateway.catalog import Catalog
@@ -69,19 +70,32 @@ class Pipeline:
 
     async def select_model(self, turn: Turn) -> ModelEntry:
         """The model ``npcbridge_select_model`` picks for ``turn`` (else the default model)."""
-        name = checked(
-            "npcbridge_select_model",
-            await self.hooks.call("npcbridge_select_model", turn=turn, catalog=self.catalog),
-        )
+        hook = "npcbridge_select_model"
+        name = None
+        for impl in self.hooks.impls(hook):
+            name = checked(
+                hook,
+                await self.hooks.call_one(impl, hook, turn=turn, catalog=self.catalog),
+                plugin=impl.plugin_name,
+            )
+            if name is not None:
+                turn.model_plugin = impl.plugin_name
+                break
         return self.catalog.entry(name or self.default_model)
 
     async def prepare(self, turn: Turn) -> tuple[ModelEntry, ProviderRequest]:
         """Build the upstream request: persona, recall, model, before-request hooks."""
         pm = self.hooks
         parts: list[str] = []
-        persona = await pm.call("npcbridge_persona", turn=turn)
-        for part in checked("npcbridge_persona", persona, each=True):
-            parts.extend([part] if isinstance(part, str) else part)
+        hook = "npcbridge_persona"
+        for impl in pm.impls(hook):
+            answer = await pm.call_one(impl, hook, turn=turn)
+            if answer is None:
+                continue
+            checked(hook, answer, plugin=impl.plugin_name)
+            for part in [answer] if isinstance(answer, str) else answer:
+                parts.append(part)
+                turn.prompt_parts.append(PromptPart(impl.plugin_name, part))
         turn.system_parts = parts
         recalled: list[dict[str, Any]] = []
         for messages in checked(
@@ -93,7 +107,12 @@ class Pipeline:
             turn.tools = actions.tools_for(turn.persona.actions)
         system = {"role": "system", "content": "\n\n".join(turn.system_parts)}
         turn.messages = [system, *recalled, {"role": "user", "content": turn.text}]
-        await pm.call("npcbridge_before_request", turn=turn)
+        hook = "npcbridge_before_request"
+        for impl in pm.impls(hook):
+            before = len(turn.system_parts)
+            await pm.call_one(impl, hook, turn=turn)
+            for part in turn.system_parts[before:]:
+                turn.prompt_parts.append(PromptPart(impl.plugin_name, part, "before_request"))
         # a part appended to turn.system_parts there is a note for this request only
         if turn.messages and turn.messages[0] is system:
             system["content"] = "\n\n".join(turn.system_parts)
@@ -144,6 +163,7 @@ class Pipeline:
         """Stream from the gateway, send deltas, finish the turn."""
         pm = self.hooks
         transform = pm.caller("npcbridge_transform_delta")
+        sent_hook = pm.caller("npcbridge_text_sent") if pm.impls("npcbridge_text_sent") else None
         streamed: list[str] = []
         tool_calls = actions.ToolCallCollector()
         usage: Usage | None = None
@@ -158,6 +178,11 @@ class Pipeline:
                 streamed.append(text)
                 if turn.stream:
                     turn.emit({"type": "reply.delta", "id": turn.request_id, "text": text})
+                if sent_hook is not None:
+                    try:
+                        sent_hook(turn=turn, text=text)
+                    except Exception as exc:  # a watcher of the text never breaks the reply
+                        self.failures.report(turn.request_id, turn.npc, "text sent", exc)
 
         events = self.gateway.stream(turn, model, request)
         try:
@@ -180,9 +205,9 @@ class Pipeline:
             aclose = getattr(events, "aclose", None)
             if aclose is not None:
                 await aclose()
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
             _uncancel()
-            finish = "cancelled"
+            finish, turn.cancel_reason = "cancelled", _reason(exc)
         except UpstreamError as exc:
             finish, error = "error", upstream_protocol_error(exc, turn.request_id)
         except ProtocolError as exc:
@@ -216,6 +241,7 @@ class Pipeline:
                 turn, model_id, "", "error", usage, queue_ms, first_token_at, streamed_text, error
             )
 
+        finish = await self.stream_end(turn, finish)
         try:
             # the plugin manager checks each answer of the chain (a str)
             text = await pm.call(
@@ -231,6 +257,19 @@ class Pipeline:
         if error is not None:
             turn.emit(error_frame(error))
         return result
+
+    async def stream_end(self, turn: Turn, finish: str) -> str:
+        """Run ``npcbridge_stream_end``; return the turn's finish ("cancelled" when a cancel
+        came while a plugin finished its work)."""
+        try:
+            await self.hooks.call("npcbridge_stream_end", turn=turn, finish=finish)
+        except asyncio.CancelledError as exc:
+            _uncancel()
+            turn.cancel_reason = _reason(exc)
+            return "cancelled"
+        except Exception as exc:
+            self.failures.report(turn.request_id, turn.npc, "the end of the stream", exc)
+        return finish
 
     def flush(self, turn: Turn) -> str:
         """Collect text the delta transforms held back; text one transform releases still passes
@@ -360,6 +399,11 @@ class Pipeline:
             result.usage.output_tokens,
             result.cost_usd,
         )
+
+
+def _reason(exc: asyncio.CancelledError) -> str | None:
+    """The message a cancellation carries (``task.cancel(msg)``), e.g. ``barge_in``."""
+    return exc.args[0] if exc.args and isinstance(exc.args[0], str) else None
 
 
 def _uncancel() -> None:

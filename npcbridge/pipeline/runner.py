@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from ..gateway.audio import AudioGateway
 from ..gateway.catalog import ModelEntry
 from ..gateway.core import Gateway
 from ..providers.base import ProviderRequest, StreamEvent
@@ -28,6 +29,11 @@ class TurnRunner:
     def gateway(self) -> Gateway:
         """The pipeline's gateway."""
         return self.pipeline.gateway
+
+    @property
+    def audio(self) -> AudioGateway:
+        """Speech requests through the gateway (synthesis, transcription)."""
+        return self.pipeline.gateway.audio
 
     async def run(self, turn: Turn) -> TurnResult | None:
         """Run ``turn`` through every turn hook and the gateway (see :meth:`Pipeline.run`)."""

@@ -13,6 +13,10 @@ if TYPE_CHECKING:
     from ..gateway.catalog import ModelEntry
 
 
+#: the cancellation message of a ``cancel`` with ``barge_in: true`` (``Turn.cancel_reason``)
+BARGE_IN = "barge_in"
+
+
 @dataclass
 class Usage:
     """Token counts the upstream reported, or estimated (``estimated``) when it reported none
@@ -21,6 +25,38 @@ class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
     estimated: bool = False
+
+
+@dataclass(frozen=True)
+class PromptPart:
+    """One part of the system prompt and the plugin that gave it (``stage``: the hook,
+    ``persona`` or ``before_request``)."""
+
+    plugin: str
+    text: str
+    stage: str = "persona"
+
+
+@dataclass(frozen=True)
+class RecalledMemory:
+    """A long-term memory recall put into the prompt, with its ranking score."""
+
+    text: str
+    kind: str
+    importance: int
+    score: float
+
+
+@dataclass(frozen=True)
+class UpstreamStep:
+    """One model the gateway tried for the turn: ``outcome`` is ``ok``, ``retry`` (the same
+    model again), ``fallback`` (the next model of the chain), ``failed`` (the turn's last
+    failure) or ``cached``; ``reason`` names the failure (``status_503``, ``timeout``,
+    ``breaker_open``, ``rate_limited``...)."""
+
+    model: str
+    outcome: str
+    reason: str = ""
 
 
 @dataclass
@@ -61,6 +97,15 @@ class Turn:
     queue_ms: float | None = None
     cached: bool = False
     usage: Usage | None = None
+    #: set by the pipeline: each system-prompt part with the plugin that produced it, and the
+    #: plugin whose ``npcbridge_select_model`` answered; set by the gateway: every attempt it
+    #: made (retries, fallbacks); set by the plugin that recalls memories: what it recalled
+    prompt_parts: list[PromptPart] = field(default_factory=list)
+    model_plugin: str | None = None
+    #: why the model was chosen, in words, set by the plugin that chose it
+    model_rule: str | None = None
+    upstream_steps: list[UpstreamStep] = field(default_factory=list)
+    recalled: list[RecalledMemory] = field(default_factory=list)
     #: per-turn scratch space for plugins: each plugin keeps its values under its own name
     #: (the name it is registered under, e.g. its module's ``__name__``), never core values
     state: dict[str, Any] = field(default_factory=dict)
@@ -75,6 +120,15 @@ class Turn:
     #: player line (barks, quests, summaries, an NPC answering an NPC in a scene). A ``say``
     #: turn built without it gets a copy of ``text``.
     player_text: str | None = None
+    #: the game's declared effects of this exchange on the NPC's state (``say.effects``, a
+    #: ``StateChange`` map), applied when the turn completed; None: none declared
+    effects: dict[str, Any] | None = None
+    #: why the turn was cancelled, when it was: the cancellation's message (:data:`BARGE_IN`
+    #: when the player spoke over the NPC), None for a plain ``cancel``
+    cancel_reason: str | None = None
+    #: the request's ``voice`` (True, False, a :class:`~npcbridge.protocol.voice.VoiceOverride`;
+    #: None: the persona's ``voice.always`` decides)
+    voice: Any = None
 
     def __post_init__(self) -> None:
         if self.player_text is None and self.kind == "say":
@@ -104,6 +158,8 @@ class Turn:
             else persona.temperature,
             stream=message.stream,
             emit=emit,
+            effects=message.effects.model_dump(exclude_none=True) if message.effects else None,
+            voice=message.voice,
         )
 
 

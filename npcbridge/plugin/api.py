@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from ..config import Config
+    from ..gateway.audio import AudioGateway
     from ..gateway.catalog import Catalog, ModelEntry
     from ..gateway.metrics import Metrics
     from ..pipeline.turn import Turn, TurnResult, Usage
@@ -37,6 +38,11 @@ HookCall = Callable[..., Awaitable[Any]]
 
 class Turns(Protocol):
     """The pipeline and gateway, for plugins that make requests of their own."""
+
+    @property
+    def audio(self) -> AudioGateway:
+        """Speech requests (synthesis, transcription) through the gateway: budgets, rate
+        limits, retries, fallbacks and breakers as for text (``docs/voice.md``)."""
 
     async def run(self, turn: Turn) -> TurnResult | None:
         """Run ``turn`` through every turn hook and the gateway; its frames go to

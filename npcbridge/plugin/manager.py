@@ -48,6 +48,10 @@ BUILTIN_PLUGINS = (
     "npcbridge.builtin.emotes",
     "npcbridge.builtin.postprocess",
     "npcbridge.builtin.gameplay",
+    "npcbridge.features.state.plugin",
+    "npcbridge.builtin.voice",
+    "npcbridge.console.plugin",
+    "npcbridge.tracing.plugin",
 )
 
 

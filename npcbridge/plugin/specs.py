@@ -57,20 +57,25 @@ CALL_MODES: dict[str, CallMode] = {
     "npcbridge_shutdown": ALL,
     "npcbridge_register_settings": ALL,
     "npcbridge_register_providers": ALL,
+    "npcbridge_register_audio_providers": ALL,
     "npcbridge_register_handlers": ALL,
     "npcbridge_register_routes": ALL,
     "npcbridge_register_features": ALL,
     "npcbridge_persona": ALL,
+    "npcbridge_render_state": FIRST_RESULT,
     "npcbridge_recall": ALL,
     "npcbridge_memory_relevance": FIRST_RESULT,
     "npcbridge_select_model": FIRST_RESULT,
     "npcbridge_before_request": ALL,
     "npcbridge_transform_delta": CHAIN_TEXT,
+    "npcbridge_text_sent": ALL,
     "npcbridge_flush_delta": ALL,
+    "npcbridge_stream_end": ALL,
     "npcbridge_post_process": CHAIN_TEXT,
     "npcbridge_reply_fields": ALL,
     "npcbridge_after_turn": ALL,
     "npcbridge_extension": FIRST_RESULT,
+    "npcbridge_forget_player": ALL,
 }
 
 
@@ -122,6 +127,20 @@ def npcbridge_register_providers(register: Callable[..., None], api: PluginAPI) 
 
 
 @hookspec
+def npcbridge_register_audio_providers(register: Callable[..., None], api: PluginAPI) -> None:
+    """Register speech providers: call ``register(name, provider, models=[...])`` for each.
+
+    ``provider`` implements :class:`npcbridge.providers.audio.AudioProvider` (``speech`` and/or
+    ``transcribe``); ``models`` (optional) are :class:`npcbridge.gateway.catalog.AudioModelEntry`
+    items (``kind`` ``tts`` or ``stt``) added to the catalog's speech models, served by this
+    provider. A speech model is usable only while its provider is registered. The builtin
+    registers ``openai`` (the upstream's ``/audio/*``, or ``upstream.audio_base_url``) when a key
+    or an audio URL is configured, and ``espeak`` (offline text to speech) when espeak-ng works.
+    Runs at start-up before ``npcbridge_startup``.
+    """
+
+
+@hookspec
 def npcbridge_register_handlers(register: Callable[..., None], api: PluginAPI) -> None:
     """Serve client message types: call ``register(type, handler, cancellable=False)``.
 
@@ -136,11 +155,17 @@ def npcbridge_register_handlers(register: Callable[..., None], api: PluginAPI) -
 
 
 @hookspec
-def npcbridge_register_routes(register: Callable[[str, Any], None], api: PluginAPI) -> None:
-    """Add HTTP GET routes on the WebSocket port: call ``register(path, route)``.
+def npcbridge_register_routes(register: Callable[..., None], api: PluginAPI) -> None:
+    """Add plain-HTTP routes on the WebSocket port: call ``register(path, route, *,
+    methods=("GET",), prefix=False, admin=False)``.
 
-    ``route()`` returns ``(status, content_type, body_bytes)``; it runs on the event loop, so it
-    must be fast. ``/healthz`` and a path registered twice stop start-up.
+    ``route(request)`` gets an :class:`npcbridge.plugin.http.HttpRequest` and returns an
+    :class:`~npcbridge.plugin.http.HttpResponse` (or is a coroutine function returning one); it
+    runs on the event loop, so it must not block. ``prefix=True`` answers every path under
+    ``path`` (which ends with ``/``); an exact route wins over a prefix, a longer prefix over a
+    shorter one. ``admin=True`` lets only trusted requests (loopback peer or the server token)
+    from the server's own origin reach it. ``/healthz``, paths under ``/v1/``, an unknown method
+    and a path registered twice stop start-up.
     """
 
 
@@ -158,6 +183,19 @@ def npcbridge_persona(turn: Turn) -> list[str] | str | None | Awaitable[list[str
 
     Parts from all plugins are joined in call order with blank lines. The builtin persona plugin
     describes the NPC from its persona and adds the in-character rules.
+    """
+
+
+@hookspec
+def npcbridge_render_state(turn: Turn, state: dict[str, Any]) -> str | None | Awaitable[str | None]:
+    """Render an NPC's state as a system-prompt part for this turn, or None to let the next
+    plugin decide.
+
+    ``state`` is the map ``reply.end.state`` carries (``mood``, ``intensity`` and, for a
+    player, ``relationship`` with ``trust``, ``affection``, ``familiarity``; docs/state.md).
+    Called only for NPCs whose persona declares ``state``. The first non-None answer is the
+    part; the state feature's own rendering answers last. Return ``""`` to leave the state out
+    of the prompt.
     """
 
 
@@ -219,11 +257,32 @@ def npcbridge_transform_delta(turn: Turn, text: str) -> str | None:
 
 
 @hookspec
+def npcbridge_text_sent(turn: Turn, text: str) -> None:
+    """A piece of reply text reached the player (after every transform, the speaker cut and
+    moderation included): what the NPC says, in order. Called for each piece sent, also when
+    ``stream`` is false (the text then goes out in ``reply.end``), and for text released at the
+    end of the stream. Must be fast and synchronous; keep per-turn state in ``turn.state``
+    (voice segments spoken units here).
+    """
+
+
+@hookspec
 def npcbridge_flush_delta(turn: Turn) -> str | None:
     """The stream ended; return any text this plugin's delta transform held back (or None).
 
     Each plugin's flush runs right after its own ``npcbridge_transform_delta`` would, so the
     released text still passes through the transforms called after it.
+    """
+
+
+@hookspec
+def npcbridge_stream_end(turn: Turn, finish: str) -> None | Awaitable[None]:
+    """The reply's text is complete (``finish``: how the stream ended, "cancelled" included);
+    ``reply.end`` has not been sent. A plugin may finish work tied to the text here and
+    ``turn.emit`` its frames (voice sends its pending audio), bounded in time: the turn waits
+    for every implementation. A ``cancel`` arriving meanwhile ends the turn "cancelled" (the
+    waiting implementation sees the cancellation and must stop at once); an exception is
+    logged and the reply ends as it would without that plugin.
     """
 
 
@@ -273,3 +332,13 @@ def npcbridge_extension(
     id, any other exception answers ``internal``. ``npcbridge_register_handlers`` serves
     ``x.*`` types too (and is called first).
     """
+
+
+# ------------------------------------------------------------------------ privacy
+
+
+@hookspec
+def npcbridge_forget_player(player: str, npc: str | None) -> None | Awaitable[None]:
+    """A player's data is being erased (``memory.forget``), for one NPC or (``npc`` None)
+    every NPC: stop background work about them and erase what the plugin keeps outside the
+    store. Runs before the store's own erasure (turns, memories, relationship state)."""

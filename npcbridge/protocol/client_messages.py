@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StrictBool, StrictInt, StrictStr
+from pydantic import Field, StrictBool, StrictBytes, StrictInt, StrictStr
 
 from .fields import (
     Difficulty,
@@ -17,7 +17,8 @@ from .fields import (
     SceneName,
     Urgency,
 )
-from .persona import Persona
+from .persona import Persona, StateChange
+from .voice import AudioFormat, Channels, SampleRate, VoiceChoice
 
 
 class Hello(Message):
@@ -39,7 +40,22 @@ class NpcDefine(Message):
     card: JsonMap | None = None
 
 
-class Say(Message):
+class SayOptions(Message):
+    """How a turn is run: the optional fields ``say`` and the speech messages share."""
+
+    context: JsonMap | None = None
+    urgency: Urgency = "normal"
+    max_tokens: StrictInt | None = Field(default=None, ge=1, le=32768)
+    temperature: Number | None = Field(default=None, ge=0, le=2)
+    stream: StrictBool = True
+    #: true: speak with the persona's voice; false: no audio; a map overrides the persona's
+    #: voice; absent: the persona's ``voice.always`` decides
+    voice: VoiceChoice | None = None
+    #: how this exchange moves the NPC's state once it completed (amounts; docs/state.md)
+    effects: StateChange | None = None
+
+
+class Say(SayOptions):
     """The player says something to an NPC; the reply streams back under the same id."""
 
     type: Literal["say"] = "say"
@@ -47,17 +63,50 @@ class Say(Message):
     npc: StrictStr = Field(min_length=1, max_length=128)
     player: StrictStr = Field(min_length=1, max_length=128)
     text: StrictStr
-    context: JsonMap | None = None
-    urgency: Urgency = "normal"
-    max_tokens: StrictInt | None = Field(default=None, ge=1, le=32768)
-    temperature: Number | None = Field(default=None, ge=0, le=2)
-    stream: StrictBool = True
 
 
 class Cancel(Message):
     """Stop the reply with this id at once."""
 
     type: Literal["cancel"] = "cancel"
+    id: RequestId
+    #: the player started speaking over the NPC: the reply ends with the text already voiced
+    barge_in: StrictBool | None = None
+
+
+class SpeechStart(SayOptions):
+    """The player starts speaking to an NPC (push-to-talk); ``speech.chunk`` messages follow,
+    then ``speech.end``. The server answers ``transcript``, then the reply as for a ``say``."""
+
+    type: Literal["speech.start"] = "speech.start"
+    id: RequestId
+    npc: StrictStr = Field(min_length=1, max_length=128)
+    player: StrictStr = Field(min_length=1, max_length=128)
+    format: AudioFormat = "wav"
+    sample_rate: SampleRate = 16000
+    channels: Channels = 1
+
+
+class Speech(SpeechStart):
+    """A whole utterance in one message (bounded by ``max_message_bytes``)."""
+
+    type: Literal["speech"] = "speech"  # type: ignore[assignment]
+    audio: StrictBytes
+
+
+class SpeechChunk(Message):
+    """The next piece of a ``speech.start`` utterance's audio (``seq`` from 0)."""
+
+    type: Literal["speech.chunk"] = "speech.chunk"
+    id: RequestId
+    seq: StrictInt = Field(ge=0)
+    audio: StrictBytes
+
+
+class SpeechEnd(Message):
+    """The player stopped speaking: transcribe the utterance and answer it."""
+
+    type: Literal["speech.end"] = "speech.end"
     id: RequestId
 
 
@@ -181,6 +230,60 @@ class SceneEnd(Message):
     scene: SceneName
 
 
+StateKey = Literal["trust", "affection", "familiarity", "intensity", "mood"]
+
+
+class StateWatch(Message):
+    """A threshold the game subscribes to: a ``state`` frame is sent when ``key``'s value
+    enters or leaves the band (below ``below`` / above ``above``); ``mood`` fires on every
+    change of mood."""
+
+    key: StateKey
+    below: Number | None = None
+    above: Number | None = None
+    #: the game's name for it, echoed in ``crossed`` (default: the key)
+    name: StrictStr | None = Field(default=None, min_length=1, max_length=64)
+
+
+class NpcState(Message):
+    """Read or change an NPC's state (its mood, and its relationship to ``player``), or watch
+    thresholds; answered with ``state``."""
+
+    type: Literal["npc.state"] = "npc.state"
+    id: RequestId
+    op: Literal["get", "set", "nudge", "watch", "unwatch"] = "get"
+    npc: NpcId
+    player: NpcId | None = None
+    #: ``set``: the new values; ``nudge``: amounts added
+    values: StateChange | None = None
+    #: ``watch``: thresholds to add; ``unwatch``: names to drop (absent: all of the pair)
+    watch: list[StateWatch] | None = Field(default=None, max_length=16)
+    names: list[StrictStr] | None = None
+
+
+class WorldEvent(Message):
+    """Tell NPCs what happened in the world: one NPC (``npc``), a list (``npcs``) or everyone
+    in an open scene (``scene``). Remembered, moves their state, and with ``react`` the
+    witnesses say a short line, streamed under ``<id>/<n>``; answered with ``ok``."""
+
+    type: Literal["world.event"] = "world.event"
+    id: RequestId
+    text: StrictStr = Field(min_length=1, max_length=2000)
+    importance: StrictInt = Field(default=5, ge=1, le=10)
+    npc: NpcId | None = None
+    npcs: list[NpcId] | None = Field(default=None, min_length=1, max_length=64)
+    scene: SceneName | None = None
+    #: the player the event is about (their relationship moves; their memory keeps it)
+    player: NpcId | None = None
+    #: the NPCs that saw it happen (default: every NPC told); the others heard of it
+    witnesses: list[NpcId] | None = Field(default=None, max_length=64)
+    #: how it moves a witness's state (a hearsay NPC gets half); absent: judged from the text
+    effects: StateChange | None = None
+    react: StrictBool = False
+    context: JsonMap | None = None
+    urgency: Urgency = "normal"
+
+
 class Ping(Message):
     """Application-level liveness check."""
 
@@ -213,7 +316,13 @@ CLIENT_MESSAGES: dict[str, type[Message]] = {
         SceneRemove,
         SceneInterrupt,
         SceneEnd,
+        NpcState,
+        WorldEvent,
         Ping,
+        Speech,
+        SpeechStart,
+        SpeechChunk,
+        SpeechEnd,
     )
 }
 

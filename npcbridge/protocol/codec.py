@@ -59,19 +59,24 @@ def encode(message: BaseModel | dict[str, Any]) -> bytes:
     protocol floats are written as float64 even when code or a plugin put an integer there."""
     if isinstance(message, BaseModel):
         message = message.model_dump(mode="python", exclude_none=True)
-    return pack(_with_floats(message))
+    return pack(with_protocol_floats(message))
 
 
 #: where the protocol floats sit (docs/protocol.md, "Canonical encoding"; their names are
 #: ``float_fields`` in tests/vectors/canonical.json): top-level fields, fields of a map under a
-#: top-level key, and fields of each map in a top-level list
+#: top-level key, fields of each map in a top-level list, and fields of a map two levels down
 TOP_FLOATS = ("temperature", "cost_usd")
-MAP_FLOATS = {"timing": ("queue_ms", "ttft_ms", "total_ms"), "persona": ("temperature",)}
+MAP_FLOATS = {
+    "timing": ("queue_ms", "ttft_ms", "total_ms"),
+    "persona": ("temperature",),
+    "voice": ("ttfa_ms", "cost_usd", "speed"),
+}
 ITEM_FLOATS = {"items": ("at", "score")}
+NESTED_FLOATS = {("persona", "voice"): ("speed",)}
 _FLOAT_KEYS = frozenset((*TOP_FLOATS, *MAP_FLOATS, *ITEM_FLOATS))
 
 
-def _with_floats(message: dict[str, Any]) -> dict[str, Any]:
+def with_protocol_floats(message: dict[str, Any]) -> dict[str, Any]:
     """``message`` with an integer under a protocol float made a float (a copy of the maps that
     change; the caller's frame is left as it was)."""
     if _FLOAT_KEYS.isdisjoint(message):  # most frames: nothing to look at
@@ -90,6 +95,12 @@ def _with_floats(message: dict[str, Any]) -> dict[str, Any]:
         if any(new is not old for new, old in zip(new_items, items, strict=True)):
             fixed = dict(fixed) if fixed is message else fixed
             fixed[key] = new_items
+    for (outer, inner_key), names in NESTED_FLOATS.items():
+        outer_map = fixed.get(outer)
+        inner = outer_map.get(inner_key) if isinstance(outer_map, dict) else None
+        if isinstance(inner, dict) and (new := _floated(inner, names)) is not inner:
+            fixed = dict(fixed) if fixed is message else fixed
+            fixed[outer] = {**fixed[outer], inner_key: new}
     return fixed
 
 
@@ -194,7 +205,7 @@ def unpack(data: bytes, max_depth: int | None = None) -> Any:
     top-level ``id`` when one could be read)."""
     if len(data) <= _UNPACK_DIRECTLY:
         value = _unpackb(data)
-        if max_depth is not None and _depth(value) > max_depth:
+        if max_depth is not None and nesting_depth(value) > max_depth:
             raise DecodeError(
                 f"message nests deeper than {max_depth} levels", request_id=request_id_of(value)
             )
@@ -215,7 +226,7 @@ def unpack(data: bytes, max_depth: int | None = None) -> Any:
 _UNPACK_DIRECTLY = 512
 
 
-def _depth(value: Any) -> int:
+def nesting_depth(value: Any) -> int:
     """How many maps/arrays ``value`` nests (a small value: see ``_UNPACK_DIRECTLY``)."""
     deepest = 0
     stack: list[tuple[Any, int]] = [(value, 0)]

@@ -1,9 +1,10 @@
 """The rules of one client connection as a state machine, without I/O (docs/protocol.md).
 
-A transport feeds it each whole WebSocket message with :meth:`ConnectionMachine.receive_data`
-(and the time: the machine reads no clock), then takes :meth:`~ConnectionMachine.frames_to_send`
-(server messages as dicts, in order) and :meth:`~ConnectionMachine.events_received` (what to run:
-:mod:`npcbridge.protocol.events`), and reports back when a request it started ends
+A transport feeds it each whole message (a WebSocket message, an HTTP body) with
+:meth:`ConnectionMachine.receive_data` (and the time: the machine reads no clock), then takes
+:meth:`~ConnectionMachine.frames_to_send` (server messages as dicts, in order) and
+:meth:`~ConnectionMachine.events_received` (what to run: :mod:`npcbridge.protocol.events`),
+and reports back when a request it started ends
 (:meth:`~ConnectionMachine.request_done`) or when a handler refused its message
 (:meth:`~ConnectionMachine.handler_refused`). Frames of a run request (a reply) do not pass
 through the machine.
@@ -51,6 +52,9 @@ from .messages import (
     Say,
 )
 from .version import check_version
+
+#: bytes of one message -> its map with a string ``type``, or :class:`DecodeError`
+Decoder = Callable[[bytes], dict[str, Any]]
 
 #: seconds a new connection has to send ``hello``
 HELLO_TIMEOUT_S = 10.0
@@ -156,12 +160,14 @@ class ConnectionMachine:
 
     # ---------------------------------------------------------------- inputs
 
-    def receive_data(self, data: bytes | str, now: float) -> None:
-        """Take one whole WebSocket message (``str`` for a text frame) received at ``now``."""
+    def receive_data(self, data: bytes | str, now: float, decode: Decoder = decode_map) -> None:
+        """Take one whole message received at ``now``: a WebSocket message (``str`` for a text
+        frame) or an HTTP body, which ``decode`` turns into a map (msgpack by default; the HTTP
+        transport's JSON decoder raises the same errors for what JSON cannot hold)."""
         if self.phase is Phase.HELLO:
-            self._handshake(data)
+            self._handshake(data, decode)
         elif self.phase is Phase.OPEN:
-            self._receive(data, now)
+            self._receive(data, now, decode)
 
     def check_deadline(self, now: float) -> None:
         """Refuse a connection that sent no ``hello`` by :attr:`hello_deadline` (1008)."""
@@ -192,12 +198,12 @@ class ConnectionMachine:
 
     # ---------------------------------------------------------------- handshake
 
-    def _handshake(self, data: bytes | str) -> None:
+    def _handshake(self, data: bytes | str, decode: Decoder) -> None:
         raw: dict[str, Any] | None = None
         try:
             if isinstance(data, str):
                 raise DecodeError("messages must be binary msgpack frames, not text")
-            raw = decode_map(data)
+            raw = decode(data)
             if raw["type"] != "hello":
                 raise DecodeError(
                     "the first message must be 'hello'", request_id=request_id_of(raw)
@@ -252,14 +258,14 @@ class ConnectionMachine:
 
     # ---------------------------------------------------------------- messages
 
-    def _receive(self, data: bytes | str, now: float) -> None:
+    def _receive(self, data: bytes | str, now: float, decode: Decoder) -> None:
         """Every error raised while handling a message refuses it; a ``bad_request`` counts
         toward ``max_bad_messages`` in a row, any other answer resets the count."""
         raw: dict[str, Any] | None = None
         try:
             if isinstance(data, str):
                 raise DecodeError("messages must be binary msgpack frames, not text")
-            raw = decode_map(data)
+            raw = decode(data)
             self._rate_limit(raw, now)
             message = validate(raw, CLIENT_MESSAGES)
             self._dispatch(message, raw)
@@ -390,7 +396,7 @@ class ConnectionMachine:
 
     def _cancel(self, message: Cancel) -> None:
         if message.id in self.in_flight:
-            self._events.append(CancelRequest(message.id))
+            self._events.append(CancelRequest(message.id, barge_in=bool(message.barge_in)))
         elif message.id not in self.recent:
             # a scene reply's id ("<scene.say id>/<n>") lands here too: scene replies are
             # cancelled through their exchange

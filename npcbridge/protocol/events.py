@@ -36,9 +36,11 @@ class StartTurn:
 @dataclass(frozen=True, slots=True)
 class CancelRequest:
     """Cancel the running request ``request_id`` (a turn or a tracked handler); it still ends
-    through ``request_done``."""
+    through ``request_done``. ``barge_in``: the player spoke over the NPC (the reply ends with
+    the text already voiced)."""
 
     request_id: str | int
+    barge_in: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,10 @@ from typing import Any
 
 from .errors import ErrorCode, ProtocolError
 
+#: the frames a ``stream: false`` request does not get (everything of its reply before
+#: ``reply.end``; its emotes and actions are listed in ``reply.end``)
+STREAM_FRAMES = frozenset({"reply.start", "reply.delta", "emote", "action"})
+
 
 def error_frame(exc: ProtocolError) -> dict[str, Any]:
     """The ``error`` frame for a protocol error (``refused`` when it refuses a message)."""

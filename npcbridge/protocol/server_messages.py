@@ -9,6 +9,7 @@ from pydantic import StrictBool, StrictInt, StrictStr
 
 from .fields import Finish, Message, Number, RequestId
 from .version import PROTOCOL_VERSION
+from .voice import ReplyAudio, Transcript, VoiceReport
 
 
 class Limits(Message):
@@ -88,6 +89,10 @@ class ReplyEnd(Message):
     rewritten: StrictBool | None = None
     actions: list[dict[str, Any]] | None = None
     emotes: list[StrictStr] | None = None
+    #: the NPC's state after the turn (NPCs that keep state; docs/state.md)
+    state: dict[str, Any] | None = None
+    #: how the reply was spoken (voiced replies only)
+    voice: VoiceReport | None = None
 
 
 class Emote(Message):
@@ -173,6 +178,35 @@ class SceneDone(Message):
     stopped: Literal["quiet", "bound", "interrupted", "error"]
 
 
+class StateCrossing(Message):
+    """A watched threshold a change crossed."""
+
+    name: StrictStr
+    key: StrictStr
+    direction: Literal["entered", "left", "changed"]
+    value: Number | StrictStr
+    below: Number | None = None
+    above: Number | None = None
+
+
+class State(Message):
+    """An NPC's state: the answer to ``npc.state`` (with its ``id``), or, without ``id``, a
+    change that crossed a threshold the connection watches (``crossed``)."""
+
+    type: Literal["state"] = "state"
+    id: RequestId | None = None
+    npc: StrictStr
+    player: StrictStr | None = None
+    mood: StrictStr
+    intensity: Number
+    relationship: dict[str, Number] | None = None
+    #: what changed it: get, set, nudge, watch, unwatch, turn, judgement, event
+    reason: StrictStr
+    crossed: list[StateCrossing] | None = None
+    #: ``watch``/``unwatch``: the names the connection watches for the pair now
+    watching: list[StrictStr] | None = None
+
+
 class Pong(Message):
     """Answer to ``ping``."""
 
@@ -209,7 +243,10 @@ SERVER_MESSAGES: dict[str, type[Message]] = {
         Quest,
         Barks,
         SceneDone,
+        State,
         Pong,
         Error,
+        ReplyAudio,
+        Transcript,
     )
 }

@@ -28,8 +28,6 @@ class ServerContext:
     server_name: str
     #: True when NPCs answer with canned replies (shown by ``/healthz`` to trusted peers)
     offline: bool
-    #: the path of the metrics route, which only trusted peers may read
-    metrics_path: str
     catalog: Catalog
     #: message handlers, HTTP routes and welcome features the plugins registered
     registry: Registry

@@ -10,12 +10,15 @@ from typing import TYPE_CHECKING, Any, cast
 
 from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as ws_serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
 
 from ..protocol import CloseCode, ErrorCode, ProtocolError, encode
 from ..protocol.frames import error_frame
-from .connection import BridgeConnection
+from .connection import BridgeConnection, connection_class
 from .context import Application
-from .http import make_process_request
+from .http import HttpFront
+from .http_transport import HttpTransport
 from .session import Session
 
 if TYPE_CHECKING:
@@ -27,9 +30,15 @@ log = logging.getLogger("npcbridge.server")
 class Server:
     """A running server: ``host``/``port`` as bound, ``url`` to connect to."""
 
-    def __init__(self, app: Application, ws_server: WsServer) -> None:
+    def __init__(
+        self, app: Application, ws_server: WsServer, http: HttpFront, transport: HttpTransport
+    ) -> None:
         self.app = app
         self.ws_server = ws_server
+        #: the plain-HTTP side (its open connections)
+        self.http = http
+        #: the HTTP transport (its sessions)
+        self.http_transport = transport
         sock = next(iter(ws_server.sockets))
         self.host, self.port = sock.getsockname()[:2]
 
@@ -42,6 +51,8 @@ class Server:
     async def close(self) -> None:
         """Stop accepting, close connections (their turns are cancelled), close the app."""
         self.ws_server.close()
+        self.http.close_all()
+        await self.http_transport.close()
         await self.ws_server.wait_closed()
         await self.app.close()
 
@@ -86,6 +97,29 @@ async def refuse_over_ip_cap(ws: ServerConnection, cap: int) -> None:
         await ws.close(CloseCode.POLICY_VIOLATION, "too many connections from this address")
     except Exception:  # the peer may already be gone
         pass
+
+
+def refuse_upgrades_over_ip_cap(
+    cap: int, connections_from: Callable[[str], int]
+) -> Callable[[ServerConnection, Request], Response | None]:
+    """websockets' ``process_request``: an upgrade from an address that already holds ``cap``
+    WebSocket connections gets HTTP 429 with ``Retry-After: 1``; None lets the upgrade proceed.
+    (Plain HTTP never gets here: :class:`BridgeConnection` hands it to the HTTP front.)"""
+
+    def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        if connections_from(peer_ip(connection)) < cap:
+            return None
+        body = b"too many connections from this address\n"
+        headers = Headers(
+            [
+                ("Content-Type", "text/plain"),
+                ("Content-Length", str(len(body))),
+                ("Retry-After", "1"),
+            ]
+        )
+        return Response(429, "Too Many Requests", headers, body)
+
+    return process_request
 
 
 async def serve(
@@ -136,6 +170,8 @@ async def serve(
     if cfg.allowed_origins is not None:
         # non-browser clients send no Origin header and are always allowed
         origins = [None, *cfg.allowed_origins]
+    transport = HttpTransport(context)
+    front = HttpFront(context, lambda: len(sessions), transport, lambda: transport.open_sessions)
     ws_server = await ws_serve(
         handler,
         host if host is not None else cfg.host,
@@ -145,14 +181,14 @@ async def serve(
         ping_timeout=cfg.ping_timeout_s,
         compression=None,
         origins=origins,
-        process_request=make_process_request(
-            context, lambda: len(sessions), lambda ip: per_ip.get(ip, 0)
+        process_request=refuse_upgrades_over_ip_cap(
+            cfg.max_connections_per_ip, lambda ip: per_ip.get(ip, 0)
         ),
         server_header=context.server_name,
-        create_connection=BridgeConnection,
+        create_connection=connection_class(front),
         reuse_port=reuse_port,
     )
-    server = Server(app, ws_server)
+    server = Server(app, ws_server, front, transport)
     log.info(
         "npcbridge listening on %s (models: %s%s)",
         server.url,

@@ -17,6 +17,9 @@ A store holds four kinds of data:
   ``summary`` (older turns summarised), with importance 1..10 and the time they were last
   recalled. ``player == ""`` holds facts about the world that every player's recall sees.
 * **Summary watermarks** -- per (npc, player), the id of the newest turn already summarised.
+* **NPC state** -- one JSON document per (npc, player) written by the state feature
+  (``features/state``): ``player == ""`` holds the NPC's own mood, any other player the NPC's
+  relationship to that player. The store keeps the document as given (last write wins).
 
 ``shared`` is True when several server processes see the same data (Redis; a SQLite file the
 workers of ``npcbridge serve --workers N`` share, which the composition root then marks shared),
@@ -32,7 +35,7 @@ Backends: :mod:`npcbridge.stores.sqlite` (a file path, ``sqlite:///path`` or ``:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 #: statuses a stored turn can have; only "complete" turns are replayed in the window
 TURN_STATUSES = ("complete", "cancelled", "error", "filtered")
@@ -156,9 +159,21 @@ class Store(Protocol):
         """Mark memories as recalled at ``at`` (recency counts from the last recall)."""
         ...
 
+    # ---------------------------------------------------------------- NPC state
+
+    async def get_npc_states(self, npc: str, players: list[str]) -> dict[str, dict[str, Any]]:
+        """The state documents of ``npc`` for each of ``players`` that has one, by player
+        (``""``: the NPC's own), in one round trip."""
+        ...
+
+    async def put_npc_state(self, npc: str, player: str, data: dict[str, Any]) -> None:
+        """Store the state document of (npc, player) durably, replacing the previous one."""
+        ...
+
     # ---------------------------------------------------------------- erasure
 
     async def forget(self, player: str, npc: str | None = None) -> int:
-        """Erase a player's turns, memories and watermarks, for one NPC or (``npc=None``)
-        every NPC; return how many turns and memories were removed. World facts stay."""
+        """Erase a player's turns, memories, watermarks and relationship state, for one NPC or
+        (``npc=None``) every NPC; return how many turns, memories and state documents were
+        removed. World facts and the NPCs' own state (``player == ""``) stay."""
         ...

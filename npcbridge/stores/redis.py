@@ -14,6 +14,7 @@ Layout (``{n}`` = NPC, ``{p}`` = player, ``{k}`` = counter key)::
     npcbridge:mem:{n}:{p}            hash id -> JSON memory ({p} empty: world facts)
     npcbridge:memaccess:{n}:{p}      hash id -> last recall time
     npcbridge:wm:{n}:{p}             newest summarised turn id
+    npcbridge:state:{n}:{p}          JSON NPC state ({p} empty: the NPC's own mood)
     npcbridge:player:{p}:npcs        set of NPCs holding data about {p} (for memory.forget)
 
 Durability follows the Redis server's persistence settings (``appendonly yes`` with
@@ -25,6 +26,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict
+from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
@@ -265,6 +267,27 @@ class RedisStore:
                     pipe.hset(_k("memaccess", npc, who), mapping={i: at for i in chosen})
             await pipe.execute()
 
+    # ---------------------------------------------------------------- NPC state
+
+    async def get_npc_states(self, npc: str, players: list[str]) -> dict[str, dict[str, Any]]:
+        """MGET the JSON state documents of ``npc`` for ``players`` (one round trip)."""
+        if not players:
+            return {}
+        raws = await self.r.mget([_k("state", npc, player) for player in players])
+        return {
+            player: dict(json.loads(raw))
+            for player, raw in zip(players, raws, strict=True)
+            if raw is not None
+        }
+
+    async def put_npc_state(self, npc: str, player: str, data: dict[str, Any]) -> None:
+        """SET the document and index the player (for ``memory.forget``) in one MULTI."""
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.set(_k("state", npc, player), json.dumps(data, separators=(",", ":")))
+            if player:
+                pipe.sadd(_k("player", player, "npcs"), npc)
+            await pipe.execute()
+
     # ---------------------------------------------------------------- erasure
 
     async def forget(self, player: str, npc: str | None = None) -> int:
@@ -278,15 +301,17 @@ class RedisStore:
             async with self.r.pipeline(transaction=True) as pipe:
                 pipe.llen(_k("turns", name, player))
                 pipe.hlen(_k("mem", name, player))
+                pipe.exists(_k("state", name, player))
                 pipe.delete(
                     _k("turns", name, player),
                     _k("mem", name, player),
                     _k("memaccess", name, player),
                     _k("wm", name, player),
+                    _k("state", name, player),
                 )
                 pipe.srem(index, name)
                 results = await pipe.execute()
-            removed += int(results[0]) + int(results[1])
+            removed += int(results[0]) + int(results[1]) + int(results[2])
         return removed
 
 

@@ -1,15 +1,18 @@
 """The embedded store: one SQLite file (the default), accessed through aiosqlite.
 
-:class:`SqliteStore` keeps the turns, the summary watermarks and the long-term memories, and
-erases a player's data. Its parts: the connections, how reads and writes run and what survives a
-crash in :mod:`npcbridge.stores.sqlite_db`; the schema and its migrations in
+:class:`SqliteStore` keeps the turns, the summary watermarks, the long-term memories and the NPC
+state documents, and erases a player's data. Its parts: the connections, how reads and writes
+run and what survives a crash in :mod:`npcbridge.stores.sqlite_db`; the schema and its migrations in
 :mod:`npcbridge.stores.sqlite_schema`; the counters (budgets, rate-limit windows) in
 :mod:`npcbridge.stores.sqlite_counters`.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import time
+from typing import Any
 
 from .base import MemoryRecord, TurnRecord
 from .sqlite_counters import SqliteCounters
@@ -136,10 +139,32 @@ class SqliteStore(SqliteCounters):
             (at, npc, *ids),
         )
 
+    # ---------------------------------------------------------------- NPC state
+
+    async def get_npc_states(self, npc: str, players: list[str]) -> dict[str, dict[str, Any]]:
+        """The JSON state documents of ``npc`` for ``players``, by player (one indexed read)."""
+        if not players:
+            return {}
+        marks = ",".join("?" * len(players))
+        rows = await self._read(
+            f"SELECT player, data FROM npc_state WHERE npc = ? AND player IN ({marks})",
+            (npc, *players),
+        )
+        return {str(player): dict(json.loads(data)) for player, data in rows}
+
+    async def put_npc_state(self, npc: str, player: str, data: dict[str, Any]) -> None:
+        """Insert or replace the state document of (npc, player)."""
+        await self._write(
+            "INSERT INTO npc_state (npc, player, data, at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (npc, player) DO UPDATE SET data = excluded.data, at = excluded.at",
+            (npc, player, json.dumps(data, separators=(",", ":")), time.time()),
+        )
+
     # ---------------------------------------------------------------- erasure
 
     async def forget(self, player: str, npc: str | None = None) -> int:
-        """Erase a player's data (one NPC or all) in one transaction; return rows removed."""
+        """Erase a player's data (one NPC or all; relationship state included) in one
+        transaction; return rows removed."""
         if not player:
             return 0
         where, params = (
@@ -156,8 +181,9 @@ class SqliteStore(SqliteCounters):
                 turns = await self.db.execute(f"DELETE FROM turns WHERE {where}", params)
                 memories = await self.db.execute(f"DELETE FROM memories WHERE {where}", params)
                 await self.db.execute(f"DELETE FROM watermarks WHERE {where}", params)
+                states = await self.db.execute(f"DELETE FROM npc_state WHERE {where}", params)
                 await self.db.execute("COMMIT")
             except BaseException:
                 await self.db.execute("ROLLBACK")
                 raise
-        return int(turns.rowcount) + int(memories.rowcount)
+        return int(turns.rowcount) + int(memories.rowcount) + int(states.rowcount)

@@ -54,6 +54,16 @@ MIGRATIONS: list[str] = [
         expires REAL
     );
     """,
+    """
+    CREATE TABLE npc_state (
+        npc TEXT NOT NULL,
+        player TEXT NOT NULL,
+        data TEXT NOT NULL,
+        at REAL NOT NULL,
+        PRIMARY KEY (npc, player)
+    );
+    CREATE INDEX npc_state_player ON npc_state (player);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

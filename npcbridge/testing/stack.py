@@ -53,12 +53,14 @@ DEMO_NPCS: dict[str, dict[str, Any]] = {
         "description": "The village blacksmith, rough but kind.",
         "personality": "gruff, honest, secretly soft-hearted",
         "speech_style": "short sentences, calls everyone 'lad'",
+        "voice": {"name": "troy"},
     },
     "mage": {
         "name": "Aelindra",
         "description": "A haughty elf mage who considers humans children.",
         "personality": "proud, precise, impatient",
         "speech_style": "formal and condescending",
+        "voice": {"name": "hannah", "always": True},
     },
 }
 

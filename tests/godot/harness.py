@@ -22,14 +22,9 @@ the OS picks. Where only some ports are allowed, fix them with the ``http_port``
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
-import shutil
-import signal
-import subprocess
-import tempfile
 import threading
 import time
 import urllib.request
@@ -39,18 +34,23 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from tests.chromium import Browser, DevToolsPage, find_chromium  # noqa: F401 - re-exported
+
 HERE = Path(__file__).resolve().parent
 PAGE = HERE / "page.html"
 RESULT_PREFIX = "NPCB_RESULT "
 _ERROR_RE = re.compile(r"^\s*(USER )?(SCRIPT )?ERROR\b|^\s*Parse Error|^\s*Aborted")
-_DEVTOOLS_RE = re.compile(r"DevTools listening on (ws://\S+)")
 #: Environment variables that fix the harness's ports (see the module docstring).
 HTTP_PORT_ENV = "NPCBRIDGE_GODOT_HTTP_PORT"
 DEVTOOLS_PORT_ENV = "NPCBRIDGE_GODOT_DEVTOOLS_PORT"
 
-#: Lines on the error stream that the engine prints on every start in this setup and that do not
-#: indicate a problem with the project under test.
-HARMLESS_ERRORS: tuple[str, ...] = ()
+#: Lines on the error stream that the engine prints in this setup and that do not indicate a
+#: problem with the project under test: the single-threaded web build reports, as it quits, the
+#: WorkerThreadPool groups an AudioStreamPlayer2D/3D used (any project that plays one, even
+#: with the Dummy audio driver, prints it once at exit).
+HARMLESS_ERRORS: tuple[str, ...] = (
+    "Pages in use exist at exit in PagedAllocator: N16WorkerThreadPool5GroupE",
+)
 
 _MIME = {
     ".html": "text/html; charset=utf-8",
@@ -58,18 +58,6 @@ _MIME = {
     ".wasm": "application/wasm",
     ".pck": "application/octet-stream",
 }
-
-
-def find_chromium() -> str | None:
-    """Path of a Chromium binary (``$CHROMIUM`` first), or None."""
-    env = os.environ.get("CHROMIUM")
-    if env:
-        return env if Path(env).exists() else shutil.which(env)
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
 
 
 def resolve_port(given: int | None, env_name: str) -> int:
@@ -146,7 +134,7 @@ class _State:
         self.screenshot: bytes | None = None
         self.files: dict[str, Path | bytes] = {}
         self.control_url: str | None = None
-        self.devtools_url: str | None = None
+        self.browser: Browser | None = None
         self.window: dict[str, int] = {"width": 1280, "height": 720}
 
 
@@ -203,7 +191,8 @@ def _handler(state: _State) -> type[BaseHTTPRequestHandler]:
                     self._send(502, str(exc).encode())
             elif parts.path == "/screenshot":
                 try:
-                    state.screenshot = _capture(state.devtools_url, state.window)
+                    devtools_url = state.browser.devtools_url if state.browser else None
+                    state.screenshot = _capture(devtools_url, state.window)
                     self._send(200, b"ok")
                 except Exception as exc:  # noqa: BLE001
                     self._send(500, str(exc).encode())
@@ -215,32 +204,18 @@ def _handler(state: _State) -> type[BaseHTTPRequestHandler]:
 
 def _capture(devtools_url: str | None, size: dict[str, int]) -> bytes:
     """Take a PNG of the test page through the Chrome DevTools protocol."""
-    from websockets.sync.client import connect
-
     if not devtools_url:
         raise RuntimeError("no DevTools URL")
-    host = urlsplit(devtools_url).netloc
-    with urllib.request.urlopen(f"http://{host}/json/list", timeout=10) as resp:
-        targets = json.loads(resp.read())
-    page = next(t for t in targets if t.get("type") == "page" and "page.html" in t.get("url", ""))
-    with connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=10) as ws:
+    with DevToolsPage(devtools_url, lambda target: "page.html" in target.get("url", "")) as page:
+        return page.screenshot(size)
 
-        def call(call_id: int, method: str, params: dict[str, Any]) -> dict[str, Any]:
-            ws.send(json.dumps({"id": call_id, "method": method, "params": params}))
-            while True:
-                reply = json.loads(ws.recv(timeout=30))
-                if reply.get("id") == call_id:
-                    if "error" in reply:
-                        raise RuntimeError(f"{method}: {reply['error']}")
-                    return dict(reply.get("result", {}))
 
-        # Headless Chromium's viewport is smaller than --window-size; make it exactly the size
-        # asked for and give the engine a moment to follow the resize before the capture.
-        metrics = {**size, "deviceScaleFactor": 1, "mobile": False}
-        call(1, "Emulation.setDeviceMetricsOverride", metrics)
-        time.sleep(0.8)
-        shot = call(2, "Page.captureScreenshot", {"format": "png"})
-        return base64.b64decode(shot["data"])
+#: Chromium flags of a run with audio (see GodotHarness.run).
+AUDIO_FLAGS = [
+    "--autoplay-policy=no-user-gesture-required",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+]
 
 
 class GodotHarness:
@@ -272,8 +247,13 @@ class GodotHarness:
         *,
         timeout: float = 180.0,
         window: tuple[int, int] = (1280, 720),
+        audio: bool = False,
     ) -> RunResult:
-        """Run one project until it quits (or ``timeout`` seconds pass); return what it printed."""
+        """Run one project until it quits (or ``timeout`` seconds pass); return what it printed.
+
+        ``audio``: the engine's web audio driver instead of the Dummy one (it mixes in the
+        browser's audio worklet, in real time), Chromium allowed to play without a user gesture
+        and given a fake microphone (a beeping tone) that needs no permission prompt."""
         state = _State()
         state.control_url = self.control_url
         state.window = {"width": window[0], "height": window[1]}
@@ -286,80 +266,37 @@ class GodotHarness:
         port = server.server_address[1]
         base = f"http://127.0.0.1:{port}"
         all_args = [f"--harness={base}", *(args or [])]
-        url = f"{base}/page.html?" + urlencode({"pack": "run.pck", "args": json.dumps(all_args)})
+        query = {"pack": "run.pck", "args": json.dumps(all_args), "audio": "web" if audio else ""}
+        url = f"{base}/page.html?" + urlencode(query)
+        audio_flags = AUDIO_FLAGS if audio else []
         result = RunResult()
         started = time.monotonic()
-        with tempfile.TemporaryDirectory(prefix="npcb-chromium-") as profile:
-            cmd = [
-                self.chromium,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--no-default-browser-check",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--disable-background-timer-throttling",
-                "--disable-renderer-backgrounding",
-                "--disable-backgrounding-occluded-windows",
-                "--enable-unsafe-swiftshader",
-                "--hide-scrollbars",
-                f"--window-size={window[0]},{window[1]}",
-                f"--user-data-dir={profile}",
-                "--enable-logging=stderr",
-                "--v=0",
-                f"--remote-debugging-port={self.devtools_port}",
-                url,
-            ]
-            proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
-            )
-            log: list[str] = []
-
-            def read_stderr() -> None:
-                assert proc.stderr is not None
-                for raw in proc.stderr:
-                    line = raw.decode("utf-8", "replace").rstrip()
-                    log.append(line)
-                    match = _DEVTOOLS_RE.search(line)
-                    if match:
-                        state.devtools_url = match.group(1)
-
-            reader = threading.Thread(target=read_stderr, daemon=True)
-            reader.start()
-            try:
-                deadline = started + timeout
-                while not state.exited.is_set():
-                    if proc.poll() is not None:
-                        break
-                    if time.monotonic() > deadline:
-                        result.timed_out = True
-                        break
-                    state.exited.wait(0.2)
-                time.sleep(0.2)  # let the last log posts land
-            finally:
-                if proc.poll() is None:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                    try:
-                        proc.wait(10)
-                    except subprocess.TimeoutExpired:
-                        os.killpg(proc.pid, signal.SIGKILL)
-                        proc.wait(10)
-                reader.join(5)
-                server.shutdown()
-                server.server_close()
+        browser = Browser(
+            self.chromium,
+            url,
+            window=window,
+            devtools_port=self.devtools_port,
+            flags=audio_flags,
+        )
+        with browser:
+            state.browser = browser
+            deadline = started + timeout
+            while not state.exited.is_set():
+                if not browser.running():
+                    break
+                if time.monotonic() > deadline:
+                    result.timed_out = True
+                    break
+                state.exited.wait(0.2)
+            time.sleep(0.2)  # let the last log posts land
+        server.shutdown()
+        server.server_close()
         with state.lock:
             result.lines = [state.lines[k] for k in sorted(state.lines)]
         result.exit_code = state.exit_code
         result.screenshot = state.screenshot
-        result.browser_log = "\n".join(log[-80:])
+        result.browser_log = browser.tail()
         result.seconds = time.monotonic() - started
         result.http_port = port
-        result.devtools_url = state.devtools_url
+        result.devtools_url = browser.devtools_url
         return result

@@ -9,6 +9,8 @@ RULE_REPLY = "docs/protocol.md#talking"
 RULE_REFUSAL = "docs/protocol.md#errors (refusals)"
 RULE_SCENES = "docs/protocol.md#scenes"
 RULE_ANSWERS = "docs/protocol.md#errors"
+RULE_EVENTS = "docs/protocol.md#world-events"
+RULE_STATE = "docs/protocol.md#npc-state"
 
 _MODEL = "llama-3.1-8b-instant"
 

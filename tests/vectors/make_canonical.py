@@ -16,7 +16,17 @@ from __future__ import annotations
 from typing import Any
 
 #: where the protocol carries floats (the field name, in any message): always float64 on the wire
-FLOAT_FIELDS = ("temperature", "cost_usd", "queue_ms", "ttft_ms", "total_ms", "at", "score")
+FLOAT_FIELDS = (
+    "temperature",
+    "cost_usd",
+    "queue_ms",
+    "ttft_ms",
+    "total_ms",
+    "at",
+    "score",
+    "ttfa_ms",
+    "speed",
+)
 
 
 def f(x: float) -> dict[str, float]:
@@ -80,6 +90,49 @@ CASES: list[dict[str, Any]] = [
             "context": {"\U0001f600": 1, "\uff61": 2, "z": 3},
             "urgency": "normal",
             "stream": True,
+        },
+    },
+    {
+        "name": "reply.end: whole-number voice timings and cost stay float64",
+        "message": {
+            "type": "reply.end",
+            "id": "t-5",
+            "npc": "blacksmith",
+            "text": "Aye.",
+            "finish": "stop",
+            "model": "llama-3.1-8b-instant",
+            "usage": {"input_tokens": 10, "output_tokens": 2},
+            "cost_usd": f(0.0),
+            "timing": {"queue_ms": f(0.0), "ttft_ms": f(48.0), "total_ms": f(90.0)},
+            "voice": {"ttfa_ms": f(200.0), "audio_ms": 800, "chars": 4, "cost_usd": f(0.0)},
+        },
+    },
+    {
+        "name": "say and npc.define: a whole-number voice speed stays float64",
+        "message": {
+            "type": "say",
+            "id": "t-6",
+            "npc": "blacksmith",
+            "player": "p1",
+            "text": "Hello",
+            "voice": {"name": "troy", "speed": f(1.0)},
+            "urgency": "normal",
+            "stream": True,
+        },
+    },
+    {
+        "name": "npc.define: a whole-number persona voice speed stays float64",
+        "message": {
+            "type": "npc.define",
+            "id": 7,
+            "npc": "blacksmith",
+            "persona": {
+                "name": "Brom",
+                "knowledge": [],
+                "examples": [],
+                "actions": [],
+                "voice": {"name": "troy", "speed": f(2.0)},
+            },
         },
     },
     {

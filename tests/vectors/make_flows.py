@@ -30,8 +30,9 @@ The routing rule these flows pin down (docs/protocol.md, "Errors"):
 - An ``error`` with ``refused`` ends the pending request with that id only when ``refused``
   equals the type of the message the client sent under that id and that request has received
   no frame yet; otherwise it is stray.
-- A ``reply.start`` whose ``parent`` names a pending ``scene.say`` opens a new request under its
-  own id; ``scene.done`` ends the ``scene.say``.
+- A ``reply.start`` whose ``parent`` names a pending ``scene.say`` or ``world.event`` opens a new
+  request under its own id; ``scene.done`` ends the ``scene.say``, its ``ok`` the
+  ``world.event``.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ from flow_frames import (  # noqa: E402
 )
 from flows_refusals import REFUSAL_FLOWS  # noqa: E402
 from flows_scenes import SCENE_FLOWS  # noqa: E402
+from flows_state import STATE_FLOWS  # noqa: E402
+from flows_voice import VOICE_FLOWS  # noqa: E402
 
 #: replies, answers and the errors that end them
 REPLY_FLOWS: list[dict[str, Any]] = [
@@ -249,7 +252,7 @@ REPLY_FLOWS: list[dict[str, Any]] = [
     },
 ]
 
-FLOWS = REPLY_FLOWS + REFUSAL_FLOWS + SCENE_FLOWS
+FLOWS = REPLY_FLOWS + REFUSAL_FLOWS + SCENE_FLOWS + STATE_FLOWS + VOICE_FLOWS
 
 
 def _check(flow: dict[str, Any]) -> None:

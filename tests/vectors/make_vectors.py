@@ -6,9 +6,12 @@ so a protocol change means: edit the examples here, run ``python tests/vectors/m
 update ``docs/protocol.md`` and the three clients, commit together.
 
 Files:
-- ``<type>.msgpack`` / ``<type>.json``: one canonical message per kind and its readable twin.
+- ``<type>.msgpack`` / ``<type>.json``: one canonical message per kind and its readable twin
+  (``bin`` values, such as audio, tagged ``{"$bin": "<hex>"}`` in the twin; the voice examples
+  are in ``voice_examples.py``).
 - ``<name>.msgpack`` / ``<name>.json``: further examples of a kind (``VARIANTS``, such as an
   ``error`` that refuses a request).
+- NPC state's kinds and variants come from ``state_vectors.py`` beside this file.
 - ``index.json``: the list of message kinds, and of the variants with their ``type`` (so
   clients need no directory listing).
 - ``codec.json``: msgpack type-coverage cases; each has ``hex`` (input), ``canonical_hex`` (what a
@@ -18,6 +21,7 @@ Files:
 - ``invalid.json``: byte strings every decoder must reject with an error value (never a crash)
   (``make_codec.py``).
 - ``flows.json``: sequences of server frames and how each request must end (``make_flows.py``).
+- ``http.json``: the HTTP transport's requests and answers, one flow in order (``make_http.py``).
 - ``canonical.json``: messages and the bytes a canonical encoder writes for them: whole-number
   floats, unset fields, keys beyond the BMP (``make_canonical.py``).
 """
@@ -34,6 +38,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 
 from npcbridge.protocol import pack  # noqa: E402
+
+# the voice examples sit beside this file
+sys.path.insert(0, str(HERE))
+from voice_examples import VOICE_MESSAGES, VOICE_VARIANTS  # noqa: E402
 
 MESSAGES: list[dict[str, Any]] = [
     {"type": "hello", "protocol": 1, "client": "godot/4.6 npcbridge-gd/0.1.0", "token": "s3cret"},
@@ -224,6 +232,7 @@ MESSAGES: list[dict[str, Any]] = [
         "retryable": True,
         "retry_after_ms": 2500,
     },
+    *VOICE_MESSAGES,
 ]
 
 
@@ -252,6 +261,7 @@ VARIANTS: list[tuple[str, dict[str, Any]]] = [
             "supported": [1],
         },
     ),
+    *VOICE_VARIANTS,
 ]
 
 
@@ -263,14 +273,15 @@ def write_all(folder: Path = HERE) -> dict[str, bytes]:
         (folder / name).write_bytes(data)
         written[name] = data
 
+    state = _sibling("state_vectors")  # NPC state (docs/state.md)
     kinds = []
-    for message in MESSAGES:
+    for message in [*MESSAGES, *state.MESSAGES]:
         kind = message["type"]
         kinds.append(kind)
         put(f"{kind}.msgpack", pack(message))
         put(f"{kind}.json", _json(message))
     variants = []
-    for name, message in VARIANTS:
+    for name, message in [*VARIANTS, *state.VARIANTS]:
         variants.append({"name": name, "type": message["type"]})
         put(f"{name}.msgpack", pack(message))
         put(f"{name}.json", _json(message))
@@ -281,6 +292,7 @@ def write_all(folder: Path = HERE) -> dict[str, bytes]:
     put("invalid.json", _json(codec.invalid_document()))
     put("flows.json", _json(_sibling("make_flows").document()))
     put("canonical.json", _json(_sibling("make_canonical").document()))
+    put("http.json", _json(_sibling("make_http").document()))
     return written
 
 
@@ -294,7 +306,19 @@ def _sibling(name: str) -> Any:
 
 
 def _json(value: Any) -> bytes:
-    return (json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+    """The readable twin: msgpack ``bin`` (audio) as ``{"$bin": "<hex>"}``, as in codec.json."""
+    text = json.dumps(_tagged(value), indent=2, sort_keys=True, ensure_ascii=False)
+    return (text + "\n").encode("utf-8")
+
+
+def _tagged(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return {"$bin": value.hex()}
+    if isinstance(value, dict):
+        return {k: _tagged(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_tagged(v) for v in value]
+    return value
 
 
 if __name__ == "__main__":

@@ -55,13 +55,14 @@ end
 ---@class npcbridge.Callbacks
 ---@field on_reply fun(msg: table)|nil the answer that ends the request (`ok`, `memory`, `quest`, `pong`, ...)
 ---@field on_message fun(msg: table)|nil every message carrying this request's id
+---@field on_child fun(msg: table)|nil every frame of the replies streamed under the request (`parent`)
 ---@field on_error fun(err: npcbridge.Error)|nil the request failed (server `error` or client-side)
 ---@field timeout number|nil seconds (overrides the client's request_timeout)
 
 --- Send any request and route the answers by id. Returns the id, or nil and an error value (which
 --- `on_error` also gets, from the next `update()`).
 --- The request ends with the first message carrying its id that is not a stream message
---- (`reply.start`, `reply.delta`, `emote`, `action`): `on_reply` gets it, or `on_error` when it is
+--- (`reply.start`, `reply.delta`, `reply.audio`, `emote`, `action`, `transcript`): `on_reply` gets it, or `on_error` when it is
 --- an `error` (a refusal ends it only when it refused this request: see npcbridge.router).
 --- Use it for `quest.generate`, `barks.generate` and messages added later.
 ---@param mtype string
@@ -114,6 +115,11 @@ end
 -- to the client's on_error (an error) or on_message.
 function M:_route(msg)
   local t = msg.type
+  if t == "state" or t == "reply.end" then
+    -- what is known of NPC state (npcbridge.state): the reply's player is its say's
+    local sent = msg.id ~= nil and self.router:get(msg.id)
+    self.states:_seen(msg, sent and sent.msg and sent.msg.player or nil)
+  end
   local req, what = self.router:route(msg)
   if not req then -- stray: an error that touches no request, or a frame nobody waits for
     if t == "error" then
@@ -124,10 +130,12 @@ function M:_route(msg)
     return
   end
   if what == "opened" then
-    -- a scene reply: its frames go to the client's on_message (errors to on_error), like any
-    -- frame with an id of its own; its parent (the scene.say) waits for scene.done
+    -- a scene reply or a world event's reaction: its frames go to its parent's `on_child`
+    -- callbacks when it has them (world_event), else to the client's on_message (errors to
+    -- on_error), like any frame with an id of its own; the parent waits for its own answer
+    local child = req.parent.cb and req.parent.cb.on_child
     req.cb = {
-      on_message = function(m) call(self.on_message, m) end,
+      on_message = function(m) call(child or self.on_message, m) end,
       on_error = function(e) call(self.on_error, e) end,
       timeout = req.parent.cb and req.parent.cb.timeout,
     }

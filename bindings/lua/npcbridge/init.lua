@@ -18,7 +18,8 @@
 ---
 --- The client is one class, `npcbridge.Client`, whose methods live by job in client_connection.lua
 --- (connect, hello/welcome, reconnect, close), client_requests.lua (ids, sending, routing frames
---- to callbacks, timeouts) and client_api.lua (`say`, `cancel`, `define_npc`, ...); this module
+--- to callbacks, timeouts), client_api.lua (`say`, `cancel`, `define_npc`, ...) and
+--- client_voice.lua (`speech`, `speech_start`: the player's voice instead of text); this module
 --- makes a client and runs its `update()`.
 ---@class npcbridge
 local M = { _VERSION = "0.1.0", PROTOCOL = 1 }
@@ -29,9 +30,12 @@ local websocket = require(base .. ".websocket")
 local router = require(base .. ".router")
 local errors = require(base .. ".errors")
 local Memory = require(base .. ".memory")
+local States = require(base .. ".state")
 local connection = require(base .. ".client_connection")
 local requests = require(base .. ".client_requests")
 local api = require(base .. ".client_api")
+local voice_api = require(base .. ".client_voice")
+local voice = require(base .. ".voice")
 
 local setmetatable, pairs, ipairs, assert, rawget = setmetatable, pairs, ipairs, assert, rawget
 local G, LUA_VERSION = _G, _VERSION
@@ -40,6 +44,8 @@ M.msgpack = msgpack
 M.websocket = websocket
 M.router = router
 M.Memory = Memory
+M.States = States
+M.voice = voice
 
 M.Error = errors.Error
 --- Make an error value.
@@ -71,11 +77,12 @@ M.error = errors.new
 ---@field welcome table|nil the last `welcome` message
 ---@field session string|nil
 ---@field memory npcbridge.Memory
+---@field states npcbridge.States NPC state: requests, what is known, change callbacks
 local Client = {}
 Client.__index = Client
 M.Client = Client
 
-for _, part in ipairs({ connection, requests, api }) do
+for _, part in ipairs({ connection, requests, api, voice_api }) do
   for name, fn in pairs(part) do
     assert(Client[name] == nil, "npcbridge.Client:" .. name .. " is defined twice")
     Client[name] = fn
@@ -104,6 +111,7 @@ function M.new(opts)
   self.on_connect, self.on_disconnect = opts.on_connect, opts.on_disconnect
   self.on_error, self.on_message = opts.on_error, opts.on_message
   self.memory = Memory.new(self)
+  self.states = States.new(self)
   return self
 end
 

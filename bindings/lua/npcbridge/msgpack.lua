@@ -15,7 +15,7 @@
 ---                                           `msgpack.uint64` so they re-encode exactly.)
 ---   float                     <-> float64  (float32 is read, never written)
 ---   a number under a protocol float field (`msgpack.FLOAT_FIELDS`: temperature, cost_usd, timing's
----   queue_ms/ttft_ms/total_ms, a memory item's at and score) -> float64, whatever its value
+---   queue_ms/ttft_ms/total_ms, voice.ttfa_ms and speed, a memory item's at and score) -> float64, whatever its value
 ---   msgpack.float(x)           -> float64, whatever its value (decodes as a plain number)
 ---   Lua 5.1 / LuaJIT numbers elsewhere: an integral number in the int64/uint64 range encodes as an
 ---       integer, anything else as float64. Integers beyond 2^53 decode to the nearest double.

@@ -18,6 +18,8 @@ M.FLOAT_FIELDS = {
   queue_ms = true, -- timing.queue_ms
   ttft_ms = true, -- timing.ttft_ms
   total_ms = true, -- timing.total_ms
+  ttfa_ms = true, -- reply.end voice.ttfa_ms
+  speed = true, -- a voice's speed
   at = true, -- a memory item's time
   score = true, -- a memory item's relevance
 }

@@ -11,8 +11,16 @@ local M = { _VERSION = "0.1.0" }
 
 local setmetatable = setmetatable
 
--- Frames of a reply in progress: they never end a request.
-M.STREAM_TYPES = { ["reply.start"] = true, ["reply.delta"] = true, ["action"] = true, ["emote"] = true }
+-- Frames of a reply in progress: they never end a request (`transcript` opens the reply of a
+-- `speech`, `reply.audio` carries its voice).
+M.STREAM_TYPES = {
+  ["reply.start"] = true,
+  ["reply.delta"] = true,
+  ["reply.audio"] = true,
+  ["action"] = true,
+  ["emote"] = true,
+  ["transcript"] = true,
+}
 
 --- The type given to a scene reply's request: the client sent nothing under that id, so no
 --- refusal (whose `refused` names a message type) can ever end it.
@@ -68,16 +76,19 @@ end
 --- Route one decoded server frame (a map with `type`). Returns the request record and what the
 --- frame does to it, or nil when the frame is stray (it belongs to no pending request: report it
 --- through the general error callback, or as a message of its own):
----   "stream"  a frame of the reply in progress (`reply.start`, `reply.delta`, `emote`, `action`)
+---   "stream"  a frame of the reply in progress (`reply.start`, `reply.delta`, `reply.audio`,
+---             `emote`, `action`, the `transcript` of a `speech`)
 ---   "partial" a `reply.end` with finish "error": kept in `record.partial_end`; the request ends
 ---             with the `error` that follows under the same id
 ---   "opened"  a `reply.start` whose `parent` names a pending request: a new request (a scene
----             reply) under its own id, `record.parent` = the parent's record
+---             reply, a world event's reaction) under its own id, `record.parent` = the parent's
+---             record
 ---   "end"     the frame ends the request (`reply.end`, a single answer, `scene.done`, an error);
 ---             the request is no longer pending
 --- An `error` carrying `refused` ends a request only when `refused` is the type of the message
 --- sent under that id and no frame has arrived for it yet; any other refusal is stray (it
---- refused a later message that reused the id, e.g. a duplicate `say` or a `cancel`).
+--- refused a later message that reused the id, e.g. a duplicate `say`, a `cancel`, or a
+--- `speech.chunk` / `speech.end` of an utterance: those touch no request).
 ---@param msg table
 ---@return table|nil record
 ---@return "stream"|"partial"|"opened"|"end"|nil what

@@ -48,6 +48,10 @@ Endpoints
     as ``[{"name", "arguments", "id"?}]``); optional ``?model=NAME``. Appends to the script.
 ``POST /_fake/reset``
     Clears the script, the records and the counters.
+``POST /v1/audio/speech``, ``POST /v1/audio/transcriptions`` (and under ``/openai/v1``)
+    Text to speech (deterministic WAV whose length follows the text) and speech to text
+    (scripted transcripts), with latency and failure knobs and recorded requests:
+    ``fake.audio``, :mod:`.audio` (``POST /_fake/audio`` scripts them over HTTP).
 
 Streaming wire format (as Groq/OpenAI)
 --------------------------------------
@@ -181,7 +185,8 @@ is usually complete (and counted in ``completed``) before the client can close.
 Modules: :mod:`.replies` (the data types), :mod:`.directives` (player-text directives and the
 default reply), :mod:`.plan` (what one request will get), :mod:`.errors` (Groq's error answers
 and request checks), :mod:`.streams` (completion, SSE and garbage bodies, time stamps),
-:mod:`.server` (:class:`FakeUpstream`) and :mod:`.cli` (the command line).
+:mod:`.server` (:class:`FakeUpstream`), :mod:`.audio` (the audio endpoints) and :mod:`.cli`
+(the command line).
 """
 
 from .cli import main

@@ -40,6 +40,15 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="N",
         help="benchmarks: every reply is N time-stamped tokens (stamp_tokens); 0 = normal replies",
     )
+    parser.add_argument(
+        "--tts-first-byte-ms", type=float, default=0.0, help="speech latency (audio.first_byte_ms)"
+    )
+    parser.add_argument(
+        "--tts-ms-per-input-char",
+        type=float,
+        default=0.0,
+        help="more speech latency per input character (audio.ms_per_input_char)",
+    )
     return parser.parse_args(argv)
 
 
@@ -60,6 +69,8 @@ async def _serve(args: argparse.Namespace) -> None:
         stamp_tokens=args.stamp_words > 0,
         echo_headers=args.echo_headers,
     )
+    fake.audio.first_byte_ms = args.tts_first_byte_ms
+    fake.audio.ms_per_input_char = args.tts_ms_per_input_char
     stop = stop_event()
     async with fake:
         line = {

@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from . import streams
+from .audio import FakeAudio
 from .directives import default_reply, parse_directives, reply_from_directives
 from .errors import base_headers, error_response, validate
 from .plan import echoed, make_plan, stream_error_object
@@ -83,6 +84,8 @@ class FakeUpstream:
         self.errors = 0
         self.last_usage: dict[str, Any] | None = None
 
+        #: the audio endpoints (``/audio/speech``, ``/audio/transcriptions``) and their knobs
+        self.audio = FakeAudio(self)
         self._script: deque[Reply] = deque()
         self._model_scripts: dict[str, deque[Reply]] = {}
         self._changed = asyncio.Event()
@@ -112,6 +115,7 @@ class FakeUpstream:
         for prefix in ("/v1", "/openai/v1"):
             app.router.add_post(f"{prefix}/chat/completions", self._handle_chat)
             app.router.add_get(f"{prefix}/models", self._handle_models)
+        self.audio.routes(app)
         app.router.add_get("/_fake/stats", self._handle_stats)
         app.router.add_post("/_fake/script", self._handle_script)
         app.router.add_post("/_fake/reset", self._handle_reset)
@@ -179,6 +183,7 @@ class FakeUpstream:
         """Clear scripts, records and counters (not the knobs)."""
         self.clear_script()
         self.requests.clear()
+        self.audio.reset()
         self.completed = self.disconnects = self.errors = 0
         self.last_usage = None
         self._notify()

@@ -39,10 +39,13 @@ static func same(a: Variant, b: Variant) -> bool:
 
 
 ## The value a sender holds for tagged JSON (tests/vectors): [code]{"$float": x}[/code] is a
-## [float], any other whole JSON number an [int] (JSON has one number type), null stays.
+## [float], [code]{"$bin": "<hex>"}[/code] a [PackedByteArray], any other whole JSON number an
+## [int] (JSON has one number type), null stays.
 static func untag(tagged: Variant) -> Variant:
 	if tagged is Dictionary and tagged.size() == 1 and tagged.has("$float"):
 		return float(tagged["$float"])
+	if tagged is Dictionary and tagged.size() == 1 and tagged.has("$bin"):
+		return String(tagged["$bin"]).hex_decode()
 	if tagged is float:
 		return int(tagged) if tagged == floorf(tagged) else tagged
 	if tagged is Dictionary:

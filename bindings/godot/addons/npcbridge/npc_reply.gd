@@ -21,6 +21,12 @@ signal delta_received(text: String)
 signal action_requested(name: String, args: Dictionary)
 ## The NPC emoted (e.g. "wipes his hands on his apron").
 signal emote_received(emote: String)
+## A piece of the NPC's voice arrived: a [code]reply.audio[/code] frame (in order:
+## [code]seq[/code] 0, 1, 2 ...; [code]audio[/code] is 16-bit PCM, [code]mouth[/code] its
+## envelope; see [NPCVoice]). [NPCSpeaker] plays them.
+signal audio_received(frame: Dictionary)
+## What the server heard the player say (a reply to speech: [method NPCSpeaker.start_talking]).
+signal transcript_received(text: String)
 ## The reply ended: [param text] is the final text, [param info] the [code]reply.end[/code]
 ## message (finish, model, usage, cost_usd, timing ...). Also emitted for a cancelled reply
 ## ([code]info.finish == "cancelled"[/code]).
@@ -46,6 +52,10 @@ var info: Dictionary = {}
 var actions: Array[Dictionary] = []
 ## Emotes received so far.
 var emotes: PackedStringArray = PackedStringArray()
+## The [code]reply.audio[/code] frames received so far, in order.
+var audio_frames: Array[Dictionary] = []
+## What the server heard, for a reply to the player's speech (empty otherwise).
+var transcript: String = ""
 ## True once the reply finished or failed.
 var done: bool = false
 ## Empty unless the reply failed.
@@ -56,6 +66,9 @@ var error_message: String = ""
 var request: NPCBridgeRequest = null
 
 var _cancel_wanted: bool = false
+var _early_audio: Dictionary = {}  # seq -> a frame that came before the ones it follows
+var _next_seq: int = 0
+var _barge_in: bool = false
 
 
 func _init(npc_id: String = "", player_text: String = "") -> void:
@@ -76,10 +89,13 @@ func wait() -> NPCReply:
 
 
 ## Stops the reply: the server ends it with finish "cancelled" and the text so far.
-func cancel() -> void:
+## [param barge_in]: the player spoke over the NPC; the reply then keeps the text of the audio
+## already sent (what the player heard).
+func cancel(barge_in: bool = false) -> void:
 	_cancel_wanted = true
+	_barge_in = _barge_in or barge_in
 	if request != null and not done:
-		request.cancel()
+		request.cancel(barge_in)
 
 
 ## Connects the reply to its request (called by [NPCSpeaker]).
@@ -88,7 +104,7 @@ func attach(sent: NPCBridgeRequest) -> void:
 	sent.message_received.connect(_on_message)
 	sent.finished.connect(_on_finished)
 	if _cancel_wanted:
-		sent.cancel()
+		sent.cancel(_barge_in)
 
 
 ## Ends the reply as failed before a request exists (e.g. the NPC could not be defined).
@@ -117,14 +133,35 @@ func _on_message(message: Dictionary) -> void:
 			var action_name := str(message.get("name", ""))
 			actions.append({"name": action_name, "args": args})
 			action_requested.emit(action_name, args)
+		"reply.audio":
+			# handed on in seq order: a frame that came early waits for those before it
+			var seq: Variant = message.get("seq")
+			_early_audio[seq if seq is int else _next_seq] = message
+			while _early_audio.has(_next_seq):
+				_add_audio(_early_audio[_next_seq])
+				_early_audio.erase(_next_seq)
+				_next_seq += 1
+		"transcript":
+			transcript = str(message.get("text", ""))
+			transcript_received.emit(transcript)
 		"emote":
 			var emote := str(message.get("emote", ""))
 			emotes.append(emote)
 			emote_received.emit(emote)
 		"reply.end":
+			var rest: Array = _early_audio.keys()
+			rest.sort()
+			for seq: Variant in rest:
+				_add_audio(_early_audio[seq])
+			_early_audio.clear()
 			text = str(message.get("text", text))
 			finish = str(message.get("finish", ""))
 			info = message
+
+
+func _add_audio(frame: Dictionary) -> void:
+	audio_frames.append(frame)
+	audio_received.emit(frame)
 
 
 func _on_finished(sent: NPCBridgeRequest) -> void:

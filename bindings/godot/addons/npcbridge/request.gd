@@ -98,7 +98,9 @@ func wait() -> NPCBridgeRequest:
 ## reply then ends with finish [code]"cancelled"[/code] and the text so far. A scene reply is
 ## stopped through its [code]scene.say[/code] (cancel that request, or send
 ## [code]scene.interrupt[/code]); here it gives [constant ERR_UNAVAILABLE].
-func cancel() -> Error:
+## [param barge_in]: the player interrupted a voiced reply; the reply then keeps the text of the
+## audio already sent (what the player heard).
+func cancel(barge_in: bool = false) -> Error:
 	if done:
 		return ERR_ALREADY_EXISTS
 	if type == NPCBridgeRouter.SCENE_REPLY:
@@ -106,7 +108,7 @@ func cancel() -> Error:
 	var protocol: Object = protocol_ref.get_ref() if protocol_ref else null
 	if protocol == null:
 		return ERR_UNCONFIGURED
-	return protocol.send_message({"type": "cancel", "id": id})
+	return protocol.cancel(id, barge_in)
 
 
 ## Records [param incoming], a server message with this request's id ([NPCBridgeProtocol] calls

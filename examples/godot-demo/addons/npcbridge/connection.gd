@@ -128,6 +128,10 @@ var welcome: Dictionary:
 var connect_count: int:
 	get:
 		return protocol.connect_count
+## What this connection knows of NPC state, and its change signals ([NPCBridgeStates]).
+var npc_states: NPCBridgeStates:
+	get:
+		return protocol.npc_states
 ## The socket adapter (a child of this node).
 var socket: NPCBridgeSocket = null
 ## The protocol object that does the work.
@@ -209,9 +213,48 @@ func say(
 	return protocol.say(npc, text, player, fields)
 
 
-## Cancels the request with [param request_id] (see [method NPCBridgeRequest.cancel]).
-func cancel(request_id: Variant) -> Error:
-	return protocol.cancel(request_id)
+## Cancels the request with [param request_id] (see [method NPCBridgeRequest.cancel]);
+## [param barge_in]: the player spoke over the NPC, the reply keeps what was heard.
+func cancel(request_id: Variant, barge_in: bool = false) -> Error:
+	return protocol.cancel(request_id, barge_in)
+
+
+## Sends the player's whole utterance [param audio] (a WAV file, or raw PCM16 when
+## [param fields] says [code]"format": "pcm16"[/code] with its [code]sample_rate[/code]) to
+## [param npc] ([code]speech[/code]). The [code]transcript[/code] and then the reply stream in
+## on the returned request, as for [method say]. The message must fit the server's
+## [code]max_message_bytes[/code]; longer speech goes through [method speech_start].
+func speech(
+	npc: String, audio: PackedByteArray, player: String = "player", fields: Dictionary = {}
+) -> NPCBridgeRequest:
+	var message := fields.duplicate(true)
+	if not message.has("format"):
+		message["format"] = (
+			"wav" if audio.slice(0, 4).get_string_from_ascii() == "RIFF" else "pcm16"
+		)
+	message = NPCSpeechStream.audio_fields(npc, player, message)
+	message["audio"] = audio
+	return protocol.request("speech", message)
+
+
+## Opens a chunked utterance (push-to-talk) of [param player] to [param npc]; see
+## [NPCSpeechStream].
+func speech_start(
+	npc: String, player: String = "player", fields: Dictionary = {}
+) -> NPCSpeechStream:
+	return NPCSpeechStream.open(protocol, npc, player, fields)
+
+
+## Reads or changes an NPC's state (see [method NPCBridgeProtocol.npc_state]).
+func npc_state(
+	npc: String, player: String = "", op: String = "get", fields: Dictionary = {}
+) -> NPCBridgeRequest:
+	return protocol.npc_state(npc, player, op, fields)
+
+
+## Tells NPCs what happened (see [method NPCBridgeProtocol.world_event]).
+func world_event(text: String, fields: Dictionary = {}) -> NPCBridgeRequest:
+	return protocol.world_event(text, fields)
 
 
 ## Number of requests sent and not yet answered in full.

@@ -83,6 +83,8 @@ var welcome: Dictionary = {}
 var connect_count: int = 0
 ## The pending requests, and which server message ends each.
 var router: NPCBridgeRouter = NPCBridgeRouter.new()
+## What this connection knows of NPC state, and its change signals.
+var npc_states: NPCBridgeStates = NPCBridgeStates.new()
 
 var _adapter: NPCBridgeSocket = null
 var _next_id: int = 1
@@ -173,9 +175,39 @@ func say(
 	return request("say", message)
 
 
-## Cancels the request with [param request_id] (see [method NPCBridgeRequest.cancel]).
-func cancel(request_id: Variant) -> Error:
+## Cancels the request with [param request_id] (see [method NPCBridgeRequest.cancel]);
+## [param barge_in]: the player spoke over the NPC.
+func cancel(request_id: Variant, barge_in: bool = false) -> Error:
+	if barge_in:
+		return send_message({"type": "cancel", "id": request_id, "barge_in": true})
 	return send_message({"type": "cancel", "id": request_id})
+
+
+## Reads or changes an NPC's state ([code]npc.state[/code], docs/state.md): [param op] is
+## [code]get[/code], [code]set[/code], [code]nudge[/code] ([param fields]
+## [code]values[/code]), [code]watch[/code] ([code]watch[/code]: thresholds) or
+## [code]unwatch[/code] ([code]names[/code]). Empty [param player]: the NPC's own mood only. The
+## answer is the [code]state[/code] message; [member npc_states] follows it.
+func npc_state(
+	npc: String, player: String = "", op: String = "get", fields: Dictionary = {}
+) -> NPCBridgeRequest:
+	var message := fields.duplicate(true)
+	message["npc"] = npc
+	message["op"] = op
+	if not player.is_empty():
+		message["player"] = player
+	return request("npc.state", message)
+
+
+## Tells NPCs what happened ([code]world.event[/code]): [param fields] names [code]npc[/code],
+## [code]npcs[/code] or [code]scene[/code], and may add [code]player[/code],
+## [code]witnesses[/code], [code]importance[/code], [code]effects[/code], [code]react[/code].
+## Each reaction arrives like a scene reply ([signal NPCBridgeRequest.scene_reply_started]); the
+## request ends with the [code]ok[/code] (npcs, reactions).
+func world_event(text: String, fields: Dictionary = {}) -> NPCBridgeRequest:
+	var message := fields.duplicate(true)
+	message["text"] = text
+	return request("world.event", message)
 
 
 ## Defines (or redefines) an NPC for this connection ([code]npc.define[/code]). The definition is
@@ -251,6 +283,8 @@ func _on_received(data: PackedByteArray, is_text: bool) -> void:
 		if kind == "error" and message.get("id") == null:
 			if str(message.get("code", "")) in FATAL_ERROR_CODES:
 				_wanted = false
+	if kind == "state" or kind == "reply.end":
+		npc_states.seen(message, _player_of(message.get("id")))
 	var route := router.route(message)
 	if kind == "error":
 		var ended: Variant = route.request.id if route.final else null
@@ -260,6 +294,15 @@ func _on_received(data: PackedByteArray, is_text: bool) -> void:
 	else:
 		route.request.receive(message, route.final)
 	message_received.emit(message)
+
+
+# The player of the pending request with this id (a say's), else "".
+func _player_of(request_id: Variant) -> String:
+	for pending in router.requests():
+		if typeof(pending.id) == typeof(request_id) and pending.id == request_id:
+			var player: Variant = pending.message.get("player")
+			return player if player is String else ""
+	return ""
 
 
 func _on_welcome(message: Dictionary) -> void:

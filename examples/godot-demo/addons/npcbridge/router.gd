@@ -5,21 +5,25 @@ extends RefCounted
 ## ([code]tests/vectors/flows.json[/code]) feed it the same way.
 ##
 ## The rule (docs/protocol.md, "Talking", "Scenes" and "Errors"):
-## [br]- [code]reply.start[/code], [code]reply.delta[/code], [code]emote[/code] and
-## [code]action[/code] never end a request; a [code]reply.end[/code] with finish
+## [br]- [code]reply.start[/code], [code]reply.delta[/code], [code]reply.audio[/code],
+## [code]emote[/code], [code]action[/code] and a speech's [code]transcript[/code] never end a
+## request; a [code]reply.end[/code] with finish
 ## [code]"error"[/code] does not either: the [code]error[/code] that follows under the same id
 ## ends it, and the partial reply is kept.
 ## [br]- An [code]error[/code] without [code]refused[/code] ends the pending request with its id.
 ## An [code]error[/code] with [code]refused[/code] ends it only when [code]refused[/code] is the
 ## type of the message sent under that id and nothing has arrived for it yet; otherwise it refused
-## another message that reused the id (a duplicate [code]say[/code], a [code]cancel[/code]) and
-## touches no request.
+## another message that reused the id (a duplicate [code]say[/code], a [code]cancel[/code], a
+## [code]speech.chunk[/code] or [code]speech.end[/code]) and touches no request.
 ## [br]- A [code]reply.start[/code] whose [code]parent[/code] names a pending request opens a scene
-## reply under its own id; [code]scene.done[/code] ends the [code]scene.say[/code].
+## reply (or a world event's reaction) under its own id; [code]scene.done[/code] ends the
+## [code]scene.say[/code], the [code]ok[/code] the [code]world.event[/code].
 ## [br]- Any other message ends its request.
 
 ## Messages of a reply in progress: they never end a request.
-const STREAMING_TYPES: Array[String] = ["reply.start", "reply.delta", "emote", "action"]
+const STREAMING_TYPES: Array[String] = [
+	"reply.start", "reply.delta", "reply.audio", "emote", "action", "transcript"
+]
 ## The [member NPCBridgeRequest.type] of a scene reply: the client sent nothing under its id, so
 ## no refusal (whose [code]refused[/code] names a message type) can end it.
 const SCENE_REPLY := "scene reply"

@@ -225,6 +225,8 @@ func _random_value(rng: RandomNumberGenerator, depth: int) -> Variant:
 func _loose_equal(value: Variant, json: Variant) -> bool:
 	if value is int or value is float:
 		return (json is float or json is int) and float(value) == float(json)
+	if value is PackedByteArray:
+		return json is Dictionary and json.get("$bin") == value.hex_encode()
 	if value is Dictionary and json is Dictionary:
 		if value.size() != json.size():
 			return false
