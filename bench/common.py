@@ -91,6 +91,16 @@ def wait_http(url: str, timeout_s: float = 60.0) -> None:
     raise RuntimeError(f"{url} did not come up: {last}")
 
 
+def wait_log(log: Path, text: str, timeout_s: float = 60.0) -> None:
+    """Wait until ``text`` appears in the log file ``log``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if log.exists() and text in log.read_text(errors="replace"):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{text!r} did not appear in {log}")
+
+
 class Proc:
     """A child process, stopped with SIGTERM (then SIGKILL) on :meth:`stop`."""
 
@@ -187,8 +197,10 @@ def npcbridge(
     log_level: str = "INFO",
     env: dict[str, str] | None = None,
     server_args: Sequence[str] = (),
+    workers: int = 1,
 ) -> Iterator[tuple[Proc, str]]:
-    """The npcbridge server (``bench/server.py``) in its own process; yields (proc, ws_url).
+    """The npcbridge server (``bench/server.py``) in its own process (``workers`` of them on
+    one port under the supervisor when more than one); yields (proc, ws_url).
 
     The store is a SQLite file in ``tmp``, the per-IP connection cap is raised (every load
     generator connects from 127.0.0.1) and the client-side rate limiter (sized for Groq's plans,
@@ -219,6 +231,7 @@ def npcbridge(
             str(config),
             "--loop",
             os.environ.get("BENCH_LOOP", "asyncio"),
+            *(["--workers", str(workers)] if workers > 1 else []),
             *server_args,
         ],
         log=tmp / "npcbridge.log",
@@ -226,6 +239,8 @@ def npcbridge(
     )
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz")
+        if workers > 1:  # the first worker answers; the load starts once every one listens
+            wait_log(proc.log, "workers serve ws://")
         yield proc, f"ws://127.0.0.1:{port}/"
     finally:
         proc.stop()
@@ -234,18 +249,8 @@ def npcbridge(
 #: the key every benchmark client sends (LiteLLM's master key; the mock checks none)
 BENCH_KEY = "sk-npcbridge-bench-5f1c9a7e3d2b4086"
 
-LITELLM_YAML = """model_list:
-  - model_name: llama-3.1-8b-instant
-    litellm_params:
-      model: openai/bench-8b
-      api_base: {upstream}
-      api_key: {key}
-litellm_settings:
-  drop_params: true
-  set_verbose: false
-general_settings:
-  master_key: {key}
-"""
+#: LiteLLM's proxy configuration (its production settings; see the file)
+LITELLM_YAML = (BENCH / "litellm.yaml").read_text()
 
 
 def litellm_available() -> bool:
@@ -254,8 +259,11 @@ def litellm_available() -> bool:
 
 
 @contextlib.contextmanager
-def litellm(upstream: str, tmp: Path) -> Iterator[tuple[Proc, str]]:
-    """LiteLLM's proxy (one worker) in front of ``upstream``; yields (proc, base_url)."""
+def litellm(upstream: str, tmp: Path, *, workers: int | None = None) -> Iterator[tuple[Proc, str]]:
+    """LiteLLM's proxy in front of ``upstream`` with its production settings
+    (``bench/litellm.yaml``; ``workers`` processes, default one per core); yields
+    (proc, base_url)."""
+    workers = workers or os.cpu_count() or 1
     port = free_port()
     config = tmp / "litellm.yaml"
     config.write_text(LITELLM_YAML.format(upstream=upstream, key=BENCH_KEY))
@@ -269,12 +277,13 @@ def litellm(upstream: str, tmp: Path) -> Iterator[tuple[Proc, str]]:
             "--port",
             str(port),
             "--num_workers",
-            "1",
+            str(workers),
         ],
         log=tmp / "litellm.log",
         # offline: a model name LiteLLM has no Hugging Face tokenizer for, and no hub look-ups
         env={
             "LITELLM_LOG": "ERROR",
+            "LITELLM_MODE": "PRODUCTION",
             "LITELLM_TELEMETRY": "False",
             "NO_DOCS": "True",
             "HF_HUB_OFFLINE": "1",

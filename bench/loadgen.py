@@ -19,10 +19,12 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import random
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -41,6 +43,7 @@ class Stats:
 
     def __init__(self) -> None:
         self.turns = 0
+        self.ended = 0
         self.errors = 0
         self.error_kinds: dict[str, int] = {}
         self.overhead_ms: list[float] = []
@@ -224,6 +227,24 @@ async def mode_ttft(args: argparse.Namespace) -> dict[str, Any]:
     return {"samples": samples, "errors": errors}
 
 
+def process_tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and every live descendant (``/proc``)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            stat = Path(f"/proc/{current}/stat").read_text()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:  # gone meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        pending.extend(int(child) for child in children)
+    return total
+
+
 async def mode_players(args: argparse.Namespace) -> dict[str, Any]:
     """N players in a closed loop (each sends its next turn when the last one ended)."""
     stats = Stats()
@@ -256,6 +277,8 @@ async def mode_players(args: argparse.Namespace) -> dict[str, Any]:
                     if counted and not stop:
                         stats.error(type(exc).__name__)
                     return
+                if measuring and overhead is not None:
+                    stats.ended += 1
                 if counted and measuring and overhead is not None:
                     stats.turns += 1
                     stats.overhead_ms.append(overhead)
@@ -281,6 +304,8 @@ async def mode_players(args: argparse.Namespace) -> dict[str, Any]:
                         stats.error(type(exc).__name__)
                     await asyncio.sleep(0.05)
                     continue
+                if measuring and overhead is not None:
+                    stats.ended += 1
                 if counted and measuring and overhead is not None:
                     stats.turns += 1
                     stats.overhead_ms.append(overhead)
@@ -290,8 +315,10 @@ async def mode_players(args: argparse.Namespace) -> dict[str, Any]:
     await asyncio.sleep(args.warmup)
     measuring = True
     started = time.monotonic()
+    cpu_started = process_tree_cpu_s(args.cpu_pid) if args.cpu_pid else 0.0
     await asyncio.sleep(args.duration)
     measuring = False
+    cpu_s = process_tree_cpu_s(args.cpu_pid) - cpu_started if args.cpu_pid else 0.0
     elapsed = time.monotonic() - started
     stop = True
     await asyncio.wait(workers, timeout=30)
@@ -313,6 +340,12 @@ async def mode_players(args: argparse.Namespace) -> dict[str, Any]:
         "frames": stats.frames,
         "tokens": stats.tokens,
     }
+    if args.cpu_pid:
+        # every turn that ended in the window (also those begun before it) against the server's
+        # CPU in the window: user + system seconds of the server process and its workers
+        result["server_cpu_s"] = round(cpu_s, 3)
+        result["ended"] = stats.ended
+        result["cpu_ms_per_turn"] = round(cpu_s * 1000 / stats.ended, 3) if stats.ended else None
     if args.samples:
         result["overhead_ms"] = stats.overhead_ms
         result["token_delay_ms"] = stats.token_delay_ms
@@ -368,6 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--warmup", type=float, default=2.0)
     p.add_argument("--samples", action="store_true", help="print raw samples, not summaries")
     p.add_argument("--player-mode", choices=["fresh", "sticky"], default="fresh")
+    p.add_argument("--cpu-pid", type=int, help="report this process tree's CPU per turn")
     p = sub.add_parser("idle")
     p.add_argument("--ws", required=True)
     p.add_argument("--conns", type=int, default=1000)

@@ -31,7 +31,9 @@ def main() -> None:
     started = time.monotonic()
     for profile in ("groq-750", "fast-1800"):
         bench_ttft.run(profile, 40 if args.quick else 300, with_litellm)
-    bench_throughput.run("groq-750", [1, 10, 100, 1000], 3 if args.quick else 10, with_litellm)
+    bench_throughput.run(
+        "groq-750", [1, 10, 100, 1000], 3 if args.quick else 10, with_litellm, [1, 2]
+    )
     bench_stream.run("groq-750", 200, 200, 3 if args.quick else 10)
     for count in (1000, 5000):
         bench_memory.run(count)

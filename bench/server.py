@@ -9,6 +9,8 @@ so every run measures the core server with its builtin plugins.
 
 ``--no-gc-freeze`` skips ``settle_heap()`` (to measure what it does); ``--gc-report FILE`` writes
 the garbage collector's pauses after start-up, per generation, as JSON when the server stops.
+``--workers N`` runs N of these servers on the one port under ``npcbridge serve``'s supervisor
+(:mod:`npcbridge.workers`), as ``npcbridge serve --workers N`` does.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from npcbridge import workers
 from npcbridge.app import App
 from npcbridge.config import load_config
 from npcbridge.process import configure_logging, stop_event
@@ -53,14 +56,18 @@ class GcPauses:
         }
 
 
-async def _run(config_file: str, freeze: bool, gc_report: bool) -> dict[str, Any] | None:
+async def _run(
+    config_file: str, freeze: bool, gc_report: bool, count: int
+) -> dict[str, Any] | None:
     stop = stop_event()
-    config = load_config(config_file)
+    config = load_config(config_file, overrides={"server.workers": count})
     configure_logging(config.log_level)
     app = App(config, entry_points=False)
-    server = await serve(app)
+    port = workers.worker_port()
+    server = await serve(app, port=port, reuse_port=port is not None)
     if freeze:
         settle_heap()
+    workers.announce_ready()
     pauses = GcPauses()
     if gc_report:
         gc.callbacks.append(pauses)
@@ -83,8 +90,16 @@ def main() -> int:
     )
     parser.add_argument("--no-gc-freeze", action="store_true", help="skip settle_heap()")
     parser.add_argument("--gc-report", metavar="FILE", help="write GC pauses here at the end")
+    parser.add_argument("--workers", type=int, default=1, help="server processes on the port")
     args = parser.parse_args()
-    run = _run(args.config, not args.no_gc_freeze, bool(args.gc_report))
+    if args.workers > 1 and workers.worker_index() is None:
+        config = load_config(args.config, overrides={"server.workers": args.workers})
+        configure_logging(config.log_level)
+        command = ["-m", "bench.server", *sys.argv[1:]]
+        return workers.Supervisor(
+            args.workers, config.server.host, config.server.port, command
+        ).run()
+    run = _run(args.config, not args.no_gc_freeze, bool(args.gc_report), args.workers)
     if args.loop == "uvloop":
         import uvloop  # type: ignore[import-not-found]
 

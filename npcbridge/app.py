@@ -26,7 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from . import SERVER_NAME
+from . import SERVER_NAME, workers
 from .config import Config
 from .gateway.catalog import OFFLINE_MODEL, AudioModelEntry, Catalog, ModelEntry
 from .gateway.core import Gateway
@@ -169,7 +169,12 @@ class App:
                 "replies from the 'offline' provider, not from an LLM"
             )
         self.store = await open_store(self.config.store.url)
+        if self.config.server.workers > 1:
+            # the workers of one port share the file: budgets, rate-limit windows and summary
+            # leases then go through the store for all of them (npcbridge.workers)
+            self.store.shared = True
         metrics = self.gateway.metrics
+        metrics.join_workers(workers.shared_folder(), workers.worker_index())
         self.writes = WriteQueue(self.store, on_drop=metrics.memory_writes_dropped.inc)
         metrics.memory_writes_queued.set_function(
             lambda: self.writes.pending if self.writes is not None else 0
@@ -200,6 +205,7 @@ class App:
                 await provider.aclose()
             for speaker in self.audio_providers.values():
                 await speaker.aclose()
+            await self.gateway.metrics.leave_workers()
             await self._close_store()
 
     async def _close_store(self) -> None:

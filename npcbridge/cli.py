@@ -7,7 +7,7 @@ import asyncio
 import sys
 from typing import Any
 
-from . import __version__
+from . import __version__, workers
 from .config import ConfigError, load_config
 from .plugin.manager import PluginLoadError
 from .process import configure_logging, stop_event
@@ -25,6 +25,11 @@ def _serve_parser(sub: Any) -> None:
     )
     p.add_argument("--offline", action="store_true", help="canned replies, never call upstream")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING ...")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="server processes on the one port (default 1; env NPCBRIDGE_WORKERS)",
+    )
 
 
 def _chat_parser(sub: Any) -> None:
@@ -58,11 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     _chat_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "serve":
-        return _serve(args)
+        return _serve(args, sys.argv[1:] if argv is None else argv)
     return _chat(args)
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _serve(args: argparse.Namespace, argv: list[str]) -> int:
     overrides = {
         "server.host": args.host,
         "server.port": args.port,
@@ -70,6 +75,7 @@ def _serve(args: argparse.Namespace) -> int:
         "upstream.base_url": args.base_url,
         "upstream.offline": True if args.offline else None,
         "log_level": args.log_level,
+        "server.workers": args.workers,
     }
     try:
         config = load_config(args.config, overrides=overrides)
@@ -77,6 +83,8 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"npcbridge: config error: {exc}", file=sys.stderr)
         return 2
     configure_logging(config.log_level)
+    if config.server.workers > 1 and workers.worker_index() is None:
+        return _supervise(config, argv)
     try:
         return asyncio.run(_run_server(config, args.plugin))
     except ConfigError as exc:  # a plugin's settings section, validated once it is loaded
@@ -87,6 +95,25 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     except KeyboardInterrupt:
         return 0
+
+
+def _supervise(config: Any, argv: list[str]) -> int:
+    """Run ``config.server.workers`` copies of this command under a supervisor."""
+    try:
+        supervisor = workers.Supervisor(
+            config.server.workers,
+            config.server.host,
+            config.server.port,
+            ["-m", "npcbridge.cli", *argv],
+        )
+    except OSError as exc:
+        print(
+            f"npcbridge: cannot start: cannot listen on {config.server.host}:"
+            f"{config.server.port}: {exc.strerror}",
+            file=sys.stderr,
+        )
+        return 2
+    return supervisor.run()
 
 
 class StartupError(Exception):
@@ -100,8 +127,10 @@ async def _run_server(config: Any, plugins: list[str]) -> int:
     # first: a SIGTERM that arrives during start-up still ends the process cleanly
     stop = stop_event()
     app = App(config, plugins)
+    port = workers.worker_port()
     try:
-        server = await serve(app)
+        # a worker listens on the supervisor's port beside the other workers
+        server = await serve(app, port=port, reuse_port=port is not None)
     except OSError as exc:
         await app.close()
         raise StartupError(
@@ -111,6 +140,7 @@ async def _run_server(config: Any, plugins: list[str]) -> int:
         await app.close()
         raise StartupError(str(exc)) from None
     settle_heap()
+    workers.announce_ready()
     await stop.wait()
     await server.close()
     return 0

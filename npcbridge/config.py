@@ -14,6 +14,7 @@ prints before exiting. Environment names (documented in the README):
 ``NPCBRIDGE_TOKEN``    ``server.token``
 ``NPCBRIDGE_STORE``    ``store.url`` (SQLite path or ``redis://`` URL)
 ``NPCBRIDGE_BASE_URL`` ``upstream.base_url``
+``NPCBRIDGE_WORKERS``  ``server.workers`` (server processes on the port)
 ``GROQ_API_KEY``       ``upstream.api_key``
 =====================  ==============================
 
@@ -74,6 +75,8 @@ class ServerConfig(_Section):
     max_bad_messages: int = Field(default=10, ge=1)
     max_text_chars: int = Field(default=4000, ge=1)
     max_connections_per_ip: int = Field(default=2000, ge=1)
+    #: server processes on the one port (``npcbridge serve --workers``; npcbridge.workers)
+    workers: int = Field(default=1, ge=1, le=256)
     max_messages_per_s: float = Field(default=50.0, gt=0)
     allowed_origins: list[str] | None = None
     ping_interval_s: float | None = Field(default=20.0, gt=0)
@@ -217,6 +220,7 @@ ENV_NAMES: dict[str, tuple[str, str]] = {
     "NPCBRIDGE_TOKEN": ("server", "token"),
     "NPCBRIDGE_STORE": ("store", "url"),
     "NPCBRIDGE_BASE_URL": ("upstream", "base_url"),
+    "NPCBRIDGE_WORKERS": ("server", "workers"),
     "GROQ_API_KEY": ("upstream", "api_key"),
 }
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -294,3 +297,39 @@ def test_missing_redis_server_fails_under_ci_and_skips_otherwise(
     monkeypatch.setenv("CI", "")
     with pytest.raises(pytest.skip.Exception):
         rs.redis_binary()
+
+
+async def test_sqlite_commits_concurrent_writes_together(tmp_path: Path) -> None:
+    db = tmp_path / "group.db"
+    store = await open_store(str(db))
+    commits: list[str] = []
+    try:
+        await store.db.set_trace_callback(  # type: ignore[attr-defined]
+            lambda sql: commits.append(sql) if sql.startswith(("COMMIT", "INSERT")) else None
+        )
+        records = [turn("smith", f"p{i}", f"t{i}") for i in range(50)]
+        ids = await asyncio.gather(*(store.append_turn(r) for r in records))
+        # every write committed, with its own row id, and they shared a few transactions
+        assert sorted(ids) == ids and len(set(ids)) == 50
+        assert [r.id for r in records] == ids
+        assert sum(sql.startswith("INSERT") for sql in commits) == 50
+        assert 1 <= commits.count("COMMIT") <= 5
+        with closing(sqlite3.connect(db)) as other:  # committed: another connection sees them
+            assert other.execute("SELECT count(*) FROM turns").fetchone()[0] == 50
+    finally:
+        await store.close()
+
+
+async def test_sqlite_a_failing_write_fails_alone_in_its_batch(tmp_path: Path) -> None:
+    store = await open_store(str(tmp_path / "fail.db"))
+    try:
+        sqlite_store: Any = store
+        good = [store.add_counter(f"c{i}", 1) for i in range(5)]
+        bad = sqlite_store._write("INSERT INTO no_such_table VALUES (1)")
+        results = await asyncio.gather(*good[:3], bad, *good[3:], return_exceptions=True)
+        assert results[:3] == [1.0] * 3 and results[4:] == [1.0] * 2
+        assert isinstance(results[3], sqlite3.OperationalError)
+        # no write of the batch was lost or applied twice
+        assert [await store.get_counter(f"c{i}") for i in range(5)] == [1.0] * 5
+    finally:
+        await store.close()

@@ -7,6 +7,7 @@ A parenthesis longer than ``MAX_PAREN_WORDS`` words is an aside, not an action, 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from ..pipeline.turn import Turn
@@ -15,6 +16,7 @@ from ..plugin.specs import hookimpl
 MAX_EMOTE_CHARS = 160
 MAX_PAREN_WORDS = 6
 _CLOSERS = {"*": "*", "(": ")"}
+_OPENERS = re.compile(r"[*(]")
 
 
 @dataclass
@@ -29,25 +31,36 @@ class EmoteFilter:
 
     def feed(self, text: str) -> str:
         """Return the speakable part of ``text``; completed emotes are appended to ``found``."""
+        # works on runs of text between markers (not character by character): this runs for
+        # every delta of every reply
         out: list[str] = []
-        for ch in text:
+        i, n = 0, len(text)
+        while i < n:
             if self.opener is None:
-                if ch in _CLOSERS:
-                    self.opener = ch
-                    self.held = []
-                    continue
-                if self.drop_space and ch == " ":
-                    continue
-                self.drop_space = False
-                out.append(ch)
-                self.ends_with_space = ch.isspace()
+                marker = _OPENERS.search(text, i)
+                end = marker.start() if marker else n
+                if self.drop_space:
+                    while i < end and text[i] == " ":
+                        i += 1
+                    if i < end:
+                        self.drop_space = False
+                if i < end:
+                    out.append(text[i:end])
+                    self.ends_with_space = text[end - 1].isspace()
+                if marker is None:
+                    break
+                self.opener, self.held, i = text[end], [], end + 1
                 continue
-            if ch == _CLOSERS[self.opener]:
-                self._close(out)
-                continue
-            self.held.append(ch)
+            closer = text.find(_CLOSERS[self.opener], i)
+            end = n if closer < 0 else closer
+            piece = text[i : min(end, i + MAX_EMOTE_CHARS + 1 - len(self.held))]
+            self.held.extend(piece)
+            i += len(piece)
             if len(self.held) > MAX_EMOTE_CHARS:
                 out.append(self._release())
+            elif i == closer:
+                self._close(out)
+                i += 1
         return "".join(out)
 
     def _close(self, out: list[str]) -> None:

@@ -7,11 +7,14 @@ Every series is prefixed ``npcbridge_``; see docs/gateway.md for the list.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
+
+from .worker_metrics import WorkerMetrics
 
 #: the content type of :meth:`Metrics.render`
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
@@ -26,6 +29,8 @@ class Metrics:
         #: model labels are limited to the catalog (clients may name any model)
         self.known_models = set(known_models)
         self.registry = CollectorRegistry(auto_describe=True)
+        #: this process's part of a several-worker server's ``/metrics`` (None: one process)
+        self.workers: WorkerMetrics | None = None
         r = self.registry
         self.turns = Counter(
             "npcbridge_turns",
@@ -130,9 +135,26 @@ class Metrics:
         """Read the queue length from ``length`` at every scrape."""
         self.queue_length.set_function(length)
 
+    def join_workers(self, folder: Path | None, index: int | None) -> None:
+        """Take part in the ``/metrics`` of several workers sharing ``folder`` (as worker
+        ``index``; nothing when either is None): see :mod:`.worker_metrics`."""
+        if folder is None or index is None:
+            return
+        self.workers = WorkerMetrics(folder, index)
+        self.workers.start(lambda: generate_latest(self.registry))
+
+    async def leave_workers(self) -> None:
+        """Stop publishing this worker's series."""
+        if self.workers is not None:
+            await self.workers.stop()
+
     def render(self) -> bytes:
-        """The ``/metrics`` body in Prometheus' text format (:data:`CONTENT_TYPE`)."""
-        return generate_latest(self.registry)
+        """The ``/metrics`` body in Prometheus' text format (:data:`CONTENT_TYPE`): every
+        worker's series, each labelled ``worker``, when the server runs as several workers."""
+        body = generate_latest(self.registry)
+        if self.workers is not None:
+            body = self.workers.merged(body)
+        return body
 
 
 class _Headroom(Collector):

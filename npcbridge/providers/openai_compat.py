@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -25,6 +26,9 @@ from .base import (
     ToolCallDelta,
     UpstreamError,
 )
+
+#: a network read at least this long (characters) is a backlog: the stream yields to the loop
+BACKLOG_CHARS = 8192
 
 #: Parameters Groq answers with 400; dropped for every upstream (none of ours needs them).
 UNSUPPORTED_PARAMS = ("logprobs", "logit_bias", "top_logprobs", "n")
@@ -89,11 +93,13 @@ class OpenAICompatProvider:
         self.include_usage = include_usage
         add_secret(api_key)  # never logged, whoever echoes it (see npcbridge.process)
         # Retries belong to the gateway layer, which knows the turn's latency budget.
+        timeout = openai.Timeout(timeout_s, connect=connect_timeout_s)
         self.client = openai.AsyncOpenAI(
             base_url=base_url,
             api_key=api_key,
-            timeout=openai.Timeout(timeout_s, connect=connect_timeout_s),
+            timeout=timeout,
             max_retries=0,
+            http_client=openai.DefaultAioHttpClient(timeout=timeout),
         )
 
     async def aclose(self) -> None:
@@ -153,6 +159,11 @@ class OpenAICompatProvider:
                     yield event
                 if state.error is not None:
                     raise state.error
+                if len(text) >= BACKLOG_CHARS:
+                    # aiohttp hands over what it has buffered without yielding to the loop: a
+                    # read this large means more is waiting, so let the connection's writer
+                    # and the other streams run first (a streaming reply's reads are small)
+                    await asyncio.sleep(0)
             if rest:
                 for event in _merged(state.lines([rest, ""])):
                     yield event

@@ -128,12 +128,14 @@ async def serve(
     port: int | None = None,
     *,
     connection_handler: Callable[[ServerConnection], Awaitable[None]] | None = None,
+    reuse_port: bool = False,
 ) -> Server:
     """Start the app and listen; ``host``/``port`` default to the app's config.
 
     ``connection_handler`` replaces the protocol session for each connection while keeping
     every WebSocket setting, limit and HTTP route; the WebSocket conformance tests use it to
     run the Autobahn cases (which need an echo peer) against this exact server setup.
+    ``reuse_port`` listens with ``SO_REUSEPORT`` (the workers of ``npcbridge serve --workers``).
     """
     context = app.context
     cfg = context.settings
@@ -184,6 +186,7 @@ async def serve(
         ),
         server_header=context.server_name,
         create_connection=connection_class(front),
+        reuse_port=reuse_port,
     )
     server = Server(app, ws_server, front, transport)
     log.info(

@@ -21,10 +21,11 @@ A store holds four kinds of data:
   (``features/state``): ``player == ""`` holds the NPC's own mood, any other player the NPC's
   relationship to that player. The store keeps the document as given (last write wins).
 
-``shared`` is True when several server processes see the same data (Redis), False for an
-embedded SQLite file. Every method is a coroutine and never waits on the event loop: for
-locks, the network or an fsync it yields (SQLite's short indexed reads run inline, see
-:mod:`npcbridge.stores.sqlite_db`).
+``shared`` is True when several server processes see the same data (Redis; a SQLite file the
+workers of ``npcbridge serve --workers N`` share, which the composition root then marks shared),
+False for an embedded SQLite file of one process. Every method is a coroutine and never waits
+on the event loop: for locks, the network or an fsync it yields (SQLite's short indexed reads
+run inline, see :mod:`npcbridge.stores.sqlite_db`).
 
 Backends: :mod:`npcbridge.stores.sqlite` (a file path, ``sqlite:///path`` or ``:memory:``) and
 :mod:`npcbridge.stores.redis` (``redis://``, ``rediss://``, ``unix://``), chosen by

@@ -38,16 +38,15 @@ class SqliteCounters(SqliteDatabase):
         """Atomically add to a counter and return the new total (see :mod:`.base`)."""
         now = time.time()
         expires = now + ttl_s if ttl_s is not None else None
-        async with self._write_lock:
-            rows = await self._all(
-                _ADD_COUNTER + " RETURNING value", (key, float(amount), expires, now)
+        added = await self._write(
+            _ADD_COUNTER + " RETURNING value", (key, float(amount), expires, now)
+        )
+        self._adds += 1
+        if self._adds % SWEEP_EVERY == 0:
+            await self._write(
+                "DELETE FROM counters WHERE expires IS NOT NULL AND expires <= ?", (now,)
             )
-            self._adds += 1
-            if self._adds % SWEEP_EVERY == 0:
-                await self.db.execute(
-                    "DELETE FROM counters WHERE expires IS NOT NULL AND expires <= ?", (now,)
-                )
-        return float(rows[0][0])
+        return float(added.rows[0][0])
 
     async def get_counter(self, key: str) -> float:
         """The counter's value, 0.0 when missing or expired."""

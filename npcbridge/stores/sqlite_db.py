@@ -27,6 +27,7 @@ from typing import Any, Self
 import aiosqlite
 
 from .base import StoreError
+from .sqlite_commits import GroupCommit, WriteResult
 from .sqlite_schema import migrate
 
 
@@ -81,6 +82,9 @@ class SqliteDatabase:
         self.name = name
         self.reader = reader
         self._write_lock = asyncio.Lock()
+        # aiosqlite has no public "run this function on the connection's thread"; its
+        # ``_execute`` is what every one of its own methods uses
+        self._commits = GroupCommit(db._execute, lambda: db._conn, self._write_lock)
         self._closed = False
 
     @classmethod
@@ -122,16 +126,17 @@ class SqliteDatabase:
         if self._closed:
             return
         self._closed = True
+        await self._commits.drained()
         if self.reader is not None:
             self.reader.close()
             self.reader = None
         await self.db.close()
 
-    async def _write(self, sql: str, params: tuple[Any, ...] = ()) -> aiosqlite.Cursor:
-        """Run one writing statement; autocommit mode commits it before this returns. The lock
-        keeps single statements out of a multi-statement transaction in progress."""
-        async with self._write_lock:
-            return await self.db.execute(sql, params)
+    async def _write(self, sql: str, params: tuple[Any, ...] = ()) -> WriteResult:
+        """Run one writing statement; it is committed before this returns, together with the
+        writes made meanwhile (:mod:`.sqlite_commits`). Batches take the lock that keeps them
+        out of a multi-statement transaction in progress."""
+        return await self._commits.write(sql, params)
 
     async def _all(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         """Run one statement on the writer's thread and fetch its rows in a single trip

@@ -92,16 +92,25 @@ class SpeakerCut:
     def feed(self, text: str) -> str:
         """Return the part of ``text`` that may be spoken now."""
         out: list[str] = []
-        for ch in text:
-            if self.cut:
-                break
+        i, n = 0, len(text)
+        while i < n and not self.cut:
             if not self.at_line_start:
-                if ch == "\n":
-                    self.at_line_start, self.held, self.skip_space = True, ch, False
-                elif not (self.skip_space and ch in " \t"):
-                    self.skip_space = False
-                    out.append(ch)
+                # the rest of a decided line goes out as one run (this runs for every delta)
+                newline = text.find("\n", i)
+                end = n if newline < 0 else newline
+                if self.skip_space:
+                    while i < end and text[i] in " \t":
+                        i += 1
+                    if i < end:
+                        self.skip_space = False
+                out.append(text[i:end])
+                if newline < 0:
+                    break
+                self.at_line_start, self.held, self.skip_space = True, "\n", False
+                i = newline + 1
                 continue
+            ch = text[i]
+            i += 1
             if ch == "\n" and self.held.strip():
                 # the held line ended without becoming a label: decide it, hold the next one
                 out.append(self._decide(final=True) or "")
@@ -135,7 +144,8 @@ class SpeakerCut:
             if final:
                 return self._release("" if "\n" in lead else lead)
             return None
-        match = _LABEL.match(line)
+        # a label needs its colon: while there is none (most line starts) skip the pattern
+        match = _LABEL.match(line) if ":" in line or "：" in line else None
         if match is None:
             if not final and self._could_be_label(line):
                 return None
@@ -168,8 +178,10 @@ class SpeakerCut:
             return False
         bare = line.strip(_OPEN_MARKUP).rstrip(_CLOSE_MARKUP + " \t")
         prefix = " ".join(bare.lower().split()) + (" " if line[-1:] in " \t" else "")
-        if any(k.startswith(prefix) for k in (*self.own, *self.others)):
-            return True
+        for names in (self.own, self.others):
+            for name in names:
+                if name.startswith(prefix):
+                    return True
         words = bare.split()
         first_complete = len(words) > 1 or prefix.endswith(" ")
         if words and first_complete and normalize(words[0]) in COMMON_WORDS:
