@@ -170,6 +170,40 @@ async def test_sqlite_is_wal_and_versioned(tmp_path: Path) -> None:
         await open_store(str(path))
 
 
+async def test_two_processes_migrating_one_new_file_migrate_it_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers of one server open the same new file at once: both read version 0 before either
+    takes the write lock, and the second must find the file migrated instead of creating the
+    tables again."""
+    import aiosqlite
+
+    from npcbridge.stores import sqlite_schema
+
+    real_version = sqlite_schema._version
+    both_read = asyncio.Barrier(2)
+    first_reads: dict[int, int] = {}
+
+    async def version_after_both_read(db: aiosqlite.Connection, name: str) -> int:
+        found = await real_version(db, name)
+        if id(db) not in first_reads:
+            first_reads[id(db)] = found
+            await both_read.wait()
+        return found
+
+    monkeypatch.setattr(sqlite_schema, "_version", version_after_both_read)
+    path = tmp_path / "shared.db"
+    dbs = [await aiosqlite.connect(path, timeout=10.0, isolation_level=None) for _ in range(2)]
+    try:
+        await asyncio.gather(*(sqlite_schema.migrate(db, "shared.db") for db in dbs))
+    finally:
+        for db in dbs:
+            await db.close()
+    assert sorted(first_reads.values()) == [0, 0]
+    with closing(sqlite3.connect(path)) as db:
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+
+
 async def test_sqlite_survives_reopen(tmp_path: Path) -> None:
     path = str(tmp_path / "r.db")
     s = await open_store(path)

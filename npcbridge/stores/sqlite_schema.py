@@ -71,18 +71,14 @@ SCHEMA_VERSION = len(MIGRATIONS)
 async def migrate(db: aiosqlite.Connection, name: str) -> None:
     """Bring the database ``db`` (named ``name`` in errors) to :data:`SCHEMA_VERSION`."""
     await db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
-    async with db.execute("SELECT version FROM schema_version") as cursor:
-        row = await cursor.fetchone()
-    version = int(row[0]) if row else 0
-    if version > SCHEMA_VERSION:
-        raise StoreError(
-            f"store {name}: schema version {version} is newer than this npcbridge "
-            f"supports ({SCHEMA_VERSION}); upgrade npcbridge"
-        )
+    version = await _version(db, name)
     if version == SCHEMA_VERSION:
         return
     await db.execute("BEGIN IMMEDIATE")
     try:
+        # read again under the write lock: another process (a worker of the same server) may
+        # have migrated the file between the first read and the lock
+        version = await _version(db, name)
         for step in MIGRATIONS[version:]:
             for statement in filter(str.strip, step.split(";")):
                 await db.execute(statement)
@@ -92,3 +88,16 @@ async def migrate(db: aiosqlite.Connection, name: str) -> None:
     except BaseException:
         await db.execute("ROLLBACK")
         raise
+
+
+async def _version(db: aiosqlite.Connection, name: str) -> int:
+    """The schema version stored in ``db``; refuses a version newer than this code knows."""
+    async with db.execute("SELECT version FROM schema_version") as cursor:
+        row = await cursor.fetchone()
+    version = int(row[0]) if row else 0
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"store {name}: schema version {version} is newer than this npcbridge "
+            f"supports ({SCHEMA_VERSION}); upgrade npcbridge"
+        )
+    return version
