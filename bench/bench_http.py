@@ -53,7 +53,7 @@ def run(profile: str, rounds: int, cpu_turns: int, cpu_players: int) -> dict[str
     figures: dict[str, Any] = added_ttft(result["samples"], result["errors"])
     for path, ttft in figures.items():
         cpu = result["cpu"].get(path, {})
-        figures[path] = f = {**ttft, "errors": ttft["errors"] + cpu.get("errors", 0), **cpu}
+        figures[path] = f = {**ttft, **cpu, "errors": ttft["errors"] + cpu.get("errors", 0)}
         baseline = path == "openai-sdk-direct"
         append_result(
             "7. HTTP transport beside WebSocket: added TTFT (concurrency 1), server CPU per turn",
