@@ -105,7 +105,7 @@ class OpenAICompatProvider:
         # The official SDK decides what a request looks like (its base URL normalisation, auth
         # and default headers); computed once, and each request is sent with aiohttp directly:
         # the SDK's per-request machinery (request options, its HTTP library's request, URL and
-        # header objects, then aiohttp's) cost a quarter of a turn's CPU (bench/RESULTS.md).
+        # header objects, then aiohttp's) cost a fifth of a turn's CPU (bench/RESULTS.md).
         sdk = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0)
         self.url = f"{sdk.base_url}chat/completions"
         headers = {**sdk.default_headers, **sdk.auth_headers}
@@ -171,7 +171,7 @@ class OpenAICompatProvider:
         except (aiohttp.ClientError, OSError):
             raise UpstreamError(reason=Reason.CONNECT) from None
         log.debug("upstream request: POST %s: HTTP %d", self.url, response.status)
-        if 200 <= response.status < 300:  # redirects were followed: a 3xx left is an error
+        if response.status < 300:
             return response
         headers = {k.lower(): v for k, v in response.headers.items()}
         try:
