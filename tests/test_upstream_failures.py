@@ -143,8 +143,8 @@ def test_connect_timeout_reaches_the_http_client() -> None:
     provider = OpenAICompatProvider(
         base_url="http://127.0.0.1:9/v1", api_key="k", timeout_s=30.0, connect_timeout_s=1.5
     )
-    timeout = provider.timeout
-    assert timeout.sock_connect == 1.5 and timeout.sock_read == 30.0
+    timeout = provider.client.timeout
+    assert timeout.connect == 1.5 and timeout.read == 30.0  # type: ignore[union-attr]
     asyncio.run(provider.aclose())
 
 
@@ -152,7 +152,7 @@ async def test_connect_timeout_is_configured(fake_upstream: FakeUpstream, tmp_pa
     async with await bridge_with(fake_upstream, tmp_path, upstream__connect_timeout_s=0.25) as b:
         provider = b.app.providers["openai"]
         assert isinstance(provider, OpenAICompatProvider)
-        assert provider.timeout.sock_connect == 0.25
+        assert provider.client.timeout.connect == 0.25  # type: ignore[union-attr]
 
 
 # ------------------------------------------------------------------ the API key stays home
@@ -224,8 +224,8 @@ async def test_canary_key_reaches_no_client_frame_and_no_log_record(
         assert CANARY.encode() not in data and "CANARY" not in repr(frame), frame
         assert "request headers" not in repr(frame) and "boom" not in repr(frame), frame
     # the HTTP layer's own lines were captured (DEBUG on), and none of them carries the key
-    # (the provider logs no headers; the redaction filter covers any line that does)
-    assert any("upstream request: POST" in r.getMessage() for r in caplog.records)
+    # (the SDK's aiohttp transport logs no headers; the redaction filter covers any that does)
+    assert any("HTTP Request: POST" in r.getMessage() for r in caplog.records)
     for record in caplog.records:
         assert "CANARY" not in record.getMessage(), record.getMessage()
         assert "CANARY" not in (record.exc_text or ""), record.exc_text

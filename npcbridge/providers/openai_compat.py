@@ -1,20 +1,19 @@
-"""Any OpenAI-compatible upstream (Groq by default): requests as the official ``openai`` SDK
-makes them, sent and streamed with aiohttp."""
+"""Any OpenAI-compatible upstream through the official ``openai`` SDK (Groq by default)."""
 
 from __future__ import annotations
 
 import asyncio
-import codecs
 import json
-import logging
 import re
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import openai
-from aiohttp.helpers import get_env_proxy_for_url
-from yarl import URL
+
+try:  # the HTTP library the installed openai SDK is built on
+    from httpx2 import Response as _HttpResponse
+except ImportError:  # pragma: no cover - SDK releases built on httpx
+    from httpx import Response as _HttpResponse  # type: ignore[no-redef]
 
 from ..pipeline.turn import Usage
 from ..process import add_secret
@@ -28,16 +27,7 @@ from .base import (
     UpstreamError,
 )
 
-log = logging.getLogger(__name__)
-
-#: an error response's body is read up to this many bytes (for the wait it asks for)
-ERROR_BODY_BYTES = 65536
-
-#: the most a stream hands over at once (what the SDK's aiohttp transport read): a backlog
-#: goes down the pipeline in pieces of this size, so no delta is larger
-READ_BYTES = 16384
-
-#: a network read at least this long (bytes) is a backlog: the stream yields to the loop
+#: a network read at least this long (characters) is a backlog: the stream yields to the loop
 BACKLOG_CHARS = 8192
 
 #: Parameters Groq answers with 400; dropped for every upstream (none of ours needs them).
@@ -102,44 +92,19 @@ class OpenAICompatProvider:
         self.name = name
         self.include_usage = include_usage
         add_secret(api_key)  # never logged, whoever echoes it (see npcbridge.process)
-        # The official SDK decides what a request looks like (its base URL normalisation, auth
-        # and default headers); computed once, and each request is sent with aiohttp directly:
-        # the SDK's per-request machinery (request options, its HTTP library's request, URL and
-        # header objects, then aiohttp's) cost a fifth of a turn's CPU (bench/RESULTS.md).
-        sdk = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0)
-        self.url = f"{sdk.base_url}chat/completions"
-        headers = {**sdk.default_headers, **sdk.auth_headers}
-        self.headers = {k: v for k, v in headers.items() if isinstance(v, str)}
-        #: connect: opening a connection; sock_read: every wait for the upstream (headers, or
-        #: the next piece of the stream); connect (aiohttp's name): waiting for a free one
-        self.timeout = aiohttp.ClientTimeout(
-            sock_connect=connect_timeout_s, sock_read=timeout_s, connect=timeout_s
+        # Retries belong to the gateway layer, which knows the turn's latency budget.
+        timeout = openai.Timeout(timeout_s, connect=connect_timeout_s)
+        self.client = openai.AsyncOpenAI(
+            base_url=base_url,
+            api_key=api_key,
+            timeout=timeout,
+            max_retries=0,
+            http_client=openai.DefaultAioHttpClient(timeout=timeout),
         )
-        self._session: aiohttp.ClientSession | None = None
-        # HTTP(S)_PROXY and NO_PROXY as the SDK honours them, looked up once: aiohttp's own
-        # look-up (trust_env) reads the environment on every request (~0.1 ms)
-        try:
-            self.proxy: URL | None
-            self.proxy, self.proxy_auth = get_env_proxy_for_url(URL(self.url))
-        except LookupError:
-            self.proxy, self.proxy_auth = None, None
-
-    def _client(self) -> aiohttp.ClientSession:
-        """The connection pool (made in the running loop on first use)."""
-        if self._session is None or self._session.closed:
-            # the SDK's own limits for its aiohttp transport; retries belong to the gateway
-            connector = aiohttp.TCPConnector(limit=1000, keepalive_timeout=5.0)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=self.timeout,
-                skip_auto_headers=("User-Agent",),
-            )
-        return self._session
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
-        if self._session is not None:
-            await self._session.close()
+        """Close the SDK's connection pool."""
+        await self.client.close()
 
     def _arguments(self, request: ProviderRequest) -> dict[str, Any]:
         kwargs: dict[str, Any] = sanitize_params(dict(request.params))
@@ -156,63 +121,49 @@ class OpenAICompatProvider:
             kwargs["stream_options"] = {"include_usage": True}
         return kwargs
 
-    async def _open(self, body: bytes) -> aiohttp.ClientResponse:
-        """Send the request; a response with a 2xx status, or :class:`UpstreamError`."""
-        try:
-            response = await self._client().post(
-                self.url,
-                data=body,
-                headers=self.headers,
-                proxy=self.proxy,
-                proxy_auth=self.proxy_auth,
-            )
-        except (TimeoutError, aiohttp.ServerTimeoutError):
-            raise UpstreamError(timeout=True) from None
-        except (aiohttp.ClientError, OSError):
-            raise UpstreamError(reason=Reason.CONNECT) from None
-        log.debug("upstream request: POST %s: HTTP %d", self.url, response.status)
-        if response.status < 300:
-            return response
-        headers = {k.lower(): v for k, v in response.headers.items()}
-        try:
-            # only numbers are kept of the body (it may echo our headers): the wait it asks for
-            text = (await response.content.read(ERROR_BODY_BYTES)).decode("utf-8", "replace")
-        except (TimeoutError, aiohttp.ClientError, OSError):
-            text = ""
-        finally:
-            response.close()
-        raise UpstreamError(
-            status=response.status, retry_after_s=_retry_after_s(headers, text), headers=headers
-        )
-
     async def stream(self, request: ProviderRequest) -> AsyncIterator[StreamEvent]:
         """Stream one completion; see :class:`npcbridge.providers.base.Provider`."""
         kwargs = self._arguments(request)
         kwargs["stream"] = True
-        response = await self._open(json.dumps(kwargs, ensure_ascii=False).encode())
+        try:
+            # The SDK sends the request (base URL, auth, headers, timeouts, status errors). The
+            # body is plain JSON already, so its typed-dict transform of every message is
+            # skipped, and the stream is parsed here from the SSE lines with json.loads: the SDK's
+            # typed chunk objects cost more CPU than the rest of a turn (bench/RESULTS.md).
+            response = await self.client.post(
+                "/chat/completions", cast_to=_HttpResponse, body=kwargs, stream=True
+            )
+        except openai.APIStatusError as exc:
+            # The body is the upstream's text (it may echo our headers): only numbers are kept.
+            headers = {k.lower(): v for k, v in exc.response.headers.items()}
+            raise UpstreamError(
+                status=exc.status_code,
+                retry_after_s=_retry_after_s(headers, exc.message),
+                headers=headers,
+            ) from None
+        except openai.APITimeoutError:
+            raise UpstreamError(timeout=True) from None
+        except openai.APIConnectionError:
+            raise UpstreamError(reason=Reason.CONNECT) from None
         headers = {k.lower(): v for k, v in response.headers.items()}
         state = _StreamState()
-        decoder = _Utf8Decoder("replace")
         try:
             # Parse every complete line of each network read, then yield the read's events with
             # neighbouring text merged: the tokens that arrived together go down the pipeline
-            # (transforms, frames) as one delta instead of one per token. The chunks are parsed
-            # here with json.loads: typed chunk objects cost more CPU than the rest of a turn.
+            # (transforms, frames) as one delta instead of one per token.
             rest = ""
-            async for data in response.content.iter_chunked(READ_BYTES):
-                text = decoder.decode(data)
+            async for text in response.aiter_text():
                 lines = (rest + text).split("\n")
                 rest = lines.pop()
                 for event in _merged(state.lines(lines)):
                     yield event
                 if state.error is not None:
                     raise state.error
-                if len(data) >= BACKLOG_CHARS:
+                if len(text) >= BACKLOG_CHARS:
                     # aiohttp hands over what it has buffered without yielding to the loop: a
                     # read this large means more is waiting, so let the connection's writer
                     # and the other streams run first (a streaming reply's reads are small)
                     await asyncio.sleep(0)
-            rest += decoder.decode(b"", True)
             if rest:
                 for event in _merged(state.lines([rest, ""])):
                     yield event
@@ -226,19 +177,20 @@ class OpenAICompatProvider:
                 raise UpstreamError(reason=reason)
         except UpstreamError:
             raise
-        except (TimeoutError, aiohttp.ServerTimeoutError):
+        except openai.APITimeoutError:
             raise UpstreamError("upstream timed out mid-stream", timeout=True) from None
+        except openai.APIError as exc:
+            raise UpstreamError(
+                f"upstream stream failed: {type(exc).__name__}", reason=Reason.CUT
+            ) from None
         except Exception as exc:  # the HTTP layer's own errors (connection reset, bad chunk)
+            if isinstance(exc, TimeoutError) or "Timeout" in type(exc).__name__:
+                raise UpstreamError("upstream timed out mid-stream", timeout=True) from None
             raise UpstreamError(
                 f"upstream stream broke: {type(exc).__name__}", reason=Reason.CUT
             ) from None
         finally:
-            # read to its end, the connection goes back to the pool; else (an early close of
-            # the iterator: a cancelled turn) it is closed, which ends the upstream's request
-            if response.content.at_eof():
-                response.release()
-            else:
-                response.close()
+            await response.aclose()
         yield StreamDone(finish=state.finish, usage=state.usage, headers=headers)
 
 
@@ -359,10 +311,6 @@ def _error_status(error: Any) -> int | None:
         return status
     return None
 
-
-#: a stream's decoder: bytes split across reads are joined, invalid ones replaced (a binary
-#: body then fails as a body that is not a completion stream)
-_Utf8Decoder = codecs.getincrementaldecoder("utf-8")
 
 #: stands for an event whose data is not JSON (feed() refuses anything but an object)
 _NOT_JSON = object()
