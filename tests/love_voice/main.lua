@@ -82,12 +82,17 @@ check("plays_frames_in_order_gaplessly", function()
     end
     if speaker:is_speaking() then
       mouths[#mouths + 1] = speaker:mouth()
-      if not speaker.source:isPlaying() then stops = stops + 1 end
+      if not speaker.source:isPlaying() then
+        -- the last frame may have ended since the update above: that is the end, not a gap
+        speaker:update()
+        if speaker:is_speaking() then stops = stops + 1 end
+      end
     end
     if pushed == 4 and not speaker:is_speaking() then break end
     expect(love.timer.getTime() - t0 < 3, "still speaking after 3 s")
     frame()
   end
+  for k = last_played + 1, speaker.frames_played do played_order[#played_order + 1] = k end
   local elapsed = love.timer.getTime() - t0
   print(string.format("MARK gapless_end %.3f", elapsed))
   expect(table.concat(events, ",") == "start,finish done", "events " .. table.concat(events, ","))

@@ -183,6 +183,11 @@ function Speaker:mouth()
   while self.playing[i + 1] and t >= self.playing[i].sd:getDuration() do
     t, i = t - self.playing[i].sd:getDuration(), i + 1
   end
+  -- a buffer LÖVE released since the last `update` makes the position count from the next one
+  -- while that buffer is still first here: never go back to a frame already left
+  local reached = (self.mouth_frame or 0) - self.frames_played
+  if i < reached and self.playing[reached] then t, i = 0, reached end
+  self.mouth_frame = self.frames_played + i
   return voice.mouth_at(self.playing[i].frame, t)
 end
 
