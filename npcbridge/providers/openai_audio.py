@@ -11,8 +11,7 @@ import openai
 
 from ..process import add_secret
 from .audio import SpeechRequest, TranscriptionRequest
-from .base import Reason, UpstreamError
-from .openai_compat import parse_duration_s
+from .openai_compat import sdk_failure
 
 T = TypeVar("T")
 
@@ -76,18 +75,8 @@ class OpenAIAudioProvider:
 
 
 async def _calling(call: Awaitable[T]) -> T:
-    """``call``'s answer; the SDK's failures as :class:`UpstreamError` in our own words (the
-    upstream's body may echo our headers: only the status and the wait are kept)."""
+    """``call``'s answer; the SDK's failures as :func:`~.openai_compat.sdk_failure` words them."""
     try:
         return await call
-    except openai.APIStatusError as exc:
-        headers = {k.lower(): v for k, v in exc.response.headers.items()}
-        raise UpstreamError(
-            status=exc.status_code,
-            retry_after_s=parse_duration_s(headers.get("retry-after")),
-            headers=headers,
-        ) from None
-    except openai.APITimeoutError:
-        raise UpstreamError(timeout=True) from None
-    except openai.APIConnectionError:
-        raise UpstreamError(reason=Reason.CONNECT) from None
+    except (openai.APIStatusError, openai.APIConnectionError) as exc:
+        raise sdk_failure(exc) from None

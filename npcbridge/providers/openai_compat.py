@@ -133,18 +133,8 @@ class OpenAICompatProvider:
             response = await self.client.post(
                 "/chat/completions", cast_to=_HttpResponse, body=kwargs, stream=True
             )
-        except openai.APIStatusError as exc:
-            # The body is the upstream's text (it may echo our headers): only numbers are kept.
-            headers = {k.lower(): v for k, v in exc.response.headers.items()}
-            raise UpstreamError(
-                status=exc.status_code,
-                retry_after_s=_retry_after_s(headers, exc.message),
-                headers=headers,
-            ) from None
-        except openai.APITimeoutError:
-            raise UpstreamError(timeout=True) from None
-        except openai.APIConnectionError:
-            raise UpstreamError(reason=Reason.CONNECT) from None
+        except (openai.APIStatusError, openai.APIConnectionError) as exc:
+            raise sdk_failure(exc) from None
         headers = {k.lower(): v for k, v in response.headers.items()}
         state = _StreamState()
         try:
@@ -192,6 +182,21 @@ class OpenAICompatProvider:
         finally:
             await response.aclose()
         yield StreamDone(finish=state.finish, usage=state.usage, headers=headers)
+
+
+def sdk_failure(exc: openai.APIStatusError | openai.APIConnectionError) -> UpstreamError:
+    """The SDK's failure to get an answer as :class:`UpstreamError` in our own words: the
+    upstream's body may echo our headers, so only the status and the wait it asks for are kept."""
+    if isinstance(exc, openai.APIStatusError):
+        headers = {k.lower(): v for k, v in exc.response.headers.items()}
+        return UpstreamError(
+            status=exc.status_code,
+            retry_after_s=_retry_after_s(headers, exc.message),
+            headers=headers,
+        )
+    if isinstance(exc, openai.APITimeoutError):
+        return UpstreamError(timeout=True)
+    return UpstreamError(reason=Reason.CONNECT)
 
 
 def _retry_after_s(headers: dict[str, str], body_text: str) -> float | None:
