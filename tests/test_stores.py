@@ -204,6 +204,33 @@ async def test_two_processes_migrating_one_new_file_migrate_it_once(
         assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
 
 
+async def test_opening_waits_for_another_process_holding_a_new_file_locked(
+    tmp_path: Path,
+) -> None:
+    """A worker switching a new file to WAL while another worker holds its write lock gets
+    "database is locked" at once from SQLite (no busy wait); opening retries instead of
+    failing the worker's start-up."""
+    path = tmp_path / "new.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE other (x)")
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("INSERT INTO other VALUES (1)")
+    loop = asyncio.get_running_loop()
+    release = loop.call_later(0.3, holder.execute, "COMMIT")
+    started = loop.time()
+    try:
+        store = await open_store(str(path))
+    finally:
+        release.cancel()
+        holder.close()
+    try:
+        assert loop.time() - started >= 0.25
+        await store.add_counter("opened", 1.0)
+        assert await store.get_counter("opened") == 1.0
+    finally:
+        await store.close()
+
+
 async def test_sqlite_survives_reopen(tmp_path: Path) -> None:
     path = str(tmp_path / "r.db")
     s = await open_store(path)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any, Self
 
@@ -29,6 +30,11 @@ import aiosqlite
 from .base import StoreError
 from .sqlite_commits import GroupCommit, WriteResult
 from .sqlite_schema import migrate
+
+#: how long opening a file waits for other processes' locks (also the writer's busy timeout)
+OPEN_TIMEOUT_S = 10.0
+#: the pause between two attempts at preparing a file another process holds locked
+OPEN_RETRY_S = 0.02
 
 
 def sqlite_path(url: str) -> tuple[str, dict[str, str]]:
@@ -71,6 +77,29 @@ def _checked_file(path: str) -> str:
     return str(file)
 
 
+async def _prepare(db: aiosqlite.Connection, name: str, synchronous: str) -> None:
+    """Switch ``db`` to WAL, set its pragmas and migrate it, waiting out other processes.
+
+    SQLite returns "database is locked" at once, without waiting the busy timeout, when waiting
+    could deadlock: switching a new file to WAL while another process (a worker of the same
+    server, opening the same new file) holds its write lock is one such case. Every step here
+    is idempotent and the migration is one transaction, so the whole step is retried until
+    :data:`OPEN_TIMEOUT_S` has passed.
+    """
+    deadline = time.monotonic() + OPEN_TIMEOUT_S
+    while True:
+        try:
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute(f"PRAGMA synchronous={synchronous}")
+            await db.execute("PRAGMA foreign_keys=ON")
+            await migrate(db, name)
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(OPEN_RETRY_S)
+
+
 class SqliteDatabase:
     """One SQLite file's connections and the statement runners the store's tables use."""
 
@@ -98,15 +127,12 @@ class SqliteDatabase:
         if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise StoreError(f"store {url}: synchronous must be off, normal, full or extra")
         try:
-            db = await aiosqlite.connect(path, timeout=10.0, isolation_level=None)
+            db = await aiosqlite.connect(path, timeout=OPEN_TIMEOUT_S, isolation_level=None)
         except sqlite3.Error as exc:
             raise StoreError(f"store {name}: cannot open SQLite database: {exc}") from None
         store = cls(db, name)
         try:
-            await db.execute("PRAGMA journal_mode=WAL")
-            await db.execute(f"PRAGMA synchronous={synchronous}")
-            await db.execute("PRAGMA foreign_keys=ON")
-            await migrate(db, name)
+            await _prepare(db, name, synchronous)
         except sqlite3.Error as exc:
             await db.close()
             raise StoreError(f"store {name}: cannot open SQLite database: {exc}") from None
