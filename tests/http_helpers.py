@@ -21,10 +21,14 @@ class Answer:
         return json.loads(self.body)
 
 
-async def exchange(port: int, data: bytes, *, answers: int = 1, wait_s: float = 5) -> bytes:
+async def exchange(
+    port: int, data: bytes, *, answers: int = 1, wait_s: float = 5, source: str | None = None
+) -> bytes:
     """Write ``data`` on one TCP connection and read until ``answers`` answers arrived (each
-    counted by its status line) or the server closed."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    counted by its status line) or the server closed. ``source``: the local address to connect
+    from (another address of this machine: the server sees a peer that is not loopback)."""
+    local = (source, 0) if source is not None else None
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=local)
     writer.write(data)
     received = b""
     try:
@@ -84,14 +88,16 @@ async def request(
     path: str,
     body: bytes = b"",
     headers: dict[str, str] | None = None,
+    source: str | None = None,
 ) -> Answer:
-    """One request on its own connection (``Connection: close``), parsed."""
+    """One request on its own connection (``Connection: close``), parsed (``source``: see
+    :func:`exchange`)."""
     head = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Connection: close"]
     head += [f"{k}: {v}" for k, v in (headers or {}).items()]
     if body or method in ("POST", "PUT", "PATCH"):
         head.append(f"Content-Length: {len(body)}")
     data = ("\r\n".join(head) + "\r\n\r\n").encode() + body
-    answers = split_answers(await exchange(port, data))
+    answers = split_answers(await exchange(port, data, source=source))
     assert answers, "no answer"
     return answers[0]
 
@@ -103,8 +109,10 @@ SMITH = {"type": "npc.define", "id": "d", "npc": "smith", "persona": {"name": "B
 class Transport:
     """Calls of the HTTP transport on one server, JSON bodies unless told otherwise."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, source: str | None = None) -> None:
         self.port = port
+        #: the local address requests come from (None: 127.0.0.1)
+        self.source = source
 
     async def call(
         self,
@@ -126,7 +134,7 @@ class Transport:
             else:
                 data = body if isinstance(body, bytes) else json.dumps(body).encode()
                 sent.setdefault("Content-Type", "application/json")
-        return await request(self.port, method, path, data, sent)
+        return await request(self.port, method, path, data, sent, self.source)
 
     async def open(self, hello: dict[str, Any] | None = None, **headers: str) -> str:
         """A new session's key (asserting it opened)."""

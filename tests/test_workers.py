@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
+import socket
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -15,11 +18,15 @@ from test_budget_reservations import LIMIT_USD, billed_usd, say_all, worst_turn_
 from test_memory_processes import SMITH, serve_env, talk
 
 from npcbridge.client import Client, NpcBridgeError
+from npcbridge.server.http_forward import PEER_HEADER, SECRET_HEADER
 from npcbridge.testing.fake_upstream import FakeUpstream
 from npcbridge.testing.serving import serving
+from tests.http_helpers import SMITH as HTTP_SMITH
+from tests.http_helpers import Answer, EventStream, Transport, request
 
 #: the supervisor's line once every worker listens
 READY = r"workers serve (ws://\S+)"
+SAY = {"type": "say", "id": 1, "npc": "smith", "player": "p1", "text": "[[words:12]]"}
 
 
 def http_get(url: str) -> str:
@@ -152,3 +159,174 @@ async def test_upstream_rate_limits_hold_across_workers(
         outcomes = await asyncio.gather(*(player(n) for n in range(12)))
     assert sorted(outcomes) == ["rate_limited"] * 10 + ["stop"] * 2
     assert len(fake_upstream.requests) == 2
+
+
+def port_of(url: str) -> int:
+    return int(url.rstrip("/").rsplit(":", 1)[1])
+
+
+async def sessions_on_both_workers(http: Transport, count: int = 16) -> list[str]:
+    """``count`` sessions, each opened on a new connection: some on each worker (all on one:
+    2**-15), each with the NPC defined."""
+    keys = [await http.open() for _ in range(count)]
+    assert {key.split(".", 1)[0] for key in keys} == {"0", "1"}, keys
+    for key in keys:
+        defined = await http.post(key, {**HTTP_SMITH, "id": "d"})
+        assert defined.status == 200 and defined.json()["messages"] == [{"id": "d", "type": "ok"}]
+    return keys
+
+
+async def test_http_sessions_are_served_whichever_worker_takes_a_request(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    env = serve_env(str(tmp_path / "http.db"), fake_upstream)
+    async with serving(env, "--workers", "2", ready=READY) as served:
+        port = port_of(served.url)
+        http = Transport(port)  # every request on a new TCP connection
+        keys = await sessions_on_both_workers(http)
+        cursors = dict.fromkeys(keys, 1)
+        for _ in range(3):
+            for key in keys:
+                pong = await http.post(key, {"type": "ping"})
+                cursors[key] += 1
+                assert pong.json() == {"cursor": cursors[key], "messages": [{"type": "pong"}]}
+        for n, key in enumerate(keys[:6]):
+            said = await http.post(key, {**SAY, "id": n}, "?wait=10&merge=1")
+            messages = said.json()["messages"]
+            assert [m["type"] for m in messages] == ["reply.start", "reply.delta", "reply.end"]
+            assert messages[1]["text"] == messages[2]["text"] and messages[2]["text"]
+            cursors[key] = said.json()["cursor"]
+        # a long-poll held by the owner, answered when a message posted on another connection
+        # (perhaps to the other worker) exists
+        for key in keys[:4]:
+            poll = asyncio.create_task(http.poll(key, f"?cursor={cursors[key]}&wait=10"))
+            await asyncio.sleep(0.2)
+            assert not poll.done()
+            await http.post(key, {"type": "ping"})
+            polled = (await poll).json()
+            assert polled["messages"] == [{"type": "pong"}]
+            cursors[key] = polled["cursor"]
+        # an event stream, chunk by chunk as the reply is made; then resumed by Last-Event-ID
+        for n, key in enumerate(keys[:4]):
+            stream = await EventStream.open(
+                port, f"/v1/sessions/{key}/events?cursor={cursors[key]}"
+            )
+            assert stream.status == 200 and stream.headers["x-accel-buffering"] == "no"
+            try:
+                said = await http.post(key, {**SAY, "id": 100 + n})
+                assert said.status == 200
+                events = []
+                while not events or events[-1]["event"] != "reply.end":
+                    events.append(await stream.next_event())
+            finally:
+                stream.close()
+            ids = [int(e["id"]) for e in events]
+            assert ids == list(range(cursors[key], cursors[key] + len(ids)))
+            text = "".join(e["data"]["text"] for e in events if e["event"] == "reply.delta")
+            assert text == events[-1]["data"]["text"] and text
+            resumed = await EventStream.open(
+                port, f"/v1/sessions/{key}/events", {"Last-Event-ID": str(ids[-2])}
+            )
+            try:
+                again = await resumed.next_event()
+            finally:
+                resumed.close()
+            assert again is not None and again["id"] == str(ids[-1]) and again == events[-1]
+            cursors[key] = ids[-1] + 1
+        for key in keys:
+            ended = await http.call("DELETE", f"/v1/sessions/{key}")
+            assert (ended.status, ended.json()) == (200, {"closed": True})
+            after = await http.poll(key)
+            assert after.status == 404 and after.json()["message"] == "unknown session"
+
+
+def worker_folder(pid: int) -> Path:
+    """The workers' shared folder, from a worker's environment."""
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    value = next(v for v in environ if v.startswith(b"NPCBRIDGE_WORKER_DIR="))
+    return Path(value.partition(b"=")[2].decode())
+
+
+def other_address() -> str | None:
+    """An address of this machine that is not loopback (the route a UDP socket would take; no
+    packet is sent), or None."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("192.0.2.1", 9))
+        address = str(probe.getsockname()[0])
+    except OSError:
+        return None
+    finally:
+        probe.close()
+    return None if address.startswith("127.") else address
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads a worker's /proc environment")
+async def test_a_forwarded_request_is_about_its_client_not_the_forwarding_worker(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    env = serve_env(str(tmp_path / "trust.db"), fake_upstream)
+    async with serving(env, "--workers", "2", ready=READY) as served:
+        port = port_of(served.url)
+        folder = worker_folder(worker_pids(served.log)[0])
+        listing = json.loads((folder / "http-1.json").read_text())
+        private, secret = int(listing["port"]), listing["secret"]
+
+        async def forwarded(path: str, peer: str | None, sent: str | None) -> Answer:
+            headers = {PEER_HEADER: peer} if peer is not None else {}
+            if sent is not None:
+                headers[SECRET_HEADER] = sent
+            return await request(private, "GET", path, headers=headers)
+
+        # the private port answers only the workers' forwards, even from loopback
+        assert (await forwarded("/metrics", "127.0.0.1", None)).status == 403
+        assert (await forwarded("/metrics", "127.0.0.1", "not-the-secret")).status == 403
+        # a remote client's forwarded request is not trusted as the 127.0.0.1 it came from
+        refused = await forwarded("/metrics", "203.0.113.7", secret)
+        assert refused.status == 401 and refused.headers["www-authenticate"] == "Bearer"
+        assert (await forwarded("/healthz", "203.0.113.7", secret)).json() == {"status": "ok"}
+        assert (await forwarded("/metrics", "127.0.0.1", secret)).status == 200
+        assert "connections" in (await forwarded("/healthz", "127.0.0.1", secret)).json()
+        # a client cannot pass for another address by sending the header itself
+        assert (
+            await request(port, "GET", "/metrics", headers={PEER_HEADER: "127.0.0.1"})
+        ).status == 200
+        source = other_address()
+        if source is None:
+            return
+        remote = Transport(port, source)
+        assert (
+            await remote.call("GET", "/metrics", headers={PEER_HEADER: "127.0.0.1"})
+        ).status == 401
+        # a client from another address: its session works through either worker
+        keys = await sessions_on_both_workers(remote, 8)
+        for key in keys:
+            pong = await remote.post(key, {"type": "ping"})
+            assert pong.json() == {"cursor": 2, "messages": [{"type": "pong"}]}
+
+
+async def test_the_sessions_of_a_worker_that_died_are_unknown(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    env = serve_env(str(tmp_path / "died.db"), fake_upstream)
+    async with serving(env, "--workers", "2", ready=READY) as served:
+        http = Transport(port_of(served.url))
+        keys = await sessions_on_both_workers(http, 12)
+        os.kill(worker_pids(served.log)[0], signal.SIGKILL)
+
+        async def check() -> None:
+            for key in keys * 2:  # every key, each on new connections to either worker
+                answer = await http.post(key, {"type": "ping"})
+                if key.startswith("0."):
+                    assert answer.status == 404, answer.body
+                    assert answer.json()["message"] == "unknown session"
+                else:
+                    assert answer.status == 200 and answer.json()["messages"] == [{"type": "pong"}]
+
+        await asyncio.sleep(0.1)
+        await check()  # worker 0 gone
+        for _ in range(100):
+            await asyncio.sleep(0.1)
+            if served.log.count("listening on") >= 3:
+                break
+        await check()  # worker 0 started again, without the old worker's sessions

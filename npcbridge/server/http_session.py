@@ -7,8 +7,9 @@ differs is only where frames go: into the session's :class:`~.http_ring.MessageR
 the rules close it (too many bad messages), or it stays idle for ``server.http_session_idle_s``
 with no request, poll or stream open; its turns are then cancelled.
 
-The session's secret :attr:`~HttpSession.key` (128 random bits) is what requests carry in their
-path; :attr:`~HttpSession.id` (the ``welcome.session``, logged) is another value.
+The session's secret :attr:`~HttpSession.key` (128 random bits, after the worker's number and a
+dot when the server runs as several workers: :mod:`.http_forward`) is what requests carry in
+their path; :attr:`~HttpSession.id` (the ``welcome.session``, logged) is another value.
 """
 
 from __future__ import annotations
@@ -91,10 +92,11 @@ class RequestFrames:
 class HttpSession(SessionCore):
     """State of one HTTP session (module docstring)."""
 
-    def __init__(self, context: ServerContext, peer: str) -> None:
+    def __init__(self, context: ServerContext, peer: str, key_prefix: str = "") -> None:
+        """``key_prefix`` names the worker of the session (``npcbridge serve --workers N``)."""
         super().__init__(context)
         #: the secret the client's requests carry (``/v1/sessions/<key>/...``)
-        self.key = secrets.token_urlsafe(16)
+        self.key = key_prefix + secrets.token_urlsafe(16)
         self.peer = peer
         self.ring = MessageRing(self.config.send_queue_bytes)
         #: True once the session is over (its key is then unknown)

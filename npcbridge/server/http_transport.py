@@ -30,6 +30,7 @@ from ..protocol.connection import Decoder
 from ..protocol.frames import error_frame
 from ..protocol.json_codec import decode_json_map, encode_json
 from .http_connection import Answer, Gone, StreamAnswer
+from .http_forward import Forwarder, WorkerPlace
 from .http_ring import merge_deltas
 from .http_session import CursorError, HttpSession
 
@@ -143,16 +144,31 @@ def sse_event(seq: int, frame: dict[str, Any]) -> bytes:
 class HttpTransport:
     """The sessions of the HTTP transport and the answer to each ``/v1/`` request."""
 
-    def __init__(self, context: ServerContext) -> None:
+    def __init__(self, context: ServerContext, place: WorkerPlace | None = None) -> None:
+        """``place``: this worker among several (``npcbridge serve --workers N``): its session
+        keys then name it, and requests for other workers' sessions are forwarded to them."""
         self.context = context
         self.settings = context.settings
+        self.place = place
+        self._forwarder = Forwarder(place) if place is not None else None
         #: open sessions by key
         self.sessions: dict[str, HttpSession] = {}
         self._per_ip: Counter[str] = Counter()
         self._sweeper: asyncio.Task[None] | None = None
 
     async def __call__(self, request: HttpRequest, gone: Gone) -> Answer:
-        """Answer one request under ``/v1/``."""
+        """Answer one request under ``/v1/``: here, or by the worker whose session it names."""
+        if self.place is not None and self._forwarder is not None:
+            owner = self.place.owner(request.path)
+            if owner is not None and owner != self.place.index:
+                answer = await self._forwarder.forward(owner, request, gone)
+                if answer is None:  # the owner is gone, and so are its sessions
+                    return BodyFormat(request.headers).answer(404, _unknown_session().frame)
+                return answer
+        return await self.local(request, gone)
+
+    async def local(self, request: HttpRequest, gone: Gone) -> Answer:
+        """Answer one request under ``/v1/`` in this process (never forwarded)."""
         fmt = BodyFormat(request.headers)
         try:
             return await self._route(request, gone, fmt)
@@ -205,7 +221,8 @@ class HttpTransport:
                 f"more than {cap} sessions from one address",
                 retry_after_ms=1000,
             )
-        session = HttpSession(self.context, request.peer)
+        prefix = self.place.key_prefix if self.place is not None else ""
+        session = HttpSession(self.context, request.peer, prefix)
         decode = fmt.decoder
         token = bearer_token(request.headers)
 

@@ -18,6 +18,8 @@ from ..protocol.frames import error_frame
 from .connection import BridgeConnection, connection_class
 from .context import Application
 from .http import HttpFront
+from .http_forward import WorkerPlace
+from .http_private import PrivateListener
 from .http_transport import HttpTransport
 from .session import Session
 
@@ -31,7 +33,12 @@ class Server:
     """A running server: ``host``/``port`` as bound, ``url`` to connect to."""
 
     def __init__(
-        self, app: Application, ws_server: WsServer, http: HttpFront, transport: HttpTransport
+        self,
+        app: Application,
+        ws_server: WsServer,
+        http: HttpFront,
+        transport: HttpTransport,
+        private: PrivateListener | None = None,
     ) -> None:
         self.app = app
         self.ws_server = ws_server
@@ -39,6 +46,8 @@ class Server:
         self.http = http
         #: the HTTP transport (its sessions)
         self.http_transport = transport
+        #: a worker's listener of requests forwarded by the other workers (None: one process)
+        self.private = private
         sock = next(iter(ws_server.sockets))
         self.host, self.port = sock.getsockname()[:2]
 
@@ -51,6 +60,8 @@ class Server:
     async def close(self) -> None:
         """Stop accepting, close connections (their turns are cancelled), close the app."""
         self.ws_server.close()
+        if self.private is not None:
+            await self.private.close()
         self.http.close_all()
         await self.http_transport.close()
         await self.ws_server.wait_closed()
@@ -129,13 +140,16 @@ async def serve(
     *,
     connection_handler: Callable[[ServerConnection], Awaitable[None]] | None = None,
     reuse_port: bool = False,
+    worker: WorkerPlace | None = None,
 ) -> Server:
     """Start the app and listen; ``host``/``port`` default to the app's config.
 
     ``connection_handler`` replaces the protocol session for each connection while keeping
     every WebSocket setting, limit and HTTP route; the WebSocket conformance tests use it to
     run the Autobahn cases (which need an echo peer) against this exact server setup.
-    ``reuse_port`` listens with ``SO_REUSEPORT`` (the workers of ``npcbridge serve --workers``).
+    ``reuse_port`` listens with ``SO_REUSEPORT`` (the workers of ``npcbridge serve --workers``);
+    ``worker`` places this server among those workers: HTTP transport requests for another
+    worker's session are forwarded to it, and this one listens for theirs (:mod:`.http_forward`).
     """
     context = app.context
     cfg = context.settings
@@ -170,8 +184,16 @@ async def serve(
     if cfg.allowed_origins is not None:
         # non-browser clients send no Origin header and are always allowed
         origins = [None, *cfg.allowed_origins]
-    transport = HttpTransport(context)
+    transport = HttpTransport(context, worker)
     front = HttpFront(context, lambda: len(sessions), transport, lambda: transport.open_sessions)
+    private = None
+    if worker is not None:
+        # forwarded requests are answered here, by a front whose transport never forwards
+        forwarded = HttpFront(
+            context, lambda: len(sessions), transport.local, lambda: transport.open_sessions
+        )
+        private = PrivateListener(forwarded, worker)
+        await private.start()
     ws_server = await ws_serve(
         handler,
         host if host is not None else cfg.host,
@@ -188,7 +210,7 @@ async def serve(
         create_connection=connection_class(front),
         reuse_port=reuse_port,
     )
-    server = Server(app, ws_server, front, transport)
+    server = Server(app, ws_server, front, transport, private)
     log.info(
         "npcbridge listening on %s (models: %s%s)",
         server.url,
