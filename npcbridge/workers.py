@@ -21,7 +21,8 @@ The supervisor waits until every worker listens, logs one line, and then:
 
 Workers are told who they are through the environment: ``NPCBRIDGE_WORKER_INDEX`` (0..N-1),
 ``NPCBRIDGE_WORKER_PORT`` (the port to listen on), ``NPCBRIDGE_WORKER_DIR`` (a folder the
-workers share for their ``/metrics`` snapshots) and ``NPCBRIDGE_WORKER_READY_FD`` (a pipe they
+workers share: their ``/metrics`` snapshots, and where each takes the HTTP transport requests
+forwarded to it, ``npcbridge.server.http_forward``) and ``NPCBRIDGE_WORKER_READY_FD`` (a pipe they
 write one byte to once they listen). On Linux a worker also ends when the supervisor dies.
 """
 
@@ -68,7 +69,8 @@ def worker_port() -> int | None:
 
 
 def shared_folder() -> Path | None:
-    """The folder the workers share (their ``/metrics`` snapshots), or None when not a worker."""
+    """The folder the workers share (``/metrics`` snapshots, forwarding listings), or None when
+    not a worker."""
     value = os.environ.get(DIR_ENV)
     return Path(value) if value is not None else None
 
