@@ -330,3 +330,32 @@ async def test_the_sessions_of_a_worker_that_died_are_unknown(
             if served.log.count("listening on") >= 3:
                 break
         await check()  # worker 0 started again, without the old worker's sessions
+
+
+async def test_a_client_that_hangs_up_ends_its_forwarded_poll_and_stream(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    # a session expires once idle: only when the owner saw every poll and stream end
+    config = tmp_path / "npcbridge.toml"
+    config.write_text("[server]\nhttp_session_idle_s = 1.5\n")
+    env = {**serve_env(str(tmp_path / "hang.db"), fake_upstream), "NPCBRIDGE_CONFIG": str(config)}
+    async with serving(env, "--workers", "2", ready=READY) as served:
+        port = port_of(served.url)
+        http = Transport(port)
+        keys = await sessions_on_both_workers(http, 8)
+        streams, polls = [], []
+        for key in keys:
+            stream = await EventStream.open(port, f"/v1/sessions/{key}/events")
+            assert stream.status == 200
+            streams.append(stream)
+            polls.append(asyncio.create_task(http.poll(key, "?cursor=1&wait=30")))
+        await asyncio.sleep(0.3)
+        for stream in streams:
+            stream.close()
+        for poll in polls:
+            poll.cancel()
+        await asyncio.gather(*polls, return_exceptions=True)
+        await asyncio.sleep(3)
+        for key in keys:
+            expired = await http.poll(key)
+            assert expired.status == 404, (key, expired.body)
