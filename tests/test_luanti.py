@@ -8,6 +8,7 @@ Needs: apt ``minetest-server`` (brings ``minetest-data``: the game ``minetest_ga
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -21,6 +22,11 @@ from typing import Any
 import pytest
 from luanti_world import MOD_DIR, ROOT, TEST_MOD_DIR, free_tcp_port, in_ci, run_luanti
 from stack_process import StackProcess, start_stack
+from test_memory_processes import serve_env
+from test_workers import READY
+
+from npcbridge.testing.fake_upstream import FakeUpstream
+from npcbridge.testing.serving import serving
 
 pytestmark = pytest.mark.luanti
 VECTORS = ROOT / "tests" / "vectors"
@@ -191,6 +197,46 @@ def test_new_session_after_a_server_restart(tmp_path: Path, stack: StackProcess)
     assert "the npcbridge session expired; opening a new one" in run.log, run.report()
     server_log = stack.stderr[log_start:]
     assert server_log.count("client='luanti/") == 2, server_log[-4000:]
+
+
+async def test_mod_talks_to_a_server_of_two_workers(
+    tmp_path: Path, fake_upstream: FakeUpstream
+) -> None:
+    """``npcbridge serve --workers 2``: the mod's requests of its one session reach either
+    worker (Luanti's fetch opens connections as it likes), and every line is answered."""
+    config = tmp_path / "npcbridge.toml"
+    config.write_text('[npcs.blacksmith]\nname = "Brom"\ndescription = "A blacksmith."\n')
+    env = {
+        **serve_env(str(tmp_path / "workers.db"), fake_upstream),
+        "NPCBRIDGE_CONFIG": str(config),
+    }
+    async with serving(env, "--workers", "2", "--log-level", "info", ready=READY) as served:
+        run = await asyncio.to_thread(
+            run_luanti,
+            tmp_path,
+            [MOD_DIR, TEST_MOD_DIR],
+            {
+                "secure.http_mods": "npcbridge",
+                "npcbridge.url": served.url.replace("ws://", "http://", 1).rstrip("/"),
+                "npcbridge.poll_wait": "10",
+                "npcbridge_test.scenario": "lines",
+                "npcbridge_test.deadline_s": "60",
+            },
+        )
+        log = served.log
+    assert run.returncode == 0, run.report()
+    result = run.read_json("npcbridge_test.json")
+    report = f"{json.dumps(result, indent=1)[-3000:]}\n{run.report()}"
+    assert result["finished"] == "done", report
+    for n in range(1, 9):
+        line = result["steps"][f"line{n}"]
+        assert (line.get("text"), line.get("finish")) == (f"Line {n}.", "stop"), report
+    assert not result["general_errors"] and result["status"] == "ready", report
+    assert "expired; opening a new one" not in run.log, run.report()
+    # one session for the whole run, and it was never lost
+    opened = [line for line in log.splitlines() if "http session=" in line and " open" in line]
+    assert len(opened) == 1, log[-4000:]
+    assert "Traceback" not in log, log[-4000:]
 
 
 @pytest.mark.parametrize("token", ["s3cret-token", "wrong-token"])

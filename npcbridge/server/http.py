@@ -10,7 +10,9 @@ load balancer's probe); its details (server, offline, connections, tasks) go onl
 requests. An *admin* route (``/metrics``) answers only trusted requests (else 401 with
 ``WWW-Authenticate: Bearer``), and never a browser page of another origin: a request whose
 ``Origin`` header is present and is not the server's own origin gets 403. (A server bound off
-loopback always has a token: start-up refuses otherwise.)
+loopback always has a token: start-up refuses otherwise.) A request that another worker of
+``npcbridge serve --workers N`` forwarded is judged by its client's address, not by the
+forwarding worker's loopback one (:mod:`.http_private`).
 """
 
 from __future__ import annotations

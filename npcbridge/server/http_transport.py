@@ -158,10 +158,11 @@ class HttpTransport:
 
     async def __call__(self, request: HttpRequest, gone: Gone) -> Answer:
         """Answer one request under ``/v1/``: here, or by the worker whose session it names."""
-        if self.place is not None and self._forwarder is not None:
-            owner = self.place.owner(request.path)
-            if owner is not None and owner != self.place.index:
-                answer = await self._forwarder.forward(owner, request, gone)
+        forwarder = self._forwarder
+        if forwarder is not None:
+            owner = forwarder.place.owner(request.path)
+            if owner is not None and owner != forwarder.place.index:
+                answer = await forwarder.forward(owner, request, gone)
                 if answer is None:  # the owner is gone, and so are its sessions
                     return BodyFormat(request.headers).answer(404, _unknown_session().frame)
                 return answer

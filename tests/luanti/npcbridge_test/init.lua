@@ -1,7 +1,7 @@
 -- Drives the npcbridge mod's public API against a real npcbridge server (with the fake upstream
 -- behind it, whose [[...]] directives in the player text script the replies), writes the outcome
 -- to <world>/npcbridge_test.json and shuts the server down. The scenario comes from the setting
--- npcbridge_test.scenario: "full", "restart", "encode", or one line to say: "no_http",
+-- npcbridge_test.scenario: "full", "restart", "encode", "lines", or one line to say: "no_http",
 -- "unreachable", "token".
 local settings = minetest.settings
 -- only the "restart" scenario lists this mod in secure.http_mods: it restarts the npcbridge
@@ -338,6 +338,16 @@ local one_line = {
   end },
 }
 
+-- several lines in a row to a configured NPC, each answered before the next ("lines": the
+-- requests of one session, spread over the workers of a server that runs several)
+local lines = {}
+for n = 1, 8 do
+  lines[n] = { name = "line" .. n, fn = function(done)
+    local _, cb = recorder(done)
+    npcbridge.say("blacksmith", "tester", "[[reply:Line " .. n .. ".]]", cb)
+  end }
+end
+
 -- every JSON text in <world>/npcbridge_vectors.json (an array of {name, json}) read by the
 -- mod's decoder (the one its answers go through) and written again by its encoder
 local function encode_vectors()
@@ -373,6 +383,6 @@ minetest.after(0, function()
   if scenario == "encode" then
     return encode_vectors()
   end
-  local scenarios = { full = full, restart = restart }
+  local scenarios = { full = full, restart = restart, lines = lines }
   run_steps(scenarios[scenario] or one_line)
 end)
