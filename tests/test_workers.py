@@ -22,7 +22,7 @@ from npcbridge.server.http_forward import PEER_HEADER, SECRET_HEADER
 from npcbridge.testing.fake_upstream import FakeUpstream
 from npcbridge.testing.serving import serving
 from tests.http_helpers import SMITH as HTTP_SMITH
-from tests.http_helpers import Answer, EventStream, Transport, request
+from tests.http_helpers import Answer, EventStream, Transport, decode_body, request
 
 #: the supervisor's line once every worker listens
 READY = r"workers serve (ws://\S+)"
@@ -190,6 +190,15 @@ async def test_http_sessions_are_served_whichever_worker_takes_a_request(
                 pong = await http.post(key, {"type": "ping"})
                 cursors[key] += 1
                 assert pong.json() == {"cursor": cursors[key], "messages": [{"type": "pong"}]}
+        for key in keys:
+            # msgpack both ways, and an error answer's status and headers, whoever answers
+            packed = await http.post(key, {"type": "ping"}, msgpack_body=True)
+            cursors[key] += 1
+            assert packed.headers["content-type"] == "application/msgpack"
+            assert decode_body(packed) == {"cursor": cursors[key], "messages": [{"type": "pong"}]}
+            wrong = await http.call("PUT", f"/v1/sessions/{key}/messages")
+            assert (wrong.status, wrong.headers["allow"]) == (405, "GET, POST")
+            assert wrong.json()["message"] == "method not allowed"
         for n, key in enumerate(keys[:6]):
             said = await http.post(key, {**SAY, "id": n}, "?wait=10&merge=1")
             messages = said.json()["messages"]
