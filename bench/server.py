@@ -64,7 +64,7 @@ async def _run(
     configure_logging(config.log_level)
     app = App(config, entry_points=False)
     port = workers.worker_port()
-    server = await serve(app, port=port, reuse_port=port is not None)
+    server = await serve(app, port=port, reuse_port=port is not None, worker=workers.worker_place())
     if freeze:
         settle_heap()
     workers.announce_ready()

@@ -123,17 +123,16 @@ class StartupError(Exception):
 async def _run_server(config: Any, plugins: list[str]) -> int:
     from .app import App
     from .server import serve, settle_heap
-    from .server.http_forward import WorkerPlace
 
     # first: a SIGTERM that arrives during start-up still ends the process cleanly
     stop = stop_event()
     app = App(config, plugins)
     port = workers.worker_port()
-    folder, index = workers.shared_folder(), workers.worker_index()
-    place = WorkerPlace(folder, index) if folder is not None and index is not None else None
     try:
         # a worker listens on the supervisor's port beside the other workers
-        server = await serve(app, port=port, reuse_port=port is not None, worker=place)
+        server = await serve(
+            app, port=port, reuse_port=port is not None, worker=workers.worker_place()
+        )
     except OSError as exc:
         await app.close()
         raise StartupError(

@@ -41,7 +41,10 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .server.http_forward import WorkerPlace
 
 log = logging.getLogger("npcbridge.workers")
 
@@ -73,6 +76,16 @@ def shared_folder() -> Path | None:
     not a worker."""
     value = os.environ.get(DIR_ENV)
     return Path(value) if value is not None else None
+
+
+def worker_place() -> WorkerPlace | None:
+    """This worker among the server's workers (``serve(worker=...)``), or None when not a
+    worker."""
+    # imported here: the supervisor and the other commands never load the server
+    from .server.http_forward import WorkerPlace
+
+    folder, index = shared_folder(), worker_index()
+    return WorkerPlace(folder, index) if folder is not None and index is not None else None
 
 
 def announce_ready() -> None:
