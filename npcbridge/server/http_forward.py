@@ -157,30 +157,18 @@ class Forwarder:
             head = await _next_event(connection, reader)
             if not isinstance(head, h11.Response):
                 return None
-            content_type = ""
-            headers: list[tuple[str, str]] = []
-            chunked = False
-            for raw_name, raw_value in head.headers:
-                name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
-                if name == "content-type":
-                    content_type = value
-                elif name == "transfer-encoding":
-                    chunked = True
-                elif name not in _HOP_ANSWER:
-                    headers.append((name, value))
+            content_type, headers, chunked = _answer_head(head)
             if chunked:
                 streaming = True
-                # the local connection writes its own Cache-Control on a stream
-                kept = tuple(h for h in headers if h[0] != "cache-control")
                 chunks = _relay(connection, reader, writer, gone, half_close)
-                return StreamAnswer(head.status_code, content_type, chunks, kept)
+                return StreamAnswer(head.status_code, content_type, chunks, headers)
             body = bytearray()
             while True:
                 event = await _next_event(connection, reader)
                 if isinstance(event, h11.Data):
                     body += event.data
                 elif isinstance(event, h11.EndOfMessage):
-                    return HttpResponse(head.status_code, bytes(body), content_type, tuple(headers))
+                    return HttpResponse(head.status_code, bytes(body), content_type, headers)
                 else:
                     return None  # the owner closed mid-answer
         except (OSError, h11.ProtocolError):
@@ -212,6 +200,25 @@ def _request_bytes(connection: h11.Connection, request: HttpRequest, listing: Li
     )
     data = (data or b"") + (connection.send(h11.Data(data=request.body)) or b"")
     return data + (connection.send(h11.EndOfMessage()) or b"")
+
+
+def _answer_head(head: h11.Response) -> tuple[str, tuple[tuple[str, str], ...], bool]:
+    """The owner's answer's content type, the headers to pass on (those the local connection
+    does not write itself), and whether its body is a stream (chunked)."""
+    content_type = ""
+    headers: list[tuple[str, str]] = []
+    chunked = False
+    for raw_name, raw_value in head.headers:
+        name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
+        if name == "content-type":
+            content_type = value
+        elif name == "transfer-encoding":
+            chunked = True
+        elif name not in _HOP_ANSWER:
+            headers.append((name, value))
+    if chunked:  # the local connection writes its own Cache-Control on a stream
+        headers = [h for h in headers if h[0] != "cache-control"]
+    return content_type, tuple(headers), chunked
 
 
 async def _next_event(connection: h11.Connection, reader: asyncio.StreamReader) -> object:
