@@ -70,6 +70,29 @@ async def test_parameters_groq_rejects_are_dropped(
         assert body["stream_options"] == {"include_usage": True}
 
 
+async def test_the_upstream_gets_a_json_body_and_no_description_of_this_machine(
+    fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    """The body goes as JSON bytes (non-ASCII kept as UTF-8) to the base URL's chat path, with
+    the key; the SDK's headers describing this machine (OS, architecture, Python) stay here."""
+    async with await start_bridge(fake_upstream, tmp_path) as b:
+        async with await b.client() as client:
+            reply = await client.say("blacksmith", "p1", "[[reply:Aye.]] Grüße, Schmied")
+            assert await reply.text() == "Aye."
+    request = fake_upstream.requests[0]
+    assert request.path == "/v1/chat/completions"
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["authorization"].startswith("Bearer ")
+    assert not [
+        name
+        for name in request.headers
+        if name.startswith("x-stainless-")
+        and name not in ("x-stainless-retry-count", "x-stainless-read-timeout")
+    ]
+    assert request.body["messages"][-1]["content"].endswith("Grüße, Schmied")
+    assert request.body["stream"] is True
+
+
 # ------------------------------------------------------------------------ message handlers
 
 

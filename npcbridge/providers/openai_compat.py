@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
+import orjson
 
 try:  # the HTTP library the installed openai SDK is built on
     from httpx2 import Response as _HttpResponse
@@ -29,6 +29,18 @@ from .base import (
 
 #: a network read at least this long (characters) is a backlog: the stream yields to the loop
 BACKLOG_CHARS = 8192
+
+#: the SDK's description of this machine (OS, architecture, Python and SDK versions): the
+#: upstream needs none of it, so it is not sent (``openai.Omit`` removes a default header)
+PLATFORM_HEADERS = (
+    "X-Stainless-Lang",
+    "X-Stainless-Package-Version",
+    "X-Stainless-OS",
+    "X-Stainless-Arch",
+    "X-Stainless-Runtime",
+    "X-Stainless-Runtime-Version",
+    "X-Stainless-Async",
+)
 
 #: Parameters Groq answers with 400; dropped for every upstream (none of ours needs them).
 UNSUPPORTED_PARAMS = ("logprobs", "logit_bias", "top_logprobs", "n")
@@ -101,6 +113,12 @@ class OpenAICompatProvider:
             max_retries=0,
             http_client=openai.DefaultAioHttpClient(timeout=timeout),
         )
+        self._omitted: dict[str, str | openai.Omit] = {
+            name: openai.Omit() for name in PLATFORM_HEADERS
+        }
+        # an absolute URL: the SDK uses it as it is instead of joining the path to its base
+        # URL on every request (bench/RESULTS.md)
+        self.chat_url = f"{str(self.client.base_url).rstrip('/')}/chat/completions"
 
     async def aclose(self) -> None:
         """Close the SDK's connection pool."""
@@ -126,12 +144,17 @@ class OpenAICompatProvider:
         kwargs = self._arguments(request)
         kwargs["stream"] = True
         try:
-            # The SDK sends the request (base URL, auth, headers, timeouts, status errors). The
-            # body is plain JSON already, so its typed-dict transform of every message is
-            # skipped, and the stream is parsed here from the SSE lines with json.loads: the SDK's
-            # typed chunk objects cost more CPU than the rest of a turn (bench/RESULTS.md).
+            # The SDK sends the request (auth, headers, timeouts, status errors). The body is
+            # plain JSON already, so it is sent as encoded bytes (the SDK's typed-dict transform
+            # and its JSON encoder are skipped), and the stream is parsed here from the SSE
+            # lines: the SDK's typed chunk objects cost more CPU than the rest of a turn
+            # (bench/RESULTS.md).
             response = await self.client.post(
-                "/chat/completions", cast_to=_HttpResponse, body=kwargs, stream=True
+                self.chat_url,
+                cast_to=_HttpResponse,
+                content=orjson.dumps(kwargs),
+                options={"headers": self._omitted},
+                stream=True,
             )
         except (openai.APIStatusError, openai.APIConnectionError) as exc:
             raise sdk_failure(exc) from None
@@ -257,7 +280,7 @@ class _StreamState:
             if self.done:
                 continue
             try:
-                chunk = json.loads(payload)
+                chunk = orjson.loads(payload)
             except ValueError:
                 chunk = _NOT_JSON
             try:

@@ -52,6 +52,8 @@ _LABEL = re.compile(
 )
 _PREFIX = re.compile(r"^[*_\"'\[(“«「]*(?:[^\W\d_][\w '’-]*[*_\"')\]”»」]*[ \t]*)?\Z")
 _MARKUP_AFTER_LABEL = re.compile(r"^[*_]+")
+#: a run of letters and digits (decided as a whole at a line start)
+_WORD_RUN = re.compile(r"[^\W_]+")
 _SPEECH_START = re.compile(r"[^\W\d_]|[\"“«「'*(]")
 
 
@@ -108,6 +110,18 @@ class SpeakerCut:
                     break
                 self.at_line_start, self.held, self.skip_space = True, "\n", False
                 i = newline + 1
+                continue
+            run = None if self.skip_space else _WORD_RUN.match(text, i)
+            if run is not None:
+                # letters and digits cannot complete a label (that needs a colon) nor turn a
+                # line start that stopped being one back into one: deciding once at the end of
+                # the run gives what deciding after each character gives (not while spaces
+                # after a removed label are dropped: where the line was decided matters then)
+                self.held += run.group()
+                i = run.end()
+                released = self._decide(final=False)
+                if released is not None:
+                    out.append(released)
                 continue
             ch = text[i]
             i += 1
