@@ -270,3 +270,17 @@ async def test_chat_reconnects_after_the_server_drops(
             assert await asyncio.wait_for(chat.wait(), 10) == 0
             assert "Traceback" not in (await chat.stderr.read()).decode()
         assert second.returncode == 0
+
+
+def test_settle_heap_freezes_start_up_objects_and_spaces_full_collections() -> None:
+    """In a process of its own: the collector's settings are the process's."""
+    code = (
+        "import gc\n"
+        "from npcbridge.server import settle_heap\n"
+        "young, middle, _ = gc.get_threshold()\n"
+        "settle_heap()\n"
+        "assert gc.get_freeze_count() > 10000, gc.get_freeze_count()\n"
+        "assert gc.get_threshold() == (young, middle, 100), gc.get_threshold()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
