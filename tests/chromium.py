@@ -24,6 +24,19 @@ from urllib.parse import urlsplit
 
 _DEVTOOLS_RE = re.compile(r"DevTools listening on (ws://\S+)")
 
+#: set to 1 to write the browser suites' screenshots over the ones the docs show
+UPDATE_SCREENSHOTS_ENV = "NPCBRIDGE_UPDATE_SCREENSHOTS"
+
+
+def screenshot_path(documented: Path, tmp_path: Path) -> Path:
+    """Where a suite writes the screenshot the docs show as ``documented``: that file itself
+    with ``NPCBRIDGE_UPDATE_SCREENSHOTS=1``, else beside the test's other files (a test run
+    leaves the working tree as it was)."""
+    if os.environ.get(UPDATE_SCREENSHOTS_ENV) == "1":
+        documented.parent.mkdir(parents=True, exist_ok=True)
+        return documented
+    return tmp_path / documented.name
+
 
 def find_chromium() -> str | None:
     """Path of a Chromium binary (``$CHROMIUM`` first), or None."""

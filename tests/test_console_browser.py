@@ -2,7 +2,8 @@
 the page from a real server answering through the fake upstream, defines a persona, talks to it
 and sees the reply stream in with its emote, compares two models, opens the turn in the
 inspector (prompt and cost), browses a player's memories and forgets the player. The picture
-of the playground goes to docs/images/console.png (shown in the README and docs/console.md).
+of the playground goes to docs/images/console.png (shown in the README and docs/console.md) with
+``NPCBRIDGE_UPDATE_SCREENSHOTS=1``, else to the test's temporary folder.
 
 Locally the test skips without Chromium; under CI (``CI`` set) it fails instead.
 """
@@ -22,7 +23,7 @@ import pytest
 
 from npcbridge.testing.bridge import Bridge, start_bridge
 from npcbridge.testing.fake_upstream import FakeUpstream
-from tests.chromium import Browser, DevToolsPage, find_chromium
+from tests.chromium import Browser, DevToolsPage, find_chromium, screenshot_path
 from tests.http_helpers import request
 
 pytestmark = pytest.mark.browser
@@ -374,6 +375,6 @@ async def test_the_console_in_headless_chromium(tmp_path: Path) -> None:
     assert remaining_facts == [] and remaining_window == []
     shot = seen["screenshot"]
     assert shot[:8] == b"\x89PNG\r\n\x1a\n"
-    SCREENSHOTS["playground"].write_bytes(shot)
-    SCREENSHOTS["inspector"].write_bytes(seen["inspector_shot"])
-    SCREENSHOTS["metrics"].write_bytes(seen["metrics_shot"])
+    screenshot_path(SCREENSHOTS["playground"], tmp_path).write_bytes(shot)
+    screenshot_path(SCREENSHOTS["inspector"], tmp_path).write_bytes(seen["inspector_shot"])
+    screenshot_path(SCREENSHOTS["metrics"], tmp_path).write_bytes(seen["metrics_shot"])

@@ -43,6 +43,8 @@ from godot.harness import (  # noqa: E402
 from godot.pck import build_pck, class_cache, read_pck  # noqa: E402
 from stack_process import StackProcess, start_stack  # noqa: E402
 
+from tests.chromium import screenshot_path  # noqa: E402
+
 pytestmark = pytest.mark.godot
 
 IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
@@ -288,11 +290,12 @@ DEMO_REPLY = (
 
 
 def test_demo_scene_scripted_with_screenshot(
-    harness_parts: tuple[Path, str], stack: StackProcess
+    harness_parts: tuple[Path, str], stack: StackProcess, tmp_path: Path
 ) -> None:
     """The demo scene, driven by one scripted line: the full reply shows in the dialogue box;
     then a gift (a world event) gets Brom's reaction and moves his trust bar; a screenshot goes
-    to docs/images/godot-demo.png (shown in bindings/godot/README)."""
+    to docs/images/godot-demo.png (shown in bindings/godot/README) with
+    ``NPCBRIDGE_UPDATE_SCREENSHOTS=1``, else to the test's temporary folder."""
     engine_dir, chromium = harness_parts
     harness = GodotHarness(engine_dir, chromium, control_url=stack.control_url)
     args = [f"--ws={stack.ws_url}", "--demo-npc=blacksmith", f"--demo-say={DEMO_LINE}"]
@@ -319,8 +322,7 @@ def test_demo_scene_scripted_with_screenshot(
     assert record["audio_frames"] >= 2, record
     assert record["speech_finished"] and record["spoken_s"] > 1.0, record
     assert result.screenshot is not None and result.screenshot[:8] == b"\x89PNG\r\n\x1a\n"
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    SCREENSHOT.write_bytes(result.screenshot)
+    screenshot_path(SCREENSHOT, tmp_path).write_bytes(result.screenshot)
 
 
 def _undocumented(path: Path) -> list[str]:
