@@ -309,6 +309,22 @@ def test_spend_tables_keep_the_largest_spenders_and_every_cent_of_the_total() ->
     assert len(table.view({})["days"]) == 7
 
 
+def test_spend_tables_stay_bounded_with_a_new_player_every_turn() -> None:
+    from npcbridge.console.spend import SpendTable
+
+    table = SpendTable(keys=10)
+    table.add("smith", "whale", 5.0, day="2026-01-02")
+    for n in range(1000):
+        table.add("smith", f"p{n}", 0.001 * (n % 7 + 1), day="2026-01-02")
+        assert len(table.days["2026-01-02"]["player"]) <= 20
+    rows = table.view({})["days"][0]["player"]
+    assert len(rows) == 10 and rows[0] == {"name": "whale", "usd": 5.0, "limit_usd": None}
+    assert [r["usd"] for r in rows] == sorted((r["usd"] for r in rows), reverse=True)
+    assert table.view({})["days"][0]["usd"] == pytest.approx(
+        5.0 + sum(0.001 * (n % 7 + 1) for n in range(1000))
+    )
+
+
 async def test_a_disabled_console_serves_nothing(fake_upstream: FakeUpstream, tmp_path: Path):
     async with await start_bridge(
         fake_upstream, tmp_path, extra__console={"enabled": False}

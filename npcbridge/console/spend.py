@@ -3,6 +3,7 @@ console's budget view (Prometheus labels stay per model; players are too many fo
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
 from typing import Any
 
@@ -13,8 +14,12 @@ DAYS_KEPT = 7
 
 
 class SpendTable:
-    """US dollars spent per day by NPC and by player (each table keeps its ``keys`` largest
-    spenders of the day)."""
+    """US dollars spent per day by NPC and by player (each table shows its ``keys`` largest
+    spenders of the day).
+
+    A table holds up to twice ``keys`` spenders and is cut back to the ``keys`` largest when it
+    grows past that: finding the smallest on every turn of a new player would walk the whole
+    table each time."""
 
     def __init__(self, keys: int) -> None:
         self.keys = keys
@@ -37,8 +42,10 @@ class SpendTable:
         for kind, key in (("npc", npc), ("player", player)):
             table = tables[kind]
             table[key] += cost_usd
-            if len(table) > self.keys:
-                del table[min(table, key=table.__getitem__)]
+            if len(table) > 2 * self.keys:
+                kept = heapq.nlargest(self.keys, table.items(), key=lambda item: item[1])
+                table.clear()
+                table.update(kept)
 
     def view(self, budgets: dict[str, Any]) -> dict[str, Any]:
         """Per day: the totals and the tables, largest first, each row with its ``limit_usd``
@@ -55,7 +62,9 @@ class SpendTable:
                         "usd": usd,
                         "limit_usd": limits.get(name) if isinstance(limits, dict) else limits,
                     }
-                    for name, usd in sorted(table.items(), key=lambda item: -item[1])
+                    for name, usd in heapq.nlargest(
+                        self.keys, table.items(), key=lambda item: item[1]
+                    )
                 ]
             days.append(
                 {"day": day, "usd": self.totals[day], "limit_usd": budgets.get("global"), **rows}
