@@ -54,6 +54,23 @@ def test_bad_plugin_spec_is_a_clear_error() -> None:
         make_plugin_manager(None, extra=["no_such_module:thing"], entry_points=False)
 
 
+def test_a_plugin_registered_later_is_called_and_one_unregistered_is_not() -> None:
+    from npcbridge.plugin.specs import hookimpl
+
+    class Late:
+        @hookimpl
+        def npcbridge_persona(self, turn: object) -> str:
+            return "late"
+
+    pm = make_plugin_manager(None, entry_points=False)
+    before = [impl.plugin_name for impl in pm.impls("npcbridge_persona")]
+    late = Late()
+    pm.register(late, name="late")
+    assert [impl.plugin_name for impl in pm.impls("npcbridge_persona")] == ["late", *before]
+    pm.unregister(late)
+    assert [impl.plugin_name for impl in pm.impls("npcbridge_persona")] == before
+
+
 async def test_parameters_groq_rejects_are_dropped(
     fake_upstream: FakeUpstream, tmp_path: Path
 ) -> None:

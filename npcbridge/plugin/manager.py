@@ -21,7 +21,7 @@ import importlib
 import importlib.metadata
 import inspect
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -88,10 +88,28 @@ class PluginManager(pluggy.PluginManager):
         self.add_hookspecs(hookspecs)
         #: every plugin loaded, in registration order
         self.loaded: list[LoadedPlugin] = []
+        self._impls: dict[str, tuple[pluggy.HookImpl, ...]] = {}
 
-    def impls(self, hook_name: str) -> list[pluggy.HookImpl]:
-        """A hook's implementations in call order (pluggy keeps them in reverse)."""
-        return list(reversed(getattr(self.hook, hook_name).get_hookimpls()))
+    def impls(self, hook_name: str) -> tuple[pluggy.HookImpl, ...]:
+        """A hook's implementations in call order (pluggy keeps them in reverse); kept until
+        a plugin is registered or unregistered (every turn asks for several hooks' lists)."""
+        found = self._impls.get(hook_name)
+        if found is None:
+            found = tuple(reversed(getattr(self.hook, hook_name).get_hookimpls()))
+            self._impls[hook_name] = found
+        return found
+
+    def register(self, plugin: object, name: str | None = None) -> str | None:
+        """pluggy's ``register``; the implementation lists are looked up again afterwards."""
+        registered = super().register(plugin, name)
+        self._impls.clear()
+        return registered
+
+    def unregister(self, plugin: object | None = None, name: str | None = None) -> Any:
+        """pluggy's ``unregister``; the implementation lists are looked up again afterwards."""
+        unregistered = super().unregister(plugin, name)
+        self._impls.clear()
+        return unregistered
 
     async def call(self, hook_name: str, **kwargs: Any) -> Any:
         """Call a hook the way :data:`~npcbridge.plugin.specs.CALL_MODES` says; awaits answers.
@@ -138,7 +156,7 @@ class PluginManager(pluggy.PluginManager):
         return dispatch
 
 
-def _chain_caller(hook_name: str, impls: list[pluggy.HookImpl], key: str) -> Callable[..., Any]:
+def _chain_caller(hook_name: str, impls: Sequence[pluggy.HookImpl], key: str) -> Callable[..., Any]:
     """:meth:`PluginManager.caller` of a chain hook: the same folding, checks and notes as
     :class:`_Fold`, without its per-call objects (a delta transform runs per streamed piece)."""
     check = ANSWERS[hook_name][0] if hook_name in ANSWERS else None
