@@ -166,10 +166,21 @@ class OpenAICompatProvider:
             # (transforms, frames) as one delta instead of one per token.
             rest = ""
             async for text in response.aiter_text():
-                lines = (rest + text).split("\n")
-                rest = lines.pop()
-                for event in _merged(state.lines(lines)):
-                    yield event
+                if (
+                    text.startswith("data: {")
+                    and text.endswith("}\n\n")
+                    and text.find("\n") == len(text) - 2
+                    and not rest
+                    and not state.data
+                ):
+                    # the common read: one whole event (a token) and nothing else
+                    for event in state.event(text[6:-2]):
+                        yield event
+                else:
+                    lines = (rest + text).split("\n")
+                    rest = lines.pop()
+                    for event in _merged(state.lines(lines)):
+                        yield event
                 if state.error is not None:
                     raise state.error
                 if len(text) >= BACKLOG_CHARS:
@@ -274,21 +285,26 @@ class _StreamState:
                 continue  # "event:", "id:", comments, keep-alive blank lines
             payload = self.data[0] if len(self.data) == 1 else "\n".join(self.data)
             self.data = []
-            if payload == "[DONE]":
-                # read on to the end of the body, so the connection goes back to the pool
-                self.done = self.ended = True
-            if self.done:
-                continue
-            try:
-                chunk = orjson.loads(payload)
-            except ValueError:
-                chunk = _NOT_JSON
-            try:
-                events.extend(self.feed(chunk))
-            except UpstreamError as exc:
-                self.error = exc  # raised after the text that came before it
-                self.done = True
+            events.extend(self.event(payload))
         return events
+
+    def event(self, payload: str) -> list[StreamEvent]:
+        """The events of one complete SSE event's data."""
+        if payload == "[DONE]":
+            # read on to the end of the body, so the connection goes back to the pool
+            self.done = self.ended = True
+        if self.done:
+            return []
+        try:
+            chunk = orjson.loads(payload)
+        except ValueError:
+            chunk = _NOT_JSON
+        try:
+            return self.feed(chunk)
+        except UpstreamError as exc:
+            self.error = exc  # raised after the text that came before it
+            self.done = True
+            return []
 
     def feed(self, chunk: Any) -> list[StreamEvent]:
         """The events of one chunk (raises :class:`UpstreamError` for an error chunk)."""
