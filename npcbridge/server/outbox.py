@@ -262,7 +262,9 @@ class Outbox:
                 while self._queue:
                     data, counted = self._encode(self._queue.popleft())
                     self._busy = True
-                    await asyncio.wait_for(self.ws.send(data), self.send_timeout_s)
+                    # a timeout scope, not wait_for: that wraps the send in a task of its own
+                    async with asyncio.timeout(self.send_timeout_s):
+                        await self.ws.send(data)
                     self._busy = False
                     # counted until the socket took it: a stuck send still holds its bytes
                     if not self._closed:
