@@ -87,8 +87,11 @@ async def test_twenty_barks_respect_five_requests_per_second(
         assert [r.get("text") is not None for r in answer["results"]] == [True] * 20
         times = sorted(r.monotonic for r in fake_upstream.requests)
         assert len(times) == 20
-        # any six consecutive requests span at least one second: never more than 5 per second
-        assert min(times[i + 5] - times[i] for i in range(15)) >= 0.95
+        # paced at 5 per second: eleven consecutive requests span two seconds, six span one.
+        # The times are the fake upstream's arrivals, which a loaded machine jitters by tens of
+        # milliseconds; 6 per second (1.67 s for eleven) or a burst of six still fail
+        assert min(times[i + 10] - times[i] for i in range(10)) >= 1.8
+        assert min(times[i + 5] - times[i] for i in range(15)) >= 0.8
         assert times[-1] - times[0] < 6
 
 
