@@ -76,7 +76,7 @@ class App:
         self.gateway = Gateway(
             config,
             self.catalog,
-            Metrics(known_models=self.catalog.ids()),
+            Metrics(known=self.catalog.knows),
             self.providers,
             lambda: self.store,
             writes=lambda: self.writes,

@@ -4,6 +4,7 @@ the turn. Bad audio gets a clear ``bad_request`` naming the problem. docs/protoc
 
 from __future__ import annotations
 
+import re
 import struct
 
 import pytest
@@ -13,8 +14,10 @@ from npcbridge.client import NpcBridgeError
 from npcbridge.features.voice.wav import read_wav
 from npcbridge.testing.bridge import Bridge, start_bridge
 from npcbridge.testing.fake_upstream import FakeUpstream
+from tests.http_helpers import request
 
 STT = "whisper-large-v3-turbo"
+TTS = "canopylabs/orpheus-v1-english"
 
 
 async def test_a_whole_utterance_is_transcribed_then_answered(bridge: Bridge) -> None:
@@ -169,3 +172,30 @@ async def test_audio_seconds_per_player_per_day(fake_upstream: FakeUpstream, tmp
             await (await client.speech("smith", "p2", speech_wav(1.0))).text()
     assert caught.value.code == "budget_exceeded" and "seconds of speech" in caught.value.message
     assert len(fake_upstream.audio.requests) == 2
+
+
+async def test_speech_requests_count_in_the_upstream_metrics(bridge: Bridge) -> None:
+    """Transcriptions and syntheses are counted as the text's requests are, under their speech
+    model: outcome (a failure's status too), latency and cost."""
+    bridge.fake.audio.script_transcripts("Can you fix my sword? [[reply:Aye, lad.]]")
+    bridge.fake.audio.fail_speech(503)  # the first synthesis fails once, then is retried
+    async with await bridge.client() as client:
+        await client.define_npc("smith", SMITH)
+        reply = await client.speech("smith", "p1", speech_wav(1.0), voice=True)
+        assert await reply.text() == "Aye, lad."
+    metrics = (await request(bridge.server.port, "GET", "/metrics")).body.decode()
+
+    def value(series: str) -> float:
+        found = re.search(re.escape(series) + r" (\S+)", metrics)
+        assert found, series
+        return float(found.group(1))
+
+    requests = "npcbridge_upstream_requests_total"
+    assert value(f'{requests}{{model="{STT}",outcome="ok"}}') == 1
+    assert value(f'{requests}{{model="{TTS}",outcome="503"}}') == 1
+    assert value(f'{requests}{{model="{TTS}",outcome="ok"}}') == 1
+    assert value(f'npcbridge_upstream_latency_seconds_count{{model="{TTS}"}}') == 2
+    assert value(f'npcbridge_cost_usd_total{{model="{STT}"}}') > 0
+    assert value(f'npcbridge_cost_usd_total{{model="{TTS}"}}') == pytest.approx(
+        len("Aye, lad.") * 22 / 1_000_000
+    )

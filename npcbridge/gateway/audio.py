@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, TypeVar
 from ..providers.audio import AudioProvider, SpeechRequest, TranscriptionRequest
 from ..providers.base import Reason, UpstreamError
 from .catalog import AudioModelEntry
-from .errors import BreakerOpen, final_error
+from .errors import BreakerOpen, failure_label, final_error
 from .ratelimit import RateLimitWait
 from .retry import Verdict, backoff_s, classify, counts_against_health, retry_after_s
 
@@ -130,6 +130,7 @@ class AudioGateway:
         if not gateway.policy.budgeted(turn):
             # nothing to hold: the cost is added to the day's total by charge(), once a turn
             answer, entry = await self._serve(turn, chain, call, tokens)
+            self._count_cost(entry, entry.cost_usd(chars, seconds))
             return answer, entry
         scopes = gateway.budget_scopes(turn)
         worst = max(entry.cost_usd(chars, seconds) for entry in chain)
@@ -137,9 +138,16 @@ class AudioGateway:
         try:
             answer, entry = await self._serve(turn, chain, call, tokens)
             reservation.cost_usd = entry.cost_usd(chars, seconds)
+            self._count_cost(entry, reservation.cost_usd)
             return answer, entry
         finally:
             await gateway.budgets.settle(reservation)
+
+    def _count_cost(self, entry: AudioModelEntry, cost_usd: float) -> None:
+        """Add a request's cost to ``npcbridge_cost_usd_total`` under its speech model."""
+        if cost_usd > 0:
+            metrics = self.gateway.metrics
+            metrics.cost.labels(metrics.model(entry.id)).inc(cost_usd)
 
     async def charge(self, turn: Turn, cost_usd: float) -> None:
         """Count what a turn's speech cost when no budget limited it (no request of it was
@@ -177,8 +185,9 @@ class AudioGateway:
                         breaker.release()
                         last = exc
                         break
+                sent = time.perf_counter()
                 try:
-                    answer = await call(entry, provider)
+                    answer = await self._counted(entry, call(entry, provider), sent)
                 except UpstreamError as exc:
                     last = exc
                     if counts_against_health(exc):
@@ -202,3 +211,20 @@ class AudioGateway:
                 breaker.success()
                 return answer, entry
         raise final_error(last or UpstreamError(reason=Reason.UNAVAILABLE), turn.request_id)
+
+    async def _counted(self, entry: AudioModelEntry, answer: Awaitable[T], sent: float) -> T:
+        """``answer``, counted as the text's upstream requests are: its outcome and latency
+        under the speech model's label."""
+        metrics = self.gateway.metrics
+        outcome = "cancelled"
+        try:
+            value = await answer
+            outcome = "ok"
+            return value
+        except UpstreamError as exc:
+            outcome = failure_label(exc)
+            raise
+        finally:
+            label = metrics.model(entry.id)
+            metrics.upstream_requests.labels(label, outcome).inc()
+            metrics.upstream_latency.labels(label).observe(time.perf_counter() - sent)

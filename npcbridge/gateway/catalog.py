@@ -235,3 +235,7 @@ class Catalog:
     def ids(self) -> list[str]:
         """Model ids in catalog order."""
         return [e.id for e in self.entries]
+
+    def knows(self, model_id: str) -> bool:
+        """Whether ``model_id`` is a model of the catalog (text or speech, a plugin's too)."""
+        return model_id in self._by_name or model_id in self.audio

@@ -25,9 +25,10 @@ WAIT_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 class Metrics:
     """The counters, gauges and histograms of one server."""
 
-    def __init__(self, known_models: Iterable[str] = ()) -> None:
-        #: model labels are limited to the catalog (clients may name any model)
-        self.known_models = set(known_models)
+    def __init__(self, known: Callable[[str], bool] | None = None) -> None:
+        """``known``: whether a model id is the catalog's; model labels are limited to those
+        (clients may name any model). None: every id is a label."""
+        self.known = known
         self.registry = CollectorRegistry(auto_describe=True)
         #: this process's part of a several-worker server's ``/metrics`` (None: one process)
         self.workers: WorkerMetrics | None = None
@@ -123,7 +124,7 @@ class Metrics:
 
     def model(self, model_id: str) -> str:
         """The label for a model: its id when it is in the catalog, else ``other``."""
-        return model_id if not self.known_models or model_id in self.known_models else "other"
+        return model_id if self.known is None or self.known(model_id) else "other"
 
     def track_headroom(self, read: Callable[[], Iterable[tuple[str, str, float]]]) -> None:
         """Export ``npcbridge_ratelimit_headroom{model,limit}`` (the share of each rate-limit
