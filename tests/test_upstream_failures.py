@@ -256,12 +256,19 @@ def test_logged_exception_text_is_redacted(caplog: pytest.LogCaptureFixture) -> 
         "proxy-authorization=Basic s3cr3t-value",
         "api-key: s3cr3t-value",
         "token gsk_s3cr3tvalue0123 here",
+        "AUTHORIZATION: BEARER s3cr3t-value",
+        "X-Api-Key=s3cr3t-value",
+        "key GSK_S3CR3TVALUE0123 here",
+        "key SK-s3cr3t-value-0123456789 here",
     ],
 )
 def test_redact_finds_credentials_in_every_shape(text: str) -> None:
     clean = redact(text)
-    assert "s3cr3t" not in clean and "[redacted]" in clean, clean
+    assert "s3cr3t" not in clean.casefold() and "[redacted]" in clean, clean
     assert redact("the authorization of the guild") == "the authorization of the guild"
+    # a line with no word a credential starts with comes back as it was (the fast path)
+    line = "turn npc=smith player=p1 model=llama-3.1-8b-instant finish=stop cost_usd=0.000010"
+    assert redact(line) is line
 
 
 async def _ticks(gap: float) -> AsyncIterator[int]:
