@@ -146,9 +146,7 @@ class Attempts:
             aclose = getattr(events, "aclose", None)
             if aclose is not None:
                 await aclose()
-            elapsed = time.perf_counter() - sent
-            self.metrics.upstream_requests.labels(self.metrics.model(model.id), outcome).inc()
-            self.metrics.upstream_latency.labels(self.metrics.model(model.id)).observe(elapsed)
+            self.metrics.upstream_request(model.id, outcome, time.perf_counter() - sent)
             self._charge(turn, model, request, reservation, usage, generated, committed)
 
     def _after_success(

@@ -215,7 +215,6 @@ class AudioGateway:
     async def _counted(self, entry: AudioModelEntry, answer: Awaitable[T], sent: float) -> T:
         """``answer``, counted as the text's upstream requests are: its outcome and latency
         under the speech model's label."""
-        metrics = self.gateway.metrics
         outcome = "cancelled"
         try:
             value = await answer
@@ -225,6 +224,4 @@ class AudioGateway:
             outcome = failure_label(exc)
             raise
         finally:
-            label = metrics.model(entry.id)
-            metrics.upstream_requests.labels(label, outcome).inc()
-            metrics.upstream_latency.labels(label).observe(time.perf_counter() - sent)
+            self.gateway.metrics.upstream_request(entry.id, outcome, time.perf_counter() - sent)

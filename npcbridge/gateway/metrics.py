@@ -126,6 +126,12 @@ class Metrics:
         """The label for a model: its id when it is in the catalog, else ``other``."""
         return model_id if self.known is None or self.known(model_id) else "other"
 
+    def upstream_request(self, model_id: str, outcome: str, seconds: float) -> None:
+        """Count one request sent upstream (text or speech): its outcome and its latency."""
+        label = self.model(model_id)
+        self.upstream_requests.labels(label, outcome).inc()
+        self.upstream_latency.labels(label).observe(seconds)
+
     def track_headroom(self, read: Callable[[], Iterable[tuple[str, str, float]]]) -> None:
         """Export ``npcbridge_ratelimit_headroom{model,limit}`` (the share of each rate-limit
         bucket available, 1 full, 0 empty) from ``read()`` at every scrape: buckets appear as
