@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 import signal
+from pathlib import Path
 
 #: the log line format of every npcbridge program
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -100,6 +102,17 @@ def configure_logging(level: str) -> None:
     """Log to stderr at ``level`` ("info", "DEBUG", ...) in :data:`LOG_FORMAT`, redacted."""
     logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
     install_redaction()
+
+
+def write_private_file(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically (a reader never sees half a file), readable
+    by this user only: the files the workers of one server share (their listeners, their
+    metrics)."""
+    part = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as file:
+        file.write(data)
+    os.replace(part, path)
 
 
 def stop_event() -> asyncio.Event:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,6 +20,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
+
+from ..process import write_private_file
 
 PUBLISH_EVERY_S = 1.0
 
@@ -49,9 +50,7 @@ class WorkerMetrics:
 
     def publish(self, body: bytes) -> None:
         """Write this worker's series (atomically: readers never see half a file)."""
-        part = self.folder / f".worker-{self.index}.prom.{os.getpid()}"
-        part.write_bytes(body)
-        os.replace(part, self._file(self.index))
+        write_private_file(self._file(self.index), body)
 
     def start(self, render: Callable[[], bytes]) -> None:
         """Publish ``render()`` now and then every :data:`PUBLISH_EVERY_S` seconds."""

@@ -29,6 +29,7 @@ from urllib.parse import urlencode
 import h11
 
 from ..plugin.http import HttpRequest, HttpResponse
+from ..process import write_private_file
 from .http_connection import Answer, Gone, StreamAnswer
 
 #: the header carrying the owner's secret (only on the private listener)
@@ -94,12 +95,8 @@ class WorkerPlace:
 
     def publish(self, listing: Listing) -> None:
         """Write this worker's listing (atomically, readable by this user only)."""
-        part = self.folder / f".http-{self.index}.json.{os.getpid()}"
         text = json.dumps({"port": listing.port, "secret": listing.secret, "pid": os.getpid()})
-        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.replace(part, self._file(self.index))
+        write_private_file(self._file(self.index), text.encode())
 
     def withdraw(self) -> None:
         """Remove this worker's listing (when it is still this process's)."""
