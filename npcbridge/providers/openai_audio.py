@@ -9,9 +9,8 @@ from typing import Any, TypeVar
 
 import openai
 
-from ..process import add_secret
 from .audio import SpeechRequest, TranscriptionRequest
-from .openai_compat import sdk_failure
+from .openai_compat import sdk_client, sdk_failure
 
 T = TypeVar("T")
 
@@ -29,14 +28,7 @@ class OpenAIAudioProvider:
         name: str = "openai",
     ) -> None:
         self.name = name
-        add_secret(api_key)
-        # retries belong to the gateway, which knows the turn's latency budget
-        self.client = openai.AsyncOpenAI(
-            base_url=base_url,
-            api_key=api_key,
-            timeout=openai.Timeout(timeout_s, connect=connect_timeout_s),
-            max_retries=0,
-        )
+        self.client = sdk_client(base_url, api_key, timeout_s, connect_timeout_s, aiohttp=False)
 
     async def speech(self, request: SpeechRequest) -> bytes:
         """One synthesis as WAV."""

@@ -88,6 +88,25 @@ def parse_duration_s(text: str | None) -> float | None:
     return h * 3600 + m * 60 + s + ms / 1000
 
 
+def sdk_client(
+    base_url: str, api_key: str, timeout_s: float, connect_timeout_s: float, *, aiohttp: bool
+) -> openai.AsyncOpenAI:
+    """The ``openai`` SDK client of one provider: the key registered as a secret (never
+    logged, whoever echoes it: :mod:`npcbridge.process`), the timeouts, and no retries of its
+    own (they belong to the gateway, which knows the turn's latency budget). ``aiohttp``: on
+    the SDK's aiohttp transport (the chat stream, bench/RESULTS.md) instead of its default."""
+    add_secret(api_key)
+    timeout = openai.Timeout(timeout_s, connect=connect_timeout_s)
+    http_client = openai.DefaultAioHttpClient(timeout=timeout) if aiohttp else None
+    return openai.AsyncOpenAI(
+        base_url=base_url,
+        api_key=api_key,
+        timeout=timeout,
+        max_retries=0,
+        http_client=http_client,
+    )
+
+
 class OpenAICompatProvider:
     """Streams chat completions from an OpenAI-compatible server."""
 
@@ -103,16 +122,7 @@ class OpenAICompatProvider:
     ) -> None:
         self.name = name
         self.include_usage = include_usage
-        add_secret(api_key)  # never logged, whoever echoes it (see npcbridge.process)
-        # Retries belong to the gateway layer, which knows the turn's latency budget.
-        timeout = openai.Timeout(timeout_s, connect=connect_timeout_s)
-        self.client = openai.AsyncOpenAI(
-            base_url=base_url,
-            api_key=api_key,
-            timeout=timeout,
-            max_retries=0,
-            http_client=openai.DefaultAioHttpClient(timeout=timeout),
-        )
+        self.client = sdk_client(base_url, api_key, timeout_s, connect_timeout_s, aiohttp=True)
         self._omitted: dict[str, str | openai.Omit] = {
             name: openai.Omit() for name in PLATFORM_HEADERS
         }
