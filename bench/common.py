@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import os
 import platform
+import random
 import resource
 import shlex
 import signal
@@ -20,7 +21,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -360,3 +361,27 @@ def append_result(section: str, columns: list[str], values: list[Any]) -> None:
 def now() -> str:
     """UTC time for the results table."""
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M")
+
+
+async def alternating(
+    targets: dict[str, Callable[[], Awaitable[float | None]]], rounds: int, warmup: int
+) -> dict[str, Any]:
+    """Run one turn of each target per round, in a shuffled order (so drift hits all alike),
+    ``warmup`` rounds not counted; each target's overheads (ms) and its failed turns."""
+    samples: dict[str, list[float]] = {name: [] for name in targets}
+    errors = dict.fromkeys(targets, 0)
+    for round_ in range(warmup + rounds):
+        order = list(targets)
+        random.shuffle(order)
+        for name in order:
+            try:
+                overhead = await targets[name]()
+            except Exception:
+                overhead = None
+            if round_ < warmup:
+                continue
+            if overhead is None:
+                errors[name] += 1
+            else:
+                samples[name].append(overhead)
+    return {"samples": samples, "errors": errors}

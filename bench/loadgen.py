@@ -30,7 +30,7 @@ from typing import Any
 import msgpack
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench.common import BENCH_KEY
+from bench.common import BENCH_KEY, alternating
 from npcbridge.protocol import encode
 from npcbridge.testing.fake_upstream import parse_stamps
 
@@ -207,24 +207,9 @@ async def mode_ttft(args: argparse.Namespace) -> dict[str, Any]:
     if args.litellm:
         proxy = openai.AsyncOpenAI(base_url=args.litellm, api_key=BENCH_KEY, max_retries=0)
         targets["litellm-proxy"] = lambda: sdk_turn(proxy)
-    samples: dict[str, list[float]] = {name: [] for name in targets}
-    errors = dict.fromkeys(targets, 0)
-    for round_ in range(args.warmup + args.rounds):
-        order = list(targets)
-        random.shuffle(order)
-        for name in order:
-            try:
-                overhead = await targets[name]()
-            except Exception:
-                overhead = None
-            if round_ < args.warmup:
-                continue
-            if overhead is None:
-                errors[name] += 1
-            else:
-                samples[name].append(overhead)
+    result = await alternating(targets, args.rounds, args.warmup)
     await ws.close()
-    return {"samples": samples, "errors": errors}
+    return result
 
 
 def process_tree_cpu_s(pid: int) -> float:

@@ -22,7 +22,6 @@ import asyncio
 import itertools
 import json
 import os
-import random
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -31,6 +30,7 @@ from typing import Any
 
 import aiohttp
 
+from bench.common import alternating
 from bench.loadgen import sdk_turn, ws_player, ws_turn
 from npcbridge.testing.fake_upstream import parse_stamps
 
@@ -176,24 +176,13 @@ async def phase_ttft(args: argparse.Namespace, http: aiohttp.ClientSession) -> d
     targets = await transports(args, http)
     direct = openai.AsyncOpenAI(base_url=args.direct, api_key="sk-bench", max_retries=0)
     targets["openai-sdk-direct"] = lambda rid: sdk_turn(direct)
-    samples: dict[str, list[float]] = {name: [] for name in targets}
-    errors = dict.fromkeys(targets, 0)
     ids = itertools.count(1)
-    for round_ in range(args.warmup + args.rounds):
-        order = list(targets)
-        random.shuffle(order)
-        for name in order:
-            try:
-                overhead = await targets[name](next(ids))
-            except Exception:
-                overhead = None
-            if round_ < args.warmup:
-                continue
-            if overhead is None:
-                errors[name] += 1
-            else:
-                samples[name].append(overhead)
-    return {"samples": samples, "errors": errors}
+
+    def numbered(turn: Turn) -> Callable[[], Awaitable[float | None]]:
+        return lambda: turn(next(ids))
+
+    turns = {name: numbered(turn) for name, turn in targets.items()}
+    return await alternating(turns, args.rounds, args.warmup)
 
 
 async def phase_cpu(args: argparse.Namespace, http: aiohttp.ClientSession) -> dict[str, Any]:
