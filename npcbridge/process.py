@@ -98,9 +98,18 @@ def install_redaction(logger: logging.Logger | None = None) -> None:
             handler.addFilter(RedactSecrets())
 
 
+#: HTTP libraries that log every request they send at INFO; above DEBUG they log warnings only
+#: (each turn's own line already names the upstream outcome, and the request line doubled the
+#: log and its cost per turn)
+QUIET_AT_INFO = ("httpx", "httpx2")
+
+
 def configure_logging(level: str) -> None:
     """Log to stderr at ``level`` ("info", "DEBUG", ...) in :data:`LOG_FORMAT`, redacted."""
     logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
+    quiet = logging.getLogger().getEffectiveLevel() > logging.DEBUG
+    for name in QUIET_AT_INFO:
+        logging.getLogger(name).setLevel(logging.WARNING if quiet else logging.NOTSET)
     install_redaction()
 
 

@@ -232,6 +232,25 @@ async def test_canary_key_reaches_no_client_frame_and_no_log_record(
     assert "CANARY" not in caplog.text
 
 
+def test_http_libraries_log_requests_only_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    # at info the turn's own line is the record of an upstream request; at debug the HTTP
+    # libraries' request lines come back
+    libraries = [logging.getLogger(name) for name in ("httpx", "httpx2")]
+    try:
+        caplog.set_level(logging.INFO)
+        configure_logging("info")
+        for logger in libraries:
+            assert not logger.isEnabledFor(logging.INFO)
+            assert logger.isEnabledFor(logging.WARNING)
+        caplog.set_level(logging.DEBUG)
+        configure_logging("debug")
+        for logger in libraries:
+            assert logger.isEnabledFor(logging.DEBUG)
+    finally:
+        for logger in libraries:
+            logger.setLevel(logging.NOTSET)
+
+
 def test_logged_exception_text_is_redacted(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     configure_logging("debug")
