@@ -27,7 +27,7 @@ from .base import (
     UpstreamError,
 )
 
-#: a network read at least this long (characters) is a backlog: the stream yields to the loop
+#: a network read at least this long (bytes) is a backlog: the stream yields to the loop
 BACKLOG_CHARS = 8192
 
 #: the SDK's description of this machine (OS, architecture, Python and SDK versions): the
@@ -168,38 +168,38 @@ class OpenAICompatProvider:
             )
         except (openai.APIStatusError, openai.APIConnectionError) as exc:
             raise sdk_failure(exc) from None
-        headers = {k.lower(): v for k, v in response.headers.items()}
+        headers = dict(response.headers.items())  # the keys come lower-cased
         state = _StreamState()
         try:
             # Parse every complete line of each network read, then yield the read's events with
             # neighbouring text merged: the tokens that arrived together go down the pipeline
             # (transforms, frames) as one delta instead of one per token.
-            rest = ""
-            async for text in response.aiter_text():
+            rest = b""
+            async for data in _body(response):
                 if (
-                    text.startswith("data: {")
-                    and text.endswith("}\n\n")
-                    and text.find("\n") == len(text) - 2
+                    data.startswith(b"data: {")
+                    and data.endswith(b"}\n\n")
+                    and data.find(b"\n") == len(data) - 2
                     and not rest
                     and not state.data
                 ):
                     # the common read: one whole event (a token) and nothing else
-                    for event in state.event(text[6:-2]):
+                    for event in state.event(data[6:-2]):
                         yield event
                 else:
-                    lines = (rest + text).split("\n")
+                    lines = (rest + data).split(b"\n")
                     rest = lines.pop()
                     for event in _merged(state.lines(lines)):
                         yield event
                 if state.error is not None:
                     raise state.error
-                if len(text) >= BACKLOG_CHARS:
+                if len(data) >= BACKLOG_CHARS:
                     # aiohttp hands over what it has buffered without yielding to the loop: a
                     # read this large means more is waiting, so let the connection's writer
                     # and the other streams run first (a streaming reply's reads are small)
                     await asyncio.sleep(0)
             if rest:
-                for event in _merged(state.lines([rest, ""])):
+                for event in _merged(state.lines([rest, b""])):
                     yield event
             if state.error is not None:
                 raise state.error
@@ -273,7 +273,7 @@ class _StreamState:
     def __init__(self) -> None:
         self.finish = "stop"
         self.usage: Usage | None = None
-        self.data: list[str] = []
+        self.data: list[bytes] = []
         self.done = False
         self.error: UpstreamError | None = None
         #: chunks decoded so far
@@ -281,26 +281,26 @@ class _StreamState:
         #: the stream reached its end: ``[DONE]`` or a chunk with a ``finish_reason``
         self.ended = False
 
-    def lines(self, lines: list[str]) -> list[StreamEvent]:
+    def lines(self, lines: list[bytes]) -> list[StreamEvent]:
         """The events of some complete SSE lines (``data:`` events end at a blank line)."""
         events: list[StreamEvent] = []
         for line in lines:
-            if line.endswith("\r"):
+            if line.endswith(b"\r"):
                 line = line[:-1]
-            if line.startswith("data:"):
-                self.data.append(line[6:] if line.startswith("data: ") else line[5:])
-                if line[-1:] != "}" and line[-1:] != "]":
+            if line.startswith(b"data:"):
+                self.data.append(line[6:] if line.startswith(b"data: ") else line[5:])
+                if line[-1:] != b"}" and line[-1:] != b"]":
                     continue  # possibly a multi-line event: wait for the blank line
             elif line or not self.data:
                 continue  # "event:", "id:", comments, keep-alive blank lines
-            payload = self.data[0] if len(self.data) == 1 else "\n".join(self.data)
+            payload = self.data[0] if len(self.data) == 1 else b"\n".join(self.data)
             self.data = []
             events.extend(self.event(payload))
         return events
 
-    def event(self, payload: str) -> list[StreamEvent]:
+    def event(self, payload: bytes) -> list[StreamEvent]:
         """The events of one complete SSE event's data."""
-        if payload == "[DONE]":
+        if payload == b"[DONE]":
             # read on to the end of the body, so the connection goes back to the pool
             self.done = self.ended = True
         if self.done:
@@ -308,7 +308,7 @@ class _StreamState:
         try:
             chunk = orjson.loads(payload)
         except ValueError:
-            chunk = _NOT_JSON
+            chunk = _lenient_json(payload)
         try:
             return self.feed(chunk)
         except UpstreamError as exc:
@@ -328,33 +328,47 @@ class _StreamState:
         events: list[StreamEvent] = []
         usage = chunk.get("usage")
         groq = chunk.get("x_groq")
-        if isinstance(usage, dict):
-            self.usage = Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
-        elif isinstance(groq, dict) and isinstance(groq.get("usage"), dict):
-            u = groq["usage"]
-            self.usage = Usage(int(u.get("prompt_tokens", 0)), int(u.get("completion_tokens", 0)))
+        if usage is not None or groq is not None:  # the first and the last chunk, not a token's
+            self._usage(usage, groq)
         for choice in chunk.get("choices") or ():
             delta = choice.get("delta")
             if delta:
                 content = delta.get("content")
                 if content:
                     events.append(TextDelta(content))
-                for call in delta.get("tool_calls") or ():
-                    fn = call.get("function") or {}
-                    events.append(
-                        ToolCallDelta(
-                            index=call.get("index", 0),
-                            id=call.get("id"),
-                            name=fn.get("name"),
-                            arguments=fn.get("arguments") or "",
-                        )
-                    )
+                calls = delta.get("tool_calls")
+                if calls:
+                    events.extend(_tool_call_deltas(calls))
             if choice.get("finish_reason"):
                 self.finish = choice["finish_reason"]
                 self.ended = True
         if isinstance(groq, dict) and groq.get("error"):
             raise UpstreamError(reason=Reason.STREAM_ERROR, status=_error_status(groq["error"]))
         return events
+
+    def _usage(self, usage: Any, groq: Any) -> None:
+        """Keep the usage a chunk reports: OpenAI's ``usage``, else Groq's ``x_groq.usage``."""
+        if isinstance(usage, dict):
+            self.usage = Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
+        elif isinstance(groq, dict) and isinstance(groq.get("usage"), dict):
+            u = groq["usage"]
+            self.usage = Usage(int(u.get("prompt_tokens", 0)), int(u.get("completion_tokens", 0)))
+
+
+def _tool_call_deltas(calls: list[Any]) -> list[StreamEvent]:
+    """The pieces of tool calls one chunk's delta carries."""
+    events: list[StreamEvent] = []
+    for call in calls:
+        fn = call.get("function") or {}
+        events.append(
+            ToolCallDelta(
+                index=call.get("index", 0),
+                id=call.get("id"),
+                name=fn.get("name"),
+                arguments=fn.get("arguments") or "",
+            )
+        )
+    return events
 
 
 def _error_status(error: Any) -> int | None:
@@ -368,3 +382,21 @@ def _error_status(error: Any) -> int | None:
 
 #: stands for an event whose data is not JSON (feed() refuses anything but an object)
 _NOT_JSON = object()
+
+
+def _lenient_json(payload: bytes) -> Any:
+    """An event's JSON whose bytes are not all UTF-8 (orjson refuses them): the bad bytes
+    become U+FFFD, as a text decoder would make them, so one broken character in a token does
+    not end the reply; :data:`_NOT_JSON` when it is not JSON at all."""
+    try:
+        return orjson.loads(payload.decode("utf-8", "replace"))
+    except ValueError:
+        return _NOT_JSON
+
+
+def _body(response: _HttpResponse) -> AsyncIterator[bytes]:
+    """The response body's bytes as they arrive. An SSE stream is UTF-8 by definition, so it
+    is split into lines and events as bytes, with no text decoder or charset look-up per
+    response; a body the upstream compressed anyway is decompressed by the HTTP library."""
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    return response.aiter_raw() if encoding == "identity" else response.aiter_bytes()
