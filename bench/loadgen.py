@@ -4,6 +4,7 @@ Modes::
 
     python -m bench.loadgen ttft --bridge WS_URL --direct BASE_URL [--litellm BASE_URL] --rounds N
     python -m bench.loadgen players --ws WS_URL | --sse BASE_URL --players N --duration S
+                                    [--think S]
     python -m bench.loadgen idle --ws WS_URL --conns N
 
 Time outside the mock is measured with the stamps the mock puts into every token (the fake
@@ -230,8 +231,16 @@ def process_tree_cpu_s(pid: int) -> float:
     return total
 
 
+async def pause(think_s: float) -> None:
+    """A player's pause after a reply before its next line: none in a closed loop (``think_s``
+    0), else exponentially distributed with mean ``think_s`` (players who read, then talk)."""
+    if think_s > 0:
+        await asyncio.sleep(random.expovariate(1 / think_s))
+
+
 async def mode_players(args: argparse.Namespace) -> dict[str, Any]:
-    """N players in a closed loop (each sends its next turn when the last one ended)."""
+    """N players in a closed loop (each sends its next turn when the last one ended, or after a
+    pause of ``--think`` seconds on average)."""
     stats = Stats()
     measuring = False
     stop = False
@@ -267,6 +276,7 @@ async def mode_players(args: argparse.Namespace) -> dict[str, Any]:
                 if counted and measuring and overhead is not None:
                     stats.turns += 1
                     stats.overhead_ms.append(overhead)
+                await pause(args.think)
 
         workers = [asyncio.create_task(player(ws)) for ws in conns]
         closers = conns
@@ -294,6 +304,7 @@ async def mode_players(args: argparse.Namespace) -> dict[str, Any]:
                 if counted and measuring and overhead is not None:
                     stats.turns += 1
                     stats.overhead_ms.append(overhead)
+                await pause(args.think)
 
         workers = [asyncio.create_task(sse_player()) for _ in range(args.players)]
         closers = []
@@ -315,6 +326,7 @@ async def mode_players(args: argparse.Namespace) -> dict[str, Any]:
         await session.close()
     result = {
         "players": args.players,
+        "think_s": args.think,
         "connected": len(closers) if args.ws else args.players,
         "connect_errors": connect_errors,
         "turns": stats.turns,
@@ -387,6 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--samples", action="store_true", help="print raw samples, not summaries")
     p.add_argument("--player-mode", choices=["fresh", "sticky"], default="fresh")
     p.add_argument("--cpu-pid", type=int, help="report this process tree's CPU per turn")
+    p.add_argument("--think", type=float, default=0.0, help="mean pause between a player's turns")
     p = sub.add_parser("idle")
     p.add_argument("--ws", required=True)
     p.add_argument("--conns", type=int, default=1000)
