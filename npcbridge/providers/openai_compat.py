@@ -10,25 +10,12 @@ from typing import Any
 import openai
 import orjson
 
-try:  # the HTTP library the installed openai SDK is built on
-    from httpx2 import Response as _HttpResponse
-except ImportError:  # pragma: no cover - SDK releases built on httpx
-    from httpx import Response as _HttpResponse  # type: ignore[no-redef]
-
-from ..pipeline.turn import Usage
 from ..process import add_secret
-from .base import (
-    ProviderRequest,
-    Reason,
-    StreamDone,
-    StreamEvent,
-    TextDelta,
-    ToolCallDelta,
-    UpstreamError,
-)
+from .base import ProviderRequest, Reason, StreamDone, StreamEvent, UpstreamError
+from .sse import HttpResponse, StreamState, body, merged
 
 #: a network read at least this long (bytes) is a backlog: the stream yields to the loop
-BACKLOG_CHARS = 8192
+BACKLOG_BYTES = 8192
 
 #: the SDK's description of this machine (OS, architecture, Python and SDK versions): the
 #: upstream needs none of it, so it is not sent (``openai.Omit`` removes a default header)
@@ -161,7 +148,7 @@ class OpenAICompatProvider:
             # (bench/RESULTS.md).
             response = await self.client.post(
                 self.chat_url,
-                cast_to=_HttpResponse,
+                cast_to=HttpResponse,
                 content=orjson.dumps(kwargs),
                 options={"headers": self._omitted},
                 stream=True,
@@ -169,13 +156,13 @@ class OpenAICompatProvider:
         except (openai.APIStatusError, openai.APIConnectionError) as exc:
             raise sdk_failure(exc) from None
         headers = dict(response.headers.items())  # the keys come lower-cased
-        state = _StreamState()
+        state = StreamState()
         try:
             # Parse every complete line of each network read, then yield the read's events with
             # neighbouring text merged: the tokens that arrived together go down the pipeline
             # (transforms, frames) as one delta instead of one per token.
             rest = b""
-            async for data in _body(response):
+            async for data in body(response):
                 if (
                     data.startswith(b"data: {")
                     and data.endswith(b"}\n\n")
@@ -189,17 +176,17 @@ class OpenAICompatProvider:
                 else:
                     lines = (rest + data).split(b"\n")
                     rest = lines.pop()
-                    for event in _merged(state.lines(lines)):
+                    for event in merged(state.lines(lines)):
                         yield event
                 if state.error is not None:
                     raise state.error
-                if len(data) >= BACKLOG_CHARS:
+                if len(data) >= BACKLOG_BYTES:
                     # aiohttp hands over what it has buffered without yielding to the loop: a
                     # read this large means more is waiting, so let the connection's writer
                     # and the other streams run first (a streaming reply's reads are small)
                     await asyncio.sleep(0)
             if rest:
-                for event in _merged(state.lines([rest, b""])):
+                for event in merged(state.lines([rest, b""])):
                     yield event
             if state.error is not None:
                 raise state.error
@@ -250,153 +237,3 @@ def _retry_after_s(headers: dict[str, str], body_text: str) -> float | None:
         match = _TRY_AGAIN.search(body_text or "")
         after = parse_duration_s(match.group(1)) if match else None
     return after
-
-
-def _merged(events: list[StreamEvent]) -> list[StreamEvent]:
-    """``events`` with runs of text deltas joined into one."""
-    if len(events) < 2:
-        return events
-    out: list[StreamEvent] = []
-    for event in events:
-        if isinstance(event, TextDelta) and out and isinstance(out[-1], TextDelta):
-            out[-1] = TextDelta(out[-1].text + event.text)
-        else:
-            out.append(event)
-    return out
-
-
-class _StreamState:
-    """Turns decoded ``chat.completion.chunk`` dicts into stream events."""
-
-    __slots__ = ("finish", "usage", "data", "done", "error", "chunks", "ended")
-
-    def __init__(self) -> None:
-        self.finish = "stop"
-        self.usage: Usage | None = None
-        self.data: list[bytes] = []
-        self.done = False
-        self.error: UpstreamError | None = None
-        #: chunks decoded so far
-        self.chunks = 0
-        #: the stream reached its end: ``[DONE]`` or a chunk with a ``finish_reason``
-        self.ended = False
-
-    def lines(self, lines: list[bytes]) -> list[StreamEvent]:
-        """The events of some complete SSE lines (``data:`` events end at a blank line)."""
-        events: list[StreamEvent] = []
-        for line in lines:
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            if line.startswith(b"data:"):
-                self.data.append(line[6:] if line.startswith(b"data: ") else line[5:])
-                if line[-1:] != b"}" and line[-1:] != b"]":
-                    continue  # possibly a multi-line event: wait for the blank line
-            elif line or not self.data:
-                continue  # "event:", "id:", comments, keep-alive blank lines
-            payload = self.data[0] if len(self.data) == 1 else b"\n".join(self.data)
-            self.data = []
-            events.extend(self.event(payload))
-        return events
-
-    def event(self, payload: bytes) -> list[StreamEvent]:
-        """The events of one complete SSE event's data."""
-        if payload == b"[DONE]":
-            # read on to the end of the body, so the connection goes back to the pool
-            self.done = self.ended = True
-        if self.done:
-            return []
-        try:
-            chunk = orjson.loads(payload)
-        except ValueError:
-            chunk = _lenient_json(payload)
-        try:
-            return self.feed(chunk)
-        except UpstreamError as exc:
-            self.error = exc  # raised after the text that came before it
-            self.done = True
-            return []
-
-    def feed(self, chunk: Any) -> list[StreamEvent]:
-        """The events of one chunk (raises :class:`UpstreamError` for an error chunk)."""
-        if not isinstance(chunk, dict):
-            raise UpstreamError(
-                "a stream event that is not a JSON object", reason=Reason.BAD_RESPONSE
-            )
-        if chunk.get("error"):
-            raise UpstreamError(reason=Reason.STREAM_ERROR)
-        self.chunks += 1
-        events: list[StreamEvent] = []
-        usage = chunk.get("usage")
-        groq = chunk.get("x_groq")
-        if usage is not None or groq is not None:  # the first and the last chunk, not a token's
-            self._usage(usage, groq)
-        for choice in chunk.get("choices") or ():
-            delta = choice.get("delta")
-            if delta:
-                content = delta.get("content")
-                if content:
-                    events.append(TextDelta(content))
-                calls = delta.get("tool_calls")
-                if calls:
-                    events.extend(_tool_call_deltas(calls))
-            if choice.get("finish_reason"):
-                self.finish = choice["finish_reason"]
-                self.ended = True
-        if isinstance(groq, dict) and groq.get("error"):
-            raise UpstreamError(reason=Reason.STREAM_ERROR, status=_error_status(groq["error"]))
-        return events
-
-    def _usage(self, usage: Any, groq: Any) -> None:
-        """Keep the usage a chunk reports: OpenAI's ``usage``, else Groq's ``x_groq.usage``."""
-        if isinstance(usage, dict):
-            self.usage = Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
-        elif isinstance(groq, dict) and isinstance(groq.get("usage"), dict):
-            u = groq["usage"]
-            self.usage = Usage(int(u.get("prompt_tokens", 0)), int(u.get("completion_tokens", 0)))
-
-
-def _tool_call_deltas(calls: list[Any]) -> list[StreamEvent]:
-    """The pieces of tool calls one chunk's delta carries."""
-    events: list[StreamEvent] = []
-    for call in calls:
-        fn = call.get("function") or {}
-        events.append(
-            ToolCallDelta(
-                index=call.get("index", 0),
-                id=call.get("id"),
-                name=fn.get("name"),
-                arguments=fn.get("arguments") or "",
-            )
-        )
-    return events
-
-
-def _error_status(error: Any) -> int | None:
-    """The HTTP status an in-stream error object carries (``status_code``, e.g. 400 for a
-    request the upstream refuses: final, never retried), or None (a failure worth retrying)."""
-    status = error.get("status_code") if isinstance(error, dict) else None
-    if isinstance(status, int) and not isinstance(status, bool) and 400 <= status <= 599:
-        return status
-    return None
-
-
-#: stands for an event whose data is not JSON (feed() refuses anything but an object)
-_NOT_JSON = object()
-
-
-def _lenient_json(payload: bytes) -> Any:
-    """An event's JSON whose bytes are not all UTF-8 (orjson refuses them): the bad bytes
-    become U+FFFD, as a text decoder would make them, so one broken character in a token does
-    not end the reply; :data:`_NOT_JSON` when it is not JSON at all."""
-    try:
-        return orjson.loads(payload.decode("utf-8", "replace"))
-    except ValueError:
-        return _NOT_JSON
-
-
-def _body(response: _HttpResponse) -> AsyncIterator[bytes]:
-    """The response body's bytes as they arrive. An SSE stream is UTF-8 by definition, so it
-    is split into lines and events as bytes, with no text decoder or charset look-up per
-    response; a body the upstream compressed anyway is decompressed by the HTTP library."""
-    encoding = response.headers.get("content-encoding", "identity").strip().lower()
-    return response.aiter_raw() if encoding == "identity" else response.aiter_bytes()
