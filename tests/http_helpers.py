@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
+
+from aiohttp import web
 
 
 @dataclass
@@ -224,3 +228,16 @@ class EventStream:
     def close(self) -> None:
         """Hang up."""
         self.writer.close()
+
+
+@contextlib.asynccontextmanager
+async def serving_app(app: web.Application) -> AsyncIterator[int]:
+    """Serve an aiohttp ``app`` on 127.0.0.1 at a free port (yielded) until the block ends."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield runner.addresses[0][1]
+    finally:
+        await runner.cleanup()

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from npcbridge.providers.base import ProviderRequest, StreamDone, TextDelta
 from npcbridge.providers.openai_compat import OpenAICompatProvider
+from tests.http_helpers import serving_app
 
 Writer = Callable[[web.StreamResponse], Awaitable[None]]
 
@@ -45,15 +46,8 @@ async def _serve(write: Writer, headers: dict[str, str]) -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_post("/v1/chat/completions", chat)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with serving_app(app) as port:
         yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        await runner.cleanup()
 
 
 async def _reply(write: Writer, headers: dict[str, str] | None = None) -> tuple[str, str]:

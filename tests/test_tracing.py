@@ -17,6 +17,7 @@ from opentelemetry.trace import StatusCode
 
 from npcbridge.providers.base import UpstreamError
 from npcbridge.testing.scripted import ScriptedProvider, running_scripted_app, say
+from tests.http_helpers import serving_app
 
 PLUGIN = "npcbridge.tracing.plugin"
 SECRET_LINE = "the password is swordfish"
@@ -98,12 +99,7 @@ async def test_spans_reach_an_otlp_http_receiver():
 
     receiver = web.Application()
     receiver.router.add_post("/v1/traces", traces)
-    runner = web.AppRunner(receiver)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    try:
+    async with serving_app(receiver) as port:
         provider = ScriptedProvider()
         endpoint = f"http://127.0.0.1:{port}/v1/traces"
         async with running_scripted_app(provider, extra__tracing={"endpoint": endpoint}) as app:
@@ -124,8 +120,6 @@ async def test_spans_reach_an_otlp_http_receiver():
         service = received[0].resource_spans[0].resource.attributes
         names = {kv.key: kv.value.string_value for kv in service}
         assert names["service.name"] == "npcbridge"
-    finally:
-        await runner.cleanup()
 
 
 async def test_no_tracer_without_an_endpoint(scripted_app):
