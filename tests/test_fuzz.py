@@ -26,6 +26,7 @@ from websockets.sync.client import ClientConnection, connect
 from npcbridge.protocol import DecodeError, ProtocolError, decode_map, encode, unpack
 from npcbridge.protocol.codec import decode_client, validate
 from npcbridge.protocol.messages import CLIENT_MESSAGES
+from npcbridge.protocol.routing import Router
 from npcbridge.testing.bridge import Bridge, start_bridge
 from npcbridge.testing.fake_upstream import FakeUpstream
 
@@ -259,15 +260,16 @@ def _hello(ws: ClientConnection) -> ClientConnection:
 STREAM_TYPES = {"reply.start", "reply.delta", "reply.end", "emote", "action"}
 
 
-def _next_answer(ws: ClientConnection, started: set[Any]) -> dict[str, Any]:
-    """The next frame that is not part of a reply started earlier."""
+def _next_answer(ws: ClientConnection, started: Router) -> dict[str, Any]:
+    """The next frame that belongs to no request sent earlier: requests run concurrently, so
+    a well-formed request's answer (an ``ok`` after a store write, a reply's late failure) may
+    come after the ``pong`` that followed it; the clients' routing rule tells which frames are
+    still that request's."""
     while True:
         frame = _recv(ws, 10)
         assert isinstance(frame, dict) and isinstance(frame.get("type"), str), frame
-        if frame["type"] in STREAM_TYPES:
+        if started.feed(frame).request is not None or frame["type"] in STREAM_TYPES:
             continue
-        if frame["type"] == "error" and frame.get("id") in started and "id" in frame:
-            continue  # a late failure of a well-formed request
         return frame
 
 
@@ -278,7 +280,7 @@ def _next_answer(ws: ClientConnection, started: set[Any]) -> dict[str, Any]:
 )
 @given(st.lists(frames, min_size=1, max_size=16))
 def test_live_server_answers_every_frame(live: LiveServer, sequence: list[bytes | str]) -> None:
-    started: set[Any] = set()
+    started = Router()
     bad_in_a_row = 0
     with connect(live.bridge.url, max_size=None, open_timeout=10) as ws:
         _hello(ws)
@@ -289,14 +291,16 @@ def test_live_server_answers_every_frame(live: LiveServer, sequence: list[bytes 
             ws.send(frame)
             if want is None:
                 raw = decode_map(frame)  # type: ignore[arg-type]
-                if "id" in raw:
-                    started.add(raw["id"])
+                # as a client does: a cancel is not a request of its own (nothing answers it)
+                if "id" in raw and raw["type"] != "cancel" and raw["id"] not in started.pending():
+                    started.open(raw["id"], raw["type"])
                 # a well-formed request: whatever it answers, the connection stays in order
                 ws.send(encode({"type": "ping", "id": f"sync{n}"}))
                 try:
                     while True:
                         answer = _recv(ws, 15)
                         assert isinstance(answer, dict) and isinstance(answer.get("type"), str)
+                        started.feed(answer)
                         if answer == {"type": "pong", "id": f"sync{n}"}:
                             break
                 except ConnectionClosed:
