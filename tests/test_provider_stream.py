@@ -1,6 +1,6 @@
 """How the chat provider reads an SSE body off the wire: as bytes split at event boundaries,
 whatever the network reads cut, a broken UTF-8 byte in a token, and a body the upstream
-compressed although nobody asked it to (a real HTTP server on 127.0.0.1, the real SDK)."""
+compressed (a real HTTP server on 127.0.0.1)."""
 
 from __future__ import annotations
 

@@ -9,10 +9,34 @@ from typing import Any, TypeVar
 
 import openai
 
+from ..process import add_secret
 from .audio import SpeechRequest, TranscriptionRequest
-from .openai_compat import sdk_client, sdk_failure
+from .base import Reason, UpstreamError
+from .openai_compat import status_failure
 
 T = TypeVar("T")
+
+
+def sdk_client(
+    base_url: str, api_key: str, timeout_s: float, connect_timeout_s: float
+) -> openai.AsyncOpenAI:
+    """The ``openai`` SDK client of one provider: the key registered as a secret (never
+    logged, whoever echoes it: :mod:`npcbridge.process`), the timeouts, and no retries of its
+    own (they belong to the gateway, which knows the turn's latency budget)."""
+    add_secret(api_key)
+    timeout = openai.Timeout(timeout_s, connect=connect_timeout_s)
+    return openai.AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0)
+
+
+def sdk_failure(exc: openai.APIStatusError | openai.APIConnectionError) -> UpstreamError:
+    """The SDK's failure to get an answer as :class:`UpstreamError` in our own words
+    (:func:`~.openai_compat.status_failure` for an HTTP error status)."""
+    if isinstance(exc, openai.APIStatusError):
+        headers = {k.lower(): v for k, v in exc.response.headers.items()}
+        return status_failure(exc.status_code, headers, exc.message or "")
+    if isinstance(exc, openai.APITimeoutError):
+        return UpstreamError(timeout=True)
+    return UpstreamError(reason=Reason.CONNECT)
 
 
 class OpenAIAudioProvider:
@@ -28,7 +52,7 @@ class OpenAIAudioProvider:
         name: str = "openai",
     ) -> None:
         self.name = name
-        self.client = sdk_client(base_url, api_key, timeout_s, connect_timeout_s, aiohttp=False)
+        self.client = sdk_client(base_url, api_key, timeout_s, connect_timeout_s)
 
     async def speech(self, request: SpeechRequest) -> bytes:
         """One synthesis as WAV."""
@@ -67,7 +91,7 @@ class OpenAIAudioProvider:
 
 
 async def _calling(call: Awaitable[T]) -> T:
-    """``call``'s answer; the SDK's failures as :func:`~.openai_compat.sdk_failure` words them."""
+    """``call``'s answer; the SDK's failures as :func:`sdk_failure` words them."""
     try:
         return await call
     except (openai.APIStatusError, openai.APIConnectionError) as exc:

@@ -1,33 +1,51 @@
-"""Any OpenAI-compatible upstream through the official ``openai`` SDK (Groq by default)."""
+"""Any OpenAI-compatible upstream's chat completions (Groq by default), streamed over aiohttp.
+
+The request is one POST of a JSON body and the answer an SSE stream (:mod:`.sse` reads it), so
+the provider sends it with aiohttp itself instead of through the ``openai`` SDK: the SDK's
+per-request path (request options, its HTTP library's request, URL and header objects, then
+the transport's) cost more CPU than the rest of the upstream call and delayed the request's
+first byte (bench/RESULTS.md). What the SDK did for the request is done here: the bearer key,
+the timeouts, the connection pool, the proxy, HTTP status errors and the wait a 429 asks for.
+The fake upstream the tests run against is itself checked with the SDK
+(tests/test_fake_upstream*.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import re
+import ssl
+import urllib.parse
+import urllib.request
 from collections.abc import AsyncIterator
 from typing import Any
 
-import openai
+import aiohttp
+import certifi
 import orjson
 
 from ..process import add_secret
 from .base import ProviderRequest, Reason, StreamDone, StreamEvent, UpstreamError
-from .sse import HttpResponse, StreamState, body, merged
+from .sse import StreamState, merged
+
+#: the most bytes of the body taken at once: a backlog of tokens goes down the pipeline in
+#: pieces of this size, so no one delta holds a long reply's text while a client's outbox
+#: counts it (server/outbox.py) and other streams run between the pieces
+READ_BYTES = 16384
 
 #: a network read at least this long (bytes) is a backlog: the stream yields to the loop
 BACKLOG_BYTES = 8192
 
-#: the SDK's description of this machine (OS, architecture, Python and SDK versions): the
-#: upstream needs none of it, so it is not sent (``openai.Omit`` removes a default header)
-PLATFORM_HEADERS = (
-    "X-Stainless-Lang",
-    "X-Stainless-Package-Version",
-    "X-Stainless-OS",
-    "X-Stainless-Arch",
-    "X-Stainless-Runtime",
-    "X-Stainless-Runtime-Version",
-    "X-Stainless-Async",
-)
+#: open connections to the upstream at most (each streaming reply holds one), and how long an
+#: idle one is kept for the next request: the openai SDK's own pool limits
+MAX_CONNECTIONS = 1000
+KEEPALIVE_S = 5.0
+
+#: who is asking, for the upstream's logs
+USER_AGENT = "npcbridge"
+
+#: the part of an error response's body that is read for the wait it asks for
+ERROR_BODY_BYTES = 65536
 
 #: Parameters Groq answers with 400; dropped for every upstream (none of ours needs them).
 UNSUPPORTED_PARAMS = ("logprobs", "logit_bias", "top_logprobs", "n")
@@ -75,23 +93,39 @@ def parse_duration_s(text: str | None) -> float | None:
     return h * 3600 + m * 60 + s + ms / 1000
 
 
-def sdk_client(
-    base_url: str, api_key: str, timeout_s: float, connect_timeout_s: float, *, aiohttp: bool
-) -> openai.AsyncOpenAI:
-    """The ``openai`` SDK client of one provider: the key registered as a secret (never
-    logged, whoever echoes it: :mod:`npcbridge.process`), the timeouts, and no retries of its
-    own (they belong to the gateway, which knows the turn's latency budget). ``aiohttp``: on
-    the SDK's aiohttp transport (the chat stream, bench/RESULTS.md) instead of its default."""
-    add_secret(api_key)
-    timeout = openai.Timeout(timeout_s, connect=connect_timeout_s)
-    http_client = openai.DefaultAioHttpClient(timeout=timeout) if aiohttp else None
-    return openai.AsyncOpenAI(
-        base_url=base_url,
-        api_key=api_key,
-        timeout=timeout,
-        max_retries=0,
-        http_client=http_client,
+def status_failure(status: int, headers: dict[str, str], body_text: str) -> UpstreamError:
+    """An HTTP error answer as :class:`UpstreamError` in our own words: the upstream's body
+    may echo our headers, so only the status, the headers (lower-cased keys) and the wait it
+    asks for (``retry-after``, else Groq's "try again in 1m0.36s" in the body) are kept."""
+    after = parse_duration_s(headers.get("retry-after"))
+    if after is None:
+        match = _TRY_AGAIN.search(body_text)
+        after = parse_duration_s(match.group(1)) if match else None
+    return UpstreamError(status=status, retry_after_s=after, headers=headers)
+
+
+def http_timeout(timeout_s: float, connect_timeout_s: float) -> aiohttp.ClientTimeout:
+    """A request's timeouts: ``connect_timeout_s`` to open a connection, ``timeout_s`` for a
+    free connection of the pool and between two reads of the answer; no limit on a whole
+    reply (the gateway's turn deadline is that limit)."""
+    return aiohttp.ClientTimeout(
+        total=None, connect=timeout_s, sock_connect=connect_timeout_s, sock_read=timeout_s
     )
+
+
+def env_proxy(url: str) -> str | None:
+    """The proxy the environment names for ``url`` (``HTTPS_PROXY`` / ``HTTP_PROXY``, unless
+    ``NO_PROXY`` covers its host). Read once per provider: aiohttp's ``trust_env`` would read
+    the environment and ``~/.netrc`` again for every request, which doubled the CPU of one."""
+    parts = urllib.parse.urlsplit(url)
+    if urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
+
+
+def _lower_keys(headers: Any) -> dict[str, str]:
+    """A response's headers as a plain dict with lower-cased keys (what the gateway reads)."""
+    return {key.lower(): value for key, value in headers.items()}
 
 
 class OpenAICompatProvider:
@@ -109,17 +143,39 @@ class OpenAICompatProvider:
     ) -> None:
         self.name = name
         self.include_usage = include_usage
-        self.client = sdk_client(base_url, api_key, timeout_s, connect_timeout_s, aiohttp=True)
-        self._omitted: dict[str, str | openai.Omit] = {
-            name: openai.Omit() for name in PLATFORM_HEADERS
+        add_secret(api_key)  # never logged, whoever echoes it (npcbridge.process)
+        self.chat_url = f"{base_url.rstrip('/')}/chat/completions"
+        self.timeout = http_timeout(timeout_s, connect_timeout_s)
+        self.proxy = env_proxy(self.chat_url)
+        self._headers = {
+            "Authorization": f"Bearer {api_key}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
         }
-        # an absolute URL: the SDK uses it as it is instead of joining the path to its base
-        # URL on every request (bench/RESULTS.md)
-        self.chat_url = f"{str(self.client.base_url).rstrip('/')}/chat/completions"
+        # made on the first request, inside the event loop that serves it
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=MAX_CONNECTIONS,
+                keepalive_timeout=KEEPALIVE_S,
+                # the CA bundle the openai SDK trusts too
+                ssl=ssl.create_default_context(cafile=certifi.where()),
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                headers=self._headers,
+                timeout=self.timeout,
+            )
+        return self._session
 
     async def aclose(self) -> None:
-        """Close the SDK's connection pool."""
-        await self.client.close()
+        """Close the connection pool."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     def _arguments(self, request: ProviderRequest) -> dict[str, Any]:
         kwargs: dict[str, Any] = sanitize_params(dict(request.params))
@@ -134,35 +190,42 @@ class OpenAICompatProvider:
             kwargs["response_format"] = request.response_format
         if self.include_usage:
             kwargs["stream_options"] = {"include_usage": True}
+        kwargs["stream"] = True
         return kwargs
+
+    async def _answer(self, request: ProviderRequest) -> aiohttp.ClientResponse:
+        """The upstream's 2xx answer to the request, its body not read yet."""
+        try:
+            response = await self._http().post(
+                self.chat_url, data=orjson.dumps(self._arguments(request)), proxy=self.proxy
+            )
+        except TimeoutError:  # aiohttp's connect and read timeouts are TimeoutErrors
+            raise UpstreamError("upstream timed out", timeout=True) from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(
+                f"upstream unreachable: {type(exc).__name__}", reason=Reason.CONNECT
+            ) from None
+        if response.status < 300:
+            return response
+        try:
+            text = (await response.content.read(ERROR_BODY_BYTES)).decode("utf-8", "replace")
+        except (TimeoutError, aiohttp.ClientError):
+            text = ""
+        finally:
+            response.release()
+        raise status_failure(response.status, _lower_keys(response.headers), text)
 
     async def stream(self, request: ProviderRequest) -> AsyncIterator[StreamEvent]:
         """Stream one completion; see :class:`npcbridge.providers.base.Provider`."""
-        kwargs = self._arguments(request)
-        kwargs["stream"] = True
-        try:
-            # The SDK sends the request (auth, headers, timeouts, status errors). The body is
-            # plain JSON already, so it is sent as encoded bytes (the SDK's typed-dict transform
-            # and its JSON encoder are skipped), and the stream is parsed here from the SSE
-            # lines: the SDK's typed chunk objects cost more CPU than the rest of a turn
-            # (bench/RESULTS.md).
-            response = await self.client.post(
-                self.chat_url,
-                cast_to=HttpResponse,
-                content=orjson.dumps(kwargs),
-                options={"headers": self._omitted},
-                stream=True,
-            )
-        except (openai.APIStatusError, openai.APIConnectionError) as exc:
-            raise sdk_failure(exc) from None
-        headers = dict(response.headers.items())  # the keys come lower-cased
+        response = await self._answer(request)
+        headers = _lower_keys(response.headers)
         state = StreamState()
         try:
             # Parse every complete line of each network read, then yield the read's events with
             # neighbouring text merged: the tokens that arrived together go down the pipeline
             # (transforms, frames) as one delta instead of one per token.
             rest = b""
-            async for data in body(response):
+            async for data in response.content.iter_chunked(READ_BYTES):
                 if (
                     data.startswith(b"data: {")
                     and data.endswith(b"}\n\n")
@@ -198,42 +261,13 @@ class OpenAICompatProvider:
                 raise UpstreamError(reason=reason)
         except UpstreamError:
             raise
-        except openai.APITimeoutError:
+        except TimeoutError:
             raise UpstreamError("upstream timed out mid-stream", timeout=True) from None
-        except openai.APIError as exc:
-            raise UpstreamError(
-                f"upstream stream failed: {type(exc).__name__}", reason=Reason.CUT
-            ) from None
-        except Exception as exc:  # the HTTP layer's own errors (connection reset, bad chunk)
-            if isinstance(exc, TimeoutError) or "Timeout" in type(exc).__name__:
-                raise UpstreamError("upstream timed out mid-stream", timeout=True) from None
+        except Exception as exc:  # the connection reset, a bad chunk or compressed body
             raise UpstreamError(
                 f"upstream stream broke: {type(exc).__name__}", reason=Reason.CUT
             ) from None
         finally:
-            await response.aclose()
+            # back to the pool when the body was read to its end, else the connection closes
+            response.release()
         yield StreamDone(finish=state.finish, usage=state.usage, headers=headers)
-
-
-def sdk_failure(exc: openai.APIStatusError | openai.APIConnectionError) -> UpstreamError:
-    """The SDK's failure to get an answer as :class:`UpstreamError` in our own words: the
-    upstream's body may echo our headers, so only the status and the wait it asks for are kept."""
-    if isinstance(exc, openai.APIStatusError):
-        headers = {k.lower(): v for k, v in exc.response.headers.items()}
-        return UpstreamError(
-            status=exc.status_code,
-            retry_after_s=_retry_after_s(headers, exc.message),
-            headers=headers,
-        )
-    if isinstance(exc, openai.APITimeoutError):
-        return UpstreamError(timeout=True)
-    return UpstreamError(reason=Reason.CONNECT)
-
-
-def _retry_after_s(headers: dict[str, str], body_text: str) -> float | None:
-    """The wait an error response asks for: ``retry-after``, else Groq's "try again in 1m0.36s"."""
-    after = parse_duration_s(headers.get("retry-after"))
-    if after is None:
-        match = _TRY_AGAIN.search(body_text or "")
-        after = parse_duration_s(match.group(1)) if match else None
-    return after

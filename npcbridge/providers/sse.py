@@ -9,25 +9,12 @@ needed per response. Each event's data is one ``chat.completion.chunk`` (decoded
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 
-try:  # the HTTP library the installed openai SDK is built on
-    from httpx2 import Response as HttpResponse
-except ImportError:  # pragma: no cover - SDK releases built on httpx
-    from httpx import Response as HttpResponse  # type: ignore[no-redef]
-
 from ..pipeline.turn import Usage
 from .base import Reason, StreamEvent, TextDelta, ToolCallDelta, UpstreamError
-
-
-def body(response: HttpResponse) -> AsyncIterator[bytes]:
-    """The response body's bytes as they arrive; a body the upstream compressed anyway is
-    decompressed by the HTTP library."""
-    encoding = response.headers.get("content-encoding", "identity").strip().lower()
-    return response.aiter_raw() if encoding == "identity" else response.aiter_bytes()
 
 
 def merged(events: list[StreamEvent]) -> list[StreamEvent]:
