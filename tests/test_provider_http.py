@@ -159,7 +159,15 @@ async def test_an_error_status_keeps_its_status_headers_and_wait_and_no_text(
     status: int, headers: dict[str, str], body: str, retry_after_s: float | None
 ) -> None:
     async def handler(request: web.Request) -> web.StreamResponse:
-        return web.Response(status=status, text=body, headers=headers)
+        # the body in two writes: the wait in it is found wherever the network cuts it
+        response = web.StreamResponse(status=status, headers=headers)
+        await response.prepare(request)
+        half = len(body) // 2
+        await response.write(body[:half].encode())
+        await asyncio.sleep(0.02)
+        await response.write(body[half:].encode())
+        await response.write_eof()
+        return response
 
     async with upstream(handler) as base_url:
         error = await failure_of(base_url)

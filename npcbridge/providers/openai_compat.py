@@ -207,12 +207,18 @@ class OpenAICompatProvider:
             ) from None
         if response.status < 300:
             return response
+        body = b""
         try:
-            text = (await response.content.read(ERROR_BODY_BYTES)).decode("utf-8", "replace")
+            while len(body) < ERROR_BODY_BYTES:
+                piece = await response.content.read(ERROR_BODY_BYTES - len(body))
+                if not piece:
+                    break
+                body += piece
         except (TimeoutError, aiohttp.ClientError):
-            text = ""
+            pass  # the status and the headers are the answer; the wait may be in them
         finally:
             response.release()
+        text = body.decode("utf-8", "replace")
         raise status_failure(response.status, _lower_keys(response.headers), text)
 
     async def stream(self, request: ProviderRequest) -> AsyncIterator[StreamEvent]:
