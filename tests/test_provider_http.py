@@ -70,7 +70,8 @@ async def failure_of(base_url: str, **options: Any) -> UpstreamError:
     provider = OpenAICompatProvider(base_url=base_url, api_key="sk-test", **options)
     try:
         with pytest.raises(UpstreamError) as info:
-            await events_of(provider)
+            # bounded: a timeout that does not work fails the test instead of hanging it
+            await asyncio.wait_for(events_of(provider), 5)
     finally:
         await provider.aclose()
     return info.value

@@ -12,7 +12,7 @@ import openai
 from ..process import add_secret
 from .audio import SpeechRequest, TranscriptionRequest
 from .base import Reason, UpstreamError
-from .openai_compat import status_failure
+from .openai_compat import lower_keys, status_failure
 
 T = TypeVar("T")
 
@@ -32,7 +32,7 @@ def sdk_failure(exc: openai.APIStatusError | openai.APIConnectionError) -> Upstr
     """The SDK's failure to get an answer as :class:`UpstreamError` in our own words
     (:func:`~.openai_compat.status_failure` for an HTTP error status)."""
     if isinstance(exc, openai.APIStatusError):
-        headers = {k.lower(): v for k, v in exc.response.headers.items()}
+        headers = lower_keys(exc.response.headers)
         return status_failure(exc.status_code, headers, exc.message or "")
     if isinstance(exc, openai.APITimeoutError):
         return UpstreamError(timeout=True)

@@ -123,7 +123,7 @@ def env_proxy(url: str) -> str | None:
     return urllib.request.getproxies().get(parts.scheme)
 
 
-def _lower_keys(headers: Any) -> dict[str, str]:
+def lower_keys(headers: Any) -> dict[str, str]:
     """A response's headers as a plain dict with lower-cased keys (what the gateway reads)."""
     return {key.lower(): value for key, value in headers.items()}
 
@@ -219,12 +219,12 @@ class OpenAICompatProvider:
         finally:
             response.release()
         text = body.decode("utf-8", "replace")
-        raise status_failure(response.status, _lower_keys(response.headers), text)
+        raise status_failure(response.status, lower_keys(response.headers), text)
 
     async def stream(self, request: ProviderRequest) -> AsyncIterator[StreamEvent]:
         """Stream one completion; see :class:`npcbridge.providers.base.Provider`."""
         response = await self._answer(request)
-        headers = _lower_keys(response.headers)
+        headers = lower_keys(response.headers)
         state = StreamState()
         try:
             # Parse every complete line of each network read, then yield the read's events with
